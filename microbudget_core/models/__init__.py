@@ -1,0 +1,89 @@
+"""Models: the offline defaults by id, hub ids and local folders through one `load_model()`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from ..assets import MINILM, asset_path
+from ..errors import MicrobudgetError
+from .bundle import CAUSAL_LM, IMAGE, TEXT, ModelBundle, ModelSpec, count_params
+
+__all__ = ["ModelBundle", "ModelSpec", "load_model", "load_saved", "count_params", "OFFLINE_MODELS",
+           "TEXT", "IMAGE", "CAUSAL_LM"]
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    id: str
+    task: str
+    description: str
+    load: Callable[[list[str] | None, int | None], ModelBundle]  # (labels, image_size)
+
+
+def _minilm(labels: list[str] | None, image_size: int | None) -> ModelBundle:
+    from .hf import load_hf_classifier
+
+    folder = asset_path(MINILM).parent  # verifies the weights' sha256 first
+    return load_hf_classifier(str(folder), TEXT, labels, name="minilm-l6")
+
+
+def _mobilenet(labels: list[str] | None, image_size: int | None) -> ModelBundle:
+    from .vision import load_mobilenet_v2
+
+    return load_mobilenet_v2(labels, image_size or 224)
+
+
+OFFLINE_MODELS = {
+    m.id: m
+    for m in [
+        OfflineModel("minilm-l6", TEXT, "all-MiniLM-L6-v2 sentence encoder (22.7M params), text", _minilm),
+        OfflineModel("mobilenet-v2", IMAGE, "MobileNetV2, ImageNet-1k weights (3.5M params), vision", _mobilenet),
+    ]
+}
+
+
+def load_model(spec: ModelSpec, labels: list[str] | None = None, task: str | None = None,
+               image_size: int | None = None) -> ModelBundle:
+    """Load a model for `labels` (a fresh head where they differ). Cached: never mutate the result.
+
+    `image_size` is the input resolution for the project's own vision models (hub models keep theirs).
+    """
+    return _load_cached(spec.id, tuple(labels) if labels else None, task, image_size)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None,
+                 image_size: int | None) -> ModelBundle:
+    from .hf import guess_task, load_hf_classifier
+
+    label_list = list(labels) if labels else None
+    if model_id in OFFLINE_MODELS:
+        entry = OFFLINE_MODELS[model_id]
+        if task and task != entry.task:
+            raise MicrobudgetError(f"Model '{model_id}' is a {entry.task} model; this dataset needs {task}.",
+                                   "Pick a model and dataset of the same kind (text or images).")
+        return entry.load(label_list, image_size)
+    path = Path(model_id).expanduser()
+    if path.is_file() or (model_id.startswith((".", "/", "~")) and not path.exists()):
+        raise MicrobudgetError(f"'{model_id}' is not a model folder.",
+                               "Give a folder saved with save_pretrained(), a hub id, or one of: "
+                               + ", ".join(OFFLINE_MODELS))
+    return load_hf_classifier(model_id, task or guess_task(model_id), label_list)
+
+
+def load_saved(folder: Path) -> ModelBundle:
+    """Rebuild a bundle from a folder written by `ModelBundle.save()` (fp32 weights)."""
+    info = json.loads((folder / "microbudget.json").read_text())
+    if info["meta"].get("family") == "mobilenet-v2":
+        from .vision import load_saved_mobilenet
+
+        return load_saved_mobilenet(folder, info)
+    from .hf import load_hf_classifier
+
+    bundle = load_hf_classifier(str(folder), info["task"], info["labels"], name=info["name"])
+    bundle.meta = info["meta"]
+    return bundle

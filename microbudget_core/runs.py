@@ -1,0 +1,75 @@
+"""Run records in an append-only SQLite store that the app and the CLI share."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .paths import home
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    record TEXT NOT NULL  -- the Run as JSON: one column, so new fields need no migration
+)
+"""
+
+
+@dataclass
+class Run:
+    model: str
+    dataset: str
+    task: str
+    steps: list[dict[str, Any]]  # [{"technique": id, "config": {...}}, ...]
+    baseline: dict[str, Any]
+    result: dict[str, Any]
+    ratios: dict[str, float]
+    artifact_path: str | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def label(self) -> str:
+        """A short name for charts: the pipeline's technique ids."""
+        return " -> ".join(step["technique"] for step in self.steps) or "original"
+
+
+class RunStore:
+    """Runs kept in SQLite (WAL mode): each run is one committed insert, never rewritten."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or home() / "runs.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def add(self, run: Run) -> Run:
+        with self._connect() as connection:  # commits on success, rolls back on error
+            connection.execute("INSERT INTO runs VALUES (?, ?, ?)",
+                               (run.run_id, run.created_at, json.dumps(run.to_json())))
+        return run
+
+    def list(self, dataset: str | None = None) -> list[Run]:
+        """All runs, oldest first; only one dataset's when given."""
+        with self._connect() as connection:
+            rows = connection.execute("SELECT record FROM runs ORDER BY created_at, rowid").fetchall()
+        runs = [Run(**json.loads(record)) for (record,) in rows]
+        return [run for run in runs if dataset is None or run.dataset == dataset]
+
+    def get(self, run_id: str) -> Run | None:
+        with self._connect() as connection:
+            row = connection.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return Run(**json.loads(row[0])) if row else None

@@ -1,0 +1,38 @@
+"""PyTorch dynamic int8: Linear weights stored as int8, activations quantized on the fly."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..data import Dataset
+from ..errors import MicrobudgetError
+from ..models import ModelBundle
+from ..progress import Progress, no_progress
+
+ID = "dynamic-int8"
+DESCRIPTION = "PyTorch dynamic int8 on Linear layers (weights int8, activations quantized per call)"
+
+
+@dataclass(frozen=True)
+class Config:
+    """No knobs yet: every nn.Linear is quantized per-tensor with the default x86 engine."""
+
+
+def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
+          progress: Progress = no_progress) -> ModelBundle:
+    if not any(isinstance(module, torch.nn.Linear) for module in bundle.model.modules()):
+        raise MicrobudgetError(f"Model '{bundle.name}' has no Linear layers, so dynamic int8 changes nothing.",
+                               "Pick a transformer model, or a quantization technique for convolutions.")
+    progress(0.0, "Quantizing Linear layers to int8")
+    with warnings.catch_warnings():
+        # torch.ao.quantization warns it is deprecated in favour of torchao; it is still the
+        # fastest dynamic int8 path on this CPU (see DESIGN.md's measurements).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        model = torch.ao.quantization.quantize_dynamic(bundle.model, {torch.nn.Linear},
+                                                       dtype=torch.qint8, inplace=False)
+    progress(1.0, "Quantized")
+    return replace(bundle, model=model, meta={**bundle.meta, "quantized": "dynamic-int8"})

@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny models and datasets built locally, and a private data folder per test."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+POSITIVE = "good great excellent superb wonderful delightful brilliant moving".split()
+NEGATIVE = "bad awful boring dull terrible tedious clumsy weak".split()
+FILLER = "the film movie plot actors story was is a an and but with this".split()
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own MICROBUDGET_HOME, so no test sees another's runs or caches."""
+    home = tmp_path_factory.mktemp("microbudget-home")
+    monkeypatch.setenv("MICROBUDGET_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # tests never reach for the network
+    return home
+
+
+def sentiment_rows(count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """A learnable two-class text task: the class decides which sentiment words appear."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.sample(POSITIVE if label == "pos" else NEGATIVE, 2) + rng.sample(FILLER, 5)
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def sentiment_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    path.write_text("text,label\n" + "".join(f"{text},{label}\n" for text, label in sentiment_rows(240)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT with a word-level vocabulary, saved like any hub model folder."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(POSITIVE + NEGATIVE + FILLER))
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(folder)
+    return folder

@@ -1,0 +1,160 @@
+"""The engine on tiny local models: loading, training, measuring, techniques, runs, pipeline."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from microbudget_core import techniques
+from microbudget_core.baseline import build_baseline
+from microbudget_core.data import DatasetSpec, load_dataset
+from microbudget_core.errors import MicrobudgetError
+from microbudget_core.measure import MeasureConfig, measure
+from microbudget_core.models import ModelSpec, count_params, load_model, load_saved
+from microbudget_core.pipeline import Request, run_pipeline
+from microbudget_core.runs import Run, RunStore
+from microbudget_core.training import TrainConfig, train_classifier
+
+FAST = MeasureConfig(memory=False, warmup=1, latency_runs=5)
+CONTRACT = {"size_bytes", "params", "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "accuracy",
+            "macro_f1", "fidelity", "peak_rss_mb"}
+LEARN_FAST = TrainConfig(epochs=8, learning_rate=3e-3, batch_size=16, patience=3)
+
+
+@pytest.fixture
+def dataset(sentiment_csv):
+    return load_dataset(DatasetSpec(f"csv:{sentiment_csv}"))
+
+
+def test_local_folder_loads_like_a_hub_id_with_a_fresh_head(tiny_text_model, dataset):
+    bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification")
+    assert bundle.labels == ["neg", "pos"]
+    assert not bundle.head_trained
+    assert bundle.logits(["good film", "bad film"]).shape == (2, 2)
+
+
+def test_hub_id_offline_fails_fast_with_a_clear_message():
+    with pytest.raises(MicrobudgetError, match="'someone/not-a-model'.*unreachable.*or no such model"):
+        load_model(ModelSpec("someone/not-a-model"), ["a", "b"], "text-classification")
+
+
+def test_missing_local_folder_and_file_are_rejected(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    for bad in [str(tmp_path / "missing"), str(tmp_path / "weights.bin")]:
+        with pytest.raises(MicrobudgetError, match="not a model folder"):
+            load_model(ModelSpec(bad), ["a", "b"], "text-classification")
+
+
+def test_training_learns_and_never_touches_the_input(tiny_text_model, dataset):
+    bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification")
+    before = {k: v.clone() for k, v in bundle.model.state_dict().items()}
+    trained, report = train_classifier(bundle, dataset.train, LEARN_FAST)
+    accuracy = np.mean(trained.predict(dataset.eval.inputs) == dataset.eval.labels)
+    assert accuracy >= 0.9, f"eval accuracy {accuracy}"
+    assert report.train_examples == len(dataset.train) - min(300, len(dataset.train) // 5)
+    assert report.history and report.train_seconds > 0
+    assert all(torch.equal(before[k], v) for k, v in bundle.model.state_dict().items())
+
+
+def test_measure_reports_the_contract_fields(tiny_text_model, dataset):
+    bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification")
+    result = measure(bundle, dataset.eval, config=replace(FAST, memory=True))
+    assert CONTRACT <= result.metrics.keys()
+    m = result.metrics
+    assert m["latency_ms_p95"] >= m["latency_ms_p50"] > 0
+    assert m["fidelity"] == 1.0 and 0 <= m["accuracy"] <= 1
+    assert m["params"] == count_params(bundle.model) > 0
+    assert m["peak_rss_mb"] > 50  # a fresh Python process with torch loaded
+    flipped = measure(bundle, dataset.eval, reference=1 - result.predictions, config=FAST)
+    assert flipped.metrics["fidelity"] == 0.0
+
+
+def test_dynamic_int8_shrinks_a_copy_and_keeps_predictions(tiny_text_model, dataset):
+    bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification")
+    trained, _ = train_classifier(bundle, dataset.train, LEARN_FAST)
+    technique = techniques.get("dynamic-int8")
+    quantized = technique.apply(trained, technique.Config())
+    assert any("Quantized" in type(m).__name__ or "quantized" in type(m).__module__
+               for m in quantized.model.modules())
+    assert all(type(m) is not torch.nn.Linear for m in quantized.model.modules())
+    assert any(type(m) is torch.nn.Linear for m in trained.model.modules()), "input was modified"
+    original = measure(trained, dataset.eval, config=FAST)
+    result = measure(quantized, dataset.eval, reference=original.predictions, config=FAST)
+    assert result.metrics["size_bytes"] < original.metrics["size_bytes"]
+    assert result.metrics["fidelity"] >= 0.9
+
+
+def test_dynamic_int8_refuses_a_model_without_linear_layers(tiny_text_model, dataset):
+    bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification")
+    conv_only = replace(bundle, model=torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)), name="conv")
+    with pytest.raises(MicrobudgetError, match="no Linear layers"):
+        techniques.get("dynamic-int8").apply(conv_only, techniques.get("dynamic-int8").Config())
+
+
+def test_unknown_technique_and_bad_settings_are_explained():
+    with pytest.raises(MicrobudgetError, match="Unknown technique 'magic'.*dynamic-int8"):
+        techniques.get("magic")
+    with pytest.raises(MicrobudgetError, match="has no setting 'bits'"):
+        techniques.make_config(techniques.get("dynamic-int8"), {"bits": "4"})
+
+
+def test_every_technique_module_follows_the_contract():
+    for technique_id, module in techniques.registry().items():
+        assert module.ID == technique_id and module.DESCRIPTION
+        assert module.Config.__dataclass_params__.frozen
+        assert callable(module.apply)
+
+
+def test_baseline_is_trained_once_then_loaded_from_disk(tiny_text_model, dataset, private_home):
+    messages = []
+    first = build_baseline(str(tiny_text_model), dataset, LEARN_FAST, lambda f, m: messages.append(m))
+    assert any("fine-tuning" in m for m in messages)
+    cached = list((private_home / "baselines").iterdir())
+    assert len(cached) == 1 and not any(".partial" in p.name for p in cached)
+    messages.clear()
+    second = build_baseline(str(tiny_text_model), dataset, LEARN_FAST, lambda f, m: messages.append(m))
+    assert messages == []
+    np.testing.assert_allclose(first.logits(dataset.eval.inputs[:8]), second.logits(dataset.eval.inputs[:8]),
+                               atol=1e-5)
+    reloaded = load_saved(cached[0])
+    assert reloaded.meta["train_examples"] > 0 and reloaded.head_trained
+
+
+def test_pipeline_stores_a_run_with_the_contract(tiny_text_model, sentiment_csv, tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("microbudget_core.baseline").baseline.RECIPES, "text-classification", LEARN_FAST)
+    store = RunStore(tmp_path / "runs.sqlite")
+    request = Request(str(tiny_text_model), f"csv:{sentiment_csv}", [("dynamic-int8", {})], eval_limit=30)
+    run = run_pipeline(request, store=store, measure_config=FAST)
+    assert CONTRACT <= run.baseline.keys() and CONTRACT <= run.result.keys()
+    assert run.baseline["train_seconds"] > 0 and "train_seconds" not in run.result
+    assert run.ratios["size"] == pytest.approx(run.baseline["size_bytes"] / run.result["size_bytes"])
+    assert run.ratios["latency"] == pytest.approx(run.baseline["latency_ms_p50"] / run.result["latency_ms_p50"])
+    assert run.result["eval_examples"] == 30
+    assert run.steps == [{"technique": "dynamic-int8", "config": {}}]
+    assert [r.run_id for r in store.list()] == [run.run_id]
+    assert (tmp_path / "runs.sqlite").exists()
+
+
+def test_pipeline_rejects_bad_ids_before_any_work(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    with pytest.raises(MicrobudgetError, match="Unknown technique"):
+        run_pipeline(Request("minilm-l6", "rotten-tomatoes", [("nope", {})]), store=store)
+    with pytest.raises(MicrobudgetError, match="Unknown dataset"):
+        run_pipeline(Request("minilm-l6", "nope", []), store=store)
+    assert store.list() == []
+
+
+def test_run_store_is_append_only_and_survives_a_failed_write(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    first = store.add(Run("m", "d", "text-classification", [], {"accuracy": 1}, {"accuracy": 1}, {}))
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add(replace(first))  # same run_id: refused, not overwritten
+    store.add(Run("m", "other", "text-classification", [], {}, {}, {}))
+    assert [r.run_id for r in store.list("d")] == [first.run_id]
+    assert len(RunStore(tmp_path / "runs.sqlite").list()) == 2
+    mode = sqlite3.connect(tmp_path / "runs.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
