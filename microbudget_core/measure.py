@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -41,14 +42,17 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        progress(0.0, "Measuring size")
-        size = _artifact_size(bundle, artifact_dir)
-        progress(0.1, "Measuring batch-1 latency")
+        with tempfile.TemporaryDirectory() as scratch:
+            progress(0.0, "Measuring size")
+            artifact = bundle.save(artifact_dir or Path(scratch) / "artifact")
+            size = sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
+            progress(0.05, "Measuring peak memory in a fresh process")
+            batch = eval_split.inputs[: config.batch_size]
+            peak_rss = _peak_rss_mb(artifact, batch, Path(scratch)) if config.memory else None
+        progress(0.15, "Measuring batch-1 latency")
         latencies = _latencies_ms(bundle, eval_split.inputs, config)
         progress(0.3, "Measuring accuracy and batch throughput")
         predictions, throughput = _predict_all(bundle, eval_split.inputs, config.batch_size, progress)
-        progress(0.9, "Measuring peak memory")
-        peak_rss = _peak_rss_mb(bundle, eval_split.inputs[: config.batch_size]) if config.memory else None
     finally:
         torch.set_num_threads(threads)
     labels = eval_split.labels
@@ -78,18 +82,6 @@ def ratios(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, float]
     }
 
 
-def _artifact_size(bundle: ModelBundle, artifact_dir: Path | None) -> int:
-    """Bytes of the saved artifact (weights + config + preprocessor), not the in-memory tensors."""
-    if artifact_dir is not None:
-        return _folder_bytes(bundle.save(artifact_dir))
-    with tempfile.TemporaryDirectory() as folder:
-        return _folder_bytes(bundle.save(Path(folder)))
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-
-
 def _latencies_ms(bundle: ModelBundle, inputs: list[Any], config: MeasureConfig) -> list[float]:
     """Batch-1 wall times over the first eval examples, after warm-up calls."""
     for example in inputs[: config.warmup]:
@@ -115,20 +107,18 @@ def _predict_all(bundle: ModelBundle, inputs: list[Any], batch_size: int,
     return np.concatenate(predictions), len(inputs) / elapsed
 
 
-def _peak_rss_mb(bundle: ModelBundle, batch: list[Any]) -> float:
-    """Peak resident memory of a fresh process that holds the model and runs one batch.
+def _peak_rss_mb(artifact: Path, batch: list[Any], scratch: Path) -> float | None:
+    """Peak resident memory of a fresh process that loads the artifact and runs one batch.
 
     Measured in a child process: in this one, the original model and every earlier
-    result stay resident, so the process peak would not reflect the model measured.
+    result stay resident, so this process's peak would not reflect the model measured.
+    None when the probe fails (reported as unavailable rather than failing the run).
     """
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        return pool.apply(_serve_one_batch, (bundle, batch))
-
-
-def _serve_one_batch(bundle: ModelBundle, batch: list[Any]) -> float:
-    torch.set_num_threads(MeasureConfig.threads)
-    bundle.logits(batch)
-    status = Path("/proc/self/status").read_text()
-    peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
-    return peak_kb / 1024
+    inputs = scratch / "probe-inputs.npz"
+    np.savez(inputs, *[np.asarray(example) for example in batch])
+    command = [sys.executable, "-m", "microbudget_core.memory_probe", str(artifact), str(inputs)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+        return float(done.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return None

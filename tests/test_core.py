@@ -158,3 +158,12 @@ def test_run_store_is_append_only_and_survives_a_failed_write(tmp_path):
     assert len(RunStore(tmp_path / "runs.sqlite").list()) == 2
     mode = sqlite3.connect(tmp_path / "runs.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_a_quantized_artifact_loads_back_with_the_same_predictions(tiny_text_model, dataset, tmp_path):
+    bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification")
+    technique = techniques.get("dynamic-int8")
+    quantized = technique.apply(bundle, technique.Config())
+    reloaded = load_saved(quantized.save(tmp_path / "artifact"))
+    assert (tmp_path / "artifact" / "model.pt").exists()
+    np.testing.assert_allclose(reloaded.logits(dataset.eval.inputs), quantized.logits(dataset.eval.inputs), atol=1e-5)

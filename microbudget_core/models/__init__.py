@@ -8,6 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from ..assets import MINILM, asset_path
 from ..errors import MicrobudgetError
 from .bundle import CAUSAL_LM, IMAGE, TEXT, ModelBundle, ModelSpec, count_params
@@ -76,14 +78,22 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
 
 
 def load_saved(folder: Path) -> ModelBundle:
-    """Rebuild a bundle from a folder written by `ModelBundle.save()` (fp32 weights)."""
+    """Rebuild a bundle from a folder written by `ModelBundle.save()`, quantized ones included."""
     info = json.loads((folder / "microbudget.json").read_text())
     if info["meta"].get("family") == "mobilenet-v2":
         from .vision import load_saved_mobilenet
 
-        return load_saved_mobilenet(folder, info)
-    from .hf import load_hf_classifier
+        bundle = load_saved_mobilenet(folder, info)
+    else:
+        from .hf import load_saved_hf
 
-    bundle = load_hf_classifier(str(folder), info["task"], info["labels"], name=info["name"])
-    bundle.meta = info["meta"]
+        bundle = load_saved_hf(folder, info)
+    quantized_weights = folder / "model.pt"
+    if quantized_weights.exists():
+        from .. import techniques
+
+        # Recreate the quantized module structure, then fill it with the stored int8 weights.
+        for technique_id in info["meta"].get("structure", []):
+            bundle.model = techniques.get(technique_id).restructure(bundle.model)
+        bundle.model.load_state_dict(torch.load(quantized_weights, map_location="cpu", weights_only=True))
     return bundle

@@ -73,6 +73,22 @@ def load_hf_classifier(source: str, task: str, labels: list[str] | None, name: s
                        head_trained=keep_head)
 
 
+def load_saved_hf(folder: Path, info: dict[str, Any]) -> ModelBundle:
+    """A bundle from a saved folder: trained weights if stored as safetensors, else only the architecture."""
+    if (folder / "model.safetensors").exists():
+        bundle = load_hf_classifier(str(folder), info["task"], info["labels"], name=info["name"])
+    else:  # quantized: models.load_saved loads the int8 state dict into this architecture
+        config = transformers.AutoConfig.from_pretrained(folder)
+        auto = (transformers.AutoModelForSequenceClassification if info["task"] == TEXT
+                else transformers.AutoModelForImageClassification)
+        preprocess = (TextPreprocessor(transformers.AutoTokenizer.from_pretrained(folder)) if info["task"] == TEXT
+                      else HubImagePreprocessor(transformers.AutoImageProcessor.from_pretrained(folder)))
+        bundle = ModelBundle(model=auto.from_config(config).eval(), task=info["task"], labels=info["labels"],
+                             preprocess=preprocess, name=info["name"])
+    bundle.meta, bundle.head_trained = dict(info["meta"]), True
+    return bundle
+
+
 def guess_task(source: str) -> str:
     """Text or image classification, from the model's config."""
     config = _from_pretrained(transformers.AutoConfig, source)

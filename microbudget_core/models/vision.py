@@ -171,7 +171,9 @@ def load_saved_mobilenet(folder: Path, info: dict[str, Any]) -> ModelBundle:
     """Rebuild a bundle written by `ModelBundle.save()`; `info` is its parsed microbudget.json."""
     meta = info["meta"]
     model = MobileNetV2(num_classes=meta["num_classes"], width_mult=meta["width_mult"])
-    load_model(model, str(Path(folder) / "model.safetensors"))
+    weights = Path(folder) / "model.safetensors"
+    if weights.exists():  # else a quantized state dict follows (see models.load_saved)
+        load_model(model, str(weights))
     return ModelBundle(model=model.eval(), task=info["task"], labels=list(info["labels"]),
                        preprocess=_preprocessor(meta["image_size"]), name=info["name"], meta=dict(meta),
                        head_trained=True)

@@ -27,12 +27,17 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
         raise MicrobudgetError(f"Model '{bundle.name}' has no Linear layers, so dynamic int8 changes nothing.",
                                "Pick a transformer model, or a quantization technique for convolutions.")
     progress(0.0, "Quantizing Linear layers to int8")
+    model = restructure(bundle.model)
+    progress(1.0, "Quantized")
+    structure = [*bundle.meta.get("structure", []), ID]  # lets models.load_saved rebuild it
+    return replace(bundle, model=model, meta={**bundle.meta, "structure": structure})
+
+
+def restructure(model: torch.nn.Module) -> torch.nn.Module:
+    """A quantized copy of `model`: every nn.Linear becomes a dynamic int8 Linear."""
     with warnings.catch_warnings():
         # torch.ao.quantization warns it is deprecated in favour of torchao; it is still the
         # fastest dynamic int8 path on this CPU (see DESIGN.md's measurements).
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        model = torch.ao.quantization.quantize_dynamic(bundle.model, {torch.nn.Linear},
-                                                       dtype=torch.qint8, inplace=False)
-    progress(1.0, "Quantized")
-    return replace(bundle, model=model, meta={**bundle.meta, "quantized": "dynamic-int8"})
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)

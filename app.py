@@ -1,0 +1,12 @@
+"""microbudget: pick a model and a technique, run it, and see what it buys."""
+
+import streamlit as st
+
+st.set_page_config(page_title="microbudget", page_icon="🔬", layout="wide")
+
+pages = [
+    st.Page("pages/home.py", title="Methods at a glance", icon="🏠", default=True),
+    st.Page("pages/quantization.py", title="Quantization", icon="🧮"),
+    st.Page("pages/runs.py", title="Runs", icon="📋"),
+]
+st.navigation(pages).run()

@@ -1,0 +1,28 @@
+"""Child process for measure(): load a saved artifact, run one batch, print peak RSS in MB.
+
+Run as `python -m microbudget_core.memory_probe ARTIFACT_FOLDER INPUTS.npz`.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .measure import MeasureConfig
+from .models import load_saved
+
+
+def main(artifact: str, inputs_file: str) -> None:
+    torch.set_num_threads(MeasureConfig.threads)
+    bundle = load_saved(Path(artifact))
+    with np.load(inputs_file, allow_pickle=False) as stored:
+        batch = [stored[key].item() if stored[key].dtype.kind == "U" else stored[key] for key in stored.files]
+    bundle.logits(batch)
+    status = Path("/proc/self/status").read_text()
+    peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    print(peak_kb / 1024)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

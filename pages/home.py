@@ -1,0 +1,37 @@
+"""Home: what each miniaturization method costs and buys, and the model + dataset to work on."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+
+st.title("microbudget")
+st.markdown("Make a model **smaller, faster and cheaper**, and *see* what each method buys: "
+            "size, speed and accuracy of the result, measured beside the original on this machine.")
+
+st.subheader("Methods at a glance")
+METHODS = pd.DataFrame(
+    [
+        ["Transfer learning / fine-tuning", "Reuse a pretrained model; train only what the task needs",
+         "Same as the base model", "Little: hundreds of examples", "Low: minutes on a CPU"],
+        ["Knowledge distillation", "A small student learns the teacher's soft predictions",
+         "Student: 2-10x smaller and faster", "Task data, even unlabeled", "Medium: a training run"],
+        ["Quantization (int8, 8/4/2-bit)", "Store weights (and activations) in fewer bits",
+         "2-4x smaller (int8), up to 8x (4-bit); faster where kernels exist", "None or a small calibration set",
+         "Low: one call, no training"],
+        ["Pruning", "Remove weights, heads or layers that matter least", "Smaller; faster only if structured",
+         "Some, to recover accuracy", "Medium"],
+        ["Efficient architectures", "Pick a model designed for the budget (MobileNet, MiniLM)",
+         "Often 10x fewer FLOPs at similar accuracy", "As for fine-tuning", "Low: a choice, then fine-tune"],
+        ["Small specialist vs big generalist", "A fine-tuned small model for one task",
+         "100-1000x cheaper per prediction", "Task examples", "Low to medium"],
+    ],
+    columns=["Method", "What it does", "Size / inference cost", "Training data", "Effort"],
+)
+st.dataframe(METHODS, hide_index=True, width="stretch")
+
+st.subheader("Your model and data")
+model, dataset = ui.pick_model_and_dataset()
+st.caption(f"Selected: **{model or '—'}** on **{dataset or '—'}**. Open a lab in the sidebar to run a technique; "
+           "the first run fine-tunes the model for this dataset once and caches it.")
+st.page_link("pages/quantization.py", label="Go to the Quantization lab", icon="🧮")

@@ -1,0 +1,48 @@
+"""Quantization lab: run a quantization technique and compare the result with the original."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from microbudget_core import plots, techniques
+from microbudget_core.pipeline import Request, run_pipeline
+from microbudget_core.runs import RunStore
+
+st.title("Quantization")
+st.markdown("Store weights in fewer bits. Every row below is measured the same way, original included: "
+            "serialized size, batch-1 latency (median of 30), batch-32 throughput, and accuracy on the "
+            "held-out eval split.")
+
+model, dataset = ui.pick_model_and_dataset()
+choices = sorted(techniques.registry())
+technique = st.selectbox("Technique", choices, format_func=lambda t: f"{t} — {techniques.get(t).DESCRIPTION}")
+eval_limit = st.slider("Eval examples", 50, 1000, 300, step=50,
+                       help="More examples: a steadier accuracy figure, a slower run.")
+
+if st.button("Run", type="primary", disabled=not (model and dataset)):
+    request = Request(model, dataset, [(technique, {})], eval_limit)
+    run = ui.run_with_progress(f"{technique} on {model}", lambda progress: run_pipeline(request, progress=progress))
+    if run:
+        st.session_state["last_run_id"] = run.run_id
+
+store = RunStore()
+run = store.get(st.session_state.get("last_run_id", "")) if "last_run_id" in st.session_state else None
+if run:
+    st.subheader(f"{run.label} vs original")
+    st.markdown(f"**{plots.summary(run)}**")
+    columns = st.columns(4)
+    for column, (key, name, scale, unit, smaller_is_better) in zip(columns, plots.PANELS):
+        column.metric(name, f"{run.result[key] * scale:,.2f} {unit}",
+                      f"{(run.result[key] - run.baseline[key]) * scale:+,.2f} {unit}",
+                      delta_color="inverse" if smaller_is_better else "normal")
+    st.plotly_chart(plots.comparison_figure(run), width="stretch")
+    table = pd.DataFrame({"original": run.baseline, run.label: run.result}).rename_axis("metric")
+    st.dataframe(table, width="stretch")
+
+earlier = store.list(dataset)
+if earlier:
+    st.subheader(f"Runs on {dataset}")
+    st.dataframe(pd.DataFrame([{"run": r.run_id, "when": r.created_at, "model": r.model, "pipeline": r.label,
+                                "accuracy": r.result["accuracy"], "size x": r.ratios["size"],
+                                "speed x": r.ratios["latency"]} for r in reversed(earlier)]),
+                 hide_index=True, width="stretch")

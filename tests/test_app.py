@@ -1,0 +1,76 @@
+"""Every page through Streamlit's AppTest: no exception, and the content a person would look for."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def page(path: str, timeout: int = 60) -> AppTest:
+    return AppTest.from_file(str(ROOT / path), default_timeout=timeout)
+
+
+def test_home_lists_the_methods_and_the_offline_defaults():
+    at = page("app.py").run()
+    assert not at.exception
+    methods = at.dataframe[0].value
+    assert len(methods) == 6 and "Quantization (int8, 8/4/2-bit)" in set(methods["Method"])
+    assert at.selectbox(key="model_choice").value == "minilm-l6"
+    assert "rotten-tomatoes" in at.selectbox(key="dataset_choice_text").options[0]
+
+
+def test_home_offers_vision_datasets_for_the_vision_model():
+    at = page("app.py").run()
+    at.selectbox(key="model_choice").set_value("mobilenet-v2").run(timeout=60)
+    assert not at.exception
+    assert at.selectbox(key="dataset_choice_image").value == "mnist-5k"
+
+
+def _choose(at: AppTest, model: str, dataset: str) -> AppTest:
+    at.selectbox(key="model_choice").set_value(ui.OTHER).run(timeout=60)
+    at.text_input(key="model_other").input(model)
+    at.selectbox(key="dataset_choice_text").set_value(ui.OTHER).run(timeout=60)
+    at.text_input(key="dataset_other").input(dataset)
+    return at.run(timeout=60)
+
+
+def test_quantization_page_runs_and_plots_original_vs_result(tiny_text_model, sentiment_csv):
+    at = _choose(page("pages/quantization.py", 300).run(),
+                 str(tiny_text_model), f"csv:{sentiment_csv}")
+    at.slider[0].set_value(50)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    bars = [trace for trace in figure["data"] if trace["type"] == "bar"]
+    assert len(bars) == 4
+    assert all(len(bar["y"]) == 2 and all(v > 0 for v in bar["y"]) for bar in bars[:3])
+    size_original, size_int8 = bars[0]["y"]
+    assert size_int8 < size_original
+    assert [m.label for m in at.metric][:2] == ["Size", "Latency p50 (batch 1)"]
+
+    runs = page("pages/runs.py").run()
+    assert not runs.exception
+    assert list(runs.dataframe[0].value["pipeline"]) == ["dynamic-int8"]
+
+
+@pytest.mark.parametrize("model, message", [("someone/not-a-model", "unreachable"),
+                                            ("/no/such/folder", "not a model folder")])
+def test_quantization_page_explains_a_bad_model_in_one_error_box(model, message, sentiment_csv):
+    at = _choose(page("pages/quantization.py", 120).run(), model,
+                 f"csv:{sentiment_csv}")
+    at.button[0].click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and message in at.error[0].value
+
+
+def test_runs_page_says_when_there_are_no_runs():
+    at = page("pages/runs.py").run()
+    assert not at.exception
+    assert "No runs yet" in at.info[0].value
