@@ -35,6 +35,8 @@ BUNDLED = {
     for d in [
         BundledDataset("rotten-tomatoes", TEXT,
                        "Rotten Tomatoes critics' snippets, fresh vs rotten (12.7k, offline)", rotten_tomatoes),
-        BundledDataset("mnist-5k", IMAGE, "MNIST handwritten digits, 500 per class (5k, offline)", mnist_5k),
+        # 28x28 digits upscaled to 64 px: plenty for MobileNetV2, and 12x cheaper than 224 px.
+        BundledDataset("mnist-5k", IMAGE, "MNIST handwritten digits, 500 per class (5k, offline)", mnist_5k,
+                       image_size=64),
     ]
 }

@@ -66,7 +66,8 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
     if model_id in OFFLINE_MODELS:
         entry = OFFLINE_MODELS[model_id]
         if task and task != entry.task:
-            raise MicrobudgetError(f"Model '{model_id}' is a {entry.task} model; this dataset needs {task}.",
+            kind = "images" if entry.task == IMAGE else "text"
+            raise MicrobudgetError(f"Model '{model_id}' classifies {kind}, but this dataset needs a {task} model.",
                                    "Pick a model and dataset of the same kind (text or images).")
         return entry.load(label_list, image_size)
     path = Path(model_id).expanduser()

@@ -1,0 +1,99 @@
+"""End to end: `streamlit run` on a free loopback port, driven in headless Chromium by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium's background services try the network, which is closed here.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium package.")
+    port = _free_port()
+    env = {**os.environ, "MICROBUDGET_HOME": str(tmp_path_factory.mktemp("e2e-home")), "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        browser.close()
+
+
+def _assert_no_error(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick an option in a Streamlit selectbox by typing into its combobox."""
+    box = page.get_by_label(label, exact=False).first
+    box.click()
+    page.get_by_role("option", name=option, exact=False).first.click()
+
+
+def test_home_page_shows_the_methods_table(page, app_url):
+    page.goto(app_url)
+    page.get_by_text("Methods at a glance").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)
+    _assert_no_error(page)
+    page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
+
+
+def test_quantization_page_runs_and_draws_the_chart(page, app_url, tiny_text_model, sentiment_csv):
+    page.goto(f"{app_url}/quantization")
+    page.get_by_text("Store weights in fewer bits").wait_for(timeout=60_000)
+    _choose(page, "Base model", "other")
+    page.get_by_role("textbox", name="Hugging Face model id or local folder").fill(str(tiny_text_model))
+    page.keyboard.press("Enter")
+    _choose(page, "Dataset", "other")
+    page.get_by_role("textbox", name="Dataset id").fill(f"csv:{sentiment_csv}")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Run").click()
+    chart = page.locator('[data-testid="stPlotlyChart"] .main-svg').first
+    chart.wait_for(timeout=300_000)
+    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=30_000)
+    _assert_no_error(page)
+    assert page.locator('[data-testid="stPlotlyChart"] .bars .point').count() >= 8  # 4 panels x 2 bars
+    assert "smaller" in page.locator('[data-testid="stMarkdown"]').all_inner_texts().__str__()
+    page.screenshot(path=str(ARTIFACTS / "quantization.png"), full_page=True)

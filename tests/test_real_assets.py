@@ -1,0 +1,52 @@
+"""Integration on the real offline assets (slow: builds the default baselines once, ~10 min)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from microbudget_core import assets
+from microbudget_core.errors import MicrobudgetError
+from microbudget_core.models import ModelSpec, load_model
+from test_cli import cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory):
+    """One data folder for this module, so each default baseline is built once."""
+    return tmp_path_factory.mktemp("real-home")
+
+
+def test_minilm_loads_as_a_classifier_for_the_dataset_labels():
+    bundle = load_model(ModelSpec("minilm-l6"), ["fresh", "rotten"], "text-classification")
+    assert bundle.labels == ["fresh", "rotten"] and not bundle.head_trained
+    assert 22_000_000 < sum(p.numel() for p in bundle.model.parameters()) < 23_500_000
+
+
+def test_a_corrupt_minilm_file_is_caught_by_its_checksum(tmp_path, monkeypatch):
+    weights = tmp_path / assets.MINILM.relative_path
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"not safetensors")
+    monkeypatch.setattr(assets, "package_dir", lambda package: tmp_path)
+    with pytest.raises(MicrobudgetError, match="does not match its published sha256"):
+        load_model(ModelSpec("minilm-l6"), ["neg", "pos"], "text-classification")
+
+
+@pytest.mark.parametrize("model, dataset, floor", [("minilm-l6", "rotten-tomatoes", 0.80),
+                                                   ("mobilenet-v2", "mnist-5k", 0.95)])
+def test_cli_dynamic_int8_on_the_offline_defaults(model, dataset, floor, shared_home, monkeypatch):
+    monkeypatch.setenv("MICROBUDGET_HOME", str(shared_home))
+    done = cli("run", "--model", model, "--dataset", dataset, "--technique", "dynamic-int8", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = json.loads(done.stdout)
+    baseline, result = run["baseline"], run["result"]
+    assert baseline["accuracy"] >= floor, f"baseline accuracy {baseline['accuracy']}"
+    assert baseline["eval_examples"] == 1000 and baseline["train_seconds"] > 0
+    assert result["accuracy"] >= floor - 0.03 and result["fidelity"] >= 0.9
+    assert result["size_bytes"] < baseline["size_bytes"]
+    assert baseline["peak_rss_mb"] and result["peak_rss_mb"]
+    if model == "minilm-l6":  # int8 Linear weights: a real size cut, not a rounding change
+        assert run["ratios"]["size"] > 1.3
