@@ -71,6 +71,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(run.to_json(), indent=2))
     else:
         _print_comparison(run.baseline, run.result, run.label)
+        for note in run.notes:
+            print(f"note: {note}")
     return 0
 
 

@@ -52,6 +52,7 @@ def run_pipeline(request: Request, store: RunStore | None = None, measure_config
         run.result = {**final.metrics, **(step_training if steps else _training(baseline.meta))}
         run.ratios = ratios(run.baseline, run.result)
         run.artifact_path = str(artifacts)
+        run.notes = list(result.meta.get("notes", []))
         (store or RunStore()).add(run)
     except BaseException:
         shutil.rmtree(artifacts, ignore_errors=True)  # no orphan files for a run never stored

@@ -31,6 +31,7 @@ class Run:
     result: dict[str, Any]
     ratios: dict[str, float]
     artifact_path: str | None = None
+    notes: list[str] = field(default_factory=list)  # caveats a technique reported about this result
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 

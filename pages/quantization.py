@@ -30,6 +30,8 @@ run = store.get(st.session_state.get("last_run_id", "")) if "last_run_id" in st.
 if run:
     st.subheader(f"{run.label} vs original")
     st.markdown(f"**{plots.summary(run)}**")
+    for note in run.notes:
+        st.info(note)
     columns = st.columns(4)
     for column, (key, name, scale, unit, smaller_is_better) in zip(columns, plots.PANELS):
         column.metric(name, f"{run.result[key] * scale:,.2f} {unit}",

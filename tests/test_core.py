@@ -167,3 +167,18 @@ def test_a_quantized_artifact_loads_back_with_the_same_predictions(tiny_text_mod
     reloaded = load_saved(quantized.save(tmp_path / "artifact"))
     assert (tmp_path / "artifact" / "model.pt").exists()
     np.testing.assert_allclose(reloaded.logits(dataset.eval.inputs), quantized.logits(dataset.eval.inputs), atol=1e-5)
+
+
+def test_a_hub_style_image_classifier_folder_goes_through_the_same_code(tmp_path):
+    import transformers
+
+    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
+                                    num_attention_heads=2, intermediate_size=64)
+    transformers.ViTModel(config).save_pretrained(tmp_path)
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    bundle = load_model(ModelSpec(str(tmp_path)), ["cat", "dog"])  # task guessed from the config
+    assert bundle.task == "image-classification" and not bundle.head_trained
+    images = [np.zeros((20, 30), np.uint8), np.full((40, 40, 3), 200, np.uint8)]
+    assert bundle.logits(images).shape == (2, 2)
+    reloaded = load_saved(bundle.save(tmp_path / "artifact"))
+    np.testing.assert_allclose(reloaded.logits(images), bundle.logits(images), atol=1e-5)

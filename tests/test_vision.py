@@ -147,3 +147,15 @@ def test_new_labels_get_a_reproducible_fresh_head():
     assert torch.equal(first.model.classifier[1].weight, second.model.classifier[1].weight)
     image = np.zeros((200, 200, 3), dtype=np.uint8)
     assert first.logits([image]).shape == (1, 2)
+
+
+def test_dynamic_int8_says_when_it_barely_applies_to_a_cnn():
+    from microbudget_core import techniques
+    from microbudget_core.models.bundle import IMAGE, ModelBundle
+    from microbudget_core.models.vision import ImagePreprocessor, MobileNetV2
+
+    bundle = ModelBundle(MobileNetV2(num_classes=10, width_mult=0.5), IMAGE, [str(i) for i in range(10)],
+                         ImagePreprocessor(32, 36), "tiny-mobilenet", {"family": "mobilenet-v2"})
+    technique = techniques.get("dynamic-int8")
+    result = technique.apply(bundle, technique.Config())
+    assert "static int8" in result.meta["notes"][0] and "notes" not in bundle.meta

@@ -29,8 +29,18 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     progress(0.0, "Quantizing Linear layers to int8")
     model = restructure(bundle.model)
     progress(1.0, "Quantized")
-    structure = [*bundle.meta.get("structure", []), ID]  # lets models.load_saved rebuild it
-    return replace(bundle, model=model, meta={**bundle.meta, "structure": structure})
+    meta = {**bundle.meta, "structure": [*bundle.meta.get("structure", []), ID]}  # for models.load_saved
+    share = _linear_share(bundle.model)
+    if share < 0.5:
+        meta["notes"] = [*bundle.meta.get("notes", []),
+                         f"Only {share:.0%} of this model's weights are in Linear layers, so dynamic int8 "
+                         "barely changes it; convolutions need static int8."]
+    return replace(bundle, model=model, meta=meta)
+
+
+def _linear_share(model: torch.nn.Module) -> float:
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    return linear / sum(p.numel() for p in model.parameters())
 
 
 def restructure(model: torch.nn.Module) -> torch.nn.Module:
