@@ -28,7 +28,7 @@ METHODS = pd.DataFrame(
     ],
     columns=["Method", "What it does", "Size / inference cost", "Training data", "Effort"],
 )
-st.dataframe(METHODS, hide_index=True, width="stretch")
+st.table(METHODS.set_index("Method"))
 
 st.subheader("Your model and data")
 model, dataset = ui.pick_model_and_dataset()

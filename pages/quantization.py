@@ -37,7 +37,7 @@ if run:
         column.metric(name, f"{run.result[key] * scale:,.2f} {unit}",
                       f"{(run.result[key] - run.baseline[key]) * scale:+,.2f} {unit}",
                       delta_color="inverse" if smaller_is_better else "normal")
-    st.plotly_chart(plots.comparison_figure(run), width="stretch")
+    st.plotly_chart(plots.comparison_figure(run), width="stretch", config={"displayModeBar": False})
     table = pd.DataFrame({"original": run.baseline, run.label: run.result}).rename_axis("metric")
     st.dataframe(table, width="stretch")
 

@@ -20,8 +20,8 @@ def page(path: str, timeout: int = 60) -> AppTest:
 def test_home_lists_the_methods_and_the_offline_defaults():
     at = page("app.py").run()
     assert not at.exception
-    methods = at.dataframe[0].value
-    assert len(methods) == 6 and "Quantization (int8, 8/4/2-bit)" in set(methods["Method"])
+    methods = at.table[0].value
+    assert len(methods) == 6 and "Quantization (int8, 8/4/2-bit)" in set(methods.index)
     assert at.selectbox(key="model_choice").value == "minilm-l6"
     assert "rotten-tomatoes" in at.selectbox(key="dataset_choice_text").options[0]
 

@@ -75,7 +75,8 @@ def _choose(page, label: str, option: str) -> None:
 def test_home_page_shows_the_methods_table(page, app_url):
     page.goto(app_url)
     page.get_by_text("Methods at a glance").first.wait_for(timeout=60_000)
-    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)
+    page.locator('[data-testid="stTable"]').first.wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stTable"] tbody tr').count() == 6
     _assert_no_error(page)
     page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
 

@@ -81,6 +81,10 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
 def load_saved(folder: Path) -> ModelBundle:
     """Rebuild a bundle from a folder written by `ModelBundle.save()`, quantized ones included."""
     info = json.loads((folder / "microbudget.json").read_text())
+    if (folder / "model.onnx").exists():
+        from .onnx_model import load_saved_onnx
+
+        return load_saved_onnx(folder, info)
     if info["meta"].get("family") == "mobilenet-v2":
         from .vision import load_saved_mobilenet
 

@@ -44,7 +44,8 @@ class ModelBundle:
     @torch.inference_mode()
     def logits(self, inputs: Sequence[Any]) -> np.ndarray:
         """Raw inputs (texts or images) -> class logits as a numpy array."""
-        self.model.eval()
+        if isinstance(self.model, torch.nn.Module):
+            self.model.eval()
         output = self.model(**self.preprocess(inputs))
         output = getattr(output, "logits", output)
         return output.float().numpy()
@@ -55,8 +56,11 @@ class ModelBundle:
     def save(self, folder: Path) -> Path:
         """Write the artifact you would ship (weights, config, preprocessor) into `folder`."""
         folder.mkdir(parents=True, exist_ok=True)
-        state = self.model.state_dict()
-        if all(isinstance(t, torch.Tensor) and not t.is_quantized for t in state.values()):
+        onnx_bytes = getattr(self.model, "onnx_bytes", None)
+        state = self.model.state_dict() if onnx_bytes is None else {}
+        if onnx_bytes is not None:
+            (folder / "model.onnx").write_bytes(onnx_bytes)
+        elif all(isinstance(t, torch.Tensor) and not t.is_quantized for t in state.values()):
             from safetensors.torch import save_model
 
             save_model(self.model, str(folder / "model.safetensors"))
@@ -78,6 +82,8 @@ class ModelBundle:
 
 def count_params(model: torch.nn.Module) -> int:
     """Weights and biases, counting quantized modules (whose weights are not Parameters)."""
+    if hasattr(model, "parameter_count"):  # an ONNX graph counts its own initializers
+        return model.parameter_count()
     total = sum(p.numel() for p in model.parameters())
     for module in model.modules():
         weight = getattr(module, "weight", None)

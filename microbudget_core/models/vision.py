@@ -136,7 +136,7 @@ def _to_rgb(image: np.ndarray | Image.Image) -> Image.Image:
     return Image.fromarray(array).convert("RGB")
 
 
-def _preprocessor(image_size: int) -> ImagePreprocessor:
+def preprocessor_for(image_size: int) -> ImagePreprocessor:
     # Keep torchvision's 224/256 crop ratio at other sizes.
     return ImagePreprocessor(size=image_size, resize=round(image_size * 256 / 224))
 
@@ -163,7 +163,7 @@ def load_mobilenet_v2(labels: list[str] | None = None, image_size: int = 224) ->
             model.classifier[1] = nn.Linear(model.last_channel, len(labels))
     meta = {"family": "mobilenet-v2", "num_classes": len(labels), "width_mult": 1.0, "image_size": image_size}
     return ModelBundle(model=model.eval(), task=IMAGE, labels=list(labels),
-                       preprocess=_preprocessor(image_size), name="mobilenet-v2", meta=meta,
+                       preprocess=preprocessor_for(image_size), name="mobilenet-v2", meta=meta,
                        head_trained=head_trained)
 
 
@@ -175,5 +175,5 @@ def load_saved_mobilenet(folder: Path, info: dict[str, Any]) -> ModelBundle:
     if weights.exists():  # else a quantized state dict follows (see models.load_saved)
         load_model(model, str(weights))
     return ModelBundle(model=model.eval(), task=info["task"], labels=list(info["labels"]),
-                       preprocess=_preprocessor(meta["image_size"]), name=info["name"], meta=dict(meta),
+                       preprocess=preprocessor_for(meta["image_size"]), name=info["name"], meta=dict(meta),
                        head_trained=True)

@@ -31,10 +31,11 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     progress(1.0, "Quantized")
     meta = {**bundle.meta, "structure": [*bundle.meta.get("structure", []), ID]}  # for models.load_saved
     share = _linear_share(bundle.model)
-    if share < 0.5:
-        meta["notes"] = [*bundle.meta.get("notes", []),
-                         f"Only {share:.0%} of this model's weights are in Linear layers, so dynamic int8 "
-                         "barely changes it; convolutions need static int8."]
+    note = (f"{share:.0%} of the weights are in Linear layers and became int8; the rest (embeddings, "
+            "convolutions, norms) stay fp32.")
+    if share < 0.2:
+        note += " So dynamic int8 barely changes this model: convolutional models need static int8."
+    meta["notes"] = [*bundle.meta.get("notes", []), note]
     return replace(bundle, model=model, meta=meta)
 
 

@@ -1,0 +1,147 @@
+"""ONNX models: export a bundle's torch model, and run an ONNX file as the bundle's model.
+
+Transformers models export through Optimum (it knows each architecture's inputs); the project's
+own vision models through torch.onnx.export. Either way the result is one `model.onnx`, run by
+ONNX Runtime on the CPU with the same thread count as every other row.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+
+from ..errors import MicrobudgetError
+from .bundle import ModelBundle
+
+THREADS = 2  # the same as MeasureConfig.threads: ONNX Runtime ignores torch.set_num_threads
+
+
+class OnnxClassifier:
+    """An ONNX Runtime session that ModelBundle calls like a torch model: features in, logits out."""
+
+    def __init__(self, onnx_bytes: bytes):
+        self.onnx_bytes = onnx_bytes  # kept so the model can be saved, copied and measured
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, **features: torch.Tensor) -> torch.Tensor:
+        feeds = {name: features[name].numpy() for name in self.input_names}
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+    def __deepcopy__(self, memo: dict) -> "OnnxClassifier":
+        return OnnxClassifier(self.onnx_bytes)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"onnx_bytes": self.onnx_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["onnx_bytes"])
+
+    def parameter_count(self) -> int:
+        """Elements of the graph's weight tensors (int8 or float)."""
+        graph = onnx.load_model_from_string(self.onnx_bytes).graph
+        return sum(int(np.prod(init.dims)) for init in graph.initializer)
+
+
+def export_onnx(bundle: ModelBundle) -> bytes:
+    """The bundle's torch model as ONNX bytes; one clear error when the export fails."""
+    if isinstance(bundle.model, OnnxClassifier):
+        return bundle.model.onnx_bytes
+    try:
+        if bundle.meta.get("family") == "mobilenet-v2":
+            return _export_torch(bundle)
+        return _export_optimum(bundle)
+    except MicrobudgetError:
+        raise
+    except Exception as error:  # exporters raise many types; the user needs one message
+        raise MicrobudgetError(f"Could not export '{bundle.name}' to ONNX ({type(error).__name__}: {error}).",
+                               "This architecture may not be supported by the ONNX exporter; "
+                               "the PyTorch techniques still apply.") from error
+
+
+def onnx_bundle(bundle: ModelBundle, onnx_bytes: bytes, step: str) -> ModelBundle:
+    """A bundle like `bundle` whose model is the given ONNX graph."""
+    meta = {**bundle.meta, "runtime": "onnxruntime", "structure": [*bundle.meta.get("structure", []), step]}
+    return replace(bundle, model=OnnxClassifier(onnx_bytes), meta=meta)
+
+
+def _export_torch(bundle: ModelBundle) -> bytes:
+    size = bundle.meta["image_size"]
+    buffer = io.BytesIO()
+    # dynamo=False: the TorchScript exporter needs no onnxscript, which is not installed here.
+    torch.onnx.export(bundle.model.eval(), (torch.zeros(1, 3, size, size),), buffer, dynamo=False,
+                      input_names=["pixel_values"], output_names=["logits"], opset_version=17,
+                      dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}})
+    return buffer.getvalue()
+
+
+def _export_optimum(bundle: ModelBundle) -> bytes:
+    from optimum.onnxruntime import ORTModelForImageClassification, ORTModelForSequenceClassification
+
+    if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in bundle.model.modules()):
+        raise MicrobudgetError("A PyTorch-quantized model cannot be exported to ONNX.",
+                               "Put the ONNX step first; ONNX Runtime quantizes the exported graph itself.")
+    auto = ORTModelForSequenceClassification if bundle.task == "text-classification" else ORTModelForImageClassification
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / "torch", Path(folder) / "onnx"
+        bundle.save(source)
+        auto.from_pretrained(source, export=True).save_pretrained(target)
+        return (target / "model.onnx").read_bytes()
+
+
+def load_saved_onnx(folder: Path, info: dict[str, Any]) -> ModelBundle:
+    """A bundle from a saved folder holding model.onnx and its preprocessor."""
+    import transformers
+
+    from .hf import HubImagePreprocessor, TextPreprocessor
+    from .vision import preprocessor_for
+
+    meta = info["meta"]
+    if meta.get("family") == "mobilenet-v2":
+        preprocess: Any = preprocessor_for(meta["image_size"])
+    elif info["task"] == "text-classification":
+        preprocess = TextPreprocessor(transformers.AutoTokenizer.from_pretrained(folder))
+    else:
+        preprocess = HubImagePreprocessor(transformers.AutoImageProcessor.from_pretrained(folder))
+    return ModelBundle(model=OnnxClassifier((folder / "model.onnx").read_bytes()), task=info["task"],
+                       labels=list(info["labels"]), preprocess=preprocess, name=info["name"], meta=dict(meta))
+
+
+def cpu_preset() -> str:
+    """Optimum's quantization preset for this CPU: arm64, avx512_vnni, avx512 or avx2."""
+    import platform
+
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return "arm64"
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    return "avx512" if "avx512f" in flags else "avx2"
+
+
+def quantize_dynamic_int8(onnx_bytes: bytes, preset: str, per_channel: bool) -> bytes:
+    """ONNX Runtime dynamic int8 through Optimum's ORTQuantizer and its per-CPU preset."""
+    import logging
+
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    make_config = getattr(AutoQuantizationConfig, preset)
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "model.onnx").write_bytes(onnx_bytes)
+        quantizer = ORTQuantizer.from_pretrained(folder, file_name="model.onnx")
+        logging.getLogger("optimum").setLevel(logging.ERROR)  # "could not load the config": none is needed
+        quantizer.quantize(save_dir=Path(folder) / "int8",
+                           quantization_config=make_config(is_static=False, per_channel=per_channel))
+        return (Path(folder) / "int8" / "model_quantized.onnx").read_bytes()

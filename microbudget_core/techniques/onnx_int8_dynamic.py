@@ -1,0 +1,38 @@
+"""ONNX Runtime dynamic int8: every MatMul/Gemm weight (embeddings included) stored as int8."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..data import Dataset
+from ..errors import MicrobudgetError
+from ..models import ModelBundle
+from ..models.onnx_model import cpu_preset, export_onnx, onnx_bundle, quantize_dynamic_int8
+from ..progress import Progress, no_progress
+
+ID = "onnx-int8-dynamic"
+DESCRIPTION = "ONNX Runtime dynamic int8 via Optimum (weights int8 incl. embeddings; preset from the CPU's flags)"
+PRESETS = ("auto", "avx2", "avx512", "avx512_vnni", "arm64")
+
+
+@dataclass(frozen=True)
+class Config:
+    per_channel: bool = True  # one scale per output channel: less error than one per tensor
+    preset: str = "auto"  # auto = from this CPU's flags
+
+
+def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
+          progress: Progress = no_progress) -> ModelBundle:
+    if config.preset not in PRESETS:
+        raise MicrobudgetError(f"Unknown preset '{config.preset}'.", f"Use one of: {', '.join(PRESETS)}.")
+    preset = cpu_preset() if config.preset == "auto" else config.preset
+    progress(0.0, "Exporting to ONNX")
+    onnx_bytes = export_onnx(bundle)
+    progress(0.5, f"Quantizing to int8 with the {preset} preset")
+    result = onnx_bundle(bundle, quantize_dynamic_int8(onnx_bytes, preset, config.per_channel), ID)
+    chosen = "chosen from this CPU's flags" if config.preset == "auto" else "chosen by you"
+    note = (f"ONNX Runtime dynamic int8, Optimum's {preset} preset ({chosen}), "
+            f"per-channel {'on' if config.per_channel else 'off'}.")
+    result.meta["notes"] = [*bundle.meta.get("notes", []), note]
+    progress(1.0, "Quantized")
+    return result
