@@ -81,3 +81,25 @@ def test_an_unknown_preset_and_a_torch_quantized_input_are_explained(text):
         apply("onnx-int8-dynamic", bundle, preset="sse")
     with pytest.raises(MicrobudgetError, match="Put the ONNX step first"):
         apply("onnx", apply("dynamic-int8", bundle))
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_onnx_int8_static_calibrates_and_agrees_on_the_cnn(vision, method):
+    from microbudget_core.data import split
+
+    bundle, images = vision
+    labels = ["a", "b", "c"] * 10
+    many = [np.random.default_rng(i).integers(0, 255, (28, 28), dtype=np.uint8) for i in range(30)]
+    dataset = split("synthetic", "image", many, labels)
+    technique = techniques.get("onnx-int8-static")
+    config = techniques.make_config(technique, {"calibration": method, "calibration_examples": "16"})
+    quantized = technique.apply(bundle, config, dataset)
+    agree = np.mean(quantized.predict(images) == bundle.predict(images))
+    assert agree >= 0.5 and quantized.logits(images).shape == (6, 3)
+    assert f"{method} calibration on 16 examples" in quantized.meta["notes"][-1]
+
+
+def test_onnx_int8_static_needs_data(vision):
+    bundle, _ = vision
+    with pytest.raises(MicrobudgetError, match="needs calibration examples"):
+        apply("onnx-int8-static", bundle)

@@ -145,3 +145,35 @@ def quantize_dynamic_int8(onnx_bytes: bytes, preset: str, per_channel: bool) -> 
         quantizer.quantize(save_dir=Path(folder) / "int8",
                            quantization_config=make_config(is_static=False, per_channel=per_channel))
         return (Path(folder) / "int8" / "model_quantized.onnx").read_bytes()
+
+
+def quantize_static_int8(onnx_bytes: bytes, batches: list[dict[str, np.ndarray]], method: str,
+                         per_channel: bool) -> bytes:
+    """ONNX Runtime static int8 (QDQ): activation ranges calibrated on `batches` with `method`.
+
+    Plain onnxruntime.quantization rather than Optimum's ORTQuantizer.fit: Optimum wraps the same
+    quantize_static but wants a datasets.Dataset per architecture; feeding the calibration split's
+    preprocessed batches serves transformers models and the project's CNN with one path.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.remaining = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.remaining, None)
+
+    with tempfile.TemporaryDirectory() as folder:
+        source, prepared, target = (Path(folder) / name for name in ("model.onnx", "prep.onnx", "int8.onnx"))
+        source.write_bytes(onnx_bytes)
+        quant_pre_process(str(source), str(prepared))  # shape inference + graph fusions first, as ORT advises
+        quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[method])
+        return target.read_bytes()

@@ -1,0 +1,42 @@
+"""ONNX Runtime static int8: weights and activations int8, activation ranges calibrated beforehand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..data import Dataset
+from ..errors import MicrobudgetError
+from ..models import ModelBundle
+from ..models.onnx_model import export_onnx, onnx_bundle, quantize_static_int8
+from ..progress import Progress, no_progress
+
+ID = "onnx-int8-static"
+DESCRIPTION = "ONNX Runtime static int8 (QDQ): activations calibrated on the calibration split (minmax/entropy/percentile)"
+METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass(frozen=True)
+class Config:
+    calibration: str = "minmax"  # how activation ranges are chosen from the calibration batches
+    calibration_examples: int = 128
+    per_channel: bool = True
+
+
+def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
+          progress: Progress = no_progress) -> ModelBundle:
+    if config.calibration not in METHODS:
+        raise MicrobudgetError(f"Unknown calibration method '{config.calibration}'.", f"Use one of: {', '.join(METHODS)}.")
+    if dataset is None or len(dataset.calibration) == 0:
+        raise MicrobudgetError("Static int8 needs calibration examples.", "Run it with a dataset.")
+    progress(0.0, "Exporting to ONNX")
+    onnx_bytes = export_onnx(bundle)
+    inputs = dataset.calibration.inputs[: config.calibration_examples]
+    batches = [{name: tensor.numpy() for name, tensor in bundle.preprocess(inputs[i:i + 8]).items()}
+               for i in range(0, len(inputs), 8)]
+    progress(0.3, f"Calibrating on {len(inputs)} examples ({config.calibration}) and quantizing")
+    result = onnx_bundle(bundle, quantize_static_int8(onnx_bytes, batches, config.calibration, config.per_channel), ID)
+    result.meta["notes"] = [*bundle.meta.get("notes", []),
+                            f"Static int8 (QDQ), {config.calibration} calibration on {len(inputs)} examples "
+                            f"of the calibration split, per-channel {'on' if config.per_channel else 'off'}."]
+    progress(1.0, "Quantized")
+    return result
