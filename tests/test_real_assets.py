@@ -46,7 +46,9 @@ def test_cli_dynamic_int8_on_the_offline_defaults(model, dataset, floor, shared_
     assert baseline["accuracy"] >= floor, f"baseline accuracy {baseline['accuracy']}"
     assert baseline["eval_examples"] == 1000 and baseline["train_seconds"] > 0
     assert result["accuracy"] >= floor - 0.03 and result["fidelity"] >= 0.9
-    assert result["size_bytes"] < baseline["size_bytes"]
     assert baseline["peak_rss_mb"] and result["peak_rss_mb"]
     if model == "minilm-l6":  # int8 Linear weights: a real size cut, not a rounding change
         assert run["ratios"]["size"] > 1.3
+    else:  # one Linear layer in a CNN: the size barely moves, and the run says why
+        assert 0.97 < run["ratios"]["size"] < 1.03
+        assert "barely changes this model" in run["notes"][0]
