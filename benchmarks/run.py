@@ -1,6 +1,6 @@
 """Benchmark: each model's original and every quantization path, measured side by side.
 
-    .venv/bin/python benchmarks/run.py            # writes benchmarks/results.md
+    .venv/bin/python -m benchmarks.run            # writes benchmarks/results.md
 
 Speed and size are reported here, never asserted in tests. Each ratio compares a result with
 the original measured in the same run (same process, same threads), since absolute times drift.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from microbudget_core.errors import MicrobudgetError
 from microbudget_core.pipeline import Request, run_pipeline
 
 CASES = {
@@ -40,11 +41,15 @@ def main(out: Path) -> None:
              "measured in the same run (its original row shown once per model).", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for (model, dataset), pipelines in CASES.items():
-        for index, technique in enumerate(pipelines):
-            run = run_pipeline(Request(model, dataset, [(technique, {})]),
-                               progress=lambda f, m: print(f"\r{technique:<20} {f:4.0%} {m[:60]:<60}", end="",
-                                                           file=sys.stderr))
-            if index == 0:
+        for technique in pipelines:
+            try:
+                run = run_pipeline(Request(model, dataset, [(technique, {})]),
+                                   progress=lambda f, m: print(f"\r{technique:<20} {f:4.0%} {m[:60]:<60}",
+                                                               end="", file=sys.stderr))
+            except MicrobudgetError as error:  # a path that does not apply is a row, not a crash
+                lines.append(f"| {model} | {technique} | failed: {error} |" + " |" * (len(COLUMNS) - 3))
+                continue
+            if not any(line.startswith(f"| {model} | original") for line in lines):
                 lines.append("| " + " | ".join(cells(model, "original (PyTorch fp32)", run.baseline, run.baseline)) + " |")
             lines.append("| " + " | ".join(cells(model, run.label, run.result, run.baseline)) + " |")
     print(file=sys.stderr)

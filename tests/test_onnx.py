@@ -103,3 +103,15 @@ def test_onnx_int8_static_needs_data(vision):
     bundle, _ = vision
     with pytest.raises(MicrobudgetError, match="needs calibration examples"):
         apply("onnx-int8-static", bundle)
+
+
+def test_a_failing_export_gives_one_clear_message(vision):
+    from dataclasses import replace
+
+    class Unexportable(torch.nn.Module):
+        def forward(self, pixel_values):
+            raise RuntimeError("operator not supported")
+
+    bundle, _ = vision
+    with pytest.raises(MicrobudgetError, match="ONNX could not export this model.*operator not supported"):
+        apply("onnx", replace(bundle, model=Unexportable()))

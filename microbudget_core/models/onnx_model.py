@@ -7,11 +7,12 @@ ONNX Runtime on the CPU with the same thread count as every other row.
 
 from __future__ import annotations
 
+import functools
 import io
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -54,20 +55,31 @@ class OnnxClassifier:
         return sum(int(np.prod(init.dims)) for init in graph.initializer)
 
 
+def one_clear_error(action: str) -> Callable:
+    """Turn whatever an exporter or quantizer raises into one MicrobudgetError saying what failed."""
+    def decorate(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except MicrobudgetError:
+                raise
+            except Exception as error:  # these libraries raise many types; the user needs one message
+                raise MicrobudgetError(f"ONNX could not {action} this model ({type(error).__name__}: {error}).",
+                                       "The architecture may be unsupported there; the other techniques "
+                                       "still apply.") from error
+        return wrapper
+    return decorate
+
+
+@one_clear_error("export")
 def export_onnx(bundle: ModelBundle) -> bytes:
-    """The bundle's torch model as ONNX bytes; one clear error when the export fails."""
+    """The bundle's torch model as ONNX bytes."""
     if isinstance(bundle.model, OnnxClassifier):
         return bundle.model.onnx_bytes
-    try:
-        if bundle.meta.get("family") == "mobilenet-v2":
-            return _export_torch(bundle)
-        return _export_optimum(bundle)
-    except MicrobudgetError:
-        raise
-    except Exception as error:  # exporters raise many types; the user needs one message
-        raise MicrobudgetError(f"Could not export '{bundle.name}' to ONNX ({type(error).__name__}: {error}).",
-                               "This architecture may not be supported by the ONNX exporter; "
-                               "the PyTorch techniques still apply.") from error
+    if bundle.meta.get("family") == "mobilenet-v2":
+        return _export_torch(bundle)
+    return _export_optimum(bundle)
 
 
 def onnx_bundle(bundle: ModelBundle, onnx_bytes: bytes, step: str) -> ModelBundle:
@@ -130,6 +142,7 @@ def cpu_preset() -> str:
     return "avx512" if "avx512f" in flags else "avx2"
 
 
+@one_clear_error("quantize (dynamic int8)")
 def quantize_dynamic_int8(onnx_bytes: bytes, preset: str, per_channel: bool) -> bytes:
     """ONNX Runtime dynamic int8 through Optimum's ORTQuantizer and its per-CPU preset."""
     import logging
@@ -147,6 +160,7 @@ def quantize_dynamic_int8(onnx_bytes: bytes, preset: str, per_channel: bool) -> 
         return (Path(folder) / "int8" / "model_quantized.onnx").read_bytes()
 
 
+@one_clear_error("quantize (static int8)")
 def quantize_static_int8(onnx_bytes: bytes, batches: list[dict[str, np.ndarray]], method: str,
                          per_channel: bool) -> bytes:
     """ONNX Runtime static int8 (QDQ): activation ranges calibrated on `batches` with `method`.
@@ -172,7 +186,9 @@ def quantize_static_int8(onnx_bytes: bytes, batches: list[dict[str, np.ndarray]]
     with tempfile.TemporaryDirectory() as folder:
         source, prepared, target = (Path(folder) / name for name in ("model.onnx", "prep.onnx", "int8.onnx"))
         source.write_bytes(onnx_bytes)
-        quant_pre_process(str(source), str(prepared))  # shape inference + graph fusions first, as ORT advises
+        # ONNX shape inference and graph fusions first, as ORT advises; its symbolic shape pass
+        # fails on transformers' dynamic sequence axis, and the ONNX pass suffices here.
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=methods[method])
