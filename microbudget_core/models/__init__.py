@@ -85,20 +85,26 @@ def load_saved(folder: Path) -> ModelBundle:
         from .onnx_model import load_saved_onnx
 
         return load_saved_onnx(folder, info)
+    # Techniques that change module structure (int8 modules, packed weights, half precision)
+    # are replayed on the bare architecture, then the stored weights fill it.
+    structure = info["meta"].get("structure", [])
     if info["meta"].get("family") == "mobilenet-v2":
         from .vision import load_saved_mobilenet
 
-        bundle = load_saved_mobilenet(folder, info)
+        bundle = load_saved_mobilenet(folder, info, with_weights=not structure)
     else:
         from .hf import load_saved_hf
 
-        bundle = load_saved_hf(folder, info)
-    quantized_weights = folder / "model.pt"
-    if quantized_weights.exists():
+        bundle = load_saved_hf(folder, info, with_weights=not structure)
+    if structure:
         from .. import techniques
 
-        # Recreate the quantized module structure, then fill it with the stored int8 weights.
-        for technique_id in info["meta"].get("structure", []):
-            bundle.model = techniques.get(technique_id).restructure(bundle.model)
-        bundle.model.load_state_dict(torch.load(quantized_weights, map_location="cpu", weights_only=True))
+        for technique_id in structure:
+            bundle.model = techniques.get(technique_id).restructure(bundle.model, info["meta"])
+        if (folder / "model.pt").exists():
+            bundle.model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+        else:
+            from safetensors.torch import load_model
+
+            load_model(bundle.model, str(folder / "model.safetensors"))
     return bundle

@@ -44,9 +44,13 @@ class ModelBundle:
     @torch.inference_mode()
     def logits(self, inputs: Sequence[Any]) -> np.ndarray:
         """Raw inputs (texts or images) -> class logits as a numpy array."""
+        features = self.preprocess(inputs)
         if isinstance(self.model, torch.nn.Module):
             self.model.eval()
-        output = self.model(**self.preprocess(inputs))
+            dtype = next(self.model.parameters(), torch.empty(0)).dtype
+            if dtype in (torch.float16, torch.bfloat16):  # half-precision weights want half inputs
+                features = {k: v.to(dtype) if v.is_floating_point() else v for k, v in features.items()}
+        output = self.model(**features)
         output = getattr(output, "logits", output)
         return output.float().numpy()
 

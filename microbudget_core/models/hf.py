@@ -73,11 +73,11 @@ def load_hf_classifier(source: str, task: str, labels: list[str] | None, name: s
                        head_trained=keep_head)
 
 
-def load_saved_hf(folder: Path, info: dict[str, Any]) -> ModelBundle:
-    """A bundle from a saved folder: trained weights if stored as safetensors, else only the architecture."""
-    if (folder / "model.safetensors").exists():
+def load_saved_hf(folder: Path, info: dict[str, Any], with_weights: bool = True) -> ModelBundle:
+    """A bundle from a saved folder: with its fp32 weights, or only the architecture (see load_saved)."""
+    if with_weights:
         bundle = load_hf_classifier(str(folder), info["task"], info["labels"], name=info["name"])
-    else:  # quantized: models.load_saved loads the int8 state dict into this architecture
+    else:
         config = transformers.AutoConfig.from_pretrained(folder)
         auto = (transformers.AutoModelForSequenceClassification if info["task"] == TEXT
                 else transformers.AutoModelForImageClassification)

@@ -19,6 +19,7 @@ import onnx
 import onnxruntime
 import torch
 
+from ..cpu import cpu_flags, is_arm
 from ..errors import MicrobudgetError
 from .bundle import ModelBundle
 
@@ -132,14 +133,11 @@ def load_saved_onnx(folder: Path, info: dict[str, Any]) -> ModelBundle:
 
 def cpu_preset() -> str:
     """Optimum's quantization preset for this CPU: arm64, avx512_vnni, avx512 or avx2."""
-    import platform
-
-    if platform.machine().lower() in ("arm64", "aarch64"):
+    if is_arm():
         return "arm64"
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    if "avx512_vnni" in flags:
+    if "avx512_vnni" in cpu_flags():
         return "avx512_vnni"
-    return "avx512" if "avx512f" in flags else "avx2"
+    return "avx512" if "avx512f" in cpu_flags() else "avx2"
 
 
 @one_clear_error("quantize (dynamic int8)")

@@ -167,13 +167,12 @@ def load_mobilenet_v2(labels: list[str] | None = None, image_size: int = 224) ->
                        head_trained=head_trained)
 
 
-def load_saved_mobilenet(folder: Path, info: dict[str, Any]) -> ModelBundle:
+def load_saved_mobilenet(folder: Path, info: dict[str, Any], with_weights: bool = True) -> ModelBundle:
     """Rebuild a bundle written by `ModelBundle.save()`; `info` is its parsed microbudget.json."""
     meta = info["meta"]
     model = MobileNetV2(num_classes=meta["num_classes"], width_mult=meta["width_mult"])
-    weights = Path(folder) / "model.safetensors"
-    if weights.exists():  # else a quantized state dict follows (see models.load_saved)
-        load_model(model, str(weights))
+    if with_weights:  # else restructured weights follow (see models.load_saved)
+        load_model(model, str(Path(folder) / "model.safetensors"))
     return ModelBundle(model=model.eval(), task=info["task"], labels=list(info["labels"]),
                        preprocess=preprocessor_for(meta["image_size"]), name=info["name"], meta=dict(meta),
                        head_trained=True)

@@ -2,6 +2,8 @@
 
 Adding a technique is adding a module here; the registry finds it by itself.
 `apply(bundle, config, dataset, progress) -> ModelBundle` never modifies its input bundle.
+A technique that changes module structure also has `restructure(model, meta) -> model`, so
+`models.load_saved` can rebuild its saved artifacts (it records its ID in meta["structure"]).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from ..errors import MicrobudgetError
 @lru_cache(maxsize=1)
 def registry() -> dict[str, ModuleType]:
     """Technique id -> module, for every module in this package."""
-    modules = (importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__))
+    modules = (importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)
+               if not info.name.startswith("_"))  # _helpers are shared code, not techniques
     return {module.ID: module for module in modules}
 
 

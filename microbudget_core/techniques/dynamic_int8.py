@@ -27,7 +27,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
         raise MicrobudgetError(f"Model '{bundle.name}' has no Linear layers, so dynamic int8 changes nothing.",
                                "Pick a transformer model, or a quantization technique for convolutions.")
     progress(0.0, "Quantizing Linear layers to int8")
-    model = restructure(bundle.model)
+    model = restructure(bundle.model, bundle.meta)
     progress(1.0, "Quantized")
     meta = {**bundle.meta, "structure": [*bundle.meta.get("structure", []), ID]}  # for models.load_saved
     share = _linear_share(bundle.model)
@@ -44,7 +44,7 @@ def _linear_share(model: torch.nn.Module) -> float:
     return linear / sum(p.numel() for p in model.parameters())
 
 
-def restructure(model: torch.nn.Module) -> torch.nn.Module:
+def restructure(model: torch.nn.Module, meta: dict | None = None) -> torch.nn.Module:
     """A quantized copy of `model`: every nn.Linear becomes a dynamic int8 Linear."""
     with warnings.catch_warnings():
         # torch.ao.quantization warns it is deprecated in favour of torchao; it is still the
