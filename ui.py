@@ -5,6 +5,8 @@ Only presentation lives here; every computation is a call into microbudget_core.
 
 from __future__ import annotations
 
+import dataclasses
+from types import ModuleType
 from typing import Any, Callable
 
 import streamlit as st
@@ -56,3 +58,20 @@ def run_with_progress(label: str, job: Callable[[Callable[[float, str], None]], 
             return None
         status.update(label=f"{label}: done", state="complete", expanded=False)
         return result
+
+
+def technique_settings(technique: ModuleType, key: str) -> dict[str, Any]:
+    """One widget per field of the technique's Config; the values go to the core as settings."""
+    settings: dict[str, Any] = {}
+    for field in dataclasses.fields(technique.Config):
+        label, widget_key = field.name.replace("_", " "), f"{key}.{field.name}"
+        if "choices" in field.metadata:
+            choices = list(field.metadata["choices"])
+            settings[field.name] = st.selectbox(label, choices, index=choices.index(field.default), key=widget_key)
+        elif isinstance(field.default, bool):
+            settings[field.name] = st.checkbox(label, field.default, key=widget_key)
+        elif isinstance(field.default, (int, float)):
+            settings[field.name] = st.number_input(label, value=field.default, key=widget_key)
+        else:
+            settings[field.name] = st.text_input(label, str(field.default), key=widget_key)
+    return settings

@@ -1,4 +1,6 @@
-"""Quantization lab: run a quantization technique and compare the result with the original."""
+"""Quantization lab: run quantization techniques (chained, with their knobs) and compare with the original."""
+
+import dataclasses
 
 import pandas as pd
 import streamlit as st
@@ -14,14 +16,23 @@ st.markdown("Store weights in fewer bits. Every row below is measured the same w
             "held-out eval split.")
 
 model, dataset = ui.pick_model_and_dataset()
-choices = sorted(techniques.registry())
-technique = st.selectbox("Technique", choices, format_func=lambda t: f"{t} — {techniques.get(t).DESCRIPTION}")
+chosen = st.multiselect("Pipeline: techniques applied in the order picked", sorted(techniques.registry()),
+                        default=["dynamic-int8"], format_func=lambda t: f"{t} — {techniques.get(t).DESCRIPTION}")
+steps = []
+for number, technique_id in enumerate(chosen):
+    technique = techniques.get(technique_id)
+    if not dataclasses.fields(technique.Config):
+        steps.append((technique_id, {}))
+        continue
+    with st.expander(f"Step {number + 1}: {technique_id} settings"):
+        steps.append((technique_id, ui.technique_settings(technique, f"step{number}")))
 eval_limit = st.slider("Eval examples", 50, 1000, 300, step=50,
                        help="More examples: a steadier accuracy figure, a slower run.")
 
-if st.button("Run", type="primary", disabled=not (model and dataset)):
-    request = Request(model, dataset, [(technique, {})], eval_limit)
-    run = ui.run_with_progress(f"{technique} on {model}", lambda progress: run_pipeline(request, progress=progress))
+if st.button("Run", type="primary", disabled=not (model and dataset and steps)):
+    request = Request(model, dataset, steps, eval_limit)
+    label = " -> ".join(chosen)
+    run = ui.run_with_progress(f"{label} on {model}", lambda progress: run_pipeline(request, progress=progress))
     if run:
         st.session_state["last_run_id"] = run.run_id
 

@@ -74,3 +74,16 @@ def test_runs_page_says_when_there_are_no_runs():
     at = page("pages/runs.py").run()
     assert not at.exception
     assert "No runs yet" in at.info[0].value
+
+
+def test_quantization_page_passes_the_knobs_to_the_technique(tiny_text_model, sentiment_csv):
+    at = _choose(page("pages/quantization.py", 300).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    at.multiselect[0].set_value(["onnx-int8-dynamic"]).run()
+    at.checkbox(key="step0.per_channel").uncheck()
+    at.selectbox(key="step0.preset").set_value("avx2")
+    at.slider[0].set_value(50)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    notes = [info.value for info in at.info]
+    assert any("avx2 preset (chosen by you), per-channel off" in note for note in notes)
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"]

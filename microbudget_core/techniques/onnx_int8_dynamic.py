@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..data import Dataset
 from ..errors import MicrobudgetError
@@ -18,7 +18,7 @@ PRESETS = ("auto", "avx2", "avx512", "avx512_vnni", "arm64")
 @dataclass(frozen=True)
 class Config:
     per_channel: bool = True  # one scale per output channel: less error than one per tensor
-    preset: str = "auto"  # auto = from this CPU's flags
+    preset: str = field(default="auto", metadata={"choices": PRESETS})  # auto = from this CPU's flags
 
 
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,

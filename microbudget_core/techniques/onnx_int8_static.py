@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..data import Dataset
 from ..errors import MicrobudgetError
@@ -17,7 +17,8 @@ METHODS = ("minmax", "entropy", "percentile")
 
 @dataclass(frozen=True)
 class Config:
-    calibration: str = "minmax"  # how activation ranges are chosen from the calibration batches
+    # how activation ranges are chosen from the calibration batches
+    calibration: str = field(default="minmax", metadata={"choices": METHODS})
     calibration_examples: int = 128
     per_channel: bool = True
 
