@@ -53,6 +53,7 @@ def run_pipeline(request: Request, store: RunStore | None = None, measure_config
         run.ratios = ratios(run.baseline, run.result)
         run.artifact_path = str(artifacts)
         run.notes = list(result.meta.get("notes", []))
+        run.result.update(result.meta.get("report", {}))  # technique-specific figures, e.g. per-layer error
         (store or RunStore()).add(run)
     except BaseException:
         shutil.rmtree(artifacts, ignore_errors=True)  # no orphan files for a run never stored

@@ -1,0 +1,53 @@
+"""weight-only on a tiny model: packed bytes shrink with bits, error grows as bits shrink, artifacts reload."""
+
+import numpy as np
+import pytest
+import torch
+
+from microbudget_core import techniques
+from microbudget_core.data import DatasetSpec, load_dataset
+from microbudget_core.errors import MicrobudgetError
+from microbudget_core.models import ModelSpec, load_model, load_saved
+
+
+@pytest.fixture
+def text(tiny_text_model, sentiment_csv):
+    dataset = load_dataset(DatasetSpec(f"csv:{sentiment_csv}"))
+    return load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification"), dataset
+
+
+def quantize(bundle, **settings):
+    technique = techniques.get("weight-only")
+    return technique.apply(bundle, techniques.make_config(technique, settings))
+
+
+def test_fewer_bits_mean_fewer_bytes_and_more_error(text, tmp_path):
+    bundle, dataset = text
+    sizes, errors = {}, {}
+    for bits in (8, 4, 2):
+        result = quantize(bundle, bits=str(bits), group_size="16")
+        sizes[bits] = (result.save(tmp_path / str(bits)) / "model.safetensors").stat().st_size
+        layer_errors = result.meta["report"]["layer_relative_error"]
+        errors[bits] = sum(layer_errors.values()) / len(layer_errors)
+    assert sizes[2] < sizes[4] < sizes[8]
+    assert errors[8] < errors[4] < errors[2] and errors[8] < 0.01
+    assert not any(type(m).__name__ == "PackedLinear" for m in bundle.model.modules()), "the input was modified"
+
+
+def test_eight_bit_keeps_predictions_and_the_head_stays_fp32(text, tmp_path):
+    bundle, dataset = text
+    result = quantize(bundle, bits="8")
+    assert type(result.model.classifier) is torch.nn.Linear
+    np.testing.assert_allclose(result.logits(dataset.eval.inputs), bundle.logits(dataset.eval.inputs), atol=0.02)
+    assert "latency is of weights dequantized to fp32" in result.meta["notes"][-1]
+    reloaded = load_saved(result.save(tmp_path / "artifact"))
+    np.testing.assert_allclose(reloaded.logits(dataset.eval.inputs), result.logits(dataset.eval.inputs), atol=1e-6)
+
+
+def test_bad_bits_and_onnx_models_are_explained(text):
+    bundle, _ = text
+    with pytest.raises(MicrobudgetError, match="bits=1 is out of range"):
+        quantize(bundle, bits="1")
+    onnx = techniques.get("onnx").apply(bundle, techniques.get("onnx").Config())
+    with pytest.raises(MicrobudgetError, match="no PyTorch Linear layers"):
+        quantize(onnx)
