@@ -23,7 +23,8 @@ class Config:
 
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    if not any(isinstance(module, torch.nn.Linear) for module in bundle.model.modules()):
+    if not isinstance(bundle.model, torch.nn.Module) or not any(
+            isinstance(module, torch.nn.Linear) for module in bundle.model.modules()):
         raise MicrobudgetError(f"Model '{bundle.name}' has no Linear layers, so dynamic int8 changes nothing.",
                                "Pick a transformer model, or a quantization technique for convolutions.")
     progress(0.0, "Quantizing Linear layers to int8")
