@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
@@ -66,7 +67,9 @@ def _run(args: argparse.Namespace) -> int:
             bar.n = round(100 * fraction)
             bar.set_description_str(message[:70])
 
-        run = run_pipeline(request, measure_config=MeasureConfig(memory=not args.no_memory), progress=progress)
+        # Libraries print chatter (ONNX Runtime's calibration does); stdout is kept for the result alone.
+        with contextlib.redirect_stdout(sys.stderr):
+            run = run_pipeline(request, measure_config=MeasureConfig(memory=not args.no_memory), progress=progress)
     if args.json:
         print(json.dumps(run.to_json(), indent=2))
     else:

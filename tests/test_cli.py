@@ -50,13 +50,19 @@ def test_runs_json_is_an_empty_list_on_a_new_store():
     assert done.returncode == 0 and json.loads(done.stdout) == []
 
 
-def test_run_json_follows_the_contract(tiny_text_model, sentiment_csv):
+@pytest.mark.parametrize("technique, settings, config", [
+    ("dynamic-int8", [], {}),
+    # ONNX Runtime's entropy calibration prints to stdout: the JSON must still be all that stdout holds.
+    ("onnx-int8-static", ["--set", "calibration=entropy", "--set", "calibration_examples=16"],
+     {"calibration": "entropy", "calibration_examples": 16, "per_channel": True}),
+])
+def test_run_json_follows_the_contract(technique, settings, config, tiny_text_model, sentiment_csv):
     done = cli("run", "--model", str(tiny_text_model), "--dataset", f"csv:{sentiment_csv}",
-               "--technique", "dynamic-int8", "--eval-limit", "40", "--no-memory", "--json")
+               "--technique", technique, *settings, "--eval-limit", "40", "--no-memory", "--json")
     assert done.returncode == 0, done.stderr
     run = json.loads(done.stdout)
     assert {"run_id", "model", "dataset", "steps", "baseline", "result", "ratios"} <= run.keys()
-    assert run["steps"] == [{"technique": "dynamic-int8", "config": {}}]
+    assert run["steps"] == [{"technique": technique, "config": config}]
     assert set(run["ratios"]) == {"size", "latency", "accuracy_retained"}
     assert run["baseline"]["eval_examples"] == 40
     stored = json.loads(cli("runs", "--json").stdout)
