@@ -9,8 +9,9 @@ from typing import Any
 
 from . import techniques
 from .baseline import build_baseline
-from .data import DatasetSpec, load_dataset
-from .measure import MeasureConfig, measure, ratios
+from .data import Dataset, DatasetSpec, Split, load_dataset
+from .measure import MeasureConfig, Measurement, measure, ratios
+from .models import ModelBundle
 from .paths import home
 from .progress import Progress, no_progress, scaled
 from .runs import Run, RunStore
@@ -24,31 +25,68 @@ class Request:
     eval_limit: int | None = None
 
 
+@dataclass
+class Prepared:
+    """The shared start of every run on one (model, dataset): the baseline, measured once."""
+
+    request: Request
+    dataset: Dataset
+    eval_split: Split
+    baseline: ModelBundle
+    original: Measurement
+
+
 def run_pipeline(request: Request, store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(),
                  progress: Progress = no_progress) -> Run:
     """Run the request's steps on a copy of the baseline, measure both, and store the Run."""
-    # Resolve every id and setting before any slow work, so bad input fails at once.
-    steps = [(techniques.get(tid), techniques.make_config(techniques.get(tid), settings))
-             for tid, settings in request.steps]
+    _resolve(request.steps)  # bad ids and settings fail before any slow work
+    prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.6))
+    return run_steps(prepared, request.steps, store, measure_config, scaled(progress, 0.6, 1.0))
+
+
+def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size: int = 64,
+              store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(memory=False),
+              progress: Progress = no_progress) -> list[Run]:
+    """weight-only at each bit width, every row against one measurement of the original."""
+    sweeps = [[("weight-only", {"bits": b, "group_size": group_size})] for b in bits]
+    for steps in sweeps:
+        _resolve(steps)
+    prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.4))
+    return [run_steps(prepared, steps, store, measure_config,
+                      scaled(progress, 0.4 + 0.6 * n / len(sweeps), 0.4 + 0.6 * (n + 1) / len(sweeps)))
+            for n, steps in enumerate(sweeps)]
+
+
+def prepare(request: Request, measure_config: MeasureConfig = MeasureConfig(),
+            progress: Progress = no_progress) -> Prepared:
+    """Load the dataset, build (or load) the baseline, and measure it."""
     progress(0.0, f"Loading dataset {request.dataset}")
     dataset = load_dataset(DatasetSpec(request.dataset))
     eval_split = dataset.eval.head(request.eval_limit)
-    baseline = build_baseline(request.model, dataset, progress=scaled(progress, 0.02, 0.45))
-    original = measure(baseline, eval_split, config=measure_config, progress=scaled(progress, 0.45, 0.6))
+    baseline = build_baseline(request.model, dataset, progress=scaled(progress, 0.02, 0.75))
+    original = measure(baseline, eval_split, config=measure_config, progress=scaled(progress, 0.75, 1.0))
+    return Prepared(request, dataset, eval_split, baseline, original)
+
+
+def run_steps(prepared: Prepared, step_settings: list[tuple[str, dict[str, Any]]], store: RunStore | None = None,
+              measure_config: MeasureConfig = MeasureConfig(), progress: Progress = no_progress) -> Run:
+    """Apply the steps to a copy of the prepared baseline, measure the result, and store the Run."""
+    steps = _resolve(step_settings)
+    baseline, request = prepared.baseline, prepared.request
     result, step_training = baseline, {}
     for number, (technique, config) in enumerate(steps):
-        span = 0.6 + 0.2 * number / len(steps), 0.6 + 0.2 * (number + 1) / len(steps)
+        span = 0.5 * number / len(steps), 0.5 * (number + 1) / len(steps)
         trained_before = result.meta.get("train_seconds")
-        result = technique.apply(result, config, dataset, scaled(progress, *span))
+        result = technique.apply(result, config, prepared.dataset, scaled(progress, *span))
         if result.meta.get("train_seconds") != trained_before:  # this step trained
             step_training = _training(result.meta)
     run = Run(model=request.model, dataset=request.dataset, task=baseline.task,
               steps=[{"technique": t.ID, "config": dataclasses.asdict(c)} for t, c in steps],
-              baseline={**original.metrics, **_training(baseline.meta)}, result={}, ratios={})
+              baseline={**prepared.original.metrics, **_training(baseline.meta)}, result={}, ratios={})
     artifacts = home() / "artifacts" / run.run_id
     try:
-        final = measure(result, eval_split, reference=original.predictions, config=measure_config,
-                        artifact_dir=artifacts, progress=scaled(progress, 0.8, 1.0))
+        final = measure(result, prepared.eval_split, reference=prepared.original.predictions, config=measure_config,
+                        artifact_dir=artifacts, progress=scaled(progress, 0.5, 1.0))
         run.result = {**final.metrics, **(step_training if steps else _training(baseline.meta))}
         run.ratios = ratios(run.baseline, run.result)
         run.artifact_path = str(artifacts)
@@ -60,6 +98,12 @@ def run_pipeline(request: Request, store: RunStore | None = None, measure_config
         raise
     progress(1.0, "Done")
     return run
+
+
+def _resolve(step_settings: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, Any]]:
+    """(technique module, Config) per step; unknown ids and bad settings raise here."""
+    return [(techniques.get(tid), techniques.make_config(techniques.get(tid), settings))
+            for tid, settings in step_settings]
 
 
 def _training(meta: dict[str, Any]) -> dict[str, Any]:

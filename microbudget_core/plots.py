@@ -49,3 +49,22 @@ def summary(run: Run) -> str:
     drop = (run.result["accuracy"] - run.baseline["accuracy"]) * 100
     return (f"{run.ratios['size']:.1f}x smaller, {run.ratios['latency']:.1f}x faster, "
             f"{drop:+.1f} pt accuracy, {run.result['fidelity'] * 100:.1f}% same predictions")
+
+
+def sweep_figure(runs: list[Run]) -> go.Figure:
+    """Accuracy and size against bits for a weight-only sweep, the original as a dashed line."""
+    runs = sorted(runs, key=lambda r: r.steps[-1]["config"]["bits"])
+    bits = [r.steps[-1]["config"]["bits"] for r in runs]
+    original = runs[0].baseline
+    figure = make_subplots(rows=1, cols=2, subplot_titles=["Accuracy vs bits", "Size vs bits"])
+    panels = [("accuracy", 100, "%"), ("size_bytes", 1e-6, "MB")]
+    for column, (key, scale, unit) in enumerate(panels, start=1):
+        figure.add_trace(go.Scatter(x=bits, y=[r.result[key] * scale for r in runs], mode="lines+markers",
+                                    name=f"weight-only {key.split('_')[0]}", marker_color=RESULT_COLOUR,
+                                    hovertemplate="%{x} bits: %{y:,.2f} " + unit + "<extra></extra>"),
+                         row=1, col=column)
+        figure.add_hline(y=original[key] * scale, line_dash="dash", line_color=ORIGINAL_COLOUR,
+                         annotation_text=f"original {original[key] * scale:,.1f} {unit}", row=1, col=column)
+        figure.update_xaxes(title_text="bits per weight", tickvals=bits, row=1, col=column)
+    figure.update_layout(height=380, showlegend=False, margin=dict(l=20, r=20, t=60, b=20))
+    return figure

@@ -7,7 +7,7 @@ import streamlit as st
 
 import ui
 from microbudget_core import plots, techniques
-from microbudget_core.pipeline import Request, run_pipeline
+from microbudget_core.pipeline import Request, run_pipeline, run_sweep
 from microbudget_core.runs import RunStore
 
 st.title("Quantization")
@@ -59,3 +59,18 @@ if earlier:
                                 "accuracy": r.result["accuracy"], "size x": r.ratios["size"],
                                 "speed x": r.ratios["latency"]} for r in reversed(earlier)]),
                  hide_index=True, width="stretch")
+
+st.subheader("Bit-width sweep")
+st.markdown("weight-only at 8, 4, 3 and 2 bits, each measured against one measurement of the original "
+            "(peak memory is skipped here to keep the sweep quick).")
+group_size = st.number_input("Group size (weights per scale)", value=64, step=16)
+if st.button("Run the sweep", disabled=not (model and dataset)):
+    sweep_request = Request(model, dataset, [], eval_limit)
+    runs = ui.run_with_progress(f"weight-only sweep on {model}",
+                                lambda progress: run_sweep(sweep_request, group_size=int(group_size),
+                                                           progress=progress))
+    if runs:
+        st.session_state["sweep_run_ids"] = [r.run_id for r in runs]
+sweep = [store.get(run_id) for run_id in st.session_state.get("sweep_run_ids", [])]
+if sweep and all(sweep):
+    st.plotly_chart(plots.sweep_figure(sweep), width="stretch", config={"displayModeBar": False})

@@ -87,3 +87,16 @@ def test_quantization_page_passes_the_knobs_to_the_technique(tiny_text_model, se
     notes = [info.value for info in at.info]
     assert any("avx2 preset (chosen by you), per-channel off" in note for note in notes)
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+
+
+def test_quantization_page_sweep_plots_accuracy_and_size_against_bits(tiny_text_model, sentiment_csv):
+    at = _choose(page("pages/quantization.py", 300).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    at.slider[0].set_value(50)
+    at.button[1].click().run()
+    assert not at.exception and not at.error
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    lines = [trace for trace in figure["data"] if trace["type"] == "scatter"]
+    assert len(lines) == 2 and all(trace["x"] == [2, 3, 4, 8] for trace in lines)
+    sizes = lines[1]["y"]
+    assert sizes == sorted(sizes)  # fewer bits, fewer megabytes
+    assert len(figure["layout"]["shapes"]) == 2  # the original as a reference line in each panel

@@ -51,3 +51,18 @@ def test_bad_bits_and_onnx_models_are_explained(text):
     onnx = techniques.get("onnx").apply(bundle, techniques.get("onnx").Config())
     with pytest.raises(MicrobudgetError, match="no PyTorch Linear layers"):
         quantize(onnx)
+
+
+def test_the_sweep_measures_the_original_once_and_shrinks_with_bits(tiny_text_model, sentiment_csv, tmp_path):
+    from microbudget_core.measure import MeasureConfig
+    from microbudget_core.pipeline import Request, run_sweep
+    from microbudget_core.runs import RunStore
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    runs = run_sweep(Request(str(tiny_text_model), f"csv:{sentiment_csv}", [], 30), group_size=16, store=store,
+                     measure_config=MeasureConfig(memory=False, warmup=1, latency_runs=3))
+    assert [r.steps[0]["config"]["bits"] for r in runs] == [8, 4, 3, 2]
+    assert all(r.baseline == runs[0].baseline for r in runs)  # one measurement of the original
+    sizes = [r.result["size_bytes"] for r in runs]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] < runs[0].baseline["size_bytes"]
+    assert len(store.list()) == 4
