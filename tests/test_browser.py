@@ -90,7 +90,7 @@ def test_quantization_page_runs_and_draws_the_chart(page, app_url, tiny_text_mod
     _choose(page, "Dataset", "other")
     page.get_by_role("textbox", name="Dataset id").fill(f"csv:{sentiment_csv}")
     page.keyboard.press("Enter")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     chart = page.locator('[data-testid="stPlotlyChart"] .main-svg').first
     chart.wait_for(timeout=300_000)
     page.locator('[data-testid="stMetric"]').first.wait_for(timeout=30_000)
