@@ -5,8 +5,8 @@ import streamlit as st
 st.set_page_config(page_title="microbudget", page_icon=":material/compress:", layout="wide")
 
 pages = [
-    st.Page("pages/home.py", title="Methods at a glance", icon=":material/home:", default=True),
-    st.Page("pages/quantization.py", title="Quantization", icon=":material/compress:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/table_view:"),
+    st.Page("views/home.py", title="Methods at a glance", icon=":material/home:", default=True),
+    st.Page("views/quantization.py", title="Quantization", icon=":material/compress:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/table_view:"),
 ]
 st.navigation(pages).run()

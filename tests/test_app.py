@@ -42,7 +42,7 @@ def _choose(at: AppTest, model: str, dataset: str) -> AppTest:
 
 
 def test_quantization_page_runs_and_plots_original_vs_result(tiny_text_model, sentiment_csv):
-    at = _choose(page("pages/quantization.py", 300).run(),
+    at = _choose(page("views/quantization.py", 300).run(),
                  str(tiny_text_model), f"csv:{sentiment_csv}")
     at.slider[0].set_value(50)
     at.button[0].click().run()
@@ -55,7 +55,7 @@ def test_quantization_page_runs_and_plots_original_vs_result(tiny_text_model, se
     assert size_int8 < size_original
     assert [m.label for m in at.metric][:2] == ["Size", "Latency p50 (batch 1)"]
 
-    runs = page("pages/runs.py").run()
+    runs = page("views/runs.py").run()
     assert not runs.exception
     assert list(runs.dataframe[0].value["pipeline"]) == ["dynamic-int8"]
 
@@ -63,7 +63,7 @@ def test_quantization_page_runs_and_plots_original_vs_result(tiny_text_model, se
 @pytest.mark.parametrize("model, message", [("someone/not-a-model", "unreachable"),
                                             ("/no/such/folder", "not a model folder")])
 def test_quantization_page_explains_a_bad_model_in_one_error_box(model, message, sentiment_csv):
-    at = _choose(page("pages/quantization.py", 120).run(), model,
+    at = _choose(page("views/quantization.py", 120).run(), model,
                  f"csv:{sentiment_csv}")
     at.button[0].click().run()
     assert not at.exception
@@ -71,13 +71,13 @@ def test_quantization_page_explains_a_bad_model_in_one_error_box(model, message,
 
 
 def test_runs_page_says_when_there_are_no_runs():
-    at = page("pages/runs.py").run()
+    at = page("views/runs.py").run()
     assert not at.exception
     assert "No runs yet" in at.info[0].value
 
 
 def test_quantization_page_passes_the_knobs_to_the_technique(tiny_text_model, sentiment_csv):
-    at = _choose(page("pages/quantization.py", 300).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    at = _choose(page("views/quantization.py", 300).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
     at.multiselect[0].set_value(["onnx-int8-dynamic"]).run()
     at.checkbox(key="step0.per_channel").uncheck()
     at.selectbox(key="step0.preset").set_value("avx2")
@@ -90,7 +90,7 @@ def test_quantization_page_passes_the_knobs_to_the_technique(tiny_text_model, se
 
 
 def test_quantization_page_sweep_plots_accuracy_and_size_against_bits(tiny_text_model, sentiment_csv):
-    at = _choose(page("pages/quantization.py", 300).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    at = _choose(page("views/quantization.py", 300).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
     at.slider[0].set_value(50)
     at.button[1].click().run()
     assert not at.exception and not at.error

@@ -84,6 +84,9 @@ def test_home_page_shows_the_methods_table(page, app_url):
 def test_quantization_page_runs_and_draws_the_chart(page, app_url, tiny_text_model, sentiment_csv):
     page.goto(f"{app_url}/quantization")
     page.get_by_text("Store weights in fewer bits").wait_for(timeout=60_000)
+    # Opened by URL, the page still shows the app's own navigation (not Streamlit's file list).
+    navigation = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Methods at a glance" in navigation and "app" not in navigation.split("\n")
     _choose(page, "Base model", "other")
     page.get_by_role("textbox", name="Hugging Face model id or local folder").fill(str(tiny_text_model))
     page.keyboard.press("Enter")
