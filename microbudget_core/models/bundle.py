@@ -41,6 +41,20 @@ class ModelBundle:
         """A deep copy of the model (preprocessing shared; it is stateless)."""
         return replace(self, model=copy.deepcopy(self.model), meta=dict(self.meta), **changes)
 
+    def derived(self, model: Any, note: str | None = None, structure: str | None = None,
+                **meta: Any) -> "ModelBundle":
+        """A technique's result: `model` in place of ours, meta extended (ours is never mutated).
+
+        `note` joins meta["notes"] (shown beside the run); `structure` joins meta["structure"],
+        the technique ids that `models.load_saved` replays to rebuild the saved artifact.
+        """
+        new_meta = {**self.meta, **meta}
+        if note:
+            new_meta["notes"] = [*self.meta.get("notes", []), note]
+        if structure:
+            new_meta["structure"] = [*self.meta.get("structure", []), structure]
+        return replace(self, model=model, meta=new_meta)
+
     @torch.inference_mode()
     def logits(self, inputs: Sequence[Any]) -> np.ndarray:
         """Raw inputs (texts or images) -> class logits as a numpy array."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import io
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,10 +82,9 @@ def export_onnx(bundle: ModelBundle) -> bytes:
     return _export_optimum(bundle)
 
 
-def onnx_bundle(bundle: ModelBundle, onnx_bytes: bytes, step: str) -> ModelBundle:
-    """A bundle like `bundle` whose model is the given ONNX graph."""
-    meta = {**bundle.meta, "runtime": "onnxruntime", "structure": [*bundle.meta.get("structure", []), step]}
-    return replace(bundle, model=OnnxClassifier(onnx_bytes), meta=meta)
+def onnx_bundle(bundle: ModelBundle, onnx_bytes: bytes, note: str | None = None) -> ModelBundle:
+    """A bundle like `bundle` whose model is the given ONNX graph (it reloads from model.onnx: no replay)."""
+    return bundle.derived(OnnxClassifier(onnx_bytes), note=note, runtime="onnxruntime")
 
 
 def _export_torch(bundle: ModelBundle) -> bytes:

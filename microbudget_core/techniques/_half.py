@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import copy
+from dataclasses import dataclass
 
 import torch
 
@@ -29,16 +30,12 @@ def cast_weights(bundle: ModelBundle, dtype: torch.dtype, technique_id: str, pro
             ("This CPU has native 16-bit matrix instructions." if fast else
              f"This CPU has no native {name} matrix instructions ({', '.join(sorted(FAST_FLAGS[dtype]))}), "
              "so compute is converted per operation: expect it slower than fp32."))
-    meta = {**bundle.meta, "structure": [*bundle.meta.get("structure", []), technique_id],
-            "notes": [*bundle.meta.get("notes", []), note]}
     progress(1.0, "Cast")
-    return replace(bundle, model=model, meta=meta)
+    return bundle.derived(model, note=note, structure=technique_id)
 
 
 def restructure_to(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     """A copy of `model` in `dtype` (integer buffers such as position ids stay as they are)."""
-    import copy
-
     return copy.deepcopy(model).to(dtype)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -30,14 +30,12 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     progress(0.0, "Quantizing Linear layers to int8")
     model = restructure(bundle.model, bundle.meta)
     progress(1.0, "Quantized")
-    meta = {**bundle.meta, "structure": [*bundle.meta.get("structure", []), ID]}  # for models.load_saved
     share = _linear_share(bundle.model)
     note = (f"{share:.0%} of the weights are in Linear layers and became int8; the rest (embeddings, "
             "convolutions, norms) stay fp32.")
     if share < 0.2:
         note += " So dynamic int8 barely changes this model: convolutional models need static int8."
-    meta["notes"] = [*bundle.meta.get("notes", []), note]
-    return replace(bundle, model=model, meta=meta)
+    return bundle.derived(model, note=note, structure=ID)
 
 
 def _linear_share(model: torch.nn.Module) -> float:
@@ -45,7 +43,7 @@ def _linear_share(model: torch.nn.Module) -> float:
     return linear / sum(p.numel() for p in model.parameters())
 
 
-def restructure(model: torch.nn.Module, meta: dict | None = None) -> torch.nn.Module:
+def restructure(model: torch.nn.Module, meta: dict) -> torch.nn.Module:
     """A quantized copy of `model`: every nn.Linear becomes a dynamic int8 Linear."""
     with warnings.catch_warnings():
         # torch.ao.quantization warns it is deprecated in favour of torchao; it is still the

@@ -21,6 +21,6 @@ class Config:
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     progress(0.0, "Exporting to ONNX")
-    result = onnx_bundle(bundle, export_onnx(bundle), ID)
+    result = onnx_bundle(bundle, export_onnx(bundle))
     progress(1.0, "Exported")
     return result

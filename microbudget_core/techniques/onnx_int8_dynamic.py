@@ -29,10 +29,9 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     progress(0.0, "Exporting to ONNX")
     onnx_bytes = export_onnx(bundle)
     progress(0.5, f"Quantizing to int8 with the {preset} preset")
-    result = onnx_bundle(bundle, quantize_dynamic_int8(onnx_bytes, preset, config.per_channel), ID)
     chosen = "chosen from this CPU's flags" if config.preset == "auto" else "chosen by you"
     note = (f"ONNX Runtime dynamic int8, Optimum's {preset} preset ({chosen}), "
             f"per-channel {'on' if config.per_channel else 'off'}.")
-    result.meta["notes"] = [*bundle.meta.get("notes", []), note]
+    result = onnx_bundle(bundle, quantize_dynamic_int8(onnx_bytes, preset, config.per_channel), note)
     progress(1.0, "Quantized")
     return result

@@ -35,9 +35,9 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     batches = [{name: tensor.numpy() for name, tensor in bundle.preprocess(inputs[i:i + 8]).items()}
                for i in range(0, len(inputs), 8)]
     progress(0.3, f"Calibrating on {len(inputs)} examples ({config.calibration}) and quantizing")
-    result = onnx_bundle(bundle, quantize_static_int8(onnx_bytes, batches, config.calibration, config.per_channel), ID)
-    result.meta["notes"] = [*bundle.meta.get("notes", []),
-                            f"Static int8 (QDQ), {config.calibration} calibration on {len(inputs)} examples "
-                            f"of the calibration split, per-channel {'on' if config.per_channel else 'off'}."]
+    note = (f"Static int8 (QDQ), {config.calibration} calibration on {len(inputs)} examples "
+            f"of the calibration split, per-channel {'on' if config.per_channel else 'off'}.")
+    result = onnx_bundle(bundle, quantize_static_int8(onnx_bytes, batches, config.calibration, config.per_channel),
+                         note)
     progress(1.0, "Quantized")
     return result

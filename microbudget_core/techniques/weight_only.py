@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -85,9 +85,8 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     note = (f"{len(errors)} Linear layers stored in {config.bits} bits (group {config.group_size}); mean relative "
             f"weight error {sum(errors.values()) / len(errors):.3f}, worst {errors[worst]:.3f} ({worst}). No "
             "low-bit kernel runs on this CPU: latency is of weights dequantized to fp32; size is the packed bytes.")
-    meta = {**bundle.meta, "structure": [*bundle.meta.get("structure", []), ID], ID: asdict(config),
-            "notes": [*bundle.meta.get("notes", []), note], "report": {"layer_relative_error": errors}}
-    return replace(bundle, model=model, meta=meta)
+    return bundle.derived(model, note=note, structure=ID, report={"layer_relative_error": errors},
+                          **{ID: asdict(config)})
 
 
 def restructure(model: torch.nn.Module, meta: dict) -> torch.nn.Module:
