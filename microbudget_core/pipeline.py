@@ -39,18 +39,16 @@ class Prepared:
 def run_pipeline(request: Request, store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(),
                  progress: Progress = no_progress) -> Run:
     """Run the request's steps on a copy of the baseline, measure both, and store the Run."""
-    _resolve(request.steps)  # bad ids and settings fail before any slow work
+    steps = resolve(request.steps)  # bad ids and settings fail before any slow work
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.6))
-    return run_steps(prepared, request.steps, store, measure_config, scaled(progress, 0.6, 1.0))
+    return run_steps(prepared, steps, store, measure_config, scaled(progress, 0.6, 1.0))
 
 
 def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size: int = 64,
               store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(memory=False),
               progress: Progress = no_progress) -> list[Run]:
     """weight-only at each bit width, every row against one measurement of the original."""
-    sweeps = [[("weight-only", {"bits": b, "group_size": group_size})] for b in bits]
-    for steps in sweeps:
-        _resolve(steps)
+    sweeps = [resolve([("weight-only", {"bits": b, "group_size": group_size})]) for b in bits]
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.4))
     return [run_steps(prepared, steps, store, measure_config,
                       scaled(progress, 0.4 + 0.6 * n / len(sweeps), 0.4 + 0.6 * (n + 1) / len(sweeps)))
@@ -68,10 +66,9 @@ def prepare(request: Request, measure_config: MeasureConfig = MeasureConfig(),
     return Prepared(request, dataset, eval_split, baseline, original)
 
 
-def run_steps(prepared: Prepared, step_settings: list[tuple[str, dict[str, Any]]], store: RunStore | None = None,
+def run_steps(prepared: Prepared, steps: list[tuple[Any, Any]], store: RunStore | None = None,
               measure_config: MeasureConfig = MeasureConfig(), progress: Progress = no_progress) -> Run:
-    """Apply the steps to a copy of the prepared baseline, measure the result, and store the Run."""
-    steps = _resolve(step_settings)
+    """Apply resolved steps (see `resolve`) to the prepared baseline, measure the result, and store the Run."""
     baseline, request = prepared.baseline, prepared.request
     result, step_training = baseline, {}
     for number, (technique, config) in enumerate(steps):
@@ -100,7 +97,7 @@ def run_steps(prepared: Prepared, step_settings: list[tuple[str, dict[str, Any]]
     return run
 
 
-def _resolve(step_settings: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, Any]]:
+def resolve(step_settings: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, Any]]:
     """(technique module, Config) per step; unknown ids and bad settings raise here."""
     return [(techniques.get(tid), techniques.make_config(techniques.get(tid), settings))
             for tid, settings in step_settings]
