@@ -67,8 +67,11 @@ def dequantize(codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> 
     return (codes.float() - zero) * scale
 
 
-def _group_layout(in_features: int, group_size: int) -> tuple[int, int]:
-    """(group width, group count); group_size <= 0 means one group spanning the whole row."""
+def group_layout(in_features: int, group_size: int) -> tuple[int, int]:
+    """(group width, group count); group_size <= 0 means one group spanning the whole row.
+
+    A row is zero-padded to width * count inputs before packing.
+    """
     width = group_size if group_size > 0 else in_features
     return width, math.ceil(in_features / width)
 
@@ -92,7 +95,7 @@ def quantize_groups(weight: torch.Tensor, bits: int, group_size: int,
         raise ValueError(f"weight must be 2-D [out, in], got shape {tuple(weight.shape)}")
     _check_bits(bits)
     out_features, in_features = weight.shape
-    width, n_groups = _group_layout(in_features, group_size)
+    width, n_groups = group_layout(in_features, group_size)
     # Zero padding never widens a group's range: both modes already cover 0.
     padded = torch.nn.functional.pad(weight.float(), (0, n_groups * width - in_features))
     groups = padded.view(out_features, n_groups, width)
@@ -110,7 +113,7 @@ def quantize_groups(weight: torch.Tensor, bits: int, group_size: int,
 def dequantize_groups(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor, group_size: int,
                       in_features: int) -> torch.Tensor:
     """Inverse of quantize_groups: float32 [out, in_features] from the stored codes, scales and zeros."""
-    width, n_groups = _group_layout(in_features, group_size)
+    width, n_groups = group_layout(in_features, group_size)
     groups = codes.reshape(codes.shape[0], n_groups, width)
     restored = dequantize(groups, scales.float().unsqueeze(-1), zeros.float().unsqueeze(-1))
     return restored.reshape(codes.shape[0], n_groups * width)[:, :in_features]
@@ -150,7 +153,7 @@ def _join_bits(rows: torch.Tensor) -> torch.Tensor:
 def packed_bytes(out_features: int, in_features: int, bits: int, group_size: int) -> int:
     """Bytes a packed [out, in] layer takes as stored: packed padded codes + fp16 scales + uint8 zeros."""
     _check_bits(bits)
-    width, n_groups = _group_layout(in_features, group_size)
+    width, n_groups = group_layout(in_features, group_size)
     code_bytes = math.ceil(out_features * n_groups * width * bits / 8)
     return code_bytes + out_features * n_groups * (2 + 1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -31,9 +32,10 @@ class PackedLinear(torch.nn.Module):
     def __init__(self, in_features: int, out_features: int, bits: int, group_size: int, bias: bool):
         super().__init__()
         self.in_features, self.out_features, self.bits, self.group_size = in_features, out_features, bits, group_size
-        groups = 1 if group_size <= 0 else -(-in_features // group_size)
-        padded = in_features if group_size <= 0 else groups * group_size
-        self.register_buffer("packed", torch.zeros(-(-out_features * padded * bits // 8), dtype=torch.uint8))
+        width, groups = quant_math.group_layout(in_features, group_size)
+        self.padded_in = width * groups  # each row zero-padded to whole groups before packing
+        self.register_buffer("packed", torch.zeros(math.ceil(out_features * self.padded_in * bits / 8),
+                                                   dtype=torch.uint8))
         self.register_buffer("scales", torch.zeros(out_features, groups, dtype=torch.float16))
         self.register_buffer("zeros", torch.zeros(out_features, groups, dtype=torch.uint8))
         self.bias = torch.nn.Parameter(torch.zeros(out_features)) if bias else None
@@ -54,10 +56,10 @@ class PackedLinear(torch.nn.Module):
     def weight(self) -> torch.Tensor:
         """The dequantized fp32 weight (also what count_params counts)."""
         if self._dequantized is None:
-            padded = self.packed.numel() * 8 // self.bits // self.out_features
-            codes = quant_math.unpack_bits(self.packed, self.bits, self.out_features * padded)
-            self._dequantized = quant_math.dequantize_groups(codes.view(self.out_features, padded), self.scales,
-                                                             self.zeros, self.group_size, self.in_features)
+            codes = quant_math.unpack_bits(self.packed, self.bits, self.out_features * self.padded_in)
+            codes = codes.view(self.out_features, self.padded_in)
+            self._dequantized = quant_math.dequantize_groups(codes, self.scales, self.zeros, self.group_size,
+                                                             self.in_features)
         return self._dequantized
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
