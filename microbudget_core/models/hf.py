@@ -81,12 +81,17 @@ def load_saved_hf(folder: Path, info: dict[str, Any], with_weights: bool = True)
         config = transformers.AutoConfig.from_pretrained(folder)
         auto = (transformers.AutoModelForSequenceClassification if info["task"] == TEXT
                 else transformers.AutoModelForImageClassification)
-        preprocess = (TextPreprocessor(transformers.AutoTokenizer.from_pretrained(folder)) if info["task"] == TEXT
-                      else HubImagePreprocessor(transformers.AutoImageProcessor.from_pretrained(folder)))
         bundle = ModelBundle(model=auto.from_config(config).eval(), task=info["task"], labels=info["labels"],
-                             preprocess=preprocess, name=info["name"])
+                             preprocess=saved_preprocessor(folder, info["task"]), name=info["name"])
     bundle.meta, bundle.head_trained = dict(info["meta"]), True
     return bundle
+
+
+def saved_preprocessor(folder: Path, task: str) -> TextPreprocessor | HubImagePreprocessor:
+    """The tokenizer or image processor that `ModelBundle.save()` wrote beside the weights."""
+    if task == TEXT:
+        return TextPreprocessor(transformers.AutoTokenizer.from_pretrained(folder))
+    return HubImagePreprocessor(transformers.AutoImageProcessor.from_pretrained(folder))
 
 
 def guess_task(source: str) -> str:

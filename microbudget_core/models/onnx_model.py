@@ -113,18 +113,14 @@ def _export_optimum(bundle: ModelBundle) -> bytes:
 
 def load_saved_onnx(folder: Path, info: dict[str, Any]) -> ModelBundle:
     """A bundle from a saved folder holding model.onnx and its preprocessor."""
-    import transformers
-
-    from .hf import HubImagePreprocessor, TextPreprocessor
+    from .hf import saved_preprocessor
     from .vision import preprocessor_for
 
     meta = info["meta"]
     if meta.get("family") == "mobilenet-v2":
         preprocess: Any = preprocessor_for(meta["image_size"])
-    elif info["task"] == "text-classification":
-        preprocess = TextPreprocessor(transformers.AutoTokenizer.from_pretrained(folder))
     else:
-        preprocess = HubImagePreprocessor(transformers.AutoImageProcessor.from_pretrained(folder))
+        preprocess = saved_preprocessor(folder, info["task"])
     return ModelBundle(model=OnnxClassifier((folder / "model.onnx").read_bytes()), task=info["task"],
                        labels=list(info["labels"]), preprocess=preprocess, name=info["name"], meta=dict(meta))
 
