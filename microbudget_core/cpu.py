@@ -16,3 +16,8 @@ def cpu_flags() -> frozenset[str]:
 
 def is_arm() -> bool:
     return platform.machine().lower() in ("arm64", "aarch64")
+
+
+def has_vnni() -> bool:
+    """True where int8 dot products have VNNI instructions (no u8 x s8 saturation on x86)."""
+    return is_arm() or bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())

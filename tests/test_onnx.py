@@ -99,6 +99,22 @@ def test_onnx_int8_static_calibrates_and_agrees_on_the_cnn(vision, method):
     assert f"{method} calibration on 16 examples" in quantized.meta["notes"][-1]
 
 
+@pytest.mark.parametrize("reduce_range", ["on", "off"])
+def test_onnx_int8_static_reduce_range_is_a_choice_and_said(vision, reduce_range):
+    from microbudget_core.data import split
+
+    bundle, images = vision
+    many = [np.random.default_rng(i).integers(0, 255, (28, 28), dtype=np.uint8) for i in range(30)]
+    dataset = split("synthetic", "image", many, ["a", "b", "c"] * 10)
+    technique = techniques.get("onnx-int8-static")
+    config = techniques.make_config(technique, {"reduce_range": reduce_range, "calibration_examples": "16"})
+    quantized = technique.apply(bundle, config, dataset)
+    assert np.mean(quantized.predict(images) == bundle.predict(images)) >= 0.5
+    assert ("7-bit weights" in quantized.meta["notes"][-1]) == (reduce_range == "on")
+    with pytest.raises(MicrobudgetError, match="Unknown reduce_range 'maybe'"):
+        apply("onnx-int8-static", bundle, reduce_range="maybe")
+
+
 def test_onnx_int8_static_needs_data(vision):
     bundle, _ = vision
     with pytest.raises(MicrobudgetError, match="needs calibration examples"):

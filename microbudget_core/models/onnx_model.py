@@ -154,7 +154,7 @@ def quantize_dynamic_int8(onnx_bytes: bytes, preset: str, per_channel: bool) -> 
 
 @one_clear_error("quantize (static int8)")
 def quantize_static_int8(onnx_bytes: bytes, batches: list[dict[str, np.ndarray]], method: str,
-                         per_channel: bool) -> bytes:
+                         per_channel: bool, reduce_range: bool) -> bytes:
     """ONNX Runtime static int8 (QDQ): activation ranges calibrated on `batches` with `method`.
 
     Plain onnxruntime.quantization rather than Optimum's ORTQuantizer.fit: Optimum wraps the same
@@ -182,6 +182,7 @@ def quantize_static_int8(onnx_bytes: bytes, batches: list[dict[str, np.ndarray]]
         # fails on transformers' dynamic sequence axis, and the ONNX pass suffices here.
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
                         calibrate_method=methods[method])
         return target.read_bytes()
