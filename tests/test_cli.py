@@ -51,10 +51,10 @@ def test_runs_json_is_an_empty_list_on_a_new_store():
 
 
 @pytest.mark.parametrize("technique, settings, config", [
-    ("dynamic-int8", [], {}),
+    ("dynamic-int8", [], {"backend": "auto"}),
     # ONNX Runtime's entropy calibration prints to stdout: the JSON must still be all that stdout holds.
     ("onnx-int8-static", ["--set", "calibration=entropy", "--set", "calibration_examples=16"],
-     {"calibration": "entropy", "calibration_examples": 16, "per_channel": True}),
+     {"calibration": "entropy", "calibration_examples": 16, "per_channel": True, "reduce_range": "auto"}),
 ])
 def test_run_json_follows_the_contract(technique, settings, config, tiny_text_model, sentiment_csv):
     done = cli("run", "--model", str(tiny_text_model), "--dataset", f"csv:{sentiment_csv}",

@@ -73,14 +73,16 @@ def test_measure_reports_the_contract_fields(tiny_text_model, dataset):
     assert flipped.metrics["fidelity"] == 0.0
 
 
-def test_dynamic_int8_shrinks_a_copy_and_keeps_predictions(tiny_text_model, dataset):
+@pytest.mark.parametrize("backend", ["torch.ao", "torchao"])
+def test_dynamic_int8_shrinks_a_copy_and_keeps_predictions(tiny_text_model, dataset, backend):
     bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification")
     trained, _ = train_classifier(bundle, dataset.train, LEARN_FAST)
     technique = techniques.get("dynamic-int8")
-    quantized = technique.apply(trained, technique.Config())
-    assert any("Quantized" in type(m).__name__ or "quantized" in type(m).__module__
-               for m in quantized.model.modules())
-    assert all(type(m) is not torch.nn.Linear for m in quantized.model.modules())
+    quantized = technique.apply(trained, technique.Config(backend=backend))
+    int8_weights = [m for m in quantized.model.modules() if type(m).__name__ == "Linear" and (
+        "quantized" in type(m).__module__ or "Int8" in type(m.weight).__name__)]
+    assert len(int8_weights) == sum(isinstance(m, torch.nn.Linear) for m in trained.model.modules())
+    assert f"Backend: {backend} chosen by hand" in quantized.meta["notes"][-1]
     assert any(type(m) is torch.nn.Linear for m in trained.model.modules()), "input was modified"
     original = measure(trained, dataset.eval, config=FAST)
     result = measure(quantized, dataset.eval, reference=original.predictions, config=FAST)
@@ -134,7 +136,8 @@ def test_pipeline_stores_a_run_with_the_contract(tiny_text_model, sentiment_csv,
     assert run.ratios["size"] == pytest.approx(run.baseline["size_bytes"] / run.result["size_bytes"])
     assert run.ratios["latency"] == pytest.approx(run.baseline["latency_ms_p50"] / run.result["latency_ms_p50"])
     assert run.result["eval_examples"] == 30
-    assert run.steps == [{"technique": "dynamic-int8", "config": {}}]
+    assert run.steps == [{"technique": "dynamic-int8", "config": {"backend": "auto"}}]
+    assert run.result["dynamic_int8_backend"] in ("torch.ao", "torchao")  # auto timed both, kept one
     assert [r.run_id for r in store.list()] == [run.run_id]
     assert (tmp_path / "runs.sqlite").exists()
 
@@ -160,10 +163,25 @@ def test_run_store_is_append_only_and_survives_a_failed_write(tmp_path):
     assert mode == "wal"
 
 
-def test_a_quantized_artifact_loads_back_with_the_same_predictions(tiny_text_model, dataset, tmp_path):
+def test_dynamic_int8_auto_times_both_backends_and_keeps_the_faster(tiny_text_model, dataset):
     bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification")
     technique = techniques.get("dynamic-int8")
-    quantized = technique.apply(bundle, technique.Config())
+    quantized = technique.apply(bundle, technique.Config(), dataset)
+    report = quantized.meta["report"]
+    faster = "torch.ao" if report["backend_ms_torch_ao"] <= report["backend_ms_torchao"] else "torchao"
+    assert report["dynamic_int8_backend"] == quantized.meta["dynamic_int8_backend"] == faster
+    assert quantized.meta["notes"][-1].count(" ms ") == 2
+    with pytest.raises(MicrobudgetError, match="no dataset was given"):
+        technique.apply(bundle, technique.Config())
+    with pytest.raises(MicrobudgetError, match="Unknown backend 'tensorrt'"):
+        technique.apply(bundle, technique.Config(backend="tensorrt"), dataset)
+
+
+@pytest.mark.parametrize("backend", ["torch.ao", "torchao"])
+def test_a_quantized_artifact_loads_back_with_the_same_predictions(tiny_text_model, dataset, tmp_path, backend):
+    bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification")
+    technique = techniques.get("dynamic-int8")
+    quantized = technique.apply(bundle, technique.Config(backend=backend))
     reloaded = load_saved(quantized.save(tmp_path / "artifact"))
     assert (tmp_path / "artifact" / "model.pt").exists()
     np.testing.assert_allclose(reloaded.logits(dataset.eval.inputs), quantized.logits(dataset.eval.inputs), atol=1e-5)

@@ -80,7 +80,7 @@ def test_an_unknown_preset_and_a_torch_quantized_input_are_explained(text):
     with pytest.raises(MicrobudgetError, match="Unknown preset 'sse'"):
         apply("onnx-int8-dynamic", bundle, preset="sse")
     with pytest.raises(MicrobudgetError, match="Put the ONNX step first"):
-        apply("onnx", apply("dynamic-int8", bundle))
+        apply("onnx", apply("dynamic-int8", bundle, backend="torch.ao"))
 
 
 @pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])

@@ -157,5 +157,5 @@ def test_dynamic_int8_says_when_it_barely_applies_to_a_cnn():
     bundle = ModelBundle(MobileNetV2(num_classes=10, width_mult=0.5), IMAGE, [str(i) for i in range(10)],
                          ImagePreprocessor(32, 36), "tiny-mobilenet", {"family": "mobilenet-v2"})
     technique = techniques.get("dynamic-int8")
-    result = technique.apply(bundle, technique.Config())
+    result = technique.apply(bundle, technique.Config(backend="torch.ao"))
     assert "static int8" in result.meta["notes"][0] and "notes" not in bundle.meta

@@ -78,12 +78,12 @@ class ModelBundle:
         state = self.model.state_dict() if onnx_bytes is None else {}
         if onnx_bytes is not None:
             (folder / "model.onnx").write_bytes(onnx_bytes)
-        elif all(isinstance(t, torch.Tensor) and not t.is_quantized for t in state.values()):
+        elif all(type(t) is torch.Tensor and not t.is_quantized for t in state.values()):
             from safetensors.torch import save_model
 
             save_model(self.model, str(folder / "model.safetensors"))
         else:
-            # Quantized modules keep packed params that safetensors cannot hold;
+            # Quantized modules keep packed params (torch.ao) or tensor subclasses (torchao) that safetensors cannot hold;
             # torch.save of a state_dict loads back with weights_only=True.
             torch.save(state, folder / "model.pt")
         if hasattr(self.model, "config"):

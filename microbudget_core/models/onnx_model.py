@@ -77,6 +77,10 @@ def export_onnx(bundle: ModelBundle) -> bytes:
     """The bundle's torch model as ONNX bytes."""
     if isinstance(bundle.model, OnnxClassifier):
         return bundle.model.onnx_bytes
+    changed = bundle.meta.get("structure")  # PyTorch-side int8 / packed / half modules
+    if changed:
+        raise MicrobudgetError(f"A model already changed in PyTorch ({', '.join(changed)}) cannot be exported to ONNX.",
+                               "Put the ONNX step first; ONNX Runtime quantizes the exported graph itself.")
     if bundle.meta.get("family") == "mobilenet-v2":
         return _export_torch(bundle)
     return _export_optimum(bundle)
@@ -100,9 +104,6 @@ def _export_torch(bundle: ModelBundle) -> bytes:
 def _export_optimum(bundle: ModelBundle) -> bytes:
     from optimum.onnxruntime import ORTModelForImageClassification, ORTModelForSequenceClassification
 
-    if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in bundle.model.modules()):
-        raise MicrobudgetError("A PyTorch-quantized model cannot be exported to ONNX.",
-                               "Put the ONNX step first; ONNX Runtime quantizes the exported graph itself.")
     auto = ORTModelForSequenceClassification if bundle.task == "text-classification" else ORTModelForImageClassification
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / "torch", Path(folder) / "onnx"

@@ -1,9 +1,18 @@
-"""PyTorch dynamic int8: Linear weights stored as int8, activations quantized on the fly."""
+"""PyTorch dynamic int8: Linear weights stored as int8, activations quantized on the fly.
+
+Two implementations exist: torch.ao.quantization.quantize_dynamic (deprecated, fbgemm/qnnpack
+int8 kernels) and torchao's quantize_ (its successor). Which is faster depends on the CPU and
+the torch build, so `auto` times both on one real example and keeps the faster.
+"""
 
 from __future__ import annotations
 
+import copy
+import logging
+import statistics
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -14,11 +23,12 @@ from ..progress import Progress, no_progress
 
 ID = "dynamic-int8"
 DESCRIPTION = "PyTorch dynamic int8 on Linear layers (weights int8, activations quantized per call)"
+BACKENDS = ("torch.ao", "torchao")
 
 
 @dataclass(frozen=True)
 class Config:
-    """No knobs yet: every nn.Linear is quantized per-tensor with the default x86 engine."""
+    backend: str = field(default="auto", metadata={"choices": ("auto", *BACKENDS)})
 
 
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
@@ -27,27 +37,68 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
             isinstance(module, torch.nn.Linear) for module in bundle.model.modules()):
         raise MicrobudgetError(f"Model '{bundle.name}' has no Linear layers, so dynamic int8 changes nothing.",
                                "Pick a transformer model, or a quantization technique for convolutions.")
+    if config.backend not in ("auto", *BACKENDS):
+        raise MicrobudgetError(f"Unknown backend '{config.backend}'.", f"Use one of: auto, {', '.join(BACKENDS)}.")
     progress(0.0, "Quantizing Linear layers to int8")
-    model = restructure(bundle.model, bundle.meta)
+    if config.backend == "auto":
+        if dataset is None or len(dataset.calibration) == 0:
+            raise MicrobudgetError("backend=auto times both backends on one example, and no dataset was given.",
+                                   "Run it with a dataset, or pick backend=torch.ao or torchao.")
+        example = bundle.preprocess(dataset.calibration.inputs[:1])
+        candidates = {backend: _quantize(bundle.model, backend) for backend in BACKENDS}
+        timings = {backend: _median_ms(model, example) for backend, model in candidates.items()}
+        backend = min(timings, key=timings.get)
+        model = candidates[backend]
+        how = (f"{backend} kept: {timings['torch.ao']:.1f} ms per example with torch.ao.quantization, "
+               f"{timings['torchao']:.1f} ms with torchao's quantize_, timed here on one example.")
+        report = {f"backend_ms_{name.replace('.', '_')}": ms for name, ms in timings.items()}
+    else:
+        backend, model = config.backend, _quantize(bundle.model, config.backend)
+        how, report = f"{backend} chosen by hand.", {}
     progress(1.0, "Quantized")
     share = _linear_share(bundle.model)
     note = (f"{share:.0%} of the weights are in Linear layers and became int8; the rest (embeddings, "
-            "convolutions, norms) stay fp32.")
+            f"convolutions, norms) stay fp32. Backend: {how}")
     if share < 0.2:
         note += " So dynamic int8 barely changes this model: convolutional models need static int8."
-    return bundle.derived(model, note=note, structure=ID)
+    return bundle.derived(model, note=note, structure=ID, dynamic_int8_backend=backend,
+                          report={"dynamic_int8_backend": backend, **report})
+
+
+def restructure(model: torch.nn.Module, meta: dict) -> torch.nn.Module:
+    """The quantized structure for a saved artifact (artifacts from before the knob used torch.ao)."""
+    return _quantize(model, meta.get("dynamic_int8_backend", "torch.ao"))
+
+
+def _quantize(model: torch.nn.Module, backend: str) -> torch.nn.Module:
+    """A quantized copy of `model`: every nn.Linear gets int8 weights and dynamic int8 activations."""
+    with warnings.catch_warnings():
+        # torch.ao.quantization warns it is deprecated in favour of torchao; both are offered here.
+        warnings.simplefilter("ignore")
+        if backend == "torch.ao":
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8,
+                                                          inplace=False)
+        # torchao logs that its CUDA-only extensions do not load on a CPU install: expected here.
+        logging.getLogger("torchao").setLevel(logging.ERROR)
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        quantized = copy.deepcopy(model)  # quantize_ works in place; the cached original stays as it is
+        quantize_(quantized, Int8DynamicActivationInt8WeightConfig())
+        return quantized
+
+
+@torch.inference_mode()
+def _median_ms(model: torch.nn.Module, example: dict[str, torch.Tensor], runs: int = 7) -> float:
+    model.eval()
+    model(**example)  # warm-up: first calls pack weights and pick kernels
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model(**example)
+        timings.append((time.perf_counter() - start) * 1000)
+    return statistics.median(timings)
 
 
 def _linear_share(model: torch.nn.Module) -> float:
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     return linear / sum(p.numel() for p in model.parameters())
-
-
-def restructure(model: torch.nn.Module, meta: dict) -> torch.nn.Module:
-    """A quantized copy of `model`: every nn.Linear becomes a dynamic int8 Linear."""
-    with warnings.catch_warnings():
-        # torch.ao.quantization warns it is deprecated in favour of torchao; it is still the
-        # fastest dynamic int8 path on this CPU (see DESIGN.md's measurements).
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
