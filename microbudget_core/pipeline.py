@@ -10,8 +10,10 @@ from typing import Any
 from . import techniques
 from .baseline import build_baseline
 from .data import Dataset, DatasetSpec, Split, load_dataset
+from .errors import MicrobudgetError
 from .measure import MeasureConfig, Measurement, measure, ratios
 from .models import ModelBundle
+from .models.bundle import IMAGE, TEXT
 from .paths import home
 from .progress import Progress, no_progress, scaled
 from .runs import Run, RunStore
@@ -44,15 +46,34 @@ def run_pipeline(request: Request, store: RunStore | None = None, measure_config
     return run_steps(prepared, steps, store, measure_config, scaled(progress, 0.6, 1.0))
 
 
-def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size: int = 64,
+# The int8 paths worth a row beside the weight-only sweep: the fast ones for each kind of model.
+SWEEP_INT8 = {TEXT: ("dynamic-int8", "onnx-int8-dynamic"), IMAGE: ("static-int8", "onnx-int8-static")}
+
+
+@dataclass
+class Sweep:
+    runs: list[Run]
+    skipped: dict[str, str]  # int8 technique id -> why it does not apply to this model
+
+
+def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size: int = 64, int8: bool = True,
               store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(memory=False),
-              progress: Progress = no_progress) -> list[Run]:
-    """weight-only at each bit width, every row against one measurement of the original."""
+              progress: Progress = no_progress) -> Sweep:
+    """weight-only at each bit width (and the int8 paths), every row against one measurement of the original."""
     sweeps = [resolve([("weight-only", {"bits": b, "group_size": group_size})]) for b in bits]
+    int8_steps = {task: [resolve([(tid, {})]) for tid in ids] for task, ids in SWEEP_INT8.items()}
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.4))
-    return [run_steps(prepared, steps, store, measure_config,
-                      scaled(progress, 0.4 + 0.6 * n / len(sweeps), 0.4 + 0.6 * (n + 1) / len(sweeps)))
-            for n, steps in enumerate(sweeps)]
+    sweeps += int8_steps.get(prepared.baseline.task, []) if int8 else []
+    sweep = Sweep([], {})
+    for n, steps in enumerate(sweeps):
+        span = scaled(progress, 0.4 + 0.6 * n / len(sweeps), 0.4 + 0.6 * (n + 1) / len(sweeps))
+        try:
+            sweep.runs.append(run_steps(prepared, steps, store, measure_config, span))
+        except MicrobudgetError as error:
+            if steps[0][0].ID == "weight-only":
+                raise  # the sweep itself failed; an int8 row that does not apply is only skipped
+            sweep.skipped[steps[0][0].ID] = str(error)
+    return sweep
 
 
 def prepare(request: Request, measure_config: MeasureConfig = MeasureConfig(),

@@ -40,8 +40,21 @@ class Run:
 
     @property
     def label(self) -> str:
-        """A short name for charts: the pipeline's technique ids."""
-        return " -> ".join(step["technique"] for step in self.steps) or "original"
+        """A short name for charts: the technique ids, with the settings that differ from the defaults."""
+        return " -> ".join(_step_label(step) for step in self.steps) or "original"
+
+
+def _step_label(step: dict[str, Any]) -> str:
+    from . import techniques  # techniques import models and torch; runs.py stays light until asked
+
+    from .errors import MicrobudgetError
+
+    try:
+        defaults = asdict(techniques.get(step["technique"]).Config())
+    except MicrobudgetError:  # a technique since removed or renamed: its id is still a name
+        defaults = {}
+    changed = [f"{key}={value}" for key, value in step["config"].items() if defaults.get(key) != value]
+    return step["technique"] + (f"({', '.join(changed)})" if changed else "")
 
 
 class RunStore:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -149,6 +149,13 @@ def test_pipeline_rejects_bad_ids_before_any_work(tmp_path):
     with pytest.raises(MicrobudgetError, match="Unknown dataset"):
         run_pipeline(Request("minilm-l6", "nope", []), store=store)
     assert store.list() == []
+
+
+def test_a_run_label_names_its_steps_and_their_changed_settings():
+    steps = [{"technique": "weight-only", "config": {**asdict(techniques.get("weight-only").Config()), "bits": 3}},
+             {"technique": "dynamic-int8", "config": {"backend": "auto"}}, {"technique": "retired", "config": {"x": 1}}]
+    assert Run("m", "d", "t", steps, {}, {}, {}).label == "weight-only(bits=3) -> dynamic-int8 -> retired(x=1)"
+    assert Run("m", "d", "t", [], {}, {}, {}).label == "original"
 
 
 def test_run_store_is_append_only_and_survives_a_failed_write(tmp_path):

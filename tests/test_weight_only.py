@@ -59,10 +59,22 @@ def test_the_sweep_measures_the_original_once_and_shrinks_with_bits(tiny_text_mo
     from microbudget_core.runs import RunStore
 
     store = RunStore(tmp_path / "runs.sqlite")
-    runs = run_sweep(Request(str(tiny_text_model), f"csv:{sentiment_csv}", [], 30), group_size=16, store=store,
-                     measure_config=MeasureConfig(memory=False, warmup=1, latency_runs=3))
-    assert [r.steps[0]["config"]["bits"] for r in runs] == [8, 4, 3, 2]
+    sweep = run_sweep(Request(str(tiny_text_model), f"csv:{sentiment_csv}", [], 30), group_size=16, store=store,
+                      measure_config=MeasureConfig(memory=False, warmup=1, latency_runs=3))
+    runs = sweep.runs
+    assert [r.steps[0]["technique"] for r in runs] == ["weight-only"] * 4 + ["dynamic-int8", "onnx-int8-dynamic"]
+    assert [r.steps[0]["config"]["bits"] for r in runs[:4]] == [8, 4, 3, 2] and sweep.skipped == {}
     assert all(r.baseline == runs[0].baseline for r in runs)  # one measurement of the original
-    sizes = [r.result["size_bytes"] for r in runs]
+    sizes = [r.result["size_bytes"] for r in runs[:4]]
     assert sizes == sorted(sizes, reverse=True) and sizes[0] < runs[0].baseline["size_bytes"]
-    assert len(store.list()) == 4
+    assert len(store.list()) == 6
+
+
+def test_the_sweep_skips_an_int8_path_that_does_not_apply_and_says_why(tiny_text_model, sentiment_csv, monkeypatch):
+    from microbudget_core import pipeline
+    from microbudget_core.measure import MeasureConfig
+
+    monkeypatch.setitem(pipeline.SWEEP_INT8, "text-classification", ("static-int8",))  # transformers do not trace
+    sweep = pipeline.run_sweep(pipeline.Request(str(tiny_text_model), f"csv:{sentiment_csv}", [], 30), bits=(8,),
+                               group_size=16, measure_config=MeasureConfig(memory=False, warmup=1, latency_runs=3))
+    assert len(sweep.runs) == 1 and "cannot be traced" in sweep.skipped["static-int8"]
