@@ -47,6 +47,21 @@ def test_onnx_fp32_matches_pytorch_for_text_and_vision(text, vision):
         assert isinstance(bundle.model, torch.nn.Module), "the input bundle was modified"
 
 
+@pytest.mark.parametrize("level, atol", [("none", 1e-4), ("O1", 1e-4), ("O2", 1e-4), ("O3", 1e-2)])
+def test_ortoptimizer_levels_fuse_the_transformer_graph_and_keep_its_outputs(text, level, atol):
+    import onnx
+
+    bundle, dataset = text
+    optimized = apply("onnx", bundle, optimization=level)
+    np.testing.assert_allclose(optimized.logits(dataset.eval.inputs[:16]), bundle.logits(dataset.eval.inputs[:16]),
+                               atol=atol)  # O3 approximates GELU
+    ops = {node.op_type for node in onnx.load_model_from_string(optimized.model.onnx_bytes).graph.node}
+    assert ("SkipLayerNormalization" in ops) == (level in ("O2", "O3"))
+    assert ("optimized with Optimum's ORTOptimizer" in optimized.meta["notes"][-1]) == (level != "none")
+    with pytest.raises(MicrobudgetError, match="Unknown optimization level 'O9'"):
+        apply("onnx", bundle, optimization="O9")
+
+
 def test_onnx_int8_dynamic_is_smaller_and_agrees(tiny_text_model, sentiment_csv, tmp_path):
     import transformers
 

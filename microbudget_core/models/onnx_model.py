@@ -112,6 +112,25 @@ def _export_optimum(bundle: ModelBundle) -> bytes:
         return (target / "model.onnx").read_bytes()
 
 
+@one_clear_error("optimize")
+def optimize_onnx(bundle: ModelBundle, onnx_bytes: bytes, level: str) -> bytes:
+    """Optimum's ORTOptimizer at `level` (O1 basic .. O3 with GELU approximation) for a transformers graph.
+
+    O2 and up fuse attention, LayerNorm and GELU into ONNX Runtime's contrib kernels, which the
+    runtime's own session optimizations do not do for a plain exported graph.
+    """
+    from optimum.onnxruntime import ORTOptimizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig
+
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "model.onnx").write_bytes(onnx_bytes)
+        bundle.model.config.save_pretrained(folder)  # the optimizer reads the model type from it
+        optimizer = ORTOptimizer.from_pretrained(folder, file_names=["model.onnx"])
+        optimizer.optimize(save_dir=Path(folder) / "optimized",
+                           optimization_config=getattr(AutoOptimizationConfig, level)())
+        return (Path(folder) / "optimized" / "model_optimized.onnx").read_bytes()
+
+
 def load_saved_onnx(folder: Path, info: dict[str, Any]) -> ModelBundle:
     """A bundle from a saved folder holding model.onnx and its preprocessor."""
     from .hf import saved_preprocessor
