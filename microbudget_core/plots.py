@@ -1,11 +1,18 @@
-"""Plotly figures: pure functions of runs, shared by the app's pages and exports."""
+"""Plotly figures: pure functions of runs and of explainer results, shared by the app's pages and exports."""
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .runs import Run
+
+if TYPE_CHECKING:  # annotations only: importing the explainer would pull torch and the model loaders in here
+    from .explainer import Explanation
 
 ORIGINAL_COLOUR = "#94a3b8"
 RESULT_COLOUR = "#0f766e"
@@ -68,3 +75,63 @@ def sweep_figure(runs: list[Run]) -> go.Figure:
         figure.update_xaxes(title_text="bits per weight", tickvals=bits, row=1, col=column)
     figure.update_layout(height=380, showlegend=False, margin=dict(l=20, r=20, t=60, b=20))
     return figure
+
+
+GRID_COLOUR = "#d97706"
+EXPLAINER_BINS = 120  # about this many histogram bins across the weights' range
+MAX_GRID_LINES = 64  # more grid levels than this are thinned out, or 8 bits would paint the plot solid
+
+
+def explainer_figure(explanation: Explanation) -> go.Figure:
+    """Histogram of a layer's weights before and after quantization, with the quantization grid overlaid.
+
+    The histograms are binned here (a few hundred numbers reach the browser, not the sample itself), on bins
+    aligned to the grid so the restored weights, which sit on grid levels, do not alias into a comb.
+    """
+    e = explanation
+    edges = _grid_aligned_edges(e)
+    # Plain lists, not numpy arrays (which plotly encodes as base64): the spec stays readable JSON for exports.
+    centres, widths = ((edges[:-1] + edges[1:]) / 2).tolist(), np.diff(edges).tolist()
+    figure = go.Figure()
+    for name, values, colour in [("original (fp32)", e.original, ORIGINAL_COLOUR),
+                                 (f"after {e.bits}-bit round trip", e.restored, RESULT_COLOUR)]:
+        figure.add_trace(go.Bar(x=centres, y=np.histogram(values, edges)[0].tolist(), width=widths, name=name,
+                                marker_color=colour, opacity=0.6,
+                                hovertemplate="%{x:.4g}: %{y:,} weights<extra>" + name + "</extra>"))
+    step = math.ceil(len(e.grid) / MAX_GRID_LINES)
+    levels = e.grid[::step]
+    grid_name = f"{len(e.grid)}-level grid" + (f" of channel {e.channel}" if e.per_channel else "")
+    if step > 1:
+        grid_name += f" (1 in {step} levels drawn)"
+    # One trace of vertical segments on a hidden 0..1 axis: full height whatever the counts, one legend entry.
+    figure.add_trace(go.Scatter(x=np.repeat(levels, 3).tolist(), y=[0.0, 1.0, None] * len(levels), yaxis="y2",
+                                mode="lines", line=dict(color=GRID_COLOUR, width=1), opacity=0.7, name=grid_name,
+                                hovertemplate="level %{x:.4g}<extra></extra>"))
+    granularity = "per-channel" if e.per_channel else "per-tensor"
+    figure.update_layout(
+        title=(f"{e.bits}-bit {'symmetric' if e.symmetric else 'asymmetric'}, {granularity}: "
+               f"SQNR {e.error['sqnr_db']:.1f} dB, relative error {e.error['relative']:.1%}"),
+        barmode="overlay", height=420, margin=dict(l=20, r=20, t=60, b=20),
+        xaxis_title="weight value", yaxis=dict(title="weights per bin (log)", type="log", dtick=1),  # 1, 10, 100...
+        yaxis2=dict(overlaying="y", range=[0, 1], visible=False),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+    return figure
+
+
+def _grid_aligned_edges(e: Explanation) -> np.ndarray:
+    """Histogram bin edges over the weights' range whose width is a multiple or a fraction of S.
+
+    Coarse grids get several bins per level with each level centred in one; fine grids get several whole
+    levels per bin. The alignment is exact for the shown grid (every row's, per-tensor).
+    """
+    low = float(min(e.original.min(), e.restored.min()))
+    high = float(max(e.original.max(), e.restored.max()))
+    levels_spanned = max((high - low) / e.scale, 1.0)
+    if levels_spanned >= EXPLAINER_BINS:
+        width = e.scale * math.ceil(levels_spanned / EXPLAINER_BINS)
+        origin = e.grid[0] - e.scale / 2
+    else:
+        width = e.scale / math.floor(EXPLAINER_BINS / levels_spanned)
+        origin = e.grid[0] - width / 2
+    start = origin + math.floor((low - origin) / width) * width
+    return start + width * np.arange(math.floor((high - start) / width) + 2)
