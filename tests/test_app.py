@@ -100,3 +100,30 @@ def test_quantization_page_sweep_plots_accuracy_and_size_against_bits(tiny_text_
     sizes = lines[1]["y"]
     assert sizes == sorted(sizes)  # fewer bits, fewer megabytes
     assert len(figure["layout"]["shapes"]) == 2  # the original as a reference line in each panel
+
+
+def test_quantization_page_explains_one_layer_and_reacts_to_the_bits(tiny_text_model, sentiment_csv):
+    at = _choose(page("views/quantization.py", 120).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    assert not at.exception and not at.error
+    layer = at.selectbox(key="explain_layer")
+    assert layer.index == len(layer.options) // 2 and layer.value.startswith("bert.encoder.layer.1")  # mid-network
+
+    def shown() -> tuple[float, dict]:
+        sqnr = next(m.value for m in at.metric if m.label == "SQNR")
+        return float(sqnr.removesuffix(" dB")), json.loads(at.get("plotly_chart")[-1].proto.spec)
+
+    sqnr_8bit, figure = shown()
+    bars = [trace for trace in figure["data"] if trace["type"] == "bar"]
+    assert len(bars) == 2 and all(sum(bar["y"]) > 0 for bar in bars)  # histograms before and after
+    assert any(trace["type"] == "scatter" and trace["x"] for trace in figure["data"])  # the grid
+    assert "8-bit symmetric, per-tensor" in figure["layout"]["title"]["text"]
+
+    at.slider(key="explain_bits").set_value(2).run()
+    assert not at.exception
+    sqnr_2bit, figure = shown()
+    assert sqnr_2bit < sqnr_8bit - 20
+    assert "2-bit symmetric, per-tensor" in figure["layout"]["title"]["text"]
+
+    at.radio(key="explain_granularity").set_value("per-channel").run()
+    assert shown()[0] > sqnr_2bit
+    assert "widest of" in at.caption[-1].value

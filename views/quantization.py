@@ -1,12 +1,14 @@
 """Quantization lab: run quantization techniques (chained, with their knobs) and compare with the original."""
 
 import dataclasses
+import math
 
 import pandas as pd
 import streamlit as st
 
 import ui
-from microbudget_core import plots, techniques
+from microbudget_core import explainer, plots, quant_math, techniques
+from microbudget_core.errors import MicrobudgetError
 from microbudget_core.pipeline import Request, run_pipeline, run_sweep
 from microbudget_core.runs import RunStore
 
@@ -74,3 +76,49 @@ if st.button("Run the sweep", disabled=not (model and dataset)):
 sweep = [store.get(run_id) for run_id in st.session_state.get("sweep_run_ids", [])]
 if sweep and all(sweep):
     st.plotly_chart(plots.sweep_figure(sweep), width="stretch", config={"displayModeBar": False})
+
+st.subheader("Explainer: what quantization does to one layer")
+st.markdown("One layer of the pretrained model, its weights before and after a quantize -> dequantize round "
+            "trip: every weight moves to the nearest level of the grid. Fewer bits, fewer and wider-spaced "
+            "levels; one scale per output channel fits each row's own range.")
+network = None
+if model:
+    try:
+        with st.spinner(f"Loading {model}"):
+            network = explainer.pretrained_model(model)
+    except MicrobudgetError as error:
+        # A warning, not an error box: a bad model id is reported once, as an error, by the Run button above.
+        st.warning(f"The explainer needs the model's weights. {error}")
+if network is not None:
+    shapes = explainer.layers(network)
+    names = list(shapes)
+    layer_column, bits_column, format_column = st.columns([2, 1, 1])
+    layer = layer_column.selectbox("Layer", names, index=len(names) // 2, key="explain_layer",
+                                   format_func=lambda name: f"{name} {list(shapes[name])}")
+    bits = bits_column.slider("Bits", quant_math.MIN_BITS, quant_math.MAX_BITS, 8, key="explain_bits")
+    with format_column:
+        symmetric = st.toggle("Symmetric", True, key="explain_symmetric",
+                              help="On: z is fixed at the middle code and the grid is centred on 0, so its lowest "
+                                   "level lies beyond the weights and goes unused. Off: the grid spans the weights' "
+                                   "min..max.")
+        granularity = st.radio("Scales", ["per-tensor", "per-channel"], key="explain_granularity",
+                               horizontal=True)
+    shown = explainer.explain_layer(network, layer, bits, symmetric, granularity == "per-channel")
+
+    st.latex(r"q = \operatorname{clamp}\left(\operatorname{round}\left(\frac{x}{S}\right) + z,\; 0,\; 2^{b}-1\right)"
+             r"\qquad \hat{x} = (q - z)\cdot S")
+    st.latex(rf"S = {shown.scale:.4g},\quad z = {shown.zero_point},\quad b = {bits}")
+    if shown.per_channel:
+        st.caption(f"S and z shown for channel {shown.channel}, the widest of {len(shown.scales)} channels (the "
+                   f"coarsest grid); S runs from {shown.scales.min():.3g} to {shown.scales.max():.3g} across them.")
+    else:
+        st.caption(f"One S and z for all {math.prod(shapes[layer]):,} weights of the layer.")
+    sqnr, relative, worst, size = st.columns(4)
+    sqnr.metric("SQNR", f"{shown.error['sqnr_db']:.1f} dB", help="Signal to quantization noise; higher is better.")
+    relative.metric("Relative error", f"{shown.error['relative']:.2%}", help="||w - ŵ|| / ||w|| over the layer.")
+    worst.metric("Max |error|", f"{shown.error['max_abs']:.3g}")
+    size.metric("Stored size", f"{shown.stored_bytes / 1e3:,.1f} kB",
+                f"{shown.fp32_bytes / shown.stored_bytes:.1f}x smaller than fp32", delta_color="off",
+                delta_arrow="off",
+                help="Codes packed at b bits plus an fp32 S (and z when asymmetric) per scale.")
+    st.plotly_chart(plots.explainer_figure(shown), width="stretch", config={"displayModeBar": False})
