@@ -58,22 +58,37 @@ def summary(run: Run) -> str:
             f"{drop:+.1f} pt accuracy, {run.result['fidelity'] * 100:.1f}% same predictions")
 
 
+INT8_STYLES = [("diamond", "#7c3aed"), ("square", "#d97706"), ("triangle-up", "#2563eb"), ("x", "#be123c")]
+
+
 def sweep_figure(runs: list[Run]) -> go.Figure:
-    """Accuracy and size against bits for a weight-only sweep, the original as a dashed line."""
-    runs = sorted(runs, key=lambda r: r.steps[-1]["config"]["bits"])
-    bits = [r.steps[-1]["config"]["bits"] for r in runs]
+    """Accuracy, size and latency against bits: the weight-only line, int8 paths as points at 8 bits,
+    the original as a dashed line."""
+    weight_only = sorted((r for r in runs if r.steps[-1]["technique"] == "weight-only"),
+                         key=lambda r: r.steps[-1]["config"]["bits"])
+    int8 = [r for r in runs if r.steps[-1]["technique"] != "weight-only"]
+    bits = [r.steps[-1]["config"]["bits"] for r in weight_only]
     original = runs[0].baseline
-    figure = make_subplots(rows=1, cols=2, subplot_titles=["Accuracy vs bits", "Size vs bits"])
-    panels = [("accuracy", 100, "%"), ("size_bytes", 1e-6, "MB")]
-    for column, (key, scale, unit) in enumerate(panels, start=1):
-        figure.add_trace(go.Scatter(x=bits, y=[r.result[key] * scale for r in runs], mode="lines+markers",
-                                    name=f"weight-only {key.split('_')[0]}", marker_color=RESULT_COLOUR,
-                                    hovertemplate="%{x} bits: %{y:,.2f} " + unit + "<extra></extra>"),
+    panels = [("accuracy", 100, "%", "Accuracy"), ("size_bytes", 1e-6, "MB", "Size"),
+              ("latency_ms_p50", 1, "ms", "Latency p50 (batch 1)")]
+    figure = make_subplots(rows=1, cols=3, subplot_titles=[f"{title} vs bits" for *_, title in panels])
+    for column, (key, scale, unit, _) in enumerate(panels, start=1):
+        figure.add_trace(go.Scatter(x=bits, y=[r.result[key] * scale for r in weight_only], mode="lines+markers",
+                                    name="weight-only", legendgroup="weight-only", showlegend=column == 1,
+                                    marker_color=RESULT_COLOUR,
+                                    hovertemplate="weight-only %{x} bits: %{y:,.2f} " + unit + "<extra></extra>"),
                          row=1, col=column)
+        for run, (symbol, colour) in zip(int8, INT8_STYLES):
+            figure.add_trace(go.Scatter(x=[8], y=[run.result[key] * scale], mode="markers", name=run.label,
+                                        legendgroup=run.label, showlegend=column == 1,
+                                        marker=dict(symbol=symbol, color=colour, size=11),
+                                        hovertemplate=run.label + ": %{y:,.2f} " + unit + "<extra></extra>"),
+                             row=1, col=column)
         figure.add_hline(y=original[key] * scale, line_dash="dash", line_color=ORIGINAL_COLOUR,
                          annotation_text=f"original {original[key] * scale:,.1f} {unit}", row=1, col=column)
-        figure.update_xaxes(title_text="bits per weight", tickvals=bits, row=1, col=column)
-    figure.update_layout(height=380, showlegend=False, margin=dict(l=20, r=20, t=60, b=20))
+        figure.update_xaxes(title_text="bits per weight", tickvals=sorted({*bits, 8}), row=1, col=column)
+    figure.update_layout(height=400, margin=dict(l=20, r=20, t=60, b=20),
+                         legend=dict(orientation="h", yanchor="top", y=-0.25))
     return figure
 
 

@@ -95,11 +95,14 @@ def test_quantization_page_sweep_plots_accuracy_and_size_against_bits(tiny_text_
     at.button[1].click().run()
     assert not at.exception and not at.error
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
-    lines = [trace for trace in figure["data"] if trace["type"] == "scatter"]
-    assert len(lines) == 2 and all(trace["x"] == [2, 3, 4, 8] for trace in lines)
+    lines = [trace for trace in figure["data"] if trace["name"] == "weight-only"]
+    assert len(lines) == 3 and all(trace["x"] == [2, 3, 4, 8] for trace in lines)  # accuracy, size, latency
     sizes = lines[1]["y"]
     assert sizes == sorted(sizes)  # fewer bits, fewer megabytes
-    assert len(figure["layout"]["shapes"]) == 2  # the original as a reference line in each panel
+    int8 = {trace["name"] for trace in figure["data"] if trace["x"] == [8] and trace["mode"] == "markers"}
+    assert int8 == {"dynamic-int8", "onnx-int8-dynamic"}
+    assert len(figure["layout"]["shapes"]) == 3  # the original as a reference line in each panel
+    assert len(at.dataframe[-1].value) == 6
 
 
 def test_quantization_page_explains_one_layer_and_reacts_to_the_bits(tiny_text_model, sentiment_csv):

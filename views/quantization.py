@@ -63,19 +63,26 @@ if earlier:
                  hide_index=True, width="stretch")
 
 st.subheader("Bit-width sweep")
-st.markdown("weight-only at 8, 4, 3 and 2 bits, each measured against one measurement of the original "
-            "(peak memory is skipped here to keep the sweep quick).")
+st.markdown("weight-only at 8, 4, 3 and 2 bits, plus the int8 paths that suit this kind of model (dynamic "
+            "int8 in PyTorch and ONNX Runtime for transformers; static int8 for CNNs), each measured against one "
+            "measurement of the original (peak memory is skipped here to keep the sweep quick).")
 group_size = st.number_input("Group size (weights per scale)", value=64, step=16)
 if st.button("Run the sweep", disabled=not (model and dataset)):
     sweep_request = Request(model, dataset, [], eval_limit)
-    runs = ui.run_with_progress(f"weight-only sweep on {model}",
-                                lambda progress: run_sweep(sweep_request, group_size=int(group_size),
-                                                           progress=progress))
-    if runs:
-        st.session_state["sweep_run_ids"] = [r.run_id for r in runs]
+    result = ui.run_with_progress(f"bit-width sweep on {model}",
+                                  lambda progress: run_sweep(sweep_request, group_size=int(group_size),
+                                                             progress=progress))
+    if result:
+        st.session_state["sweep_run_ids"] = [r.run_id for r in result.runs]
+        st.session_state["sweep_skipped"] = result.skipped
 sweep = [store.get(run_id) for run_id in st.session_state.get("sweep_run_ids", [])]
 if sweep and all(sweep):
+    for technique_id, why in st.session_state.get("sweep_skipped", {}).items():
+        st.info(f"{technique_id} was left out: {why}")
     st.plotly_chart(plots.sweep_figure(sweep), width="stretch", config={"displayModeBar": False})
+    st.dataframe(pd.DataFrame([{"pipeline": r.label, "accuracy": r.result["accuracy"],
+                                "size MB": r.result["size_bytes"] / 1e6, "p50 ms": r.result["latency_ms_p50"],
+                                "summary": plots.summary(r)} for r in sweep]), hide_index=True, width="stretch")
 
 st.subheader("Explainer: what quantization does to one layer")
 st.markdown("One layer of the pretrained model, its weights before and after a quantize -> dequantize round "
