@@ -13,6 +13,7 @@ import streamlit as st
 
 from microbudget_core import cli
 from microbudget_core.errors import MicrobudgetError
+from microbudget_core.progress import Progress
 
 OTHER = "other…"
 
@@ -42,12 +43,12 @@ def pick_model_and_dataset() -> tuple[str, str]:
     return model, dataset
 
 
-def run_with_progress(label: str, job: Callable[[Callable[[float, str], None]], Any]) -> Any | None:
+def run_with_progress(label: str, job: Callable[[Progress], Any]) -> Any | None:
     """Run `job(progress)` inside st.status with a progress bar; None (and one error box) on bad input."""
     with st.status(label, expanded=True) as status:
         bar = st.progress(0.0, text="Starting")
 
-        def progress(fraction: float, message: str) -> None:
+        def progress(fraction: float, message: str, **metrics: Any) -> None:
             bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
         try:

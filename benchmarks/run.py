@@ -65,7 +65,7 @@ def main(out: Path) -> None:
 
 def report(name: str):
     """A progress callback that prints one updating line on stderr."""
-    return lambda fraction, message: print(f"\r{name:<20} {fraction:4.0%} {message[:60]:<60}", end="", file=sys.stderr)
+    return lambda fraction, message, **metrics: print(f"\r{name:<20} {fraction:4.0%} {message[:60]:<60}", end="", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     steps = _assign_settings(args.technique or [], args.set or [])
     request = Request(args.model, args.dataset, steps, args.eval_limit)
     with tqdm(total=100, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed} {desc}") as bar:
-        def progress(fraction: float, message: str) -> None:
+        def progress(fraction: float, message: str, **metrics: Any) -> None:
             bar.n = round(100 * fraction)
             bar.set_description_str(message[:70])
 

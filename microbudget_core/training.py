@@ -71,7 +71,8 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig,
                            f"loss {np.mean(losses[-20:]):.3f}")
         accuracy = _accuracy(result, validation)
         report.history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": accuracy})
-        progress((epoch + 1) / config.epochs, f"Epoch {epoch + 1}: validation accuracy {accuracy:.3f}")
+        progress((epoch + 1) / config.epochs, f"Epoch {epoch + 1}: validation accuracy {accuracy:.3f}",
+                 **report.history[-1])
         if accuracy > best_accuracy:
             best_accuracy, best_state, stale = accuracy, copy.deepcopy(model.state_dict()), 0
         else:
