@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from .data import Split
 from .models import ModelBundle, count_params
@@ -65,6 +65,8 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
         "accuracy": float(accuracy_score(labels, predictions)),
         "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
         "fidelity": 1.0 if reference is None else float(np.mean(predictions == reference)),
+        # rows: true class, columns: predicted, both in bundle.labels order
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=range(len(bundle.labels))).tolist(),
         "peak_rss_mb": peak_rss,
         "eval_examples": len(labels),
         "threads": config.threads,

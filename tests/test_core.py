@@ -69,6 +69,9 @@ def test_measure_reports_the_contract_fields(tiny_text_model, dataset):
     assert m["fidelity"] == 1.0 and 0 <= m["accuracy"] <= 1
     assert m["params"] == count_params(bundle.model) > 0
     assert m["peak_rss_mb"] > 50  # a fresh Python process with torch loaded
+    confusion = np.array(m["confusion_matrix"])
+    assert confusion.shape == (2, 2) and confusion.sum() == len(dataset.eval)
+    assert np.trace(confusion) == round(m["accuracy"] * len(dataset.eval))
     flipped = measure(bundle, dataset.eval, reference=1 - result.predictions, config=FAST)
     assert flipped.metrics["fidelity"] == 0.0
 
