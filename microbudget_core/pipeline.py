@@ -16,7 +16,7 @@ from .models import ModelBundle
 from .models.bundle import IMAGE, TEXT
 from .paths import home
 from .progress import Progress, no_progress, scaled
-from .runs import Run, RunStore
+from .runs import Run, RunStore, step_label
 
 
 @dataclass(frozen=True)
@@ -50,29 +50,52 @@ def run_pipeline(request: Request, store: RunStore | None = None, measure_config
 SWEEP_INT8 = {TEXT: ("dynamic-int8", "onnx-int8-dynamic"), IMAGE: ("static-int8", "onnx-int8-static")}
 
 
+# Examples per class for the data-efficiency curve; 0 = all of the train split.
+CURVE_EXAMPLES = (8, 32, 128, 512, 0)
+CURVE_STRATEGIES = ("finetune-head", "finetune-full", "from-scratch")
+
+
 @dataclass
 class Sweep:
+    """Several rows measured against one measurement of the original."""
+
     runs: list[Run]
-    skipped: dict[str, str]  # int8 technique id -> why it does not apply to this model
+    skipped: dict[str, str]  # row label -> why it does not apply to this model
 
 
 def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size: int = 64, int8: bool = True,
               store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(memory=False),
               progress: Progress = no_progress) -> Sweep:
     """weight-only at each bit width (and the int8 paths), every row against one measurement of the original."""
-    sweeps = [resolve([("weight-only", {"bits": b, "group_size": group_size})]) for b in bits]
-    int8_steps = {task: [resolve([(tid, {})]) for tid in ids] for task, ids in SWEEP_INT8.items()}
-    prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.4))
-    sweeps += int8_steps.get(prepared.baseline.task, []) if int8 else []
+    rows = [resolve([("weight-only", {"bits": b, "group_size": group_size})]) for b in bits]
+    int8_rows = {task: [resolve([(tid, {})]) for tid in ids] for task, ids in SWEEP_INT8.items()}
+    prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.2))
+    rows += int8_rows.get(prepared.baseline.task, []) if int8 else []
+    return _run_rows(prepared, rows, store, measure_config, progress)
+
+
+def run_curve(request: Request, strategies: tuple[str, ...] = CURVE_STRATEGIES,
+              examples_per_class: tuple[int, ...] = CURVE_EXAMPLES, store: RunStore | None = None,
+              measure_config: MeasureConfig = MeasureConfig(memory=False), progress: Progress = no_progress) -> Sweep:
+    """The data-efficiency curve: each strategy trained on k examples per class, for each k."""
+    rows = [resolve([(strategy, {"examples_per_class": k})]) for strategy in strategies for k in examples_per_class]
+    prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.2))
+    return _run_rows(prepared, rows, store, measure_config, progress)
+
+
+def _run_rows(prepared: Prepared, rows: list[list[tuple[Any, Any]]], store: RunStore | None,
+              measure_config: MeasureConfig, progress: Progress) -> Sweep:
+    """Run every row on the prepared original; a row that does not apply is skipped with its reason."""
     sweep = Sweep([], {})
-    for n, steps in enumerate(sweeps):
-        span = scaled(progress, 0.4 + 0.6 * n / len(sweeps), 0.4 + 0.6 * (n + 1) / len(sweeps))
+    for n, steps in enumerate(rows):
+        span = scaled(progress, 0.2 + 0.8 * n / len(rows), 0.2 + 0.8 * (n + 1) / len(rows))
         try:
             sweep.runs.append(run_steps(prepared, steps, store, measure_config, span))
         except MicrobudgetError as error:
-            if steps[0][0].ID == "weight-only":
-                raise  # the sweep itself failed; an int8 row that does not apply is only skipped
-            sweep.skipped[steps[0][0].ID] = str(error)
+            sweep.skipped[" -> ".join(step_label(record) for record in _records(steps))] = str(error)
+    if not sweep.runs:
+        raise MicrobudgetError(f"No row could run on '{prepared.request.model}'. "
+                               f"{next(iter(sweep.skipped.values()))}")
     return sweep
 
 
@@ -99,7 +122,7 @@ def run_steps(prepared: Prepared, steps: list[tuple[Any, Any]], store: RunStore 
         if result.meta.get("train_seconds") != trained_before:  # this step trained
             step_training = _training(result.meta)
     run = Run(model=request.model, dataset=request.dataset, task=baseline.task,
-              steps=[{"technique": t.ID, "config": dataclasses.asdict(c)} for t, c in steps],
+              steps=_records(steps),
               baseline={**prepared.original.metrics, **_training(baseline.meta)}, result={}, ratios={})
     artifacts = home() / "artifacts" / run.run_id
     try:
@@ -122,6 +145,11 @@ def resolve(step_settings: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, 
     """(technique module, Config) per step; unknown ids and bad settings raise here."""
     return [(techniques.get(tid), techniques.make_config(techniques.get(tid), settings))
             for tid, settings in step_settings]
+
+
+def _records(steps: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    """Resolved steps as the run store keeps them."""
+    return [{"technique": technique.ID, "config": dataclasses.asdict(config)} for technique, config in steps]
 
 
 def _training(meta: dict[str, Any]) -> dict[str, Any]:

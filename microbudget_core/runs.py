@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .errors import MicrobudgetError
 from .paths import home
 
 SCHEMA = """
@@ -41,13 +42,12 @@ class Run:
     @property
     def label(self) -> str:
         """A short name for charts: the technique ids, with the settings that differ from the defaults."""
-        return " -> ".join(_step_label(step) for step in self.steps) or "original"
+        return " -> ".join(step_label(step) for step in self.steps) or "original"
 
 
-def _step_label(step: dict[str, Any]) -> str:
+def step_label(step: dict[str, Any]) -> str:
+    """A step record's name: its technique id, with the settings that differ from the defaults."""
     from . import techniques  # techniques import models and torch; runs.py stays light until asked
-
-    from .errors import MicrobudgetError
 
     try:
         defaults = asdict(techniques.get(step["technique"]).Config())
