@@ -6,12 +6,17 @@ Only presentation lives here; every computation is a call into microbudget_core.
 from __future__ import annotations
 
 import dataclasses
+import io
 from types import ModuleType
 from typing import Any, Callable
 
 import streamlit as st
+from PIL import Image
 
-from microbudget_core import cli
+from microbudget_core import cli, plots
+from microbudget_core.data.files import preview_csv
+from microbudget_core.data.preview import Preview, preview
+from microbudget_core.data.uploads import save_upload
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.progress import Progress
 
@@ -39,17 +44,91 @@ def pick_model_and_dataset() -> tuple[str, str]:
         dataset = choice if choice != OTHER else st.text_input(
             "Dataset id: csv:PATH, images:PATH (zip or folder of class folders) or hf:NAME",
             key="dataset_other").strip()
+        dataset = _uploaded_dataset() or dataset
     st.session_state["model"], st.session_state["dataset"] = model, dataset
     return model, dataset
 
 
-def run_with_progress(label: str, job: Callable[[Progress], Any]) -> Any | None:
-    """Run `job(progress)` inside st.status with a progress bar; None (and one error box) on bad input."""
+def _uploaded_dataset() -> str | None:
+    """An uploaded CSV (columns chosen over a preview) or zip of class folders, as a dataset id."""
+    upload = st.file_uploader("…or upload your own data: a CSV (a text and a label column) or a zip with one "
+                              "folder per class", type=["csv", "tsv", "txt", "zip"], key="upload")
+    if upload is None:
+        return None
+    columns: dict[str, str | None] = {}
+    try:
+        if not upload.name.lower().endswith(".zip"):
+            frame, text_guess, label_guess = preview_csv(upload.getvalue())
+            st.dataframe(frame, hide_index=True)
+            names = list(frame.columns)
+            text_pick, label_pick = st.columns(2)
+            columns["text_column"] = text_pick.selectbox("Text column", names, key="upload_text",
+                                                         index=names.index(text_guess) if text_guess in names else 0)
+            columns["label_column"] = label_pick.selectbox(
+                "Label column", names, key="upload_label",
+                index=names.index(label_guess) if label_guess in names else min(1, len(names) - 1))
+        return save_upload(upload.name, upload.getvalue(), **columns)
+    except MicrobudgetError as error:
+        st.error(str(error))
+        return ""
+
+
+@st.cache_data(show_spinner="Reading the dataset", max_entries=4)
+def _preview(dataset: str) -> Preview:
+    return preview(dataset)
+
+
+def dataset_preview(dataset: str) -> None:
+    """A few examples per class (thumbnails for images) and the class counts, in an expander."""
+    if not dataset:
+        return
+    with st.expander("A look at the data"):
+        try:
+            shown = _preview(dataset)
+        except MicrobudgetError as error:
+            st.error(str(error))
+            return
+        st.caption("Examples per class: " + ", ".join(f"{name} {count:,}" for name, count in shown.counts.items()))
+        for name, examples in list(shown.examples.items())[:12]:
+            if shown.modality == "image":
+                st.image(examples, caption=[name] * len(examples), width=72)
+            else:
+                st.markdown(f"**{name}**: " + " · ".join(f"“{text[:120]}”" for text in examples[:2]))
+
+
+def example_input(task: str, key: str) -> Any | None:
+    """A sentence typed in, or an image uploaded, to try a model on; None until there is one."""
+    if task == "image-classification":
+        upload = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key=key)
+        if upload is None:
+            return None
+        try:
+            image = Image.open(io.BytesIO(upload.getvalue()))
+            image.load()
+            return image
+        except (OSError, Image.DecompressionBombError):
+            st.error(f"'{upload.name}' is not an image that can be read. Upload a PNG or JPEG file.")
+            return None
+    return st.text_input("Type a sentence", key=key).strip() or None
+
+
+def run_with_progress(label: str, job: Callable[[Progress], Any], live_curves: bool = False) -> Any | None:
+    """Run `job(progress)` inside st.status with a progress bar; None (and one error box) on bad input.
+
+    With `live_curves`, each epoch's loss and validation accuracy redraw a chart as training goes.
+    """
     with st.status(label, expanded=True) as status:
         bar = st.progress(0.0, text="Starting")
+        chart, histories = st.empty(), {}
 
         def progress(fraction: float, message: str, **metrics: Any) -> None:
             bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+            if live_curves and "epoch" in metrics:
+                if metrics["epoch"] == 1:  # a new training run starts its own line
+                    histories[f"training {len(histories) + 1}"] = []
+                list(histories.values())[-1].append(metrics)
+                chart.plotly_chart(plots.training_figure(histories), width="stretch",
+                                   config={"displayModeBar": False})
 
         try:
             result = job(progress)

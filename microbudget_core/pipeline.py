@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import techniques
@@ -123,7 +124,8 @@ def run_steps(prepared: Prepared, steps: list[tuple[Any, Any]], store: RunStore 
             step_training = _training(result.meta)
     run = Run(model=request.model, dataset=request.dataset, task=baseline.task,
               steps=_records(steps),
-              baseline={**prepared.original.metrics, **_training(baseline.meta)}, result={}, ratios={})
+              baseline={**prepared.original.metrics, **_training(baseline.meta)}, result={}, ratios={},
+              labels=list(baseline.labels))
     artifacts = home() / "artifacts" / run.run_id
     try:
         final = measure(result, prepared.eval_split, reference=prepared.original.predictions, config=measure_config,
@@ -147,6 +149,16 @@ def resolve(step_settings: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, 
             for tid, settings in step_settings]
 
 
+def load_run_model(run: Run) -> ModelBundle:
+    """The model a run saved, loaded back from its artifact folder (to try it, or to export it)."""
+    from .models import load_saved
+
+    folder = Path(run.artifact_path or "")
+    if not run.artifact_path or not (folder / "microbudget.json").exists():
+        raise MicrobudgetError(f"Run {run.run_id} has no saved model files.", "Run it again to save its model.")
+    return load_saved(folder)
+
+
 def _records(steps: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
     """Resolved steps as the run store keeps them."""
     return [{"technique": technique.ID, "config": dataclasses.asdict(config)} for technique, config in steps]
@@ -154,4 +166,4 @@ def _records(steps: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
 
 def _training(meta: dict[str, Any]) -> dict[str, Any]:
     """The contract's training fields, where the model was trained."""
-    return {key: meta[key] for key in ("train_seconds", "train_examples") if key in meta}
+    return {key: meta[key] for key in ("train_seconds", "train_examples", "history") if key in meta}

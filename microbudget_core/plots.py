@@ -150,3 +150,49 @@ def _grid_aligned_edges(e: Explanation) -> np.ndarray:
         origin = e.grid[0] - width / 2
     start = origin + math.floor((low - origin) / width) * width
     return start + width * np.arange(math.floor((high - start) / width) + 2)
+
+
+STRATEGY_COLOURS = {"finetune-head": "#0f766e", "finetune-last-n": "#2563eb", "finetune-full": "#7c3aed",
+                    "from-scratch": "#be123c"}
+
+
+def training_figure(histories: dict[str, list[dict]]) -> go.Figure:
+    """Training loss and validation accuracy per epoch, one line per run (live while training)."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=["Training loss", "Validation accuracy"])
+    for name, history in histories.items():
+        epochs = [row["epoch"] for row in history]
+        for column, key in enumerate(("loss", "val_accuracy"), start=1):
+            figure.add_trace(go.Scatter(x=epochs, y=[row[key] for row in history], mode="lines+markers", name=name,
+                                        legendgroup=name, showlegend=column == 1,
+                                        marker_color=STRATEGY_COLOURS.get(name.split("(")[0])),
+                             row=1, col=column)
+    figure.update_xaxes(title_text="epoch", dtick=1)
+    figure.update_layout(height=320, margin=dict(l=20, r=20, t=50, b=20))
+    return figure
+
+
+def confusion_figure(matrix: list[list[int]], labels: list[str]) -> go.Figure:
+    """The eval confusion matrix: true class down, predicted class across, counts in the cells."""
+    figure = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, colorscale="Teal", text=matrix,
+                                  texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    figure.update_layout(height=360, margin=dict(l=20, r=20, t=30, b=20), xaxis_title="predicted",
+                         yaxis_title="true", yaxis_autorange="reversed")
+    return figure
+
+
+def curve_figure(runs: list[Run]) -> go.Figure:
+    """Data efficiency: eval accuracy against training examples per class, one line per strategy."""
+    figure = go.Figure()
+    strategies = dict.fromkeys(run.steps[-1]["technique"] for run in runs)
+    for strategy in strategies:
+        points = sorted((run.result["train_examples"] / len(run.result["confusion_matrix"]), run.result["accuracy"])
+                        for run in runs if run.steps[-1]["technique"] == strategy)
+        figure.add_trace(go.Scatter(x=[x for x, _ in points], y=[y * 100 for _, y in points], mode="lines+markers",
+                                    name=strategy, marker_color=STRATEGY_COLOURS.get(strategy),
+                                    hovertemplate=strategy + ": %{x:,.0f} per class, %{y:.1f}%<extra></extra>"))
+    original = runs[0].baseline["accuracy"] * 100
+    figure.add_hline(y=original, line_dash="dash", line_color=ORIGINAL_COLOUR,
+                     annotation_text=f"default recipe, all data: {original:.1f}%")
+    figure.update_layout(height=400, margin=dict(l=20, r=20, t=30, b=20), yaxis_title="eval accuracy (%)",
+                         xaxis=dict(type="log", title="training examples per class"))
+    return figure

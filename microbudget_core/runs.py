@@ -33,6 +33,7 @@ class Run:
     ratios: dict[str, float]
     artifact_path: str | None = None
     notes: list[str] = field(default_factory=list)  # caveats a technique reported about this result
+    labels: list[str] = field(default_factory=list)  # class names, in the order of the confusion matrix
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 

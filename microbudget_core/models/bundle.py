@@ -68,6 +68,10 @@ class ModelBundle:
         output = getattr(output, "logits", output)
         return output.float().numpy()
 
+    def probabilities(self, inputs: Sequence[Any]) -> np.ndarray:
+        """Softmax over the class logits, one row per input."""
+        return torch.softmax(torch.from_numpy(self.logits(inputs)), dim=-1).numpy()
+
     def predict(self, inputs: Sequence[Any]) -> np.ndarray:
         return self.logits(inputs).argmax(axis=-1)
 
