@@ -61,6 +61,12 @@ def summary(run: Run) -> str:
 INT8_STYLES = [("diamond", "#7c3aed"), ("square", "#d97706"), ("triangle-up", "#2563eb"), ("x", "#be123c")]
 
 
+def sweep_name(run: Run) -> str:
+    """A sweep row's name: the bit width for weight-only rows (whatever the defaults), else the label."""
+    step = run.steps[-1]
+    return f"weight-only {step['config']['bits']}-bit" if step["technique"] == "weight-only" else run.label
+
+
 def sweep_figure(runs: list[Run]) -> go.Figure:
     """Accuracy, size and latency against bits: the weight-only line, int8 paths as points at 8 bits,
     the original as a dashed line."""

@@ -80,7 +80,7 @@ if sweep and all(sweep):
     for technique_id, why in st.session_state.get("sweep_skipped", {}).items():
         st.info(f"{technique_id} was left out: {why}")
     st.plotly_chart(plots.sweep_figure(sweep), width="stretch", config={"displayModeBar": False})
-    st.dataframe(pd.DataFrame([{"pipeline": r.label, "accuracy": r.result["accuracy"],
+    st.dataframe(pd.DataFrame([{"pipeline": plots.sweep_name(r), "accuracy": r.result["accuracy"],
                                 "size MB": r.result["size_bytes"] / 1e6, "p50 ms": r.result["latency_ms_p50"],
                                 "summary": plots.summary(r)} for r in sweep]), hide_index=True, width="stretch")
 
