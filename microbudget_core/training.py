@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -32,32 +32,46 @@ class TrainReport:
     train_seconds: float
     train_examples: int
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: loss, val_accuracy
+    trainable_params: int = 0
+    examples_per_class: int = 0  # mean over the classes of the examples trained on
 
 
-def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig,
-                     progress: Progress = no_progress) -> tuple[ModelBundle, TrainReport]:
-    """Train a copy of `bundle` on `train`; returns the best epoch's model by validation accuracy."""
+def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, progress: Progress = no_progress, *,
+                     lr_scales: Mapping[str, float] | None = None, examples_per_class: int = 0,
+                     min_steps: int = 0) -> tuple[ModelBundle, TrainReport]:
+    """Train a copy of `bundle` on `train`; returns the best epoch's model by validation accuracy.
+
+    `lr_scales`: parameter-name prefixes (module names) -> learning-rate multiplier; parameters under
+    none of them stay frozen (None: every parameter at the full rate). `examples_per_class` keeps the
+    first k of each class after validation is held out, so every budget is judged on the same
+    validation examples. `min_steps`: small budgets get more epochs, and no early stop before that many steps.
+    """
     torch.manual_seed(config.seed)
     held_out = min(config.validation_examples, len(train) // 5)
     validation = Split(train.inputs[-held_out:], train.labels[-held_out:])
-    fit = train.head(len(train) - len(validation)).head(config.max_train_examples)
+    fit = train.head(len(train) - len(validation)).head(config.max_train_examples).per_class(examples_per_class)
     result = bundle.copy(head_trained=True)
     model = result.model
     if config.freeze_embeddings and hasattr(model, "get_input_embeddings"):
         model.get_input_embeddings().requires_grad_(False)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.01)
+    groups = _parameter_groups(model, lr_scales)
+    optimizer = torch.optim.AdamW([{"params": params, "lr": config.learning_rate * scale}
+                                   for scale, params in groups.items()], lr=config.learning_rate, weight_decay=0.01)
     batches_per_epoch = -(-len(fit) // config.batch_size)
-    total_steps = batches_per_epoch * config.epochs
+    epochs = max(config.epochs, -(-min_steps // batches_per_epoch))
+    total_steps = batches_per_epoch * epochs
     # Short linear warm-up, then linear decay: the usual fine-tuning schedule.
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / 10) * max(0.0, 1 - step / total_steps))
-    report = TrainReport(train_seconds=0.0, train_examples=len(fit))
+    report = TrainReport(train_seconds=0.0, train_examples=len(fit),
+                         trainable_params=sum(p.numel() for params in groups.values() for p in params),
+                         examples_per_class=round(len(fit) / len(bundle.labels)))
     best_accuracy, best_state, stale = -1.0, None, 0
     generator = np.random.default_rng(config.seed)
     start = time.perf_counter()
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         model.train()
+        _keep_frozen_batch_norm_statistics(model)
         losses = []
         for batch_index, idx in enumerate(_batches(fit.inputs, config.batch_size, generator)):
             loss = _loss(result, [fit.inputs[i] for i in idx], torch.as_tensor(fit.labels[idx]))
@@ -67,22 +81,47 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig,
             optimizer.zero_grad()
             losses.append(loss.item())
             done = (epoch * batches_per_epoch + batch_index + 1) / total_steps
-            progress(done, f"Epoch {epoch + 1}/{config.epochs}, batch {batch_index + 1}/{batches_per_epoch}, "
+            progress(done, f"Epoch {epoch + 1}/{epochs}, batch {batch_index + 1}/{batches_per_epoch}, "
                            f"loss {np.mean(losses[-20:]):.3f}")
         accuracy = _accuracy(result, validation)
         report.history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": accuracy})
-        progress((epoch + 1) / config.epochs, f"Epoch {epoch + 1}: validation accuracy {accuracy:.3f}",
+        progress((epoch + 1) / epochs, f"Epoch {epoch + 1}: validation accuracy {accuracy:.3f}",
                  **report.history[-1])
         if accuracy > best_accuracy:
             best_accuracy, best_state, stale = accuracy, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
-            if stale >= config.patience:
+            # Small budgets: no early stop before min_steps, so a noisy validation cannot end them at once.
+            if stale >= config.patience and (epoch + 1) * batches_per_epoch >= min_steps:
                 break
     model.load_state_dict(best_state)
     model.eval().requires_grad_(True)
     report.train_seconds = time.perf_counter() - start
     return result, report
+
+
+def _parameter_groups(model: torch.nn.Module,
+                      lr_scales: Mapping[str, float] | None) -> dict[float, list[torch.nn.Parameter]]:
+    """Learning-rate multiplier -> parameters to train at it; parameters left out are frozen here."""
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        scale: float | None = 1.0
+        if lr_scales is not None:
+            prefixes = [p for p in lr_scales if name == p or name.startswith(f"{p}.")]
+            scale = lr_scales[max(prefixes, key=len)] if prefixes else None  # the closest prefix decides
+        if scale is None:
+            parameter.requires_grad_(False)
+        elif parameter.requires_grad:
+            groups.setdefault(scale, []).append(parameter)
+    return groups
+
+
+def _keep_frozen_batch_norm_statistics(model: torch.nn.Module) -> None:
+    """Frozen BatchNorm layers stay in eval mode: training must not move their running statistics either."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in module.parameters(recurse=False)):
+            module.eval()
 
 
 def _batches(inputs: list[Any], batch_size: int, generator: np.random.Generator) -> list[np.ndarray]:

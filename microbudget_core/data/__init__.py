@@ -6,6 +6,7 @@ seeded train / calibration / eval splits every technique and measurement share.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -39,6 +40,27 @@ class Split:
     def head(self, n: int | None) -> "Split":
         """The first n examples (the splits are already shuffled)."""
         return self if n is None else Split(self.inputs[:n], self.labels[:n])
+
+    def per_class(self, k: int) -> "Split":
+        """The first k examples of each class, in split order (already shuffled); k=0 keeps all."""
+        if k <= 0 or len(self) == 0:
+            return self
+        keep = np.concatenate([np.flatnonzero(self.labels == label)[:k] for label in np.unique(self.labels)])
+        keep.sort()
+        return Split([self.inputs[i] for i in keep], self.labels[keep])
+
+    def fingerprint(self) -> str:
+        """A sha256 of the examples and labels, for cache keys that must change when the data does."""
+        digest = hashlib.sha256()
+        for example in self.inputs:
+            if isinstance(example, str):
+                digest.update(example.encode())
+            else:
+                array = np.asarray(example)
+                digest.update(str(array.shape).encode() + array.tobytes())
+            digest.update(b"\0")  # a boundary, so ["ab"] and ["a", "b"] differ
+        digest.update(self.labels.tobytes())
+        return digest.hexdigest()
 
 
 @dataclass

@@ -1,0 +1,28 @@
+"""Full fine-tuning: every weight of the pretrained model trained, with early stopping on validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..data import Dataset
+from ..models import ModelBundle
+from ..progress import Progress, no_progress
+from . import _finetune
+
+ID = "finetune-full"
+DESCRIPTION = "Transfer learning, full fine-tuning: every pretrained weight trained, early stopping on validation"
+
+
+@dataclass(frozen=True)
+class Config:
+    epochs: int = 2
+    learning_rate: float = 0.0  # 0: the baseline recipe's rate (1e-3 for vision, 1.5e-4 for text)
+    examples_per_class: int = 0  # 0: all; else the first k of each class
+    patience: int = 1  # epochs without validation gain before stopping
+    freeze_embeddings: bool = True  # text: the word table's update costs more than the layers on a CPU
+    seed: int = 0
+
+
+def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
+          progress: Progress = no_progress) -> ModelBundle:
+    return _finetune.train_everything(ID, bundle, config, dataset, progress, from_scratch=False)

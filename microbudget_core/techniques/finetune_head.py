@@ -1,0 +1,131 @@
+"""Head only: the pretrained backbone frozen, a new head trained on its features (computed once, cached on disk)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import Dataset, Split
+from ..models import ModelBundle
+from ..models.anatomy import head_inputs, head_name, under
+from ..paths import home
+from ..progress import Progress, no_progress, scaled
+from . import _finetune
+
+ID = "finetune-head"
+DESCRIPTION = "Transfer learning, head only: the backbone frozen, a new linear or MLP head trained on its cached features"
+HEADS = ("linear", "mlp")
+MLP_HIDDEN = 256
+FEATURES_VERSION = 1  # bump when the way features are computed changes: old cache entries stop matching
+
+
+@dataclass(frozen=True)
+class Config:
+    head: str = field(default="linear", metadata={"choices": HEADS})
+    epochs: int = 20  # cheap: an epoch runs only the head, on cached features
+    learning_rate: float = 3e-3  # 0: the baseline recipe's
+    examples_per_class: int = 0  # 0: all; else the first k of each class
+    patience: int = 5  # epochs without validation gain before stopping
+    # Vision: frozen ImageNet features see small images (28 px digits) better enlarged; 0 keeps the baseline's size.
+    min_image_size: int = 96
+    seed: int = 0
+
+
+def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
+          progress: Progress = no_progress) -> ModelBundle:
+    _finetune.require(config.head in HEADS, "head", config.head, f"one of {', '.join(HEADS)}")
+    _finetune.require(config.min_image_size >= 0, "min_image_size", config.min_image_size, "0 or more")
+    size = bundle.meta.get("image_size")
+    start = _finetune.pretrained(ID, bundle, config, dataset, size and max(size, config.min_image_size))
+    model = copy.deepcopy(start.model)  # the result; load_model's cached original stays as it is
+    head = head_name(model, len(start.labels))
+    started = time.perf_counter()
+    features, cached = _features(start, model, head, dataset.train, scaled(progress, 0.0, 0.4))
+    feature_seconds = time.perf_counter() - started
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        new_head = model.get_submodule(head) if config.head == "linear" else _mlp(model.get_submodule(head))
+    on_features = ModelBundle(_OnFeatures(new_head), start.task, start.labels, _stack_rows, start.name)
+    trained, report = _finetune.train(on_features, Split(list(features), dataset.train.labels), config,
+                                      scaled(progress, 0.0 if cached else 0.4, 1.0),
+                                      _finetune.recipe_rate(config, start.task))
+    model.set_submodule(head, trained.model.head)
+    report.train_seconds += feature_seconds  # the run that computes the features pays for them
+    how = ("loaded from the cache" if cached else f"computed once ({feature_seconds:.0f} s) and cached")
+    note = f"Head only ({config.head}): {_finetune.trainable(report, model)}; backbone frozen, its features {how}."
+    mlp = config.head == "mlp"
+    return _finetune.result(start, model, report, note, structure=ID if mlp else None,
+                            details={"head": config.head, "features_cached": cached, "feature_seconds": feature_seconds},
+                            **({"mlp_head": {"module": head, "hidden": MLP_HIDDEN}} if mlp else {}))
+
+
+def restructure(model: nn.Module, meta: dict) -> nn.Module:
+    """The MLP head in place of the Linear one, for a saved artifact (its weights are loaded afterwards)."""
+    spec = meta["mlp_head"]
+    model.set_submodule(spec["module"], _mlp(model.get_submodule(spec["module"]), spec["hidden"]))
+    return model
+
+
+def _mlp(linear: nn.Linear, hidden: int = MLP_HIDDEN) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(linear.in_features, hidden), nn.ReLU(), nn.Linear(hidden, linear.out_features))
+
+
+class _OnFeatures(nn.Module):
+    """The head alone, fed the cached features: the same input the whole model would give it."""
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+
+def _stack_rows(rows: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+    return {"features": torch.from_numpy(np.stack(rows))}
+
+
+def _features(start: ModelBundle, model: nn.Module, head: str, split: Split,
+              progress: Progress) -> tuple[np.ndarray, bool]:
+    """The head's input for every example of `split` (and whether it came from the cache)."""
+    path = home() / "features" / f"{_cache_key(start, model, head, split)}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as stored:
+            return stored["features"], True
+    features = head_inputs(model, head, start.preprocess, split.inputs, progress=progress)
+    _write_atomically(path, features)
+    return features, False
+
+
+def _write_atomically(path: Path, features: np.ndarray) -> None:
+    """Write to a private name, then rename: an interrupted run leaves no entry, whole or half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.partial-{os.getpid()}.npz")
+    try:
+        with open(partial, "wb") as file:
+            np.savez(file, features=features)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _cache_key(start: ModelBundle, model: nn.Module, head: str, split: Split) -> str:
+    """Model id, backbone weights (a retrained local folder gets new features), data, image size, head."""
+    weights = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        if not under(name, head):
+            weights.update(name.encode() + tensor.detach().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    key = json.dumps([start.name, weights.hexdigest(), split.fingerprint(), start.meta.get("image_size"), head,
+                      FEATURES_VERSION])
+    readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in start.name)[-40:]
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"

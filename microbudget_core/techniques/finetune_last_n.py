@@ -1,0 +1,43 @@
+"""Partial fine-tuning: the last N blocks of the backbone (and the layers above them) trained, the rest frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..data import Dataset
+from ..models import ModelBundle
+from ..models.anatomy import block_names, head_name, parameters_from, under
+from ..progress import Progress, no_progress
+from . import _finetune
+
+ID = "finetune-last-n"
+DESCRIPTION = "Transfer learning, last N blocks: the top of the backbone fine-tuned at a lower learning rate, the rest frozen"
+
+
+@dataclass(frozen=True)
+class Config:
+    n: int = 2  # blocks: BERT layers, MobileNetV2 stages of `features`
+    epochs: int = 2
+    learning_rate: float = 1e-3  # the head's (0: the baseline recipe's); blocks get learning_rate * backbone_lr_scale
+    backbone_lr_scale: float = 0.1
+    examples_per_class: int = 0  # 0: all; else the first k of each class
+    patience: int = 1  # epochs without validation gain before stopping
+    seed: int = 0
+
+
+def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
+          progress: Progress = no_progress) -> ModelBundle:
+    _finetune.require(config.backbone_lr_scale > 0, "backbone_lr_scale", config.backbone_lr_scale, "above 0")
+    start = _finetune.pretrained(ID, bundle, config, dataset)
+    blocks = block_names(start.model)
+    _finetune.require(1 <= config.n <= len(blocks), "n", config.n, f"from 1 to {len(blocks)} (this model's blocks)")
+    head = head_name(start.model, len(start.labels))
+    rate = _finetune.recipe_rate(config, start.task)
+    # Everything from the first unfrozen block up trains (BERT's pooler too); the head at the full rate.
+    scales = {name: 1.0 if under(name, head) else config.backbone_lr_scale
+              for name in parameters_from(start.model, blocks[-config.n])}
+    trained, report = _finetune.train(start, dataset.train, config, progress, rate, lr_scales=scales)
+    note = (f"Last {config.n} of {len(blocks)} blocks and the head trained: {_finetune.trainable(report, trained.model)}; "
+            f"head at learning rate {rate:g}, blocks at {rate * config.backbone_lr_scale:g}.")
+    return _finetune.result(start, trained.model, report, note, details={"blocks_trained": config.n,
+                                                                         "blocks_total": len(blocks)})
