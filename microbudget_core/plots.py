@@ -186,13 +186,18 @@ def confusion_figure(matrix: list[list[int]], labels: list[str]) -> go.Figure:
     return figure
 
 
+def _per_class(run: Run) -> float:
+    """Training examples per class the run used (its report's figure, else the average)."""
+    return run.result.get("examples_per_class") or run.result["train_examples"] / len(run.result["confusion_matrix"])
+
+
 def curve_figure(runs: list[Run]) -> go.Figure:
     """Data efficiency: eval accuracy against training examples per class, one line per strategy."""
     figure = go.Figure()
     strategies = dict.fromkeys(run.steps[-1]["technique"] for run in runs)
     for strategy in strategies:
-        points = sorted((run.result["train_examples"] / len(run.result["confusion_matrix"]), run.result["accuracy"])
-                        for run in runs if run.steps[-1]["technique"] == strategy)
+        points = sorted((_per_class(run), run.result["accuracy"]) for run in runs
+                        if run.steps[-1]["technique"] == strategy)
         figure.add_trace(go.Scatter(x=[x for x, _ in points], y=[y * 100 for _, y in points], mode="lines+markers",
                                     name=strategy, marker_color=STRATEGY_COLOURS.get(strategy),
                                     hovertemplate=strategy + ": %{x:,.0f} per class, %{y:.1f}%<extra></extra>"))

@@ -130,3 +130,40 @@ def test_quantization_page_explains_one_layer_and_reacts_to_the_bits(tiny_text_m
     at.radio(key="explain_granularity").set_value("per-channel").run()
     assert shown()[0] > sqnr_2bit
     assert "widest of" in at.caption[-1].value
+
+
+def test_transfer_page_trains_shows_curves_confusion_and_tries_a_sentence(tiny_text_model, sentiment_csv):
+    at = _choose(page("views/transfer.py", 300).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    assert not at.exception
+    at.selectbox(key="transfer_strategy").set_value("finetune-full").run()
+    at.number_input(key="transfer.finetune-full.epochs").set_value(2)
+    at.slider(key="transfer_eval").set_value(50)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    labels = [m.label for m in at.metric]
+    assert labels[:3] == ["Eval accuracy", "Training time", "Trained parameters"]
+    figures = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    curves = next(f for f in figures if f["layout"]["annotations"][0]["text"] == "Training loss")
+    assert curves["data"] and all(len(trace["x"]) >= 1 for trace in curves["data"])
+    confusion = next(f for f in figures if f["data"][0]["type"] == "heatmap")
+    from microbudget_core.data import DatasetSpec, load_dataset
+
+    eval_size = min(50, len(load_dataset(DatasetSpec(f"csv:{sentiment_csv}")).eval))
+    assert sum(map(sum, confusion["data"][0]["z"])) == eval_size  # every eval example counted once
+    at.text_input(key="transfer_try").input("a great superb film").run()
+    assert not at.exception and not at.error
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # the probabilities
+
+
+def test_transfer_page_data_efficiency_curve(tiny_text_model, sentiment_csv):
+    at = _choose(page("views/transfer.py", 600).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    at.slider(key="transfer_eval").set_value(50)
+    at.multiselect(key="curve_counts").set_value([8, 32])
+    at.multiselect(key="curve_strategies").set_value(["finetune-head", "from-scratch"])
+    at.button[1].click().run()
+    assert not at.exception and not at.error
+    figure = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    lines = {trace["name"]: trace for trace in figure["data"]}
+    assert set(lines) == {"finetune-head", "from-scratch"}
+    assert all(trace["x"] == [8, 32] for trace in lines.values())  # examples per class actually used
+    assert all(0 <= y <= 100 for trace in lines.values() for y in trace["y"])

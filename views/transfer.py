@@ -1,0 +1,95 @@
+"""Transfer learning lab: reuse a pretrained model for the user's task, with less data and less compute."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from microbudget_core import plots, techniques
+from microbudget_core.errors import MicrobudgetError
+from microbudget_core.pipeline import CURVE_EXAMPLES, CURVE_STRATEGIES, Request, load_run_model, run_curve, run_pipeline
+from microbudget_core.runs import RunStore
+
+STRATEGIES = ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch"]
+
+st.title("Transfer learning")
+st.markdown("Keep what a pretrained model learned from a large dataset and train only what your task needs. "
+            "Each strategy starts from the pretrained model with a fresh head; **from-scratch** is the control: "
+            "the same architecture with random weights and the same budget. The dashed line is the default "
+            "recipe (full fine-tune on all the data) that the other labs start from.")
+
+model, dataset = ui.pick_model_and_dataset()
+ui.dataset_preview(dataset)
+strategy = st.selectbox("Strategy", STRATEGIES, key="transfer_strategy",
+                        format_func=lambda t: f"{t} — {techniques.get(t).DESCRIPTION}")
+with st.expander("Budget and knobs", expanded=True):
+    settings = ui.technique_settings(techniques.get(strategy), f"transfer.{strategy}")
+eval_limit = st.slider("Eval examples", 50, 1000, 500, step=50, key="transfer_eval",
+                       help="Held-out examples for accuracy; never used for training.")
+
+if st.button("Train", type="primary", disabled=not (model and dataset)):
+    request = Request(model, dataset, [(strategy, settings)], eval_limit)
+    run = ui.run_with_progress(f"{strategy} on {model}", lambda progress: run_pipeline(request, progress=progress),
+                               live_curves=True)
+    if run:
+        st.session_state["transfer_run_id"] = run.run_id
+
+store = RunStore()
+run = store.get(st.session_state["transfer_run_id"]) if "transfer_run_id" in st.session_state else None
+if run:
+    st.subheader(f"{run.label}: {run.result['accuracy']:.1%} eval accuracy")
+    for note in run.notes:
+        st.info(note)
+    accuracy, seconds, trainable, size = st.columns(4)
+    accuracy.metric("Eval accuracy", f"{run.result['accuracy']:.1%}",
+                    f"{(run.result['accuracy'] - run.baseline['accuracy']) * 100:+.1f} pt vs default recipe")
+    seconds.metric("Training time", f"{run.result.get('train_seconds', 0):,.0f} s",
+                   f"{run.result.get('train_examples', 0):,} examples", delta_color="off", delta_arrow="off")
+    trainable.metric("Trained parameters", f"{run.result.get('trainable_params', 0):,}",
+                     f"of {run.result['params']:,}", delta_color="off", delta_arrow="off")
+    size.metric("Model size", f"{run.result['size_bytes'] / 1e6:,.1f} MB")
+    curves, confusion = st.columns(2)
+    if run.result.get("history"):
+        curves.plotly_chart(plots.training_figure({run.label: run.result["history"]}), width="stretch",
+                            config={"displayModeBar": False})
+    labels = run.labels or [str(i) for i in range(len(run.result["confusion_matrix"]))]
+    confusion.plotly_chart(plots.confusion_figure(run.result["confusion_matrix"], labels), width="stretch",
+                           config={"displayModeBar": False})
+
+    st.markdown("**Try it**")
+    example = ui.example_input(run.task, key="transfer_try")
+    if example is not None:
+        try:
+            probabilities = load_run_model(run).probabilities([example])[0]
+        except MicrobudgetError as error:
+            st.error(str(error))
+        else:
+            st.bar_chart(pd.DataFrame({"probability": probabilities}, index=labels), horizontal=True)
+
+trained = [r for r in store.list(dataset) if r.model == model and r.steps and r.steps[-1]["technique"] in STRATEGIES]
+if trained:
+    st.subheader("Strategies side by side")
+    st.dataframe(pd.DataFrame([{"run": r.run_id, "strategy": r.label, "accuracy": r.result["accuracy"],
+                                "train s": r.result.get("train_seconds"), "train examples": r.result.get("train_examples"),
+                                "trained params": r.result.get("trainable_params"),
+                                "size MB": r.result["size_bytes"] / 1e6} for r in reversed(trained)]),
+                 hide_index=True, width="stretch")
+
+st.subheader("Data-efficiency curve")
+st.markdown("Each strategy trained with only *k* examples per class: how little data transfer learning needs, "
+            "and how far from-scratch training falls behind with the same budget.")
+left, right = st.columns(2)
+chosen = left.multiselect("Strategies", STRATEGIES, default=list(CURVE_STRATEGIES), key="curve_strategies")
+counts = right.multiselect("Examples per class (0 = all)", [8, 16, 32, 64, 128, 256, 512, 0],
+                           default=list(CURVE_EXAMPLES), key="curve_counts")
+if st.button("Run the curve", disabled=not (model and dataset and chosen and counts)):
+    request = Request(model, dataset, [], eval_limit)
+    result = ui.run_with_progress(f"data-efficiency curve on {model}", lambda progress: run_curve(
+        request, tuple(chosen), tuple(sorted(counts, key=lambda k: k or 10**9)), progress=progress))
+    if result:
+        st.session_state["curve_run_ids"] = [r.run_id for r in result.runs]
+        st.session_state["curve_skipped"] = result.skipped
+curve = [store.get(run_id) for run_id in st.session_state.get("curve_run_ids", [])]
+if curve and all(curve):
+    for label, why in st.session_state.get("curve_skipped", {}).items():
+        st.info(f"{label} was left out: {why}")
+    st.plotly_chart(plots.curve_figure(curve), width="stretch", config={"displayModeBar": False})
