@@ -44,12 +44,11 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
     `lr_scales`: parameter-name prefixes (module names) -> learning-rate multiplier; parameters under
     none of them stay frozen (None: every parameter at the full rate). `examples_per_class` keeps the
     first k of each class after validation is held out, so every budget is judged on the same
-    validation examples. `min_steps`: small budgets get more epochs, and no early stop before that many steps.
+    validation examples. `min_steps`: small budgets see their examples several times per epoch, so
+    8 examples per class are trained rather than touched.
     """
     torch.manual_seed(config.seed)
-    held_out = min(config.validation_examples, len(train) // 5)
-    validation = Split(train.inputs[-held_out:], train.labels[-held_out:])
-    fit = train.head(len(train) - len(validation)).head(config.max_train_examples).per_class(examples_per_class)
+    fit, validation = split_for_training(train, config, examples_per_class)
     result = bundle.copy(head_trained=True)
     model = result.model
     if config.freeze_embeddings and hasattr(model, "get_input_embeddings"):
@@ -57,9 +56,11 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
     groups = _parameter_groups(model, lr_scales)
     optimizer = torch.optim.AdamW([{"params": params, "lr": config.learning_rate * scale}
                                    for scale, params in groups.items()], lr=config.learning_rate, weight_decay=0.01)
-    batches_per_epoch = -(-len(fit) // config.batch_size)
-    epochs = max(config.epochs, -(-min_steps // batches_per_epoch))
-    total_steps = batches_per_epoch * epochs
+    batches_per_pass = -(-len(fit) // config.batch_size)
+    # Small budgets repeat their examples within an epoch until the run makes min_steps updates.
+    passes = max(1, -(-min_steps // (batches_per_pass * config.epochs)))
+    batches_per_epoch = batches_per_pass * passes
+    total_steps = batches_per_epoch * config.epochs
     # Short linear warm-up, then linear decay: the usual fine-tuning schedule.
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / 10) * max(0.0, 1 - step / total_steps))
@@ -69,11 +70,12 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
     best_accuracy, best_state, stale = -1.0, None, 0
     generator = np.random.default_rng(config.seed)
     start = time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(config.epochs):
         model.train()
         _keep_frozen_batch_norm_statistics(model)
         losses = []
-        for batch_index, idx in enumerate(_batches(fit.inputs, config.batch_size, generator)):
+        epoch_batches = [idx for _ in range(passes) for idx in _batches(fit.inputs, config.batch_size, generator)]
+        for batch_index, idx in enumerate(epoch_batches):
             loss = _loss(result, [fit.inputs[i] for i in idx], torch.as_tensor(fit.labels[idx]))
             loss.backward()
             optimizer.step()
@@ -81,23 +83,30 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
             optimizer.zero_grad()
             losses.append(loss.item())
             done = (epoch * batches_per_epoch + batch_index + 1) / total_steps
-            progress(done, f"Epoch {epoch + 1}/{epochs}, batch {batch_index + 1}/{batches_per_epoch}, "
+            progress(done, f"Epoch {epoch + 1}/{config.epochs}, batch {batch_index + 1}/{batches_per_epoch}, "
                            f"loss {np.mean(losses[-20:]):.3f}")
         accuracy = _accuracy(result, validation)
         report.history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": accuracy})
-        progress((epoch + 1) / epochs, f"Epoch {epoch + 1}: validation accuracy {accuracy:.3f}",
+        progress((epoch + 1) / config.epochs, f"Epoch {epoch + 1}: validation accuracy {accuracy:.3f}",
                  **report.history[-1])
         if accuracy > best_accuracy:
             best_accuracy, best_state, stale = accuracy, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
-            # Small budgets: no early stop before min_steps, so a noisy validation cannot end them at once.
-            if stale >= config.patience and (epoch + 1) * batches_per_epoch >= min_steps:
+            if stale >= config.patience:
                 break
     model.load_state_dict(best_state)
     model.eval().requires_grad_(True)
     report.train_seconds = time.perf_counter() - start
     return result, report
+
+
+def split_for_training(train: Split, config: TrainConfig, examples_per_class: int = 0) -> tuple[Split, Split]:
+    """(fit, validation): validation held out from the end of `train` (at most a fifth), the budget from the rest."""
+    held_out = min(config.validation_examples, len(train) // 5)
+    validation = Split(train.inputs[-held_out:], train.labels[-held_out:])
+    fit = train.head(len(train) - len(validation)).head(config.max_train_examples).per_class(examples_per_class)
+    return fit, validation
 
 
 def _parameter_groups(model: torch.nn.Module,

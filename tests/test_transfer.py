@@ -67,7 +67,7 @@ def text(pretrained_text: str, sentiment_csv: Path):
 
 @pytest.fixture
 def vision(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setitem(OFFLINE_MODELS, TINY_VISION, OfflineModel(TINY_VISION, IMAGE, "tiny test model", _tiny_mobilenet))
+    monkeypatch.setitem(OFFLINE_MODELS, TINY_VISION, OfflineModel(TINY_VISION, IMAGE, "tiny", _tiny_mobilenet))
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (28, 28), dtype=np.uint8) for _ in range(60)]
     dataset = split("synthetic", "image", images, ["a", "b", "c"] * 20)
@@ -87,7 +87,8 @@ def run(technique_id: str, bundle: ModelBundle, dataset, progress=None, **settin
 
 
 def pretrained_state(bundle: ModelBundle) -> dict[str, torch.Tensor]:
-    return load_model(ModelSpec(bundle.name), bundle.labels, bundle.task, bundle.meta.get("image_size")).model.state_dict()
+    original = load_model(ModelSpec(bundle.name), bundle.labels, bundle.task, bundle.meta.get("image_size"))
+    return original.model.state_dict()
 
 
 def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
@@ -102,7 +103,12 @@ def test_head_only_leaves_every_backbone_weight_bit_identical(case):
     moved = changed(pretrained, result.model.state_dict())
     assert moved and all(name.startswith(f"{head}.") for name in moved)  # only the head, and it did train
     assert not changed(pretrained, pretrained_state(bundle))  # load_model's cached original untouched
-    assert result.meta["report"]["trainable_params"] == sum(p.numel() for p in result.model.get_submodule(head).parameters())
+    head_params = sum(p.numel() for p in result.model.get_submodule(head).parameters())
+    assert result.meta["report"]["trainable_params"] == head_params
+    # The head trained on standardised cached features; the whole model, fed raw inputs, scores the same.
+    _, validation = training.split_for_training(dataset.train, training.TrainConfig())
+    accuracy = np.mean(result.predict(validation.inputs) == validation.labels)
+    assert abs(accuracy - max(row["val_accuracy"] for row in result.meta["history"])) < 1.5 / len(validation)
 
 
 @pytest.mark.parametrize("which, n", [("text", 1), ("vision", 3)])
@@ -272,6 +278,7 @@ def test_the_pipeline_reports_what_training_cost(pretrained_text, sentiment_csv,
     monkeypatch.setitem(__import__("microbudget_core.baseline").baseline.RECIPES, TEXT, recipe)
     request = Request(pretrained_text, f"csv:{sentiment_csv}", [("finetune-head", {"examples_per_class": "5"})],
                       eval_limit=20)
-    result = run_pipeline(request, RunStore(tmp_path / "runs.sqlite"), MeasureConfig(memory=False, latency_runs=3)).result
+    fast = MeasureConfig(memory=False, latency_runs=3)
+    result = run_pipeline(request, RunStore(tmp_path / "runs.sqlite"), fast).result
     assert result["train_examples"] == 10 and result["examples_per_class"] == 5
     assert result["train_seconds"] > 0 and result["trainable_params"] == 2 * 32 + 2  # a 32-wide BERT's 2-label head

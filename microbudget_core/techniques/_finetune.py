@@ -10,13 +10,13 @@ from torch import nn
 from ..baseline import RECIPES
 from ..data import Dataset, Split
 from ..errors import MicrobudgetError
-from ..models import ModelBundle, ModelSpec, count_params, load_model
+from ..models import TEXT, ModelBundle, ModelSpec, count_params, load_model
 from ..models.anatomy import reinitialised
 from ..progress import Progress
 from ..training import TrainConfig, TrainReport, train_classifier
 
-# Small budgets get at least this many optimizer steps (more passes over their few examples), so
-# 8 examples per class are trained rather than touched. Every strategy follows the same rule.
+# Small budgets get at least this many optimizer steps (their few examples repeated within each
+# epoch), so 8 examples per class are trained rather than touched. Every strategy has the same rule.
 MIN_STEPS = 50
 
 
@@ -34,7 +34,7 @@ def pretrained(technique_id: str, bundle: ModelBundle, config: Any, dataset: Dat
     It comes from load_model's cache: copy it before changing anything.
     """
     require(config.epochs >= 1, "epochs", config.epochs, "at least 1")
-    require(config.learning_rate >= 0, "learning_rate", config.learning_rate, "positive (0: automatic)")
+    require(config.learning_rate >= 0, "learning_rate", config.learning_rate, "0 (automatic) or more")
     require(config.examples_per_class >= 0, "examples_per_class", config.examples_per_class, "0 (all) or more")
     require(config.patience >= 1, "patience", config.patience, "at least 1")
     if dataset is None or len(dataset.train) == 0:
@@ -45,14 +45,18 @@ def pretrained(technique_id: str, bundle: ModelBundle, config: Any, dataset: Dat
     return load_model(ModelSpec(bundle.name), bundle.labels, bundle.task, image_size or bundle.meta.get("image_size"))
 
 
+def recipe(config: Any, learning_rate: float, freeze_embeddings: bool = False) -> TrainConfig:
+    """The technique's knobs as train_classifier's config."""
+    return TrainConfig(epochs=config.epochs, learning_rate=learning_rate, patience=config.patience,
+                       seed=config.seed, freeze_embeddings=freeze_embeddings)
+
+
 def train(start: ModelBundle, split: Split, config: Any, progress: Progress, learning_rate: float,
           lr_scales: Mapping[str, float] | None = None, freeze_embeddings: bool = False
           ) -> tuple[ModelBundle, TrainReport]:
     """train_classifier with the technique's knobs: seeded, early stopping, a budget per class."""
-    recipe = TrainConfig(epochs=config.epochs, learning_rate=learning_rate, patience=config.patience,
-                         seed=config.seed, freeze_embeddings=freeze_embeddings)
-    return train_classifier(start, split, recipe, progress, lr_scales=lr_scales,
-                            examples_per_class=config.examples_per_class, min_steps=MIN_STEPS)
+    return train_classifier(start, split, recipe(config, learning_rate, freeze_embeddings), progress,
+                            lr_scales=lr_scales, examples_per_class=config.examples_per_class, min_steps=MIN_STEPS)
 
 
 def recipe_rate(config: Any, task: str) -> float:
@@ -67,9 +71,9 @@ def train_everything(technique_id: str, bundle: ModelBundle, config: Any, datase
     if from_scratch:
         start = replace(start, model=reinitialised(start.model, config.seed))
     rate = recipe_rate(config, start.task)
-    trained, report = train(start, dataset.train, config, progress, rate, freeze_embeddings=config.freeze_embeddings)
-    frozen = (", word embeddings frozen" if config.freeze_embeddings and hasattr(start.model, "get_input_embeddings")
-              else "")
+    freeze = config.freeze_embeddings and start.task == TEXT
+    trained, report = train(start, dataset.train, config, progress, rate, freeze_embeddings=freeze)
+    frozen = ", word embeddings frozen" if freeze else ""
     how = "Trained from random weights (same architecture and budget as finetune-full)" if from_scratch else (
         "Fine-tuned from the pretrained weights")
     note = (f"{how}: {trainable(report, trained.model)}{frozen}, learning rate {rate:g}, "
@@ -80,7 +84,8 @@ def train_everything(technique_id: str, bundle: ModelBundle, config: Any, datase
 def trainable(report: TrainReport, model: nn.Module) -> str:
     """E.g. '12,810 trainable parameters of 2.2M'."""
     total = count_params(model)
-    return f"{report.trainable_params:,} trainable parameters of {f'{total / 1e6:.1f}M' if total > 1e5 else f'{total:,}'}"
+    of = f"{total / 1e6:.1f}M" if total >= 100_000 else f"{total:,}"
+    return f"{report.trainable_params:,} trainable parameters of {of}"
 
 
 def result(start: ModelBundle, model: nn.Module, report: TrainReport, note: str, structure: str | None = None,

@@ -20,10 +20,11 @@ from ..models import ModelBundle
 from ..models.anatomy import head_inputs, head_name, under
 from ..paths import home
 from ..progress import Progress, no_progress, scaled
+from ..training import split_for_training
 from . import _finetune
 
 ID = "finetune-head"
-DESCRIPTION = "Transfer learning, head only: the backbone frozen, a new linear or MLP head trained on its cached features"
+DESCRIPTION = "Transfer learning, head only: the backbone frozen, a linear or MLP head trained on its cached features"
 HEADS = ("linear", "mlp")
 MLP_HIDDEN = 256
 FEATURES_VERSION = 1  # bump when the way features are computed changes: old cache entries stop matching
@@ -55,17 +56,19 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         new_head = model.get_submodule(head) if config.head == "linear" else _mlp(model.get_submodule(head))
-    on_features = ModelBundle(_OnFeatures(new_head), start.task, start.labels, _stack_rows, start.name)
-    trained, report = _finetune.train(on_features, Split(list(features), dataset.train.labels), config,
-                                      scaled(progress, 0.0 if cached else 0.4, 1.0),
-                                      _finetune.recipe_rate(config, start.task))
-    model.set_submodule(head, trained.model.head)
+    rate = _finetune.recipe_rate(config, start.task)
+    rows = Split(list(features), dataset.train.labels)
+    fit, _ = split_for_training(rows, _finetune.recipe(config, rate), config.examples_per_class)
+    on_features = ModelBundle(_OnFeatures(new_head, np.stack(fit.inputs)), start.task, start.labels, _stack_rows,
+                              start.name)
+    trained, report = _finetune.train(on_features, rows, config, scaled(progress, 0.0 if cached else 0.4, 1.0), rate)
+    model.set_submodule(head, trained.model.folded())
     report.train_seconds += feature_seconds  # the run that computes the features pays for them
     how = ("loaded from the cache" if cached else f"computed once ({feature_seconds:.0f} s) and cached")
     note = f"Head only ({config.head}): {_finetune.trainable(report, model)}; backbone frozen, its features {how}."
     mlp = config.head == "mlp"
-    return _finetune.result(start, model, report, note, structure=ID if mlp else None,
-                            details={"head": config.head, "features_cached": cached, "feature_seconds": feature_seconds},
+    details = {"head": config.head, "features_cached": cached, "feature_seconds": feature_seconds}
+    return _finetune.result(start, model, report, note, structure=ID if mlp else None, details=details,
                             **({"mlp_head": {"module": head, "hidden": MLP_HIDDEN}} if mlp else {}))
 
 
@@ -81,14 +84,28 @@ def _mlp(linear: nn.Linear, hidden: int = MLP_HIDDEN) -> nn.Sequential:
 
 
 class _OnFeatures(nn.Module):
-    """The head alone, fed the cached features: the same input the whole model would give it."""
+    """The head alone, fed the cached features, centred and scaled as its training examples' statistics say.
 
-    def __init__(self, head: nn.Module):
+    Raw features can be tiny (MiniLM's pooler outputs are about 0.05), which a head learns slowly from;
+    `folded()` then moves the standardisation into the head's first Linear, so the model keeps its structure.
+    """
+
+    def __init__(self, head: nn.Module, examples: np.ndarray):
         super().__init__()
         self.head = head
+        self.mean = torch.from_numpy(examples.mean(axis=0))
+        self.scale = float(np.sqrt(np.mean((examples - examples.mean(axis=0)) ** 2))) or 1.0  # one scale for all
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
+        return self.head((features - self.mean) / self.scale)
+
+    @torch.no_grad()
+    def folded(self) -> nn.Module:
+        """The head alone, taking raw features: W (x - mean) / scale + b = (W / scale) x + (b - (W / scale) mean)."""
+        first = self.head if isinstance(self.head, nn.Linear) else self.head[0]
+        first.weight.div_(self.scale)
+        first.bias.sub_(first.weight @ self.mean)
+        return self.head
 
 
 def _stack_rows(rows: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ from ..progress import Progress, no_progress
 from . import _finetune
 
 ID = "finetune-last-n"
-DESCRIPTION = "Transfer learning, last N blocks: the top of the backbone fine-tuned at a lower learning rate, the rest frozen"
+DESCRIPTION = "Transfer learning, last N blocks: the backbone's top fine-tuned at a lower rate, the rest frozen"
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     scales = {name: 1.0 if under(name, head) else config.backbone_lr_scale
               for name in parameters_from(start.model, blocks[-config.n])}
     trained, report = _finetune.train(start, dataset.train, config, progress, rate, lr_scales=scales)
-    note = (f"Last {config.n} of {len(blocks)} blocks and the head trained: {_finetune.trainable(report, trained.model)}; "
-            f"head at learning rate {rate:g}, blocks at {rate * config.backbone_lr_scale:g}.")
+    note = (f"Last {config.n} of {len(blocks)} blocks and the head trained: "
+            f"{_finetune.trainable(report, trained.model)}; head at learning rate {rate:g}, "
+            f"blocks at {rate * config.backbone_lr_scale:g}.")
     return _finetune.result(start, trained.model, report, note, details={"blocks_trained": config.n,
                                                                          "blocks_total": len(blocks)})
