@@ -94,8 +94,9 @@ def test_quantization_page_runs_and_draws_the_chart(page, app_url, tiny_text_mod
     page.get_by_role("textbox", name="Dataset id").fill(f"csv:{sentiment_csv}")
     page.keyboard.press("Enter")
     page.get_by_role("button", name="Run", exact=True).click()
-    chart = page.locator('[data-testid="stPlotlyChart"] .main-svg').first
-    chart.wait_for(timeout=300_000)
+    # The explainer further down draws its own chart at once; the run's result is the one to wait for.
+    page.get_by_text("vs original").first.wait_for(timeout=300_000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
     page.locator('[data-testid="stMetric"]').first.wait_for(timeout=30_000)
     _assert_no_error(page)
     assert page.locator('[data-testid="stPlotlyChart"] .bars .point').count() >= 8  # 4 panels x 2 bars
