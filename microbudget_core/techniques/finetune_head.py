@@ -20,7 +20,7 @@ from ..models import ModelBundle
 from ..models.anatomy import head_inputs, head_name, under
 from ..paths import home
 from ..progress import Progress, no_progress, scaled
-from ..training import split_for_training
+from ..training import TrainReport, split_for_training
 from . import _finetune
 
 ID = "finetune-head"
@@ -53,16 +53,9 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     started = time.perf_counter()
     features, cached = _features(start, model, head, dataset.train, scaled(progress, 0.0, 0.4))
     feature_seconds = time.perf_counter() - started
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        new_head = model.get_submodule(head) if config.head == "linear" else _mlp(model.get_submodule(head))
-    rate = _finetune.recipe_rate(config, start.task)
-    rows = Split(list(features), dataset.train.labels)
-    fit, _ = split_for_training(rows, _finetune.recipe(config, rate), config.examples_per_class)
-    on_features = ModelBundle(_OnFeatures(new_head, np.stack(fit.inputs)), start.task, start.labels, _stack_rows,
-                              start.name)
-    trained, report = _finetune.train(on_features, rows, config, scaled(progress, 0.0 if cached else 0.4, 1.0), rate)
-    model.set_submodule(head, trained.model.folded())
+    trained_head, report = _train_head(start, model.get_submodule(head), Split(list(features), dataset.train.labels),
+                                       config, scaled(progress, 0.0 if cached else 0.4, 1.0))
+    model.set_submodule(head, trained_head)
     report.train_seconds += feature_seconds  # the run that computes the features pays for them
     how = ("loaded from the cache" if cached else f"computed once ({feature_seconds:.0f} s) and cached")
     note = f"Head only ({config.head}): {_finetune.trainable(report, model)}; backbone frozen, its features {how}."
@@ -70,6 +63,21 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     details = {"head": config.head, "features_cached": cached, "feature_seconds": feature_seconds}
     return _finetune.result(start, model, report, note, structure=ID if mlp else None, details=details,
                             **({"mlp_head": {"module": head, "hidden": MLP_HIDDEN}} if mlp else {}))
+
+
+def _train_head(start: ModelBundle, old_head: nn.Linear, rows: Split, config: Config,
+                progress: Progress) -> tuple[nn.Module, TrainReport]:
+    """A fresh head trained on the cached feature rows, taking raw features once folded."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        head = (nn.Linear(old_head.in_features, old_head.out_features) if config.head == "linear"
+                else _mlp(old_head))
+    rate = _finetune.recipe_rate(config, start.task)
+    fit, _ = split_for_training(rows, _finetune.recipe(config, rate), config.examples_per_class)
+    on_features = ModelBundle(_OnFeatures(head, np.stack(fit.inputs)), start.task, start.labels, _stack_rows,
+                              start.name)
+    trained, report = _finetune.train(on_features, rows, config, progress, rate)
+    return trained.model.folded(), report
 
 
 def restructure(model: nn.Module, meta: dict) -> nn.Module:

@@ -16,10 +16,10 @@ DESCRIPTION = "Transfer learning, last N blocks: the backbone's top fine-tuned a
 
 @dataclass(frozen=True)
 class Config:
-    n: int = 2  # blocks: BERT layers, MobileNetV2 stages of `features`
+    n: int = 4  # blocks: BERT layers (6 in MiniLM-L6), MobileNetV2's `features` (19)
     epochs: int = 2
     learning_rate: float = 1e-3  # the head's (0: the baseline recipe's); blocks get learning_rate * backbone_lr_scale
-    backbone_lr_scale: float = 0.1
+    backbone_lr_scale: float = 0.3
     examples_per_class: int = 0  # 0: all; else the first k of each class
     patience: int = 1  # epochs without validation gain before stopping
     seed: int = 0
@@ -27,18 +27,19 @@ class Config:
 
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
+    _finetune.require(config.n >= 1, "n", config.n, "at least 1")
     _finetune.require(config.backbone_lr_scale > 0, "backbone_lr_scale", config.backbone_lr_scale, "above 0")
     start = _finetune.pretrained(ID, bundle, config, dataset)
     blocks = block_names(start.model)
-    _finetune.require(1 <= config.n <= len(blocks), "n", config.n, f"from 1 to {len(blocks)} (this model's blocks)")
+    n = min(config.n, len(blocks))  # more than the model has: all of them, like examples_per_class
     head = head_name(start.model, len(start.labels))
     rate = _finetune.recipe_rate(config, start.task)
     # Everything from the first unfrozen block up trains (BERT's pooler too); the head at the full rate.
     scales = {name: 1.0 if under(name, head) else config.backbone_lr_scale
-              for name in parameters_from(start.model, blocks[-config.n])}
+              for name in parameters_from(start.model, blocks[-n])}
     trained, report = _finetune.train(start, dataset.train, config, progress, rate, lr_scales=scales)
-    note = (f"Last {config.n} of {len(blocks)} blocks and the head trained: "
+    note = (f"Last {n} of {len(blocks)} blocks and the head trained: "
             f"{_finetune.trainable(report, trained.model)}; head at learning rate {rate:g}, "
             f"blocks at {rate * config.backbone_lr_scale:g}.")
-    return _finetune.result(start, trained.model, report, note, details={"blocks_trained": config.n,
+    return _finetune.result(start, trained.model, report, note, details={"blocks_trained": n,
                                                                          "blocks_total": len(blocks)})
