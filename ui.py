@@ -19,6 +19,7 @@ from microbudget_core.data.preview import Preview, preview
 from microbudget_core.data.uploads import save_upload
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.progress import Progress
+from microbudget_core.runs import RunStore
 
 OTHER = "other…"
 
@@ -110,6 +111,22 @@ def example_input(task: str, key: str) -> Any | None:
             st.error(f"'{upload.name}' is not an image that can be read. Upload a PNG or JPEG file.")
             return None
     return st.text_input("Type a sentence", key=key).strip() or None
+
+
+def kept_rows(key: str, label: str, job: Callable[[Progress], Any] | None) -> list:
+    """Run a many-row job (a sweep, a curve) when given one, keep its run ids for this session, and
+    return the kept runs, saying which rows were left out and why."""
+    if job is not None:
+        result = run_with_progress(label, job)
+        if result:
+            st.session_state[key] = ([run.run_id for run in result.runs], result.skipped)
+    run_ids, skipped = st.session_state.get(key, ([], {}))
+    runs = [RunStore().get(run_id) for run_id in run_ids]
+    if not runs or not all(runs):
+        return []
+    for row, why in skipped.items():
+        st.info(f"{row} was left out: {why}")
+    return runs
 
 
 def run_with_progress(label: str, job: Callable[[Progress], Any], live_curves: bool = False) -> Any | None:

@@ -67,18 +67,11 @@ st.markdown("weight-only at 8, 4, 3 and 2 bits, plus the int8 paths that suit th
             "int8 in PyTorch and ONNX Runtime for transformers; static int8 for CNNs), each measured against one "
             "measurement of the original (peak memory is skipped here to keep the sweep quick).")
 group_size = st.number_input("Group size (weights per scale)", value=64, step=16)
-if st.button("Run the sweep", disabled=not (model and dataset)):
-    sweep_request = Request(model, dataset, [], eval_limit)
-    result = ui.run_with_progress(f"bit-width sweep on {model}",
-                                  lambda progress: run_sweep(sweep_request, group_size=int(group_size),
-                                                             progress=progress))
-    if result:
-        st.session_state["sweep_run_ids"] = [r.run_id for r in result.runs]
-        st.session_state["sweep_skipped"] = result.skipped
-sweep = [store.get(run_id) for run_id in st.session_state.get("sweep_run_ids", [])]
-if sweep and all(sweep):
-    for technique_id, why in st.session_state.get("sweep_skipped", {}).items():
-        st.info(f"{technique_id} was left out: {why}")
+clicked = st.button("Run the sweep", disabled=not (model and dataset))
+sweep_request = Request(model, dataset, [], eval_limit)
+sweep = ui.kept_rows("sweep", f"bit-width sweep on {model}", clicked and (lambda progress: run_sweep(
+    sweep_request, group_size=int(group_size), progress=progress)) or None)
+if sweep:
     st.plotly_chart(plots.sweep_figure(sweep), width="stretch", config={"displayModeBar": False})
     st.dataframe(pd.DataFrame([{"pipeline": plots.sweep_name(r), "accuracy": r.result["accuracy"],
                                 "size MB": r.result["size_bytes"] / 1e6, "p50 ms": r.result["latency_ms_p50"],

@@ -81,15 +81,9 @@ left, right = st.columns(2)
 chosen = left.multiselect("Strategies", STRATEGIES, default=list(CURVE_STRATEGIES), key="curve_strategies")
 counts = right.multiselect("Examples per class (0 = all)", [8, 16, 32, 64, 128, 256, 512, 0],
                            default=list(CURVE_EXAMPLES), key="curve_counts")
-if st.button("Run the curve", disabled=not (model and dataset and chosen and counts)):
-    request = Request(model, dataset, [], eval_limit)
-    result = ui.run_with_progress(f"data-efficiency curve on {model}", lambda progress: run_curve(
-        request, tuple(chosen), tuple(sorted(counts, key=lambda k: k or 10**9)), progress=progress))
-    if result:
-        st.session_state["curve_run_ids"] = [r.run_id for r in result.runs]
-        st.session_state["curve_skipped"] = result.skipped
-curve = [store.get(run_id) for run_id in st.session_state.get("curve_run_ids", [])]
-if curve and all(curve):
-    for label, why in st.session_state.get("curve_skipped", {}).items():
-        st.info(f"{label} was left out: {why}")
+clicked = st.button("Run the curve", disabled=not (model and dataset and chosen and counts))
+request = Request(model, dataset, [], eval_limit)
+curve = ui.kept_rows("curve", f"data-efficiency curve on {model}", clicked and (lambda progress: run_curve(
+    request, tuple(chosen), tuple(sorted(counts, key=lambda k: k or 10**9)), progress=progress)) or None)
+if curve:
     st.plotly_chart(plots.curve_figure(curve), width="stretch", config={"displayModeBar": False})
