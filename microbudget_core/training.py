@@ -128,8 +128,9 @@ def _parameter_groups(model: torch.nn.Module,
 def _keep_frozen_batch_norm_statistics(model: torch.nn.Module) -> None:
     """Frozen BatchNorm layers stay in eval mode: training must not move their running statistics either."""
     for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not any(
-                p.requires_grad for p in module.parameters(recurse=False)):
+        weights = list(module.parameters(recurse=False))
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and weights and not any(
+                w.requires_grad for w in weights):
             module.eval()
 
 
