@@ -6,15 +6,13 @@ Only presentation lives here; every computation is a call into microbudget_core.
 from __future__ import annotations
 
 import dataclasses
-import io
 from types import ModuleType
 from typing import Any, Callable
 
 import streamlit as st
-from PIL import Image
 
 from microbudget_core import cli, plots
-from microbudget_core.data.files import preview_csv
+from microbudget_core.data.files import decode_image, preview_csv
 from microbudget_core.data.preview import Preview, preview
 from microbudget_core.data.uploads import save_upload
 from microbudget_core.errors import MicrobudgetError
@@ -104,11 +102,9 @@ def example_input(task: str, key: str) -> Any | None:
         if upload is None:
             return None
         try:
-            image = Image.open(io.BytesIO(upload.getvalue()))
-            image.load()
-            return image
-        except (OSError, Image.DecompressionBombError):
-            st.error(f"'{upload.name}' is not an image that can be read. Upload a PNG or JPEG file.")
+            return decode_image(upload.getvalue(), upload.name, "upload")
+        except MicrobudgetError as error:
+            st.error(str(error))
             return None
     return st.text_input("Type a sentence", key=key).strip() or None
 

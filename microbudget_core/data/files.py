@@ -253,11 +253,11 @@ def _load_entries(entries: list[_Entry], name: str) -> tuple[list[np.ndarray], l
         raise MicrobudgetError(f"The {name} has images outside any class folder, e.g. {loose[0]}.",
                                "Put images in one folder per class, e.g. cat/1.png, dog/2.jpg; "
                                "the folder name is the label.")
-    return [_decode_image(e.read(), e.name, name) for e in entries], [e.parts[0] for e in entries]
+    return [decode_image(e.read(), e.name, name) for e in entries], [e.parts[0] for e in entries]
 
 
-def _decode_image(data: bytes, member: str, name: str) -> np.ndarray:
-    """One image file as an array; a clear error naming the file when it does not decode."""
+def decode_image(data: bytes, member: str, name: str) -> np.ndarray:
+    """One image file (`member` of `name`) as an array; a clear error naming the file when it does not decode."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEGs decode straight at reduced size
