@@ -50,7 +50,7 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
             batch = eval_split.inputs[: config.batch_size]
             peak_rss = _peak_rss_mb(artifact, batch, Path(scratch)) if config.memory else None
         progress(0.15, "Measuring batch-1 latency")
-        latencies = _latencies_ms(bundle, eval_split.inputs, config)
+        latencies = latencies_ms(bundle, eval_split.inputs, config)
         progress(0.3, "Measuring accuracy and batch throughput")
         predictions, throughput = _predict_all(bundle, eval_split.inputs, config.batch_size, progress)
     finally:
@@ -84,8 +84,8 @@ def ratios(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, float]
     }
 
 
-def _latencies_ms(bundle: ModelBundle, inputs: list[Any], config: MeasureConfig) -> list[float]:
-    """Batch-1 wall times over the first eval examples, after warm-up calls."""
+def latencies_ms(bundle: ModelBundle, inputs: list[Any], config: MeasureConfig) -> list[float]:
+    """Batch-1 wall times over the first `config.latency_runs` inputs, after `config.warmup` calls."""
     for example in inputs[: config.warmup]:
         bundle.logits([example])
     times = []

@@ -2,7 +2,7 @@
 
 Two implementations exist: torch.ao.quantization.quantize_dynamic (deprecated, fbgemm/qnnpack
 int8 kernels) and torchao's quantize_ (its successor). Which is faster depends on the CPU and
-the torch build, so `auto` times both on one real example and keeps the faster.
+the torch build, so `auto` times both on a few real examples and keeps the faster.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import logging
 import statistics
-import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -18,12 +17,14 @@ import torch
 
 from ..data import Dataset
 from ..errors import MicrobudgetError
+from ..measure import MeasureConfig, latencies_ms
 from ..models import ModelBundle
 from ..progress import Progress, no_progress
 
 ID = "dynamic-int8"
 DESCRIPTION = "PyTorch dynamic int8 on Linear layers (weights int8, activations quantized per call)"
 BACKENDS = ("torch.ao", "torchao")
+TIMED = 7  # calibration examples each backend is timed on (batch 1, after a warm-up call)
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,17 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     progress(0.0, "Quantizing Linear layers to int8")
     if config.backend == "auto":
         if dataset is None or len(dataset.calibration) == 0:
-            raise MicrobudgetError("backend=auto times both backends on one example, and no dataset was given.",
+            raise MicrobudgetError("backend=auto times both backends on real examples, and no dataset was given.",
                                    "Run it with a dataset, or pick backend=torch.ao or torchao.")
-        example = bundle.preprocess(dataset.calibration.inputs[:1])
+        examples, timing = dataset.calibration.inputs[:TIMED], MeasureConfig(warmup=1, latency_runs=TIMED)
         candidates = {backend: _quantize(bundle.model, backend) for backend in BACKENDS}
-        timings = {backend: _median_ms(model, example) for backend, model in candidates.items()}
+        timings = {backend: statistics.median(latencies_ms(bundle.derived(model), examples, timing))
+                   for backend, model in candidates.items()}
         backend = min(timings, key=timings.get)
         model = candidates[backend]
         how = (f"{backend} kept: {timings['torch.ao']:.1f} ms per example with torch.ao.quantization, "
-               f"{timings['torchao']:.1f} ms with torchao's quantize_, timed here on one example.")
+               f"{timings['torchao']:.1f} ms with torchao's quantize_ (median over {len(examples)} "
+               "calibration examples, timed here).")
         report = {f"backend_ms_{name.replace('.', '_')}": ms for name, ms in timings.items()}
     else:
         backend, model = config.backend, _quantize(bundle.model, config.backend)
@@ -85,18 +88,6 @@ def _quantize(model: torch.nn.Module, backend: str) -> torch.nn.Module:
         quantized = copy.deepcopy(model)  # quantize_ works in place; the cached original stays as it is
         quantize_(quantized, Int8DynamicActivationInt8WeightConfig())
         return quantized
-
-
-@torch.inference_mode()
-def _median_ms(model: torch.nn.Module, example: dict[str, torch.Tensor], runs: int = 7) -> float:
-    model.eval()
-    model(**example)  # warm-up: first calls pack weights and pick kernels
-    timings = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        model(**example)
-        timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
 
 
 def _linear_share(model: torch.nn.Module) -> float:
