@@ -12,6 +12,7 @@ from . import techniques
 from .baseline import build_baseline
 from .data import Dataset, DatasetSpec, Split, load_dataset
 from .errors import MicrobudgetError
+from .exclusive import one_at_a_time
 from .measure import MeasureConfig, Measurement, measure, ratios
 from .models import ModelBundle
 from .models.bundle import IMAGE, TEXT
@@ -39,6 +40,7 @@ class Prepared:
     original: Measurement
 
 
+@one_at_a_time
 def run_pipeline(request: Request, store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(),
                  progress: Progress = no_progress) -> Run:
     """Run the request's steps on a copy of the baseline, measure both, and store the Run."""
@@ -64,6 +66,7 @@ class Sweep:
     skipped: dict[str, str]  # row label -> why it does not apply to this model
 
 
+@one_at_a_time
 def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size: int = 64, int8: bool = True,
               store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(memory=False),
               progress: Progress = no_progress) -> Sweep:
@@ -75,6 +78,7 @@ def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size
     return _run_rows(prepared, rows, store, measure_config, progress)
 
 
+@one_at_a_time
 def run_curve(request: Request, strategies: tuple[str, ...] = CURVE_STRATEGIES,
               examples_per_class: tuple[int, ...] = CURVE_EXAMPLES, store: RunStore | None = None,
               measure_config: MeasureConfig = MeasureConfig(memory=False), progress: Progress = no_progress) -> Sweep:
@@ -149,6 +153,7 @@ def resolve(step_settings: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, 
             for tid, settings in step_settings]
 
 
+@one_at_a_time
 def load_run_model(run: Run) -> ModelBundle:
     """The model a run saved, loaded back from its artifact folder (to try it, or to export it)."""
     from .models import load_saved

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -54,6 +55,10 @@ def test_quantization_page_runs_and_plots_original_vs_result(tiny_text_model, se
     size_original, size_int8 = bars[0]["y"]
     assert size_int8 < size_original
     assert [m.label for m in at.metric][:2] == ["Size", "Latency p50 (batch 1)"]
+    table = at.dataframe[0].value
+    assert {"accuracy", "size_bytes", "latency_ms_p50"} <= set(table.index)
+    assert all(pd.api.types.is_numeric_dtype(dtype) for dtype in table.dtypes)  # Arrow needs typed columns
+    assert table.loc["size_bytes", "dynamic-int8"] < table.loc["size_bytes", "original"]
 
     runs = page("views/runs.py").run()
     assert not runs.exception

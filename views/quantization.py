@@ -51,7 +51,10 @@ if run:
                       f"{(run.result[key] - run.baseline[key]) * scale:+,.2f} {unit}",
                       delta_color="inverse" if smaller_is_better else "normal")
     st.plotly_chart(plots.comparison_figure(run), width="stretch", config={"displayModeBar": False})
-    table = pd.DataFrame({"original": run.baseline, run.label: run.result}).rename_axis("metric")
+    # Numbers only: a column mixing numbers with lists (the confusion matrix) or names breaks the table.
+    numbers = {key: (value, run.result.get(key)) for key, value in run.baseline.items()
+               if isinstance(value, (int, float))}
+    table = pd.DataFrame.from_dict(numbers, orient="index", columns=["original", run.label]).rename_axis("metric")
     st.dataframe(table, width="stretch")
 
 earlier = store.list(dataset)

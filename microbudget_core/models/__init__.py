@@ -12,6 +12,7 @@ import torch
 
 from ..assets import MINILM, asset_path
 from ..errors import MicrobudgetError
+from ..exclusive import one_at_a_time
 from .bundle import CAUSAL_LM, IMAGE, TEXT, ModelBundle, ModelSpec, count_params
 
 __all__ = ["ModelBundle", "ModelSpec", "load_model", "load_saved", "count_params", "OFFLINE_MODELS",
@@ -48,6 +49,7 @@ OFFLINE_MODELS = {
 }
 
 
+@one_at_a_time
 def load_model(spec: ModelSpec, labels: list[str] | None = None, task: str | None = None,
                image_size: int | None = None) -> ModelBundle:
     """Load a model for `labels` (a fresh head where they differ). Cached: never mutate the result.
@@ -78,6 +80,7 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
     return load_hf_classifier(model_id, task or guess_task(model_id), label_list)
 
 
+@one_at_a_time
 def load_saved(folder: Path) -> ModelBundle:
     """Rebuild a bundle from a folder written by `ModelBundle.save()`, quantized ones included."""
     info = json.loads((folder / "microbudget.json").read_text())
