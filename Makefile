@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup app test browser warm-check
+.PHONY: setup app test debian-packages
 
 $(VENV)/.app-installed: requirements.txt requirements-assets.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -22,12 +22,14 @@ $(VENV)/.test-installed: $(VENV)/.app-installed requirements-test.txt
 
 setup: $(VENV)/.app-installed
 
-# Debian's Chromium for the end-to-end browser test (Playwright drives it; no browser download).
-browser:
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+# From Debian: Chromium for the end-to-end browser test (Playwright drives it; no browser download),
+# and Fashion-MNIST, a bundled dataset where it is installed (its real-asset test reads it).
+DEBIAN_PACKAGES := chromium dataset-fashion-mnist
+debian-packages:
+	@dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(DEBIAN_PACKAGES); }
 
 app: setup
 	$(PY) -m streamlit run app.py
 
-test: $(VENV)/.test-installed browser
+test: $(VENV)/.test-installed debian-packages
 	$(PY) -m pytest

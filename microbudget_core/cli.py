@@ -39,7 +39,8 @@ def catalog() -> dict[str, list[dict[str, str]]]:
     """Models, datasets and techniques with one-line descriptions (the `list` output)."""
     return {
         "models": [{"id": m.id, "task": m.task, "description": m.description} for m in OFFLINE_MODELS.values()],
-        "datasets": [{"id": d.id, "modality": d.modality, "description": d.description} for d in BUNDLED.values()]
+        "datasets": [{"id": d.id, "modality": d.modality, "description": d.description} for d in BUNDLED.values()
+                     if d.installed()]
         + [{"id": "csv:PATH", "modality": "text", "description": "your CSV: a text column and a label column"},
            {"id": "images:PATH", "modality": "image", "description": "a zip or folder with one folder per class"},
            {"id": "hf:NAME", "modality": "text or image", "description": "a Hugging Face dataset (needs network)"}],

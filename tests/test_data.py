@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import io
 import time
 import zipfile
@@ -12,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from microbudget_core.data import IMAGE, TEXT, DatasetSpec, files, load_dataset, split
+from microbudget_core.cli import catalog
+from microbudget_core.data import IMAGE, TEXT, DatasetSpec, bundled, files, load_dataset, split
 from microbudget_core.data.files import preview_csv, read_csv, read_images
 from microbudget_core.errors import MicrobudgetError
 
@@ -292,7 +295,7 @@ def test_hub_offline_fails_fast_with_clear_message(offline):
     error = error_of(load_dataset, DatasetSpec("hf:some/dataset"))
     assert time.monotonic() - start < 10
     assert "'some/dataset'" in error.problem and "offline" in error.problem
-    assert "rotten-tomatoes, mnist-5k, csv:PATH, images:PATH" in error.fix
+    assert "rotten-tomatoes, mnist-5k" in error.fix and "csv:PATH, images:PATH" in error.fix
 
 
 def test_hub_local_image_folder_uses_class_label_names(offline, tmp_path):
@@ -362,6 +365,48 @@ def test_rotten_tomatoes():
     texts = dataset.train.inputs + dataset.eval.inputs
     assert len(texts) == len(set(texts)) > 10_000
     assert not set(dataset.train.inputs) & set(dataset.eval.inputs)
+
+
+def _idx_file(path, array: np.ndarray) -> None:
+    """Write `array` (uint8) as a gzipped IDX file: 0, 0, type 0x08, dimensions, then the sizes big-endian."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(gzip.compress(header + array.tobytes()))
+
+
+def test_fashion_mnist_reads_the_debian_idx_files_and_keeps_500_per_class(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 510)[rng.permutation(5100)]
+    images = rng.integers(0, 256, (5100, 28, 28), dtype=np.uint8)
+    _idx_file(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+    _idx_file(tmp_path / "t10k-labels-idx1-ubyte.gz", labels)
+    monkeypatch.setattr(bundled, "FASHION_MNIST", tmp_path)
+    inputs, names = bundled.fashion_mnist_5k()
+    assert len(inputs) == 5000 and Counter(names) == {name: 500 for name in bundled.FASHION_CLASSES}
+    first_bag = int(np.flatnonzero(labels == bundled.FASHION_CLASSES.index("bag"))[0])
+    assert np.array_equal(inputs[names.index("bag")], images[first_bag])  # images stay with their labels
+
+
+def test_fashion_mnist_not_installed_is_unlisted_and_explained(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundled, "FASHION_MNIST", tmp_path / "missing")
+    monkeypatch.setitem(bundled.BUNDLED, "fashion-mnist-5k", dataclasses.replace(
+        bundled.BUNDLED["fashion-mnist-5k"], installed=(tmp_path / "missing").is_dir))
+    assert "fashion-mnist-5k" not in bundled.installed_ids()
+    assert "fashion-mnist-5k" not in [d["id"] for d in catalog()["datasets"]]
+    error = error_of(load_dataset, DatasetSpec("fashion-mnist-5k"))
+    assert "not installed" in error.problem and "apt install dataset-fashion-mnist" in error.fix
+
+
+def test_a_file_that_is_not_idx_is_explained(tmp_path):
+    (tmp_path / "x.gz").write_bytes(gzip.compress(b"PK\x03\x04 not idx"))
+    assert "not an IDX file" in error_of(bundled.read_idx, tmp_path / "x.gz").problem
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not bundled.FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_5k():
+    dataset = load_dataset(DatasetSpec("fashion-mnist-5k"))
+    assert dataset.modality == IMAGE and sorted(dataset.label_names) == sorted(bundled.FASHION_CLASSES)
+    assert len(dataset.train) + len(dataset.eval) == 5000 and dataset.train.inputs[0].shape == (28, 28)
 
 
 @pytest.mark.slow

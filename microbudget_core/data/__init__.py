@@ -82,6 +82,7 @@ class BundledDataset:
     description: str
     load: Callable[[], tuple[list[Any], list[str]]]  # -> (inputs, label strings)
     image_size: int | None = None
+    installed: Callable[[], bool] = lambda: True  # a system package's dataset is listed only where it is
 
 
 def split(dataset_id: str, modality: str, inputs: list[Any], labels: list[str], seed: int = 0,
@@ -139,5 +140,5 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         return split(spec.id, modality, inputs, labels, spec.seed, f"Hugging Face dataset {rest}")
     raise MicrobudgetError(
         f"Unknown dataset '{spec.id}'.",
-        f"Use one of {', '.join(bundled.BUNDLED)}, csv:PATH, images:PATH (zip or folder of class folders) "
+        f"Use one of {', '.join(bundled.installed_ids())}, csv:PATH, images:PATH (zip or folder of class folders) "
         "or hf:NAME (needs a network).")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..assets import MNIST_5K, ROTTEN_TOMATOES, asset_path
+from ..errors import MicrobudgetError
 from . import IMAGE, TEXT, BundledDataset
 
 
@@ -30,6 +33,34 @@ def mnist_5k() -> tuple[list[Any], list[str]]:
     return images, [str(label) for label in values[:, -1]]
 
 
+# Debian's dataset-fashion-mnist package (apt): the original IDX files, where apt is available.
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                   "ankle-boot"]
+
+
+def fashion_mnist_5k() -> tuple[list[Any], list[str]]:
+    """5,000 Zalando article images (the first 500 per class of the 10k test file), 28x28 grayscale uint8."""
+    if not FASHION_MNIST.is_dir():
+        raise MicrobudgetError("Fashion-MNIST is not installed on this machine.",
+                               "Install Debian's package (sudo apt install dataset-fashion-mnist) or pick mnist-5k.")
+    images = read_idx(FASHION_MNIST / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(FASHION_MNIST / "t10k-labels-idx1-ubyte.gz")
+    keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:500] for c in range(len(FASHION_CLASSES))]))
+    return list(images[keep]), [FASHION_CLASSES[c] for c in labels[keep]]
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """A gzipped IDX file (MNIST's format) as a uint8 array. By hand: no installed library reads IDX offline."""
+    with gzip.open(path, "rb") as file:
+        data = file.read()
+    zero, kind, dimensions = data[0] * 256 + data[1], data[2], data[3]
+    if zero != 0 or kind != 0x08:  # 0x08: unsigned bytes, the only kind MNIST-style files use
+        raise MicrobudgetError(f"{path} is not an IDX file of unsigned bytes.", "Reinstall the dataset package.")
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dimensions))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dimensions).reshape(shape)
+
+
 BUNDLED = {
     d.id: d
     for d in [
@@ -38,5 +69,12 @@ BUNDLED = {
         # 28x28 digits upscaled to 64 px: plenty for MobileNetV2, and 12x cheaper than 224 px.
         BundledDataset("mnist-5k", IMAGE, "MNIST handwritten digits, 500 per class (5k, offline)", mnist_5k,
                        image_size=64),
+        BundledDataset("fashion-mnist-5k", IMAGE, "Fashion-MNIST clothing, 500 per class (5k, Debian package)",
+                       fashion_mnist_5k, image_size=64, installed=FASHION_MNIST.is_dir),
     ]
 }
+
+
+def installed_ids() -> list[str]:
+    """The bundled dataset ids this machine can load."""
+    return [d.id for d in BUNDLED.values() if d.installed()]

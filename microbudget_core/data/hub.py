@@ -8,7 +8,7 @@ from typing import Any, Iterator
 from ..errors import MicrobudgetError
 from ..network import hub_reachable
 from . import IMAGE, TEXT
-from .bundled import BUNDLED
+from .bundled import installed_ids
 from .files import LABEL_NAMES, TEXT_NAMES, find_named, image_to_array
 
 MAX_ROWS = 20_000  # plenty to train and measure on; bounds memory and decoding time
@@ -62,7 +62,7 @@ def _load_train(name: str) -> Any:
         raise MicrobudgetError(
             f"Could not load the Hugging Face dataset '{name}': the Hub is unreachable (offline?) "
             "or the dataset does not exist.",
-            f"Connect to the network, check the name, or use an offline dataset: {', '.join(BUNDLED)}, "
+            f"Connect to the network, check the name, or use an offline dataset: {', '.join(installed_ids())}, "
             "csv:PATH, images:PATH.") from error
     except (ValueError, DatasetsError) as error:  # e.g. a config is needed, no train split
         raise MicrobudgetError(f"Could not load the Hugging Face dataset '{name}': {error}",
