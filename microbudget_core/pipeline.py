@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import techniques
 from .baseline import build_baseline
 from .data import Dataset, DatasetSpec, Split, load_dataset
@@ -19,6 +21,7 @@ from .models.bundle import IMAGE, TEXT
 from .paths import home
 from .progress import Progress, no_progress, scaled
 from .runs import Run, RunStore, step_label
+from .training import TrainConfig, split_for_training
 
 
 @dataclass(frozen=True)
@@ -82,10 +85,21 @@ def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size
 def run_curve(request: Request, strategies: tuple[str, ...] = CURVE_STRATEGIES,
               examples_per_class: tuple[int, ...] = CURVE_EXAMPLES, store: RunStore | None = None,
               measure_config: MeasureConfig = MeasureConfig(memory=False), progress: Progress = no_progress) -> Sweep:
-    """The data-efficiency curve: each strategy trained on k examples per class, for each k."""
-    rows = [resolve([(strategy, {"examples_per_class": k})]) for strategy in strategies for k in examples_per_class]
+    """The data-efficiency curve: each strategy trained on k examples per class, for each k.
+
+    A k that every class falls short of trains on all the data: it runs once, as the first such k (or 'all').
+    """
+    resolve([(strategy, {}) for strategy in strategies])  # bad ids fail before any slow work
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.2))
-    return _run_rows(prepared, rows, store, measure_config, progress)
+    fit, _ = split_for_training(prepared.dataset.train, TrainConfig())
+    largest = int(np.bincount(fit.labels).max())
+    all_data = [k for k in examples_per_class if k == 0 or k >= largest]
+    kept = [k for k in examples_per_class if k not in all_data or k == (0 if 0 in all_data else min(all_data))]
+    rows = [resolve([(strategy, {"examples_per_class": k})]) for strategy in strategies for k in kept]
+    sweep = _run_rows(prepared, rows, store, measure_config, progress)
+    for k in set(examples_per_class) - set(kept):
+        sweep.skipped[f"{k}/class"] = f"every class has at most {largest} training examples: the same run as all"
+    return sweep
 
 
 def _run_rows(prepared: Prepared, rows: list[list[tuple[Any, Any]]], store: RunStore | None,

@@ -18,9 +18,10 @@ from microbudget_core.models import OFFLINE_MODELS, ModelSpec, OfflineModel, loa
 from microbudget_core.models.anatomy import block_names, head_name, reinitialised
 from microbudget_core.models.bundle import IMAGE, TEXT, ModelBundle
 from microbudget_core.models.vision import MobileNetV2, preprocessor_for
-from microbudget_core.pipeline import Request, run_pipeline
+from microbudget_core.pipeline import Request, run_curve, run_pipeline
 from microbudget_core.runs import RunStore
-from microbudget_core.techniques import finetune_head
+from microbudget_core.models.anatomy import head_inputs
+from microbudget_core.techniques import finetune_head, setfit_style
 
 TINY_VISION = "tiny-mobilenet-pretrained"
 
@@ -220,7 +221,8 @@ def test_mlp_head_saves_and_reloads_to_the_same_logits(case, tmp_path):
     np.testing.assert_allclose(reloaded.logits(dataset.eval.inputs), result.logits(dataset.eval.inputs), atol=1e-5)
 
 
-@pytest.mark.parametrize("technique_id", ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch"])
+@pytest.mark.parametrize("technique_id", ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch",
+                                          "setfit-style"])
 def test_every_strategy_reports_each_epoch_and_its_cost(text, technique_id):
     bundle, dataset = text
     calls = []
@@ -286,3 +288,55 @@ def test_the_pipeline_reports_what_training_cost(pretrained_text, sentiment_csv,
     result = run_pipeline(request, RunStore(tmp_path / "runs.sqlite"), fast).result
     assert result["train_examples"] == 10 and result["examples_per_class"] == 5
     assert result["train_seconds"] > 0 and result["trainable_params"] == 2 * 32 + 2  # a 32-wide BERT's 2-label head
+
+
+
+@pytest.mark.parametrize("counts, trained", [((4, 500, 1000, 0), [4, "all"]), ((4, 1000, 500), [4, "all"])])
+def test_the_curve_trains_each_distinct_budget_once(pretrained_text, sentiment_csv, tmp_path, monkeypatch,
+                                                    counts, trained):
+    # ~77 training examples per class: 500 and 1000 per class both mean all of them, which trains once.
+    monkeypatch.setitem(__import__("microbudget_core.baseline").baseline.RECIPES, TEXT,
+                        training.TrainConfig(epochs=1, learning_rate=3e-3, batch_size=16))
+    curve = run_curve(Request(pretrained_text, f"csv:{sentiment_csv}", eval_limit=20), ("finetune-head",), counts,
+                      RunStore(tmp_path / "runs.sqlite"), MeasureConfig(memory=False, latency_runs=3))
+    per_class = [run.steps[0]["config"]["examples_per_class"] for run in curve.runs]
+    assert [k if 0 < k < 77 else "all" for k in per_class] == trained
+    assert set(curve.skipped) == {f"{k}/class" for k in counts if k not in per_class}
+    assert all("same run as all" in why for why in curve.skipped.values())
+
+def test_setfit_pairs_match_each_example_with_its_class_and_another():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    pairs = setfit_style.sentence_pairs(labels, iterations=5, max_pairs=1000, seed=0)
+    assert len(pairs) == 2 * 5 * len(labels)
+    same = pairs[:, 2] == 1
+    assert (labels[pairs[same, 0]] == labels[pairs[same, 1]]).all()
+    assert (labels[pairs[~same, 0]] != labels[pairs[~same, 1]]).all()
+    assert np.bincount(pairs[:, 0]).tolist() == [10] * len(labels)  # every example, every iteration, twice
+    assert len(setfit_style.sentence_pairs(labels, 5, 16, 0)) == 16
+
+
+def _class_separation(bundle: ModelBundle, split: Split) -> float:
+    """Mean cosine similarity of same-class pairs minus that of different-class pairs, of the head's inputs."""
+    vectors = torch.nn.functional.normalize(torch.from_numpy(
+        head_inputs(bundle.model, head_name(bundle.model, len(bundle.labels)), bundle.preprocess, split.inputs)))
+    similarity = vectors @ vectors.T
+    same = torch.from_numpy(split.labels[:, None] == split.labels[None, :])
+    return float(similarity[same].mean() - similarity[~same].mean())
+
+
+def test_setfit_pulls_same_class_sentences_together_and_keeps_the_original(tiny_text_model, sentiment_csv):
+    # The plain tiny BERT: the nudged 'pretrained' one's pooler saturates (every sentence vector alike).
+    dataset = load_dataset(DatasetSpec(f"csv:{sentiment_csv}"))
+    bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, TEXT)
+    pretrained = {k: v.clone() for k, v in pretrained_state(bundle).items()}
+    result = run("setfit-style", bundle, dataset, examples_per_class=8, body_learning_rate=1e-3)
+    assert result.meta["train_examples"] == 16 and result.meta["report"]["pairs"] == 2 * 20 * 16
+    # Judged on eval sentences it never saw: the tuned encoder separates the classes more than the original.
+    assert _class_separation(result, dataset.eval) > _class_separation(bundle, dataset.eval) + 0.05
+    assert any(name.startswith("bert.encoder.layer.") for name in changed(pretrained, result.model.state_dict()))
+    assert not changed(pretrained, pretrained_state(bundle))  # load_model's cached original untouched
+
+
+def test_setfit_on_an_image_model_says_what_to_use_instead(vision):
+    with pytest.raises(MicrobudgetError, match="For images use finetune-head"):
+        run("setfit-style", *vision)

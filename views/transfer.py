@@ -9,7 +9,7 @@ from microbudget_core.errors import MicrobudgetError
 from microbudget_core.pipeline import CURVE_EXAMPLES, CURVE_STRATEGIES, Request, load_run_model, run_curve, run_pipeline
 from microbudget_core.runs import RunStore
 
-STRATEGIES = ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch"]
+STRATEGIES = ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch", "setfit-style"]
 
 st.title("Transfer learning")
 st.markdown("Keep what a pretrained model learned from a large dataset and train only what your task needs. "

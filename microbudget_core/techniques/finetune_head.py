@@ -9,7 +9,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -38,7 +38,9 @@ class Config:
     examples_per_class: int = 0  # 0: all; else the first k of each class
     patience: int = 10  # epochs without validation gain before stopping (late epochs, at low rates, still help)
     # Vision: frozen ImageNet features see small images (28 px digits) better enlarged; 0 keeps the baseline's size.
-    min_image_size: int = 96
+    # MobileNetV2 on mnist-5k, linear head: 96 px 0.944, 128 px 0.955, 160 px 0.948 eval accuracy (features
+    # computed once in 54 s at 128 px).
+    min_image_size: int = 128
     seed: int = 0
 
 
@@ -53,8 +55,8 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     started = time.perf_counter()
     features, cached = _features(start, model, head, dataset.train, scaled(progress, 0.0, 0.4))
     feature_seconds = time.perf_counter() - started
-    trained_head, report = _train_head(start, model.get_submodule(head), Split(list(features), dataset.train.labels),
-                                       config, scaled(progress, 0.0 if cached else 0.4, 1.0))
+    trained_head, report = train_head(start, model.get_submodule(head), Split(list(features), dataset.train.labels),
+                                      config, scaled(progress, 0.0 if cached else 0.4, 1.0), config.head)
     model.set_submodule(head, trained_head)
     report.train_seconds += feature_seconds  # the run that computes the features pays for them
     how = ("loaded from the cache" if cached else f"computed once ({feature_seconds:.0f} s) and cached")
@@ -65,13 +67,15 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
                             **({"mlp_head": {"module": head, "hidden": MLP_HIDDEN}} if mlp else {}))
 
 
-def _train_head(start: ModelBundle, old_head: nn.Linear, rows: Split, config: Config,
-                progress: Progress) -> tuple[nn.Module, TrainReport]:
-    """A fresh head trained on the cached feature rows, taking raw features once folded."""
+def train_head(start: ModelBundle, old_head: nn.Linear, rows: Split, config: Any, progress: Progress,
+               kind: str = "linear") -> tuple[nn.Module, TrainReport]:
+    """A fresh head (`kind` linear or mlp) trained on feature rows, taking raw features once folded.
+
+    `config`: any technique config with epochs, learning_rate, examples_per_class, patience and seed.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        head = (nn.Linear(old_head.in_features, old_head.out_features) if config.head == "linear"
-                else _mlp(old_head))
+        head = nn.Linear(old_head.in_features, old_head.out_features) if kind == "linear" else _mlp(old_head)
     rate = _finetune.recipe_rate(config, start.task)
     fit, _ = split_for_training(rows, _finetune.recipe(config, rate), config.examples_per_class)
     on_features = ModelBundle(_OnFeatures(head, np.stack(fit.inputs)), start.task, start.labels, _stack_rows,
