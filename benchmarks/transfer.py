@@ -21,7 +21,8 @@ from microbudget_core.measure import MeasureConfig
 from microbudget_core.pipeline import Request, prepare, resolve, run_curve, run_steps
 
 STRATEGIES = ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch"]
-ROWS = STRATEGIES + [f"{s} examples_per_class=32" for s in STRATEGIES]
+ROWS = (STRATEGIES + [f"{s} examples_per_class=32" for s in STRATEGIES]
+        + ["setfit-style examples_per_class=8", "setfit-style examples_per_class=32"])
 MODELS = [("mobilenet-v2", "mnist-5k"), ("minilm-l6", "rotten-tomatoes")]
 COLUMNS = ["model", "strategy", "per class", "train examples", "train s", "trained params", "accuracy",
            "macro F1", "size MB", "p50 ms"]
@@ -54,10 +55,12 @@ def main(out: Path) -> None:
     start = time.perf_counter()
     curve = run_curve(Request("mobilenet-v2", "mnist-5k"), measure_config=FAST, progress=report("curve"))
     lines += ["", f"Data-efficiency curve on mobilenet-v2 / mnist-5k (the Transfer learning page's button: "
-              f"{len(curve.runs)} trainings, head / full / from-scratch x 8, 32, 128, 512, all per class): "
-              f"{time.perf_counter() - start:.0f} s wall.", "",
-              "| strategy | " + " | ".join(f"{k or 'all'}/class" for k in (8, 32, 128, 512, 0)) + " |",
-              "|---|" + "---|" * 5]
+              f"{len(curve.runs)} trainings, head / full / from-scratch x 8, 32, 128, 512, all per class; "
+              f"{', '.join(curve.skipped) or 'none'} skipped as the same run as all): "
+              f"{time.perf_counter() - start:.0f} s wall.", ""]
+    budgets = sorted({r.steps[0]["config"]["examples_per_class"] for r in curve.runs}, key=lambda k: k or 10**9)
+    lines += ["| strategy | " + " | ".join(f"{k or 'all'}/class" for k in budgets) + " |",
+              "|---|" + "---|" * len(budgets)]
     for strategy in ("finetune-head", "finetune-full", "from-scratch"):
         accuracies = [f"{r.result['accuracy']:.3f}" for r in curve.runs if r.steps[0]["technique"] == strategy]
         lines.append(f"| {strategy} | " + " | ".join(accuracies) + " |")

@@ -23,7 +23,7 @@ from torch import nn
 from ..data import Dataset, Split
 from ..errors import MicrobudgetError
 from ..models import TEXT, ModelBundle
-from ..models.anatomy import head_inputs, head_name
+from ..models.anatomy import head_inputs, head_name, under
 from ..progress import Progress, no_progress, scaled
 from ..training import split_for_training
 from . import _finetune
@@ -56,8 +56,6 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
                       "at least batch_size, and batch_size at least 1")
     _finetune.require(config.body_learning_rate > 0, "body_learning_rate", config.body_learning_rate, "above 0")
     start = _finetune.pretrained(ID, bundle, config, dataset)
-    if len(start.labels) < 2:
-        raise MicrobudgetError(f"{ID} contrasts classes, and this dataset has one.", "Add a second class.")
     model = copy.deepcopy(start.model)  # load_model's cached original stays as it is
     head = head_name(model, len(start.labels))
     rate = _finetune.recipe_rate(config, start.task)
@@ -79,9 +77,10 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
                                       config, scaled(progress, 0.7, 1.0))
     model.set_submodule(head, trained_head)
     report.train_seconds += encoder_seconds
+    report.trainable_params += sum(p.numel() for name, p in model.named_parameters() if not under(name, head))
     note = (f"SetFit-style: the encoder tuned on {len(pairs):,} pairs of {len(fit):,} examples "
             f"(learning rate {config.body_learning_rate:g}, final pair loss {pair_loss:.3f}), then a linear head "
-            f"on its features; {_finetune.trainable(report, model)} in the head.")
+            f"on its features: {_finetune.trainable(report, model)}.")
     return _finetune.result(start, model, report, note, details={"pairs": len(pairs), "pair_loss": pair_loss,
                                                                  "encoder_seconds": encoder_seconds})
 
@@ -108,7 +107,7 @@ def _tune_encoder(model: nn.Module, head: str, preprocess, texts: list[str], pai
     """One pass over the pairs: cosine similarity of the two sentence vectors regressed to 1 (same) or 0."""
     vectors: list[torch.Tensor] = []
     hook = model.get_submodule(head).register_forward_pre_hook(lambda _, args: vectors.append(args[0]))
-    parameters = [p for name, p in model.named_parameters() if not name.startswith(f"{head}.")]
+    parameters = [p for name, p in model.named_parameters() if not under(name, head)]
     optimizer = torch.optim.AdamW(parameters, lr=config.body_learning_rate)
     steps = -(-len(pairs) // config.batch_size)
     warmup = max(1, steps // 10)  # SetFit's 10% warm-up, then linear decay
