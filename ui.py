@@ -6,6 +6,7 @@ Only presentation lives here; every computation is a call into microbudget_core.
 from __future__ import annotations
 
 import dataclasses
+import math
 from types import ModuleType
 from typing import Any, Callable
 
@@ -163,7 +164,12 @@ def technique_settings(technique: ModuleType, key: str) -> dict[str, Any]:
             settings[field.name] = st.selectbox(label, choices, index=choices.index(field.default), key=widget_key)
         elif isinstance(field.default, bool):
             settings[field.name] = st.checkbox(label, field.default, key=widget_key)
-        elif isinstance(field.default, (int, float)):
+        elif isinstance(field.default, float):
+            # Steps at the default's scale, shown in full: 0.003 would read "0.00" and step to -0.007.
+            step = 10.0 ** math.floor(math.log10(field.default)) if field.default > 0 else 0.001
+            settings[field.name] = st.number_input(label, value=field.default, step=step, format="%g",
+                                                   key=widget_key)
+        elif isinstance(field.default, int):
             settings[field.name] = st.number_input(label, value=field.default, key=widget_key)
         else:
             settings[field.name] = st.text_input(label, str(field.default), key=widget_key)
