@@ -89,14 +89,15 @@ def run_curve(request: Request, strategies: tuple[str, ...] = CURVE_STRATEGIES,
 
     A k that every class falls short of trains on all the data: it runs once, as the first such k (or 'all').
     """
-    resolve([(strategy, {}) for strategy in strategies])  # bad ids fail before any slow work
+    rows = {(strategy, k): resolve([(strategy, {"examples_per_class": k})])  # bad ids fail before slow work
+            for strategy in strategies for k in examples_per_class}
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.2))
     fit, _ = split_for_training(prepared.dataset.train, TrainConfig())
     largest = int(np.bincount(fit.labels).max())
     all_data = [k for k in examples_per_class if k == 0 or k >= largest]
     kept = [k for k in examples_per_class if k not in all_data or k == (0 if 0 in all_data else min(all_data))]
-    rows = [resolve([(strategy, {"examples_per_class": k})]) for strategy in strategies for k in kept]
-    sweep = _run_rows(prepared, rows, store, measure_config, progress)
+    sweep = _run_rows(prepared, [steps for (_, k), steps in rows.items() if k in kept], store, measure_config,
+                      progress)
     for k in set(examples_per_class) - set(kept):
         sweep.skipped[f"{k}/class"] = f"every class has at most {largest} training examples: the same run as all"
     return sweep

@@ -135,5 +135,4 @@ def _tune_encoder(model: nn.Module, head: str, preprocess, texts: list[str], pai
                                          f"loss {np.mean(losses[-20:]):.3f}")
     finally:
         hook.remove()
-        model.eval()
     return float(np.mean(losses[-20:]))
