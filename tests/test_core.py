@@ -37,6 +37,33 @@ def test_local_folder_loads_like_a_hub_id_with_a_fresh_head(tiny_text_model, dat
     assert bundle.logits(["good film", "bad film"]).shape == (2, 2)
 
 
+def test_a_bare_bert_encoder_is_read_by_every_layers_mean_pooled_tokens(tiny_text_model, dataset, tmp_path):
+    bundle = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, "text-classification")
+    assert type(bundle.model).__name__ == "LayerMeanBertForSequenceClassification"
+    assert bundle.model.classifier.in_features == 32 * 3  # embeddings and 2 layers, 32 wide each
+    # Padding does not count: a sentence scores the same alone and beside a much longer one.
+    short, long = "good film", "the plot was dull and the actors were weak but the story is moving"
+    np.testing.assert_allclose(bundle.logits([short, long])[0], bundle.logits([short])[0], atol=1e-5)
+    # The saved artifact says how it pools, so it reloads as the same class with the same outputs.
+    reloaded = load_saved(bundle.save(tmp_path / "saved"))
+    assert type(reloaded.model) is type(bundle.model)
+    np.testing.assert_allclose(reloaded.logits([short, long]), bundle.logits([short, long]), atol=1e-6)
+
+
+def test_a_classifier_with_a_trained_head_keeps_its_own_class(tiny_text_model, dataset, tmp_path):
+    import transformers
+
+    config = transformers.BertConfig.from_pretrained(tiny_text_model, num_labels=2, id2label={0: "neg", 1: "pos"},
+                                                     label2id={"neg": 0, "pos": 1})
+    transformers.BertForSequenceClassification(config).save_pretrained(tmp_path / "sentiment")
+    transformers.AutoTokenizer.from_pretrained(tiny_text_model).save_pretrained(tmp_path / "sentiment")
+    bundle = load_model(ModelSpec(str(tmp_path / "sentiment")), dataset.label_names, "text-classification")
+    assert bundle.head_trained and type(bundle.model).__name__ == "BertForSequenceClassification"
+    exported = techniques.get("onnx").apply(bundle, techniques.get("onnx").Config(optimization="none"))
+    np.testing.assert_allclose(exported.logits(dataset.eval.inputs[:8]), bundle.logits(dataset.eval.inputs[:8]),
+                               atol=1e-4)  # through Optimum's exporter, which knows the stock classes
+
+
 def test_hub_id_offline_fails_fast_with_a_clear_message():
     with pytest.raises(MicrobudgetError, match="'someone/not-a-model'.*unreachable.*or no such model"):
         load_model(ModelSpec("someone/not-a-model"), ["a", "b"], "text-classification")

@@ -287,7 +287,8 @@ def test_the_pipeline_reports_what_training_cost(pretrained_text, sentiment_csv,
     fast = MeasureConfig(memory=False, latency_runs=3)
     result = run_pipeline(request, RunStore(tmp_path / "runs.sqlite"), fast).result
     assert result["train_examples"] == 10 and result["examples_per_class"] == 5
-    assert result["train_seconds"] > 0 and result["trainable_params"] == 2 * 32 + 2  # a 32-wide BERT's 2-label head
+    assert result["train_seconds"] > 0 and result["trainable_params"] == 3 * 32 * 2 + 2
+    # the 2-label head of a 32-wide, 2-layer BERT reads 3 mean-pooled hidden states (embeddings and 2 layers)
 
 
 

@@ -57,8 +57,7 @@ def load_hf_classifier(source: str, task: str, labels: list[str] | None, name: s
         raise MicrobudgetError(f"Model '{source}' has no classification head.",
                                "Pick a dataset so a head can be trained for its labels.")
     labels = head if keep_head else labels
-    auto = (transformers.AutoModelForSequenceClassification if task == TEXT
-            else transformers.AutoModelForImageClassification)
+    auto = classifier_class(config, task, fresh_head=not keep_head)
     torch.manual_seed(0)  # the fresh head's initialisation is part of the experiment
     with _quiet():
         model = _from_pretrained(
@@ -79,12 +78,22 @@ def load_saved_hf(folder: Path, info: dict[str, Any], with_weights: bool = True)
         bundle = load_hf_classifier(str(folder), info["task"], info["labels"], name=info["name"])
     else:
         config = transformers.AutoConfig.from_pretrained(folder)
-        auto = (transformers.AutoModelForSequenceClassification if info["task"] == TEXT
-                else transformers.AutoModelForImageClassification)
+        auto = classifier_class(config, info["task"])
         bundle = ModelBundle(model=auto.from_config(config).eval(), task=info["task"], labels=info["labels"],
                              preprocess=saved_preprocessor(folder, info["task"]), name=info["name"])
     bundle.meta, bundle.head_trained = dict(info["meta"]), True
     return bundle
+
+
+def classifier_class(config: Any, task: str, fresh_head: bool = False) -> Any:
+    """The class to build: ours for a BERT text encoder given a new head (and its saved results), else Auto's."""
+    # Imported here: it loads transformers' modeling code (and torchao's noisy import), which a bad id never needs.
+    from .layer_mean import LayerMeanBertForSequenceClassification, uses_layer_mean
+
+    if task == TEXT and (uses_layer_mean(config) or (fresh_head and config.model_type == "bert")):
+        return LayerMeanBertForSequenceClassification
+    return (transformers.AutoModelForSequenceClassification if task == TEXT
+            else transformers.AutoModelForImageClassification)
 
 
 def saved_preprocessor(folder: Path, task: str) -> TextPreprocessor | HubImagePreprocessor:

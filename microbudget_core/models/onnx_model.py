@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +21,7 @@ import torch
 
 from ..cpu import cpu_flags, is_arm
 from ..errors import MicrobudgetError
-from .bundle import ModelBundle
+from .bundle import TEXT, ModelBundle
 
 THREADS = 2  # the same as MeasureConfig.threads: ONNX Runtime ignores torch.set_num_threads
 
@@ -81,7 +82,9 @@ def export_onnx(bundle: ModelBundle) -> bytes:
     if changed:
         raise MicrobudgetError(f"A model already changed in PyTorch ({', '.join(changed)}) cannot be exported to ONNX.",
                                "Put the ONNX step first; ONNX Runtime quantizes the exported graph itself.")
-    if bundle.meta.get("family") == "mobilenet-v2":
+    from .layer_mean import uses_layer_mean
+
+    if bundle.meta.get("family") == "mobilenet-v2" or uses_layer_mean(getattr(bundle.model, "config", None)):
         return _export_torch(bundle)
     return _export_optimum(bundle)
 
@@ -92,13 +95,32 @@ def onnx_bundle(bundle: ModelBundle, onnx_bytes: bytes, note: str | None = None)
 
 
 def _export_torch(bundle: ModelBundle) -> bytes:
-    size = bundle.meta["image_size"]
+    """torch.onnx.export, for the project's own models: Optimum exports only the classes transformers ships."""
+    examples = (["a short example", "a longer example sentence, so the batch has padding"] if bundle.task == TEXT
+                else [np.zeros((32, 32, 3), dtype=np.uint8)] * 2)
+    inputs = bundle.preprocess(examples)
+    # Batch (and, for text, sequence length) stay free in the graph.
+    axes = {name: {0: "batch", 1: "sequence"} if bundle.task == TEXT else {0: "batch"} for name in inputs}
     buffer = io.BytesIO()
     # dynamo=False: the TorchScript exporter needs no onnxscript, which is not installed here.
-    torch.onnx.export(bundle.model.eval(), (torch.zeros(1, 3, size, size),), buffer, dynamo=False,
-                      input_names=["pixel_values"], output_names=["logits"], opset_version=17,
-                      dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the attention mask's constants: as intended
+        torch.onnx.export(_LogitsOnly(bundle.model.eval(), list(inputs)), tuple(inputs.values()), buffer, dynamo=False,
+                          input_names=list(inputs), output_names=["logits"], opset_version=17,
+                          dynamic_axes={**axes, "logits": {0: "batch"}})
     return buffer.getvalue()
+
+
+class _LogitsOnly(torch.nn.Module):
+    """The model taking its named inputs in order and giving plain logits, as the exporter wants."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        output = self.model(**dict(zip(self.names, inputs)))
+        return getattr(output, "logits", output)
 
 
 def _export_optimum(bundle: ModelBundle) -> bytes:

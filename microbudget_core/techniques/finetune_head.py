@@ -98,7 +98,7 @@ def _mlp(linear: nn.Linear, hidden: int = MLP_HIDDEN) -> nn.Sequential:
 class _OnFeatures(nn.Module):
     """The head alone, fed the cached features, centred and scaled as its training examples' statistics say.
 
-    Raw features can be tiny (MiniLM's pooler outputs are about 0.05), which a head learns slowly from;
+    Raw features can be tiny or far from zero (BERT's pooler outputs are about 0.05), which a head learns slowly from;
     `folded()` then moves the standardisation into the head's first Linear, so the model keeps its structure.
     """
 

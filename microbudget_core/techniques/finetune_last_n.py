@@ -34,7 +34,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     n = min(config.n, len(blocks))  # more than the model has: all of them, like examples_per_class
     head = head_name(start.model, len(start.labels))
     rate = _finetune.recipe_rate(config, start.task)
-    # Everything from the first unfrozen block up trains (BERT's pooler too); the head at the full rate.
+    # Everything from the first unfrozen block up trains (a pooler too, where there is one); the head at the full rate.
     scales = {name: 1.0 if under(name, head) else config.backbone_lr_scale
               for name in parameters_from(start.model, blocks[-n])}
     trained, report = _finetune.train(start, dataset.train, config, progress, rate, lr_scales=scales)

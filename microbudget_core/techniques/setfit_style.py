@@ -7,7 +7,8 @@ per class shape the encoder's sentence vectors; a linear head is then trained on
 Why by hand and not the `setfit` library (it installs with our pins): SetFit's model is a
 sentence-transformers encoder with mean pooling plus a scikit-learn head, not a transformers classifier,
 so its result could not be measured, exported to ONNX or quantized like every other run here. The recipe
-is short; here it tunes the classifier's own sentence vector (the input of its head, BERT's pooler output).
+is short; here it tunes the classifier's own sentence vector (the input of its head: for BERT encoders
+every layer's mean-pooled tokens, see models/layer_mean.py).
 """
 
 from __future__ import annotations
