@@ -1,4 +1,4 @@
-"""The same engine from a terminal: `python -m microbudget_core list | run | runs`."""
+"""The same engine from a terminal: `python -m microbudget_core list | run | runs | compare | export`."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ import argparse
 import contextlib
 import json
 import sys
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from . import techniques
+from .compare import Limits, candidates, recommend
 from .data.bundled import BUNDLED
 from .errors import MicrobudgetError
+from .export import export_run
 from .measure import MeasureConfig
 from .models import OFFLINE_MODELS
 from .pipeline import Request, run_pipeline
@@ -92,6 +96,28 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    found = candidates(RunStore().list(args.dataset))
+    limits = Limits(args.max_size_mb, args.max_latency_ms, args.min_accuracy, args.max_accuracy_drop)
+    pick = recommend(found, limits)
+    if args.json:
+        best = pick.best and {"name": pick.best.name, "run_id": pick.best.run_id, "model": pick.best.model,
+                              "metrics": pick.best.metrics}
+        print(json.dumps({"dataset": args.dataset, "limits": asdict(limits), "recommendation": best,
+                          "message": pick.message, "shortfalls": pick.shortfalls}, indent=2))
+    else:
+        print(pick.message)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    run = RunStore().get(args.run_id)
+    if run is None:
+        raise MicrobudgetError(f"No run with id '{args.run_id}'.", "See the ids with `python -m microbudget_core runs`.")
+    print(export_run(run, Path(args.path)))
+    return 0
+
+
 def _assign_settings(technique_ids: list[str], settings: list[str]) -> list[tuple[str, dict[str, str]]]:
     """Route each KEY=VALUE (or TECHNIQUE.KEY=VALUE) to the one step whose Config has KEY."""
     steps: list[tuple[str, dict[str, str]]] = [(tid, {}) for tid in technique_ids]
@@ -137,4 +163,16 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--dataset")
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(command=_runs)
+    compare = commands.add_parser("compare", help="the best stored run of a dataset within your limits")
+    compare.add_argument("--dataset", required=True)
+    compare.add_argument("--max-size-mb", type=float)
+    compare.add_argument("--max-latency-ms", type=float, help="p50 at batch 1")
+    compare.add_argument("--min-accuracy", type=float, help="a fraction, e.g. 0.8")
+    compare.add_argument("--max-accuracy-drop", type=float, help="points below the best original")
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(command=_compare)
+    export = commands.add_parser("export", help="a run's model and its model card, into a new folder")
+    export.add_argument("run_id")
+    export.add_argument("path")
+    export.set_defaults(command=_export)
     return parser

@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .compare import Candidate, pareto_front
 from .runs import Run
 
 if TYPE_CHECKING:  # annotations only: importing the explainer would pull torch and the model loaders in here
@@ -206,4 +207,46 @@ def curve_figure(runs: list[Run]) -> go.Figure:
                      annotation_text=f"default recipe, all data: {original:.1f}%")
     figure.update_layout(height=400, margin=dict(l=20, r=20, t=30, b=20), yaxis_title="eval accuracy (%)",
                          xaxis=dict(type="log", title="training examples per class"))
+    return figure
+
+
+TECHNIQUE_PALETTE = ["#0f766e", "#2563eb", "#7c3aed", "#d97706", "#be123c", "#0891b2", "#65a30d", "#db2777"]
+PARETO_AXES = [("latency_ms_p50", 1, "p50 latency, batch 1 (ms)"), ("size_bytes", 1e-6, "size (MB)")]
+
+
+def pareto_figure(found: list[Candidate]) -> go.Figure:
+    """Accuracy against latency and against size: point size = parameters, colour = technique, the originals
+    as stars, each panel's Pareto frontier drawn and the runs it dominates faded."""
+    figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                           subplot_titles=["Accuracy vs latency", "Accuracy vs size"])
+    techniques = list(dict.fromkeys(c.technique for c in found))
+    colours = {t: ORIGINAL_COLOUR if t == "original" else TECHNIQUE_PALETTE[i % len(TECHNIQUE_PALETTE)]
+               for i, t in enumerate(techniques)}
+    largest = max((c.metrics.get("params") or 1 for c in found), default=1)
+    for column, (key, scale, title) in enumerate(PARETO_AXES, start=1):
+        xs = [c.metrics[key] * scale for c in found]
+        ys = [c.metrics["accuracy"] * 100 for c in found]
+        front = pareto_front(xs, ys)
+        for technique in techniques:
+            members = [i for i, c in enumerate(found) if c.technique == technique]
+            figure.add_trace(go.Scatter(
+                x=[xs[i] for i in members], y=[ys[i] for i in members], mode="markers", name=technique,
+                legendgroup=technique, showlegend=column == 1, customdata=[found[i].run_id or "" for i in members],
+                text=[f"{found[i].name}<br>{found[i].model}" for i in members],
+                marker=dict(color=colours[technique], symbol="star" if technique == "original" else "circle",
+                            size=[8 + 22 * math.sqrt((found[i].metrics.get("params") or 1) / largest)
+                                  for i in members],
+                            opacity=[1.0 if front[i] else 0.25 for i in members], line=dict(width=0)),
+                hovertemplate="%{text}<br>%{x:,.2f} " + title.split("(")[-1].rstrip(")")
+                              + ", accuracy %{y:.1f}%<extra></extra>"),
+                row=1, col=column)
+        frontier = sorted((xs[i], ys[i]) for i in range(len(found)) if front[i])
+        figure.add_trace(go.Scatter(x=[x for x, _ in frontier], y=[y for _, y in frontier], mode="lines",
+                                    line=dict(color="#334155", dash="dot", shape="hv"), name="Pareto frontier",
+                                    legendgroup="frontier", showlegend=column == 1, hoverinfo="skip"),
+                         row=1, col=column)
+        figure.update_xaxes(title_text=title, type="log", row=1, col=column)
+    figure.update_yaxes(title_text="eval accuracy (%)", row=1, col=1)
+    figure.update_layout(height=460, margin=dict(l=20, r=20, t=50, b=20),
+                         legend=dict(orientation="h", yanchor="top", y=-0.18))
     return figure

@@ -1,8 +1,9 @@
-"""Run records in an append-only SQLite store that the app and the CLI share."""
+"""Run records in a SQLite store that the app and the CLI share: runs are added, or deleted on request."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -59,7 +60,7 @@ def step_label(step: dict[str, Any]) -> str:
 
 
 class RunStore:
-    """Runs kept in SQLite (WAL mode): each run is one committed insert, never rewritten."""
+    """Runs kept in SQLite (WAL mode): each run is one committed insert, never rewritten; deleted only on request."""
 
     def __init__(self, path: Path | None = None):
         self.path = path or home() / "runs.sqlite"
@@ -83,6 +84,19 @@ class RunStore:
             rows = connection.execute("SELECT record FROM runs ORDER BY created_at, rowid").fetchall()
         runs = [Run(**json.loads(record)) for (record,) in rows]
         return [run for run in runs if dataset is None or run.dataset == dataset]
+
+    def delete(self, run_id: str) -> bool:
+        """Remove a run and its saved model files (only files under the app's own folder); False if unknown."""
+        run = self.get(run_id)
+        if run is None:
+            return False
+        with self._connect() as connection:
+            connection.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        artifacts = (home() / "artifacts").resolve()
+        folder = Path(run.artifact_path).resolve() if run.artifact_path else None
+        if folder and folder.parent == artifacts:  # never a path outside it, whatever the record says
+            shutil.rmtree(folder, ignore_errors=True)
+        return True
 
     def get(self, run_id: str) -> Run | None:
         with self._connect() as connection:

@@ -60,9 +60,15 @@ def test_quantization_page_runs_and_plots_original_vs_result(tiny_text_model, se
     assert all(pd.api.types.is_numeric_dtype(dtype) for dtype in table.dtypes)  # Arrow needs typed columns
     assert table.loc["size_bytes", "dynamic-int8"] < table.loc["size_bytes", "original"]
 
-    runs = page("views/runs.py").run()
-    assert not runs.exception
-    assert list(runs.dataframe[0].value["pipeline"]) == ["dynamic-int8"]
+    compare = page("views/compare.py").run()
+    assert not compare.exception
+    table = compare.dataframe[0].value
+    assert list(table["technique"]) == ["original", "dynamic-int8"]
+    assert table["$ per 1M"].gt(0).all() and table["size MB"].iloc[1] < table["size MB"].iloc[0]
+    traces = json.loads(compare.get("plotly_chart")[0].proto.spec)["data"]
+    points = [y for trace in traces if trace["mode"] == "markers" for y in trace["y"]]
+    assert len(points) == 4  # the original and the run, in each of the two panels
+    assert "Ship" in compare.success[0].value  # no limits set: the most accurate is named
 
 
 @pytest.mark.parametrize("model, message", [("someone/not-a-model", "unreachable"),
@@ -75,8 +81,8 @@ def test_quantization_page_explains_a_bad_model_in_one_error_box(model, message,
     assert len(at.error) == 1 and message in at.error[0].value
 
 
-def test_runs_page_says_when_there_are_no_runs():
-    at = page("views/runs.py").run()
+def test_compare_page_says_when_there_are_no_runs():
+    at = page("views/compare.py").run()
     assert not at.exception
     assert "No runs yet" in at.info[0].value
 
@@ -172,3 +178,37 @@ def test_transfer_page_data_efficiency_curve(tiny_text_model, sentiment_csv):
     assert set(lines) == {"finetune-head", "from-scratch"}
     assert all(trace["x"] == [8, 32] for trace in lines.values())  # examples per class actually used
     assert all(0 <= y <= 100 for trace in lines.values() for y in trace["y"])
+
+
+def _stored(model: str, technique: str, accuracy: float, size_mb: float, latency: float, artifact: Path | None):
+    from microbudget_core.runs import Run, RunStore
+
+    metrics = {"accuracy": 0.82, "size_bytes": 90e6, "latency_ms_p50": 20.0, "throughput_per_s": 100.0,
+               "params": 22e6, "macro_f1": 0.82}
+    result = {**metrics, "accuracy": accuracy, "size_bytes": size_mb * 1e6, "latency_ms_p50": latency}
+    return RunStore().add(Run(model, "rotten-tomatoes", "text-classification",
+                              [{"technique": technique, "config": {}}], metrics, result, {"size": 1, "latency": 1},
+                              str(artifact) if artifact else None, labels=["rotten", "fresh"]))
+
+
+def test_compare_page_recommends_within_limits_and_deletes_on_confirmation(private_home):
+    artifact = private_home / "artifacts" / "saved-run"
+    artifact.mkdir(parents=True)
+    (artifact / "microbudget.json").write_text("{}")
+    kept = _stored("minilm-l6", "onnx-int8-dynamic", 0.81, 24.0, 8.0, artifact)
+    _stored("minilm-l6", "weight-only", 0.70, 12.0, 15.0, None)  # its files are gone
+    at = page("views/compare.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["artifact"]) == ["original", "saved", "missing"]
+    assert list(table["Pareto (latency)"]) == [True, True, False]  # weight-only: slower and less accurate
+    at.number_input(key="limit_size").set_value(30.0).run()
+    assert "Ship onnx-int8-dynamic" in at.success[0].value
+    at.number_input(key="limit_size").set_value(5.0).run()
+    assert "No run meets the size limit" in at.warning[0].value
+    at.selectbox(key="compare_run").set_value(kept.run_id).run()
+    at.button(key="confirm_delete").click().run()
+    assert not at.exception
+    from microbudget_core.runs import RunStore
+
+    assert RunStore().get(kept.run_id) is None and not artifact.exists()

@@ -1,0 +1,148 @@
+"""Which model to ship: every run of a dataset side by side, its Pareto frontier, a pick under limits, and cost.
+
+All pure functions of stored runs, shared by the Compare page and the CLI's `compare`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .runs import Run
+
+# The default price of an instance-hour: AWS EC2 c7i.large (2 vCPU, like the machine the figures come
+# from), on-demand, us-east-1, Linux, as listed in 2025. Change it to your own.
+DEFAULT_PRICE_PER_HOUR = 0.0893
+DEFAULT_PRICE_SOURCE = "AWS EC2 c7i.large (2 vCPU), on-demand, us-east-1, 2025 list price"
+HOURS_PER_MONTH = 730  # 365 * 24 / 12
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model a user could ship: an original (a run's baseline) or a run's result."""
+
+    name: str
+    model: str
+    technique: str  # the pipeline's technique ids, or "original"
+    metrics: dict[str, Any]
+    run_id: str | None = None  # None for an original
+    created_at: str = ""
+    artifact_path: str | None = None
+
+    @property
+    def is_original(self) -> bool:
+        return self.run_id is None
+
+    @property
+    def artifact_missing(self) -> bool:
+        return not self.is_original and not (self.artifact_path and Path(self.artifact_path).exists())
+
+
+def candidates(runs: Sequence[Run]) -> list[Candidate]:
+    """Each run's result, plus one original per model (the baseline its latest run measured)."""
+    originals = {run.model: run for run in runs}  # the latest run per model wins
+    found = [Candidate(f"{model} (original)", model, "original", run.baseline, created_at=run.created_at)
+             for model, run in originals.items()]
+    found += [Candidate(run.label, run.model, " -> ".join(s["technique"] for s in run.steps) or "original",
+                        run.result, run.run_id, run.created_at, run.artifact_path) for run in runs]
+    return found
+
+
+def pareto_front(costs: Sequence[float], values: Sequence[float]) -> list[bool]:
+    """Which points no other point beats: none has a cost as low and a value as high, one of them strictly.
+
+    Duplicates of a frontier point are on the frontier too. Sorting by cost makes it one pass (n log n):
+    a point is undominated when its value beats every cheaper point's.
+    """
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], -values[i]))
+    on_front = [False] * len(costs)
+    best, last = -math.inf, None
+    for i in order:
+        if values[i] > best or (costs[i], values[i]) == last:
+            on_front[i], best, last = True, values[i], (costs[i], values[i])
+    return on_front
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the user can accept; None means no limit."""
+
+    max_size_mb: float | None = None
+    max_latency_ms: float | None = None
+    min_accuracy: float | None = None
+    max_accuracy_drop_pt: float | None = None  # against the best original's accuracy
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    best: Candidate | None
+    message: str
+    shortfalls: dict[str, float] = field(default_factory=dict)  # limit -> how far the nearest run misses it
+
+
+def recommend(found: Sequence[Candidate], limits: Limits) -> Recommendation:
+    """The most accurate candidate within every limit (then the fastest, then the smallest), or what misses."""
+    if not found:
+        return Recommendation(None, "No runs for this dataset yet: run a technique in a lab first.")
+    originals = [c for c in found if c.is_original] or list(found)
+    reference = max(c.metrics["accuracy"] for c in originals)  # what "accuracy drop" is measured from
+    misses = [_misses(c, limits, reference) for c in found]
+    meeting = [c for c, missed in zip(found, misses) if not missed]
+    if meeting:
+        best = max(meeting, key=lambda c: (c.metrics["accuracy"], -c.metrics["latency_ms_p50"],
+                                           -c.metrics["size_bytes"]))
+        return Recommendation(best, f"Ship {best.name}: {_describe(best)}.")
+    never = [limit for limit in _limit_names(limits) if all(limit in missed for missed in misses)]
+    # The nearest: the smallest total shortfall, each limit's shortfall relative to the limit itself.
+    nearest = min(range(len(found)), key=lambda i: sum(gap / max(abs(getattr(limits, name)), 1e-9)
+                                                       for name, gap in misses[i].items()))
+    gaps = ", ".join(f"{LIMIT_TEXT[name]} by {gap:.3g}{UNITS[name]}" for name, gap in misses[nearest].items())
+    if never:
+        message = f"No run meets {' or '.join(LIMIT_TEXT[name] for name in never)}."
+    else:
+        message = "Each limit is met by some run, but no run meets all of them."
+    return Recommendation(None, f"{message} The nearest, {found[nearest].name}, misses {gaps}.", misses[nearest])
+
+
+UNITS = {"max_size_mb": " MB", "max_latency_ms": " ms", "min_accuracy": "", "max_accuracy_drop_pt": " pt"}
+LIMIT_TEXT = {"max_size_mb": "the size limit", "max_latency_ms": "the latency limit",
+              "min_accuracy": "the minimum accuracy", "max_accuracy_drop_pt": "the accuracy-drop limit"}
+
+
+def _limit_names(limits: Limits) -> list[str]:
+    return [name for name in UNITS if getattr(limits, name) is not None]
+
+
+def _misses(candidate: Candidate, limits: Limits, reference_accuracy: float) -> dict[str, float]:
+    """Each limit this candidate breaks, and by how much (in the limit's unit)."""
+    m = candidate.metrics
+    value = {"max_size_mb": m["size_bytes"] / 1e6, "max_latency_ms": m["latency_ms_p50"],
+             "min_accuracy": m["accuracy"], "max_accuracy_drop_pt": (reference_accuracy - m["accuracy"]) * 100}
+    over = {name: (getattr(limits, name) - value[name]) if name == "min_accuracy" else (value[name] - getattr(limits, name))
+            for name in _limit_names(limits)}
+    return {name: gap for name, gap in over.items() if gap > 1e-12}
+
+
+def _describe(c: Candidate) -> str:
+    m = c.metrics
+    return (f"accuracy {m['accuracy']:.3f}, {m['size_bytes'] / 1e6:.1f} MB, "
+            f"p50 {m['latency_ms_p50']:.1f} ms at batch 1")
+
+
+@dataclass(frozen=True)
+class Cost:
+    per_million: float  # dollars per million predictions at full throughput
+    instances: int  # instances needed for the request rate
+    per_month: float  # dollars per month for those instances
+
+
+def serving_cost(throughput_per_s: float, price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
+                 requests_per_s: float = 10.0) -> Cost:
+    """What serving costs on instances like the measuring machine, from measured batch-32 throughput."""
+    if throughput_per_s <= 0:
+        raise ValueError("throughput must be positive")
+    per_million = price_per_hour / (throughput_per_s * 3600) * 1e6
+    instances = max(1, math.ceil(requests_per_s / throughput_per_s))
+    return Cost(per_million, instances, instances * price_per_hour * HOURS_PER_MONTH)

@@ -1,0 +1,80 @@
+"""Take a run away: its saved model (ONNX file, or safetensors + config) and a model card, as a folder or a zip."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .errors import MicrobudgetError
+from .runs import Run
+
+CARD_NAME = "README.md"  # the name the Hugging Face Hub shows as a model card
+
+
+def export_run(run: Run, folder: Path) -> Path:
+    """Copy the run's artifact into `folder` (new or empty) and write its model card beside it."""
+    source = Path(run.artifact_path or "")
+    if not run.artifact_path or not (source / "microbudget.json").exists():
+        raise MicrobudgetError(f"Run {run.run_id}'s model files are missing (artifact missing).",
+                               "Run the same technique again to save a new model.")
+    if folder.exists() and any(folder.iterdir()):
+        raise MicrobudgetError(f"'{folder}' is not empty.", "Export into a new or empty folder.")
+    shutil.copytree(source, folder, dirs_exist_ok=True)
+    (folder / CARD_NAME).write_text(model_card(run))
+    return folder
+
+
+def export_zip(run: Run) -> bytes:
+    """The same export as one zip file, for a download button."""
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = export_run(run, Path(temporary) / run.run_id)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                archive.write(path, Path(run.run_id) / path.relative_to(folder))
+        return buffer.getvalue()
+
+
+def model_card(run: Run) -> str:
+    """What was done, on which data, what it measured, and how to load it."""
+    steps = "\n".join(f"{n}. `{s['technique']}` with `{json.dumps(s['config'])}`" for n, s in enumerate(run.steps, 1))
+    rows = [("accuracy", "accuracy", 1, ".3f"), ("macro F1", "macro_f1", 1, ".3f"),
+            ("size (MB)", "size_bytes", 1e-6, ".1f"), ("parameters", "params", 1, ",.0f"),
+            ("p50 latency, batch 1 (ms)", "latency_ms_p50", 1, ".1f"),
+            ("throughput, batch 32 (/s)", "throughput_per_s", 1, ",.0f")]
+    table = "\n".join(f"| {name} | {run.baseline[key] * scale:{spec}} | {run.result[key] * scale:{spec}} |"
+                      for name, key, scale, spec in rows if key in run.baseline and key in run.result)
+    notes = "\n".join(f"- {note}" for note in run.notes) or "- none"
+    example = ('["your text here"]' if run.task == "text-classification"
+               else '[__import__("numpy").asarray(__import__("PIL.Image").Image.open("your-image.png"))]')
+    return f"""# {run.model}: {run.label}
+
+Made with microbudget from `{run.model}` on the dataset `{run.dataset}` ({run.task}, labels: {", ".join(run.labels)}).
+Run `{run.run_id}`, {run.created_at}.
+
+## What was done
+
+{steps or "Nothing: this is the original task model."}
+
+## Measured on the held-out eval split (2 CPU threads)
+
+| | original | this model |
+|---|---|---|
+{table}
+
+Notes from the techniques:
+{notes}
+
+## Load it
+
+```python
+from pathlib import Path
+from microbudget_core.models import load_saved
+model = load_saved(Path("{run.run_id}"))  # this folder
+print([model.labels[i] for i in model.predict({example})])
+```
+"""

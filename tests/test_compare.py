@@ -1,0 +1,82 @@
+"""Compare: the Pareto frontier, the recommendation under limits, and the cost of serving."""
+
+from __future__ import annotations
+
+import pytest
+
+from microbudget_core.compare import Candidate, Limits, candidates, pareto_front, recommend, serving_cost
+from microbudget_core.runs import Run
+
+
+def metrics(accuracy: float, latency: float, size_mb: float, throughput: float = 100.0) -> dict:
+    return {"accuracy": accuracy, "latency_ms_p50": latency, "size_bytes": size_mb * 1e6,
+            "throughput_per_s": throughput}
+
+
+def candidate(name: str, accuracy: float, latency: float, size_mb: float, original: bool = False) -> Candidate:
+    return Candidate(name, "m", "original" if original else "t", metrics(accuracy, latency, size_mb),
+                     None if original else name)
+
+
+def test_pareto_front_against_hand_checked_points():
+    # cost (lower is better), value (higher is better)
+    costs = [1.0, 2.0, 3.0, 2.0, 4.0, 1.5]
+    values = [0.5, 0.8, 0.9, 0.7, 0.9, 0.5]
+    # (2, 0.7) loses to (2, 0.8); (4, 0.9) to (3, 0.9); (1.5, 0.5) to (1, 0.5)
+    assert pareto_front(costs, values) == [True, True, True, False, False, False]
+
+
+def test_pareto_front_keeps_duplicates_and_single_points():
+    assert pareto_front([1.0], [0.5]) == [True]
+    assert pareto_front([], []) == []
+    assert pareto_front([1.0, 1.0, 2.0], [0.5, 0.5, 0.5]) == [True, True, False]
+    # Equal cost: only the higher value survives; equal value: only the lower cost.
+    assert pareto_front([1.0, 1.0], [0.4, 0.6]) == [False, True]
+    assert pareto_front([3.0, 1.0], [0.6, 0.6]) == [False, True]
+
+
+def test_recommend_picks_the_most_accurate_run_within_every_limit():
+    found = [candidate("original", 0.82, 20.0, 90.0, original=True), candidate("int8", 0.81, 8.0, 24.0),
+             candidate("half", 0.815, 15.0, 45.0), candidate("2-bit", 0.70, 7.0, 10.0)]
+    pick = recommend(found, Limits(max_size_mb=50, max_latency_ms=16))
+    assert pick.best.name == "half" and "Ship half" in pick.message
+    assert recommend(found, Limits(max_size_mb=30, max_accuracy_drop_pt=1.5)).best.name == "int8"
+    assert recommend(found, Limits()).best.name == "original"  # no limits: the most accurate
+
+
+def test_recommend_ties_go_to_the_faster_then_the_smaller():
+    found = [candidate("a", 0.8, 10.0, 20.0), candidate("b", 0.8, 5.0, 30.0), candidate("c", 0.8, 5.0, 25.0)]
+    assert recommend(found, Limits()).best.name == "c"
+
+
+def test_recommend_says_which_limit_nothing_meets_and_how_close_the_nearest_comes():
+    found = [candidate("original", 0.82, 20.0, 90.0, original=True), candidate("int8", 0.81, 8.0, 24.0)]
+    pick = recommend(found, Limits(max_size_mb=20))
+    assert pick.best is None
+    assert "No run meets the size limit" in pick.message and "int8" in pick.message
+    assert pick.shortfalls == {"max_size_mb": pytest.approx(4.0)}
+    # Each limit met by one run, never both at once.
+    pick = recommend(found, Limits(max_latency_ms=10, min_accuracy=0.815))
+    assert pick.best is None and "no run meets all of them" in pick.message
+    assert recommend([], Limits()).best is None
+
+
+def test_serving_cost_arithmetic():
+    cost = serving_cost(throughput_per_s=100.0, price_per_hour=0.36, requests_per_s=250.0)
+    # 360,000 predictions an hour for $0.36: $1 per million; 250/s needs 3 instances, 730 h a month.
+    assert cost.per_million == pytest.approx(1.0)
+    assert cost.instances == 3 and cost.per_month == pytest.approx(3 * 0.36 * 730)
+    assert serving_cost(1000.0, 0.1, 0.5).instances == 1
+    with pytest.raises(ValueError):
+        serving_cost(0.0)
+
+
+def test_candidates_hold_one_original_per_model_and_every_result(tmp_path):
+    def run(model: str, accuracy: float, created: str) -> Run:
+        return Run(model, "d", "text-classification", [{"technique": "dynamic-int8", "config": {}}],
+                   metrics(0.8, 20, 90), metrics(accuracy, 10, 30), {}, str(tmp_path / "gone"), created_at=created)
+
+    found = candidates([run("a", 0.7, "1"), run("a", 0.75, "2"), run("b", 0.6, "3")])
+    assert [c.name for c in found if c.is_original] == ["a (original)", "b (original)"]
+    assert sum(not c.is_original for c in found) == 3
+    assert all(c.artifact_missing for c in found if not c.is_original)  # the artifact folder does not exist

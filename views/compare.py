@@ -1,0 +1,110 @@
+"""Compare: every run of a dataset on one Pareto chart, the best run within your limits, and what serving costs."""
+
+import functools
+import json
+
+import pandas as pd
+import streamlit as st
+
+from microbudget_core import plots
+from microbudget_core.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates,
+                                      pareto_front, recommend, serving_cost)
+from microbudget_core.export import export_zip, model_card
+from microbudget_core.runs import RunStore
+
+st.title("Compare and decide")
+store = RunStore()
+runs = store.list()
+if not runs:
+    st.info("No runs yet: run a technique in a lab and it appears here.")
+    st.stop()
+
+datasets = list(dict.fromkeys(run.dataset for run in reversed(runs)))  # the most recently used first
+dataset = st.selectbox("Dataset", datasets, key="compare_dataset")
+runs = [run for run in runs if run.dataset == dataset]
+left, middle, right = st.columns(3)
+models = left.multiselect("Models", sorted({r.model for r in runs}), key="compare_models", placeholder="all")
+found = candidates([r for r in runs if not models or r.model in models])
+techniques = middle.multiselect("Techniques", sorted({c.technique for c in found}), key="compare_techniques",
+                                placeholder="all")
+days = sorted({c.created_at[:10] for c in found})
+since = right.selectbox("Runs since", days, key="compare_since")
+found = [c for c in found if (not techniques or c.technique in techniques) and c.created_at[:10] >= since]
+if not found:
+    st.warning("No run matches these filters.")
+    st.stop()
+
+with st.expander("Cost of serving", expanded=True):
+    left, right = st.columns(2)
+    price = left.number_input("Price per instance-hour ($)", min_value=0.0, value=DEFAULT_PRICE_PER_HOUR,
+                              step=0.01, format="%.4f", help=f"Default: {DEFAULT_PRICE_SOURCE}.")
+    rate = right.number_input("Requests per second", min_value=0.0, value=10.0, step=1.0)
+    st.caption(f"From each model's measured throughput at batch 32 on 2 CPU threads. Default price: "
+               f"{DEFAULT_PRICE_SOURCE}.")
+
+on_latency_front = pareto_front([c.metrics["latency_ms_p50"] for c in found], [c.metrics["accuracy"] for c in found])
+on_size_front = pareto_front([c.metrics["size_bytes"] for c in found], [c.metrics["accuracy"] for c in found])
+rows = []
+for c, fast_front, small_front in zip(found, on_latency_front, on_size_front):
+    cost = serving_cost(c.metrics["throughput_per_s"], price, rate)
+    rows.append({"name": c.name, "model": c.model, "technique": c.technique, "accuracy": c.metrics["accuracy"],
+                 "size MB": c.metrics["size_bytes"] / 1e6, "p50 ms": c.metrics["latency_ms_p50"],
+                 "params M": (c.metrics.get("params") or 0) / 1e6, "per s @32": c.metrics["throughput_per_s"],
+                 "$ per 1M": cost.per_million, "$ per month": cost.per_month,
+                 "Pareto (latency)": fast_front, "Pareto (size)": small_front,
+                 "artifact": "original" if c.is_original else "missing" if c.artifact_missing else "saved",
+                 "run": c.run_id or "", "when": c.created_at})
+table = pd.DataFrame(rows)
+
+chart = st.plotly_chart(plots.pareto_figure(found), key="pareto", on_select="rerun", selection_mode="points")
+st.caption("Faded points are dominated: another run is at least as accurate and at least as fast (or small). "
+           "Select a point to see its run below.")
+
+st.subheader("Your limits")
+columns = st.columns(4)
+limits = Limits(
+    columns[0].number_input("Max size (MB)", min_value=0.0, value=None, key="limit_size"),
+    columns[1].number_input("Max p50 latency (ms)", min_value=0.0, value=None, key="limit_latency"),
+    columns[2].number_input("Min accuracy", min_value=0.0, max_value=1.0, value=None, key="limit_accuracy"),
+    columns[3].number_input("Max accuracy drop (points)", min_value=0.0, value=None, key="limit_drop"))
+pick = recommend(found, limits)
+(st.success if pick.best else st.warning)(pick.message)
+
+st.subheader("All runs")
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={"accuracy": st.column_config.NumberColumn(format="%.3f"),
+                            "size MB": st.column_config.NumberColumn(format="%.1f"),
+                            "p50 ms": st.column_config.NumberColumn(format="%.2f"),
+                            "$ per 1M": st.column_config.NumberColumn(format="$%.4f"),
+                            "$ per month": st.column_config.NumberColumn(format="$%.2f")})
+left, right = st.columns(2)
+left.download_button("Table as CSV", table.to_csv(index=False), file_name=f"microbudget-{dataset}.csv",
+                     mime="text/csv")
+right.download_button("Runs as JSON", json.dumps([r.to_json() for r in runs], indent=2),
+                      file_name=f"microbudget-{dataset}.json", mime="application/json")
+
+st.subheader("One run")
+stored = {r.run_id: r for r in runs}
+selected = [p.get("customdata") for p in chart.selection.points if p.get("customdata")] if chart else []
+choices = [c.run_id for c in reversed(found) if not c.is_original]
+if not choices:
+    st.stop()
+if st.session_state.get("compare_run") not in choices:  # a deleted run, or another dataset's
+    st.session_state.pop("compare_run", None)
+if selected and selected[0] in choices and st.session_state.get("compare_clicked") != selected[0]:
+    st.session_state["compare_run"] = st.session_state["compare_clicked"] = selected[0]  # a new click on the chart
+run_id = st.selectbox("Run", choices, key="compare_run",
+                      format_func=lambda i: f"{stored[i].label} · {stored[i].model} · {i}")
+run = stored[run_id]
+missing = next(c for c in found if c.run_id == run_id).artifact_missing
+if missing:
+    st.error("Artifact missing: this run's model files were deleted. Its measurements are still here.")
+st.download_button("Download the model and its card (zip)", functools.partial(export_zip, run),
+                   file_name=f"microbudget-{run_id}.zip", mime="application/zip", disabled=missing)
+with st.expander("Model card"):
+    st.markdown(model_card(run))
+with st.popover("Delete this run"):
+    st.write(f"Delete **{run.label}** ({run_id}) and its saved model files? This cannot be undone.")
+    if st.button("Yes, delete it", type="primary", key="confirm_delete"):
+        store.delete(run_id)
+        st.rerun()
