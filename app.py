@@ -8,6 +8,7 @@ pages = [
     st.Page("views/home.py", title="Methods at a glance", icon=":material/home:", default=True),
     st.Page("views/transfer.py", title="Transfer learning", icon=":material/school:"),
     st.Page("views/quantization.py", title="Quantization", icon=":material/compress:"),
+    st.Page("views/architectures.py", title="Architectures", icon=":material/architecture:"),
     st.Page("views/compare.py", title="Compare and decide", icon=":material/insights:"),
 ]
 st.navigation(pages).run()

@@ -250,3 +250,20 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
     figure.update_layout(height=460, margin=dict(l=20, r=20, t=50, b=20),
                          legend=dict(orientation="h", yanchor="top", y=-0.18))
     return figure
+
+
+def architectures_figure(rows: list[dict]) -> go.Figure:
+    """Accuracy against multiply-adds and against p50 latency, one labelled point per architecture."""
+    figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                           subplot_titles=["Accuracy vs multiply-adds", "Accuracy vs latency"])
+    for column, (key, scale, title) in enumerate([("multiply_adds", 1e-6, "multiply-adds per input (M)"),
+                                                  ("latency_ms_p50", 1, "p50 latency, batch 1 (ms)")], start=1):
+        figure.add_trace(go.Scatter(
+            x=[row[key] * scale for row in rows], y=[row["accuracy"] * 100 for row in rows],
+            mode="markers+text", text=[row["architecture"] for row in rows], textposition="top center",
+            marker=dict(size=12, color=TECHNIQUE_PALETTE[column - 1]), showlegend=False,
+            hovertemplate="%{text}: %{x:,.1f}, accuracy %{y:.1f}%<extra></extra>"), row=1, col=column)
+        figure.update_xaxes(title_text=title, type="log", row=1, col=column)
+    figure.update_yaxes(title_text="eval accuracy (%)", row=1, col=1)
+    figure.update_layout(height=420, margin=dict(l=20, r=20, t=50, b=20))
+    return figure

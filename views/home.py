@@ -36,3 +36,5 @@ st.caption(f"Selected: **{model or '—'}** on **{dataset or '—'}**. Open a la
            "the first run fine-tunes the model for this dataset once and caches it.")
 st.page_link("views/transfer.py", label="Go to the Transfer learning lab", icon=":material/school:")
 st.page_link("views/quantization.py", label="Go to the Quantization lab", icon=":material/compress:")
+st.page_link("views/architectures.py", label="Compare efficient architectures", icon=":material/architecture:")
+st.page_link("views/compare.py", label="Compare every run and decide what to ship", icon=":material/insights:")

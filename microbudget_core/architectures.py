@@ -1,0 +1,134 @@
+"""Choosing an efficient architecture, measured: params, multiply-adds, size, latency, throughput, accuracy.
+
+Every architecture is trained with the same budget on the same data (all weights, the same examples per
+class and epochs) and measured with the same `measure()` as every run, so the rows compare like with like.
+Figures quoted from the literature sit beside them, marked as quoted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from .data import IMAGE, DatasetSpec, load_dataset
+from .errors import MicrobudgetError
+from .exclusive import one_at_a_time
+from .measure import MeasureConfig, measure
+from .models import IMAGE as IMAGE_TASK
+from .models import TEXT as TEXT_TASK
+from .models import ModelBundle, ModelSpec, load_model
+from .models.variants import keep_layers, narrow_mobilenet
+from .progress import Progress, no_progress, scaled
+from .training import TrainConfig, train_classifier
+
+TEXT_TOKENS = 64  # multiply-adds of a text model are counted for one input of this many tokens
+
+
+@dataclass(frozen=True)
+class Architecture:
+    id: str
+    description: str
+    base: str  # the model id it is built from
+    build: Callable[[ModelBundle], ModelBundle]  # from the base, loaded with the dataset's labels
+
+
+def _as_is(bundle: ModelBundle) -> ModelBundle:
+    return bundle
+
+
+BUILT_IN = [
+    Architecture("minilm-l6", "all-MiniLM-L6-v2 as shipped: 6 layers, 384 wide", "minilm-l6", _as_is),
+    Architecture("minilm-l6 / 3 layers", "MiniLM-L6 keeping layers 1, 3, 5 (pretrained)", "minilm-l6",
+                 lambda b: keep_layers(b, [1, 3, 5])),
+    Architecture("minilm-l6 / 2 layers", "MiniLM-L6 keeping layers 2 and 5 (pretrained)", "minilm-l6",
+                 lambda b: keep_layers(b, [2, 5])),
+    Architecture("mobilenet-v2", "MobileNetV2 1.0, ImageNet weights", "mobilenet-v2", _as_is),
+    Architecture("mobilenet-v2 x0.5", "MobileNetV2 at half width, random weights (none ship offline)",
+                 "mobilenet-v2", lambda b: narrow_mobilenet(b, 0.5)),
+    Architecture("mobilenet-v2 x0.35", "MobileNetV2 at 0.35 width, random weights (none ship offline)",
+                 "mobilenet-v2", lambda b: narrow_mobilenet(b, 0.35)),
+]
+
+# Quoted, not measured here: ImageNet-1k at 224 px (MobileNetV2: Sandler et al. 2018 and the TF-Slim table;
+# ResNet-50: He et al. 2016 / torchvision), and the text encoders' model cards.
+QUOTED = [
+    {"model": "MobileNetV2 1.0 (224 px)", "params (M)": 3.47, "multiply-adds (G)": 0.300, "reported": "ImageNet top-1 71.8%"},
+    {"model": "MobileNetV2 0.5 (224 px)", "params (M)": 1.95, "multiply-adds (G)": 0.097, "reported": "ImageNet top-1 65.4%"},
+    {"model": "MobileNetV2 0.35 (224 px)", "params (M)": 1.66, "multiply-adds (G)": 0.059, "reported": "ImageNet top-1 60.3%"},
+    {"model": "ResNet-50 (224 px)", "params (M)": 25.6, "multiply-adds (G)": 4.09, "reported": "ImageNet top-1 76.1%"},
+    {"model": "BERT-base", "params (M)": 110, "multiply-adds (G)": None, "reported": "12 layers, 768 wide"},
+    {"model": "DistilBERT", "params (M)": 66, "multiply-adds (G)": None, "reported": "97% of BERT-base on GLUE"},
+    {"model": "all-MiniLM-L6-v2", "params (M)": 22.7, "multiply-adds (G)": None, "reported": "6 layers, 384 wide"},
+]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The same training for every architecture: all weights, `examples_per_class`, `epochs`."""
+
+    examples_per_class: int = 128
+    epochs: int = 3
+    learning_rate: float = 0.0  # 0: the baseline recipe's rate for the task
+
+
+def choices(task: str) -> list[Architecture]:
+    """The built-in architectures for a task (text or image classification)."""
+    base_task = {"minilm-l6": TEXT_TASK, "mobilenet-v2": IMAGE_TASK}
+    return [a for a in BUILT_IN if base_task[a.base] == task]
+
+
+def hub_architecture(model_id: str) -> Architecture:
+    """Any hub id or local folder, used as it loads (a network is needed for hub ids)."""
+    return Architecture(model_id, f"{model_id} (as published)", model_id, _as_is)
+
+
+@one_at_a_time
+def compare_architectures(architectures: list[Architecture], dataset_id: str, budget: Budget = Budget(),
+                          measure_config: MeasureConfig = MeasureConfig(memory=False),
+                          progress: Progress = no_progress) -> list[dict[str, Any]]:
+    """Build, train with the budget, and measure each architecture; one row of figures each."""
+    from .baseline import RECIPES
+
+    dataset = load_dataset(DatasetSpec(dataset_id))
+    task = IMAGE_TASK if dataset.modality == IMAGE else TEXT_TASK
+    rows = []
+    for n, architecture in enumerate(architectures):
+        span = scaled(progress, n / len(architectures), (n + 1) / len(architectures))
+        span(0.0, f"{architecture.id}: building")
+        bundle = architecture.build(load_model(ModelSpec(architecture.base), dataset.label_names, task,
+                                               dataset.image_size))
+        rate = budget.learning_rate or RECIPES[task].learning_rate
+        recipe = TrainConfig(epochs=budget.epochs, learning_rate=rate, patience=budget.epochs)
+        trained, report = train_classifier(bundle, dataset.train, recipe, scaled(span, 0.0, 0.8),
+                                           examples_per_class=budget.examples_per_class)
+        measured = measure(trained, dataset.eval, config=measure_config, progress=scaled(span, 0.8, 1.0)).metrics
+        rows.append({"architecture": architecture.id, "description": architecture.description,
+                     "multiply_adds": multiply_adds(trained), "train_seconds": report.train_seconds,
+                     "multiply_adds_224px": multiply_adds(trained, 224) if task == IMAGE_TASK and
+                     trained.meta.get("family") == "mobilenet-v2" else None,
+                     "train_examples": report.train_examples, **measured})
+    return rows
+
+
+def multiply_adds(bundle: ModelBundle, image_size: int | None = None) -> int:
+    """Multiply-adds of one forward pass at batch 1 (torch's FLOP counter / 2): text at TEXT_TOKENS tokens,
+    images as the bundle preprocesses them, or at `image_size` px (for fully convolutional models)."""
+    if bundle.task == TEXT_TASK:
+        features = bundle.preprocess([" ".join(["word"] * (TEXT_TOKENS - 2))])  # + [CLS] and [SEP]
+    elif image_size:
+        features = {"pixel_values": torch.zeros(1, 3, image_size, image_size)}
+    else:
+        features = bundle.preprocess([np.zeros((32, 32, 3), dtype=np.uint8)])
+    counter = FlopCounterMode(display=False)
+    # The math attention kernel is made of matmuls the counter sees; the fused CPU kernel is invisible to it.
+    with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
+        bundle.model.eval()(**features)
+    if counter.get_total_flops() == 0:
+        raise MicrobudgetError(f"Could not count the operations of {bundle.name}.",
+                               "Its layers are not standard torch ones.")
+    return counter.get_total_flops() // 2

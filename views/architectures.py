@@ -1,0 +1,61 @@
+"""Architectures: how much model each task needs, measured with the same training budget for every candidate."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from microbudget_core import architectures, cli, plots
+from microbudget_core.network import hub_reachable
+
+st.title("Efficient architectures")
+st.markdown("A smaller architecture saves at every prediction. Each candidate below is trained with the **same "
+            "budget** on the same data (all weights, the same examples per class and epochs), then measured "
+            "like every run: parameters, multiply-adds, size, p50 latency at batch 1, throughput at batch 32, "
+            "accuracy on held-out data. Figures from the literature are beside them, marked as quoted.")
+
+kind = st.radio("Task", ["text", "image"], horizontal=True, key="arch_kind")
+task = "image-classification" if kind == "image" else "text-classification"
+datasets = [d["id"] for d in cli.catalog()["datasets"] if d["modality"] == kind]
+left, right = st.columns(2)
+chosen = left.selectbox("Dataset", datasets, key=f"arch_dataset_{kind}")
+own = right.text_input("…or your own: csv:PATH, images:PATH (zip or folder of class folders), hf:NAME",
+                       key=f"arch_dataset_other_{kind}").strip()
+dataset = own or chosen
+built_in = {a.id: a for a in architectures.choices(task)}
+picked = st.multiselect("Architectures", list(built_in), default=list(built_in), key=f"arch_models_{kind}",
+                        format_func=lambda i: f"{i} — {built_in[i].description}")
+extra = st.text_input("More models: Hugging Face ids or local folders, comma-separated", key=f"arch_extra_{kind}",
+                      help="Hub ids need a network; each is used as published, with a new head for this dataset.")
+hub_ids = [i.strip() for i in extra.split(",") if i.strip()]
+if hub_ids and not all(i.startswith((".", "/", "~")) for i in hub_ids) and not hub_reachable():
+    st.info("No network here: hub models cannot be downloaded. The built-in architectures still work offline.")
+left, right = st.columns(2)
+budget = architectures.Budget(
+    examples_per_class=left.number_input("Examples per class", 8, 5000, 128, key="arch_examples"),
+    epochs=right.number_input("Epochs", 1, 20, 3, key="arch_epochs"))
+
+candidates = [built_in[i] for i in picked] + [architectures.hub_architecture(i) for i in hub_ids]
+if st.button("Train and measure", type="primary", disabled=not candidates):
+    rows = ui.run_with_progress(
+        f"{len(candidates)} architectures on {dataset}",
+        lambda progress: architectures.compare_architectures(candidates, dataset, budget, progress=progress))
+    if rows:
+        st.session_state[f"arch_rows_{kind}"] = (dataset, budget, rows)
+
+if f"arch_rows_{kind}" in st.session_state:
+    dataset_done, budget_done, rows = st.session_state[f"arch_rows_{kind}"]
+    st.subheader(f"Measured on {dataset_done}: {budget_done.examples_per_class} examples per class, "
+                 f"{budget_done.epochs} epochs each")
+    st.plotly_chart(plots.architectures_figure(rows), width="stretch")
+    table = pd.DataFrame([{"architecture": r["architecture"], "params (M)": r["params"] / 1e6,
+                           "multiply-adds (M)": r["multiply_adds"] / 1e6,
+                           "multiply-adds at 224 px (G)": (r["multiply_adds_224px"] or float("nan")) / 1e9,
+                           "size MB": r["size_bytes"] / 1e6, "p50 ms": r["latency_ms_p50"],
+                           "per s @32": r["throughput_per_s"], "accuracy": r["accuracy"],
+                           "train s": r["train_seconds"]} for r in rows])
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(f"Multiply-adds: torch.utils.flop_counter, per input ({architectures.TEXT_TOKENS} tokens for "
+               "text, the dataset's image size for images; at 224 px to compare with the quoted figures).")
+
+st.subheader("Quoted from the literature (not measured here)")
+st.dataframe(pd.DataFrame(architectures.QUOTED), hide_index=True, width="stretch")
