@@ -146,3 +146,22 @@ def serving_cost(throughput_per_s: float, price_per_hour: float = DEFAULT_PRICE_
     per_million = price_per_hour / (throughput_per_s * 3600) * 1e6
     instances = max(1, math.ceil(requests_per_s / throughput_per_s))
     return Cost(per_million, instances, instances * price_per_hour * HOURS_PER_MONTH)
+
+
+def comparison_rows(found: Sequence[Candidate], price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
+                    requests_per_s: float = 10.0) -> list[dict[str, Any]]:
+    """One table row per candidate: its figures, its serving cost, and whether it is on each Pareto frontier."""
+    accuracy = [c.metrics["accuracy"] for c in found]
+    fastest = pareto_front([c.metrics["latency_ms_p50"] for c in found], accuracy)
+    smallest = pareto_front([c.metrics["size_bytes"] for c in found], accuracy)
+    rows = []
+    for c, fast, small in zip(found, fastest, smallest):
+        cost = serving_cost(c.metrics["throughput_per_s"], price_per_hour, requests_per_s)
+        rows.append({"name": c.name, "model": c.model, "technique": c.technique, "accuracy": c.metrics["accuracy"],
+                     "size MB": c.metrics["size_bytes"] / 1e6, "p50 ms": c.metrics["latency_ms_p50"],
+                     "params M": (c.metrics.get("params") or 0) / 1e6, "per s @32": c.metrics["throughput_per_s"],
+                     "$ per 1M": cost.per_million, "$ per month": cost.per_month,
+                     "Pareto (latency)": fast, "Pareto (size)": small,
+                     "artifact": "original" if c.is_original else "missing" if c.artifact_missing else "saved",
+                     "run": c.run_id or "", "when": c.created_at})
+    return rows

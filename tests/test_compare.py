@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from microbudget_core.compare import Candidate, Limits, candidates, pareto_front, recommend, serving_cost
+from microbudget_core.compare import (Candidate, Limits, candidates, comparison_rows, pareto_front, recommend,
+                                     serving_cost)
 from microbudget_core.runs import Run
 
 
@@ -80,3 +81,13 @@ def test_candidates_hold_one_original_per_model_and_every_result(tmp_path):
     assert [c.name for c in found if c.is_original] == ["a (original)", "b (original)"]
     assert sum(not c.is_original for c in found) == 3
     assert all(c.artifact_missing for c in found if not c.is_original)  # the artifact folder does not exist
+
+
+def test_comparison_rows_mark_each_frontier_and_price_each_row():
+    found = [candidate("original", 0.82, 20.0, 90.0, original=True), candidate("int8", 0.81, 8.0, 24.0),
+             candidate("worse", 0.80, 9.0, 20.0)]
+    rows = comparison_rows(found, price_per_hour=0.36, requests_per_s=50)
+    assert [r["Pareto (latency)"] for r in rows] == [True, True, False]  # "worse" is slower and less accurate
+    assert [r["Pareto (size)"] for r in rows] == [True, True, True]  # ...but the smallest
+    assert rows[1]["$ per 1M"] == pytest.approx(1.0)  # 100 per second at $0.36 an hour
+    assert rows[0]["artifact"] == "original"

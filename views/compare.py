@@ -8,7 +8,7 @@ import streamlit as st
 
 from microbudget_core import plots
 from microbudget_core.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates,
-                                      pareto_front, recommend, serving_cost)
+                                      comparison_rows, recommend)
 from microbudget_core.export import export_zip, model_card
 from microbudget_core.runs import RunStore
 
@@ -42,19 +42,7 @@ with st.expander("Cost of serving", expanded=True):
     st.caption(f"From each model's measured throughput at batch 32 on 2 CPU threads. Default price: "
                f"{DEFAULT_PRICE_SOURCE}.")
 
-on_latency_front = pareto_front([c.metrics["latency_ms_p50"] for c in found], [c.metrics["accuracy"] for c in found])
-on_size_front = pareto_front([c.metrics["size_bytes"] for c in found], [c.metrics["accuracy"] for c in found])
-rows = []
-for c, fast_front, small_front in zip(found, on_latency_front, on_size_front):
-    cost = serving_cost(c.metrics["throughput_per_s"], price, rate)
-    rows.append({"name": c.name, "model": c.model, "technique": c.technique, "accuracy": c.metrics["accuracy"],
-                 "size MB": c.metrics["size_bytes"] / 1e6, "p50 ms": c.metrics["latency_ms_p50"],
-                 "params M": (c.metrics.get("params") or 0) / 1e6, "per s @32": c.metrics["throughput_per_s"],
-                 "$ per 1M": cost.per_million, "$ per month": cost.per_month,
-                 "Pareto (latency)": fast_front, "Pareto (size)": small_front,
-                 "artifact": "original" if c.is_original else "missing" if c.artifact_missing else "saved",
-                 "run": c.run_id or "", "when": c.created_at})
-table = pd.DataFrame(rows)
+table = pd.DataFrame(comparison_rows(found, price, rate))
 
 chart = st.plotly_chart(plots.pareto_figure(found), key="pareto", on_select="rerun", selection_mode="points")
 st.caption("Faded points are dominated: another run is at least as accurate and at least as fast (or small). "
