@@ -29,7 +29,7 @@ def fill(store_path: Path) -> None:
     store = RunStore(store_path)
     for n in range(RUNS):
         original = {"accuracy": 0.82, "size_bytes": 90e6, "latency_ms_p50": 20.0, "throughput_per_s": 100.0,
-                    "params": 22e6, "macro_f1": 0.82}
+                    "params": 22e6, "macro_f1": 0.82, "eval_examples": 1000}
         result = {**original, "accuracy": float(rng.uniform(0.6, 0.83)), "size_bytes": float(rng.uniform(5e6, 90e6)),
                   "latency_ms_p50": float(rng.uniform(2, 25)), "throughput_per_s": float(rng.uniform(50, 800))}
         store.add(Run(f"model-{n % 3}", "rotten-tomatoes", "text-classification",

@@ -13,7 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from . import techniques
-from .compare import Limits, candidates, recommend
+from .compare import Limits, candidates, measured_on, recommend
 from .data.bundled import BUNDLED
 from .errors import MicrobudgetError
 from .export import export_run
@@ -97,14 +97,16 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    found = candidates(RunStore().list(args.dataset))
+    runs = measured_on(RunStore().list(args.dataset), args.eval_examples)
+    found = candidates(runs)
     limits = Limits(args.max_size_mb, args.max_latency_ms, args.min_accuracy, args.max_accuracy_drop)
     pick = recommend(found, limits)
     if args.json:
         best = pick.best and {"name": pick.best.name, "run_id": pick.best.run_id, "model": pick.best.model,
                               "metrics": pick.best.metrics}
-        print(json.dumps({"dataset": args.dataset, "limits": asdict(limits), "recommendation": best,
-                          "message": pick.message, "shortfalls": pick.shortfalls}, indent=2))
+        eval_examples = runs[0].result.get("eval_examples") if runs else None
+        print(json.dumps({"dataset": args.dataset, "eval_examples": eval_examples, "limits": asdict(limits),
+                          "recommendation": best, "message": pick.message, "shortfalls": pick.shortfalls}, indent=2))
     else:
         print(pick.message)
     return 0
@@ -169,6 +171,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--max-latency-ms", type=float, help="p50 at batch 1")
     compare.add_argument("--min-accuracy", type=float, help="a fraction, e.g. 0.8")
     compare.add_argument("--max-accuracy-drop", type=float, help="points below the best original")
+    compare.add_argument("--eval-examples", type=int,
+                         help="compare the runs measured on this many eval examples (default: the most)")
     compare.add_argument("--json", action="store_true")
     compare.set_defaults(command=_compare)
     export = commands.add_parser("export", help="a run's model and its model card, into a new folder")

@@ -40,6 +40,17 @@ class Candidate:
         return not self.is_original and not (self.artifact_path and Path(self.artifact_path).exists())
 
 
+def eval_sizes(runs: Sequence[Run]) -> list[int]:
+    """The eval-set sizes the runs were measured on, largest first (the first N of one eval split each)."""
+    return sorted({run.result.get("eval_examples", 0) for run in runs}, reverse=True)
+
+
+def measured_on(runs: Sequence[Run], eval_examples: int | None = None) -> list[Run]:
+    """The runs measured on the same eval examples (the largest set unless given): accuracy compares only there."""
+    size = eval_examples if eval_examples is not None else next(iter(eval_sizes(runs)), 0)
+    return [run for run in runs if run.result.get("eval_examples", 0) == size]
+
+
 def candidates(runs: Sequence[Run]) -> list[Candidate]:
     """Each run's result, plus one original per model (the baseline its latest run measured)."""
     originals = {run.model: run for run in runs}  # the latest run per model wins

@@ -184,7 +184,7 @@ def _stored(model: str, technique: str, accuracy: float, size_mb: float, latency
     from microbudget_core.runs import Run, RunStore
 
     metrics = {"accuracy": 0.82, "size_bytes": 90e6, "latency_ms_p50": 20.0, "throughput_per_s": 100.0,
-               "params": 22e6, "macro_f1": 0.82}
+               "params": 22e6, "macro_f1": 0.82, "eval_examples": 1000}
     result = {**metrics, "accuracy": accuracy, "size_bytes": size_mb * 1e6, "latency_ms_p50": latency}
     return RunStore().add(Run(model, "rotten-tomatoes", "text-classification",
                               [{"technique": technique, "config": {}}], metrics, result, {"size": 1, "latency": 1},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from microbudget_core.compare import (Candidate, Limits, candidates, comparison_rows, pareto_front, recommend,
-                                     serving_cost)
+from microbudget_core.compare import (Candidate, Limits, candidates, comparison_rows, eval_sizes, measured_on,
+                                     pareto_front, recommend, serving_cost)
 from microbudget_core.runs import Run
 
 
@@ -91,3 +91,14 @@ def test_comparison_rows_mark_each_frontier_and_price_each_row():
     assert [r["Pareto (size)"] for r in rows] == [True, True, True]  # ...but the smallest
     assert rows[1]["$ per 1M"] == pytest.approx(1.0)  # 100 per second at $0.36 an hour
     assert rows[0]["artifact"] == "original"
+
+
+def test_only_runs_measured_on_the_same_eval_examples_are_compared():
+    def run(eval_examples: int) -> Run:
+        result = {**metrics(0.8, 10, 30), "eval_examples": eval_examples}
+        return Run("m", "d", "text-classification", [], result, result, {})
+
+    runs = [run(300), run(1000), run(1000), run(300)]
+    assert eval_sizes(runs) == [1000, 300]
+    assert [r.result["eval_examples"] for r in measured_on(runs)] == [1000, 1000]  # the largest by default
+    assert len(measured_on(runs, 300)) == 2 and measured_on([], None) == []

@@ -8,7 +8,7 @@ import streamlit as st
 
 from microbudget_core import plots
 from microbudget_core.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates,
-                                      comparison_rows, recommend)
+                                      comparison_rows, eval_sizes, measured_on, recommend)
 from microbudget_core.export import export_zip, model_card
 from microbudget_core.runs import RunStore
 
@@ -22,6 +22,10 @@ if not runs:
 datasets = list(dict.fromkeys(run.dataset for run in reversed(runs)))  # the most recently used first
 dataset = st.selectbox("Dataset", datasets, key="compare_dataset")
 runs = [run for run in runs if run.dataset == dataset]
+sizes = eval_sizes(runs)
+size = st.selectbox("Measured on", sizes, key="compare_eval", format_func=lambda n: f"the first {n:,} eval examples",
+                    help="Accuracy compares only between runs measured on the same examples.")
+runs = measured_on(runs, size)
 left, middle, right = st.columns(3)
 models = left.multiselect("Models", sorted({r.model for r in runs}), key="compare_models", placeholder="all")
 found = candidates([r for r in runs if not models or r.model in models])
