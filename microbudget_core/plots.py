@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -210,7 +211,7 @@ def curve_figure(runs: list[Run]) -> go.Figure:
     return figure
 
 
-TECHNIQUE_PALETTE = ["#0f766e", "#2563eb", "#7c3aed", "#d97706", "#be123c", "#0891b2", "#65a30d", "#db2777"]
+TECHNIQUE_PALETTE = plotly.colors.qualitative.Dark24  # 24 distinct colours: one per technique in practice
 PARETO_AXES = [("latency_ms_p50", 1, "p50 latency, batch 1 (ms)"), ("size_bytes", 1e-6, "size (MB)")]
 
 
@@ -219,7 +220,8 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
     as stars, each panel's Pareto frontier drawn and the runs it dominates faded."""
     figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
                            subplot_titles=["Accuracy vs latency", "Accuracy vs size"])
-    techniques = list(dict.fromkeys(c.technique for c in found))
+    # The originals last, so their stars sit on top of the runs that cluster around them.
+    techniques = sorted(dict.fromkeys(c.technique for c in found), key=lambda t: t == "original")
     colours = {t: ORIGINAL_COLOUR if t == "original" else TECHNIQUE_PALETTE[i % len(TECHNIQUE_PALETTE)]
                for i, t in enumerate(techniques)}
     largest = max((c.metrics.get("params") or 1 for c in found), default=1)
@@ -236,7 +238,8 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
                 marker=dict(color=colours[technique], symbol="star" if technique == "original" else "circle",
                             size=[8 + 22 * math.sqrt((found[i].metrics.get("params") or 1) / largest)
                                   for i in members],
-                            opacity=[1.0 if front[i] else 0.25 for i in members], line=dict(width=0)),
+                            opacity=[1.0 if front[i] or technique == "original" else 0.25 for i in members],
+                            line=dict(width=1.5 if technique == "original" else 0, color="#1e293b")),
                 hovertemplate="%{text}<br>%{x:,.2f} " + title.split("(")[-1].rstrip(")")
                               + ", accuracy %{y:.1f}%<extra></extra>"),
                 row=1, col=column)
