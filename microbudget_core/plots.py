@@ -264,9 +264,10 @@ def architectures_figure(rows: list[dict]) -> go.Figure:
         figure.add_trace(go.Scatter(
             x=[row[key] * scale for row in rows], y=[row["accuracy"] * 100 for row in rows],
             mode="markers+text", text=[row["architecture"] for row in rows], textposition="top center",
+            cliponaxis=False,  # names at the axes' ends stay whole
             marker=dict(size=12, color=TECHNIQUE_PALETTE[column - 1]), showlegend=False,
             hovertemplate="%{text}: %{x:,.1f}, accuracy %{y:.1f}%<extra></extra>"), row=1, col=column)
         figure.update_xaxes(title_text=title, type="log", row=1, col=column)
     figure.update_yaxes(title_text="eval accuracy (%)", row=1, col=1)
-    figure.update_layout(height=420, margin=dict(l=20, r=20, t=50, b=20))
+    figure.update_layout(height=420, margin=dict(l=70, r=70, t=50, b=20))
     return figure
