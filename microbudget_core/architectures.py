@@ -24,6 +24,7 @@ from .models import TEXT as TEXT_TASK
 from .models import ModelBundle, ModelSpec, load_model
 from .models.variants import keep_layers, narrow_mobilenet
 from .progress import Progress, no_progress, scaled
+from .techniques._finetune import recipe_rate
 from .training import TrainConfig, train_classifier
 
 TEXT_TOKENS = 64  # multiply-adds of a text model are counted for one input of this many tokens
@@ -92,8 +93,6 @@ def compare_architectures(architectures: list[Architecture], dataset_id: str, bu
                           measure_config: MeasureConfig = MeasureConfig(memory=False),
                           progress: Progress = no_progress) -> list[dict[str, Any]]:
     """Build, train with the budget, and measure each architecture; one row of figures each."""
-    from .baseline import RECIPES
-
     dataset = load_dataset(DatasetSpec(dataset_id))
     task = IMAGE_TASK if dataset.modality == IMAGE else TEXT_TASK
     rows = []
@@ -102,7 +101,7 @@ def compare_architectures(architectures: list[Architecture], dataset_id: str, bu
         span(0.0, f"{architecture.id}: building")
         bundle = architecture.build(load_model(ModelSpec(architecture.base), dataset.label_names, task,
                                                dataset.image_size))
-        rate = budget.learning_rate or RECIPES[task].learning_rate
+        rate = recipe_rate(budget, task)
         recipe = TrainConfig(epochs=budget.epochs, learning_rate=rate, patience=budget.epochs)
         trained, report = train_classifier(bundle, dataset.train, recipe, scaled(span, 0.0, 0.8),
                                            examples_per_class=budget.examples_per_class)

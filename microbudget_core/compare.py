@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
-from .runs import Run
+from .runs import Run, artifact_saved
 
 # The default price of an instance-hour: AWS EC2 c7i.large (2 vCPU, like the machine the figures come
 # from), on-demand, us-east-1, Linux, as listed in 2025. Change it to your own.
@@ -37,7 +36,7 @@ class Candidate:
 
     @property
     def artifact_missing(self) -> bool:
-        return not self.is_original and not (self.artifact_path and Path(self.artifact_path).exists())
+        return not self.is_original and not artifact_saved(self.artifact_path)
 
 
 def eval_sizes(runs: Sequence[Run]) -> list[int]:

@@ -10,20 +10,19 @@ import zipfile
 from pathlib import Path
 
 from .errors import MicrobudgetError
-from .runs import Run
+from .runs import Run, artifact_saved
 
 CARD_NAME = "README.md"  # the name the Hugging Face Hub shows as a model card
 
 
 def export_run(run: Run, folder: Path) -> Path:
     """Copy the run's artifact into `folder` (new or empty) and write its model card beside it."""
-    source = Path(run.artifact_path or "")
-    if not run.artifact_path or not (source / "microbudget.json").exists():
+    if not artifact_saved(run.artifact_path):
         raise MicrobudgetError(f"Run {run.run_id}'s model files are missing (artifact missing).",
                                "Run the same technique again to save a new model.")
     if folder.exists() and any(folder.iterdir()):
         raise MicrobudgetError(f"'{folder}' is not empty.", "Export into a new or empty folder.")
-    shutil.copytree(source, folder, dirs_exist_ok=True)
+    shutil.copytree(run.artifact_path, folder, dirs_exist_ok=True)
     (folder / CARD_NAME).write_text(model_card(run))
     return folder
 

@@ -20,7 +20,7 @@ from .models import ModelBundle
 from .models.bundle import IMAGE, TEXT
 from .paths import home
 from .progress import Progress, no_progress, scaled
-from .runs import Run, RunStore, step_label
+from .runs import Run, RunStore, artifact_saved, step_label
 from .training import TrainConfig, split_for_training
 
 
@@ -173,10 +173,9 @@ def load_run_model(run: Run) -> ModelBundle:
     """The model a run saved, loaded back from its artifact folder (to try it, or to export it)."""
     from .models import load_saved
 
-    folder = Path(run.artifact_path or "")
-    if not run.artifact_path or not (folder / "microbudget.json").exists():
+    if not artifact_saved(run.artifact_path):
         raise MicrobudgetError(f"Run {run.run_id} has no saved model files.", "Run it again to save its model.")
-    return load_saved(folder)
+    return load_saved(Path(run.artifact_path))
 
 
 def _records(steps: list[tuple[Any, Any]]) -> list[dict[str, Any]]:

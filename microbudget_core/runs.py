@@ -47,6 +47,11 @@ class Run:
         return " -> ".join(step_label(step) for step in self.steps) or "original"
 
 
+def artifact_saved(artifact_path: str | None) -> bool:
+    """Whether a run's saved model is still on disk (its folder and the microbudget.json that describes it)."""
+    return bool(artifact_path) and (Path(artifact_path) / "microbudget.json").exists()
+
+
 def step_label(step: dict[str, Any]) -> str:
     """A step record's name: its technique id, with the settings that differ from the defaults."""
     from . import techniques  # techniques import models and torch; runs.py stays light until asked
