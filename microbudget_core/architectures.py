@@ -22,7 +22,7 @@ from .measure import MeasureConfig, measure
 from .models import IMAGE as IMAGE_TASK
 from .models import TEXT as TEXT_TASK
 from .models import ModelBundle, ModelSpec, load_model
-from .models.variants import keep_layers, narrow_mobilenet
+from .models.variants import keep_layers, narrow
 from .progress import Progress, no_progress, scaled
 from .techniques._finetune import recipe_rate
 from .training import TrainConfig, train_classifier
@@ -50,9 +50,9 @@ BUILT_IN = [
                  lambda b: keep_layers(b, [2, 5])),
     Architecture("mobilenet-v2", "MobileNetV2 1.0, ImageNet weights", "mobilenet-v2", _as_is),
     Architecture("mobilenet-v2 x0.5", "MobileNetV2 at half width, random weights (none ship offline)",
-                 "mobilenet-v2", lambda b: narrow_mobilenet(b, 0.5)),
+                 "mobilenet-v2", lambda b: narrow(b, 0.5, from_teacher=False)),
     Architecture("mobilenet-v2 x0.35", "MobileNetV2 at 0.35 width, random weights (none ship offline)",
-                 "mobilenet-v2", lambda b: narrow_mobilenet(b, 0.35)),
+                 "mobilenet-v2", lambda b: narrow(b, 0.35, from_teacher=False)),
 ]
 
 # Quoted, not measured here: ImageNet-1k at 224 px (MobileNetV2: Sandler et al. 2018 and the TF-Slim table;

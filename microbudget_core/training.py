@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -13,6 +13,22 @@ import torch
 from .data import Split
 from .models import ModelBundle
 from .progress import Progress, no_progress
+
+
+# (model being trained, a batch of raw inputs, their labels, their positions in the fit split) -> loss.
+# The default is cross-entropy on the labels; distillation passes one that also reads the teacher's logits.
+Objective = Callable[[ModelBundle, list[Any], torch.Tensor, np.ndarray], torch.Tensor]
+
+
+def cross_entropy(bundle: ModelBundle, inputs: list[Any], labels: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+    """The supervised loss: the model's logits against the labels."""
+    return torch.nn.functional.cross_entropy(logits_of(bundle, inputs), labels)
+
+
+def logits_of(bundle: ModelBundle, inputs: list[Any]) -> torch.Tensor:
+    """The model's logits for raw inputs, with gradients (unlike ModelBundle.logits)."""
+    output = bundle.model(**bundle.preprocess(inputs))
+    return getattr(output, "logits", output)
 
 
 @dataclass(frozen=True)
@@ -38,17 +54,20 @@ class TrainReport:
 
 def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, progress: Progress = no_progress, *,
                      lr_scales: Mapping[str, float] | None = None, examples_per_class: int = 0,
-                     min_steps: int = 0) -> tuple[ModelBundle, TrainReport]:
+                     min_steps: int = 0, objective: Objective = cross_entropy,
+                     validation: Split | None = None) -> tuple[ModelBundle, TrainReport]:
     """Train a copy of `bundle` on `train`; returns the best epoch's model by validation accuracy.
 
     `lr_scales`: parameter-name prefixes (module names) -> learning-rate multiplier; parameters under
     none of them stay frozen (None: every parameter at the full rate). `examples_per_class` keeps the
     first k of each class after validation is held out, so every budget is judged on the same
     validation examples. `min_steps`: small budgets see their examples several times per epoch, so
-    8 examples per class are trained rather than touched.
+    8 examples per class are trained rather than touched. `objective` gives each batch's loss; its
+    positions index the fit split: `split_for_training(train, config, examples_per_class)[0]`, or all of
+    `train` when `validation` is given (the caller held it out and chose the budget).
     """
     torch.manual_seed(config.seed)
-    fit, validation = split_for_training(train, config, examples_per_class)
+    fit, validation = (train, validation) if validation else split_for_training(train, config, examples_per_class)
     result = bundle.copy(head_trained=True)
     model = result.model
     if config.freeze_embeddings and hasattr(model, "get_input_embeddings"):
@@ -76,7 +95,7 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
         losses = []
         epoch_batches = [idx for _ in range(passes) for idx in _batches(fit.inputs, config.batch_size, generator)]
         for batch_index, idx in enumerate(epoch_batches):
-            loss = _loss(result, [fit.inputs[i] for i in idx], torch.as_tensor(fit.labels[idx]))
+            loss = objective(result, [fit.inputs[i] for i in idx], torch.as_tensor(fit.labels[idx]), idx)
             loss.backward()
             optimizer.step()
             schedule.step()
@@ -85,7 +104,7 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
             done = (epoch * batches_per_epoch + batch_index + 1) / total_steps
             progress(done, f"Epoch {epoch + 1}/{config.epochs}, batch {batch_index + 1}/{batches_per_epoch}, "
                            f"loss {np.mean(losses[-20:]):.3f}")
-        accuracy = _accuracy(result, validation)
+        accuracy = accuracy_on(result, validation)
         report.history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": accuracy})
         progress((epoch + 1) / config.epochs, f"Epoch {epoch + 1}: validation accuracy {accuracy:.3f}",
                  **report.history[-1])
@@ -145,13 +164,21 @@ def _batches(inputs: list[Any], batch_size: int, generator: np.random.Generator)
     return [batches[i] for i in generator.permutation(len(batches))]
 
 
-def _loss(bundle: ModelBundle, inputs: list[Any], labels: torch.Tensor) -> torch.Tensor:
-    output = bundle.model(**bundle.preprocess(inputs))
-    logits = getattr(output, "logits", output)
-    return torch.nn.functional.cross_entropy(logits, labels)
+def accuracy_on(bundle: ModelBundle, split: Split) -> float:
+    """Share of `split` the model classifies right."""
+    return float(np.mean(batched_logits(bundle, split.inputs).argmax(axis=-1) == split.labels))
 
 
-def _accuracy(bundle: ModelBundle, split: Split, batch_size: int = 64) -> float:
-    predictions = np.concatenate([bundle.predict(split.inputs[i:i + batch_size])
-                                  for i in range(0, len(split), batch_size)])
-    return float(np.mean(predictions == split.labels))
+def batched_logits(bundle: ModelBundle, inputs: list[Any], batch_size: int = 64,
+                   progress: Progress = no_progress) -> np.ndarray:
+    """Logits for many inputs, a batch at a time, in input order (texts of similar length batched together)."""
+    order = (np.argsort([len(x) for x in inputs], kind="stable") if inputs and isinstance(inputs[0], str)
+             else np.arange(len(inputs)))
+    rows = []
+    for start in range(0, len(order), batch_size):
+        rows.append(bundle.logits([inputs[i] for i in order[start:start + batch_size]]))
+        done = min(len(order), start + batch_size)
+        progress(done / len(order), f"{done:,} of {len(order):,} examples")
+    logits = np.empty((len(order), rows[0].shape[-1]), dtype=np.float32)
+    logits[order] = np.concatenate(rows)
+    return logits

@@ -16,7 +16,7 @@ from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import ModelSpec, count_params, load_model, load_saved
 from microbudget_core.models.bundle import IMAGE, ModelBundle
-from microbudget_core.models.variants import keep_layers, narrow_mobilenet
+from microbudget_core.models.variants import keep_layers, narrow
 from microbudget_core.models.vision import MobileNetV2, preprocessor_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,18 +47,18 @@ def test_keeping_every_layer_changes_nothing_and_fewer_layers_shrink_the_model(t
             keep_layers(bundle, bad)
 
 
-def test_a_narrower_mobilenet_has_fewer_weights_and_refuses_other_models(text):
+def test_a_narrower_mobilenet_has_fewer_weights_and_refuses_other_models():
     model = MobileNetV2(num_classes=3).eval()
     meta = {"family": "mobilenet-v2", "num_classes": 3, "width_mult": 1.0, "image_size": 32}
     bundle = ModelBundle(model, IMAGE, ["a", "b", "c"], preprocessor_for(32), "mobilenet", meta)
-    half = narrow_mobilenet(bundle, 0.5)
+    half = narrow(bundle, 0.5, from_teacher=False)
     assert half.meta["width_mult"] == 0.5 and bundle.meta["width_mult"] == 1.0
     assert count_params(half.model) < count_params(bundle.model) / 2
     assert multiply_adds(half, 224) < multiply_adds(bundle, 224) / 2
     with pytest.raises(MicrobudgetError, match="out of range"):
-        narrow_mobilenet(bundle, 2.0)
-    with pytest.raises(MicrobudgetError, match="needs a MobileNetV2"):
-        narrow_mobilenet(text[0], 0.5)
+        narrow(bundle, 2.0, from_teacher=False)
+    with pytest.raises(MicrobudgetError, match="needs a MobileNetV2 or a BERT"):
+        narrow(ModelBundle(torch.nn.Linear(4, 3), IMAGE, ["a", "b", "c"], preprocessor_for(32), "linear"), 0.5, True)
 
 
 def test_multiply_adds_of_a_tiny_bert_match_the_hand_count(text):

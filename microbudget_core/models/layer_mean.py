@@ -47,7 +47,8 @@ class LayerMeanBertForSequenceClassification(BertPreTrainedModel):
         mask = attention_mask.unsqueeze(-1).to(hidden_states[0].dtype)
         count = mask.sum(dim=1).clamp(min=1)  # padding tokens do not count
         sentence = torch.cat([(states * mask).sum(dim=1) / count for states in hidden_states], dim=-1)
-        return SequenceClassifierOutput(logits=self.classifier(self.dropout(sentence)))
+        # The hidden states go out too: distillation can match a student's layers to these.
+        return SequenceClassifierOutput(logits=self.classifier(self.dropout(sentence)), hidden_states=hidden_states)
 
 
 def uses_layer_mean(config: Any) -> bool:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..cache import cached_array, weights_digest
 from ..data import Dataset, Split
 from ..models import ModelBundle
 from ..models.anatomy import head_inputs, head_name, under
-from ..paths import home
 from ..progress import Progress, no_progress, scaled
 from ..training import TrainReport, split_for_training
 from . import _finetune
@@ -27,7 +23,7 @@ ID = "finetune-head"
 DESCRIPTION = "Transfer learning, head only: the backbone frozen, a linear or MLP head trained on its cached features"
 HEADS = ("linear", "mlp")
 MLP_HIDDEN = 256
-FEATURES_VERSION = 1  # bump when the way features are computed changes: old cache entries stop matching
+FEATURES_VERSION = 2  # bump when the way features are computed or stored changes: old cache entries stop matching
 
 
 @dataclass(frozen=True)
@@ -126,35 +122,11 @@ def _stack_rows(rows: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
 
 def _features(start: ModelBundle, model: nn.Module, head: str, split: Split,
               progress: Progress) -> tuple[np.ndarray, bool]:
-    """The head's input for every example of `split` (and whether it came from the cache)."""
-    path = home() / "features" / f"{_cache_key(start, model, head, split)}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as stored:
-            return stored["features"], True
-    features = head_inputs(model, head, start.preprocess, split.inputs, progress=progress)
-    _write_atomically(path, features)
-    return features, False
+    """The head's input for every example of `split` (and whether it came from the cache).
 
-
-def _write_atomically(path: Path, features: np.ndarray) -> None:
-    """Write to a private name, then rename: an interrupted run leaves no entry, whole or half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.partial-{os.getpid()}.npz")
-    try:
-        with open(partial, "wb") as file:
-            np.savez(file, features=features)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _cache_key(start: ModelBundle, model: nn.Module, head: str, split: Split) -> str:
-    """Model id, backbone weights (a retrained local folder gets new features), data, image size, head."""
-    weights = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        if not under(name, head):
-            weights.update(name.encode() + tensor.detach().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-    key = json.dumps([start.name, weights.hexdigest(), split.fingerprint(), start.meta.get("image_size"), head,
-                      FEATURES_VERSION])
-    readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in start.name)[-40:]
-    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    Keyed by model id, backbone weights (a retrained local folder gets new features), data, image size and head.
+    """
+    key = [start.name, weights_digest(model, skip=lambda name: under(name, head)), split.fingerprint(),
+           start.meta.get("image_size"), head, FEATURES_VERSION]
+    return cached_array("features", start.name, key,
+                        lambda: head_inputs(model, head, start.preprocess, split.inputs, progress=progress))

@@ -1,0 +1,217 @@
+"""Knowledge distillation: a smaller student learns from the teacher's softened predictions as well as the labels.
+
+Hard labels punish a small model for any doubt; the teacher's soft targets say which wrong answers are
+nearly right, a richer signal per example (Hinton et al. 2015). The student is built from the teacher
+(fewer layers, a narrower width, a trimmed word table) or is any model id. `alpha` 0 is the hard-label
+control: the same student and budget, the teacher unused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..cache import cached_array, weights_digest
+from ..data import Dataset, DatasetSpec, Split, load_dataset
+from ..errors import MicrobudgetError
+from ..models import TEXT, ModelBundle, ModelSpec, count_params, load_model
+from ..models.variants import LAYER_CHOICES, keep_layers, narrow, pick_layers, trim_vocab
+from ..progress import Progress, no_progress, scaled
+from ..training import TrainConfig, batched_logits, logits_of, split_for_training, train_classifier
+from . import _finetune
+
+ID = "distill"
+DESCRIPTION = "Knowledge distillation: a smaller student (fewer layers, narrower, or any model) trained on the teacher's soft predictions"
+STUDENTS = ("layers", "narrow", "model")
+INITS = ("teacher", "random")
+
+
+@dataclass(frozen=True)
+class Config:
+    student: str = field(default="layers", metadata={"choices": STUDENTS})
+    layers: int = 2  # layers student: how many of the teacher's transformer layers it keeps
+    which_layers: str = field(default="evenly", metadata={"choices": LAYER_CHOICES})
+    width: float = 0.5  # narrow student: its channels (MobileNetV2) or hidden size (BERT) as a share of the teacher's
+    init: str = field(default="teacher", metadata={"choices": INITS})  # narrow: the teacher's weights sliced, or random
+    student_model: str = ""  # model student: a model id or folder, trained with a fresh head
+    trim_vocab: bool = True  # text: keep only the word-table rows of tokens the training texts use
+    temperature: float = 2.0  # softens both softmaxes; higher shows more of the teacher's "dark knowledge"
+    alpha: float = 0.5  # weight of the soft-target term, the rest on the labels; 0 is the hard-label control
+    hidden_weight: float = 0.0  # layers student: weight of matching each kept layer's output to the teacher's (MSE)
+    teacher_run: str = ""  # a stored run's model as the teacher; empty: the model this step receives
+    unlabeled: str = ""  # a dataset id whose inputs the student also learns from, with the teacher's labels only
+    use_labels: bool = True  # False: the student never sees a human label, only the teacher's predictions
+    epochs: int = 4
+    learning_rate: float = 0.0  # 0: the baseline recipe's (1e-3 for vision, 1.5e-4 for text)
+    examples_per_class: int = 0  # labelled budget: 0 all, else the first k of each class
+    patience: int = 1  # epochs without validation gain before stopping
+    seed: int = 0
+
+
+def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
+          progress: Progress = no_progress) -> ModelBundle:
+    _check(config, dataset)
+    teacher = _teacher(bundle, config)
+    fit, validation = split_for_training(dataset.train, TrainConfig(), config.examples_per_class)
+    extra = _unlabeled_inputs(config.unlabeled, dataset)
+    inputs = fit.inputs + extra
+    student, vocab_before = _student(teacher, config, inputs)
+    taught, cached = _teacher_logits(teacher, inputs + validation.inputs, scaled(progress, 0.0, 0.3))
+    soft, teacher_validation = taught[:len(inputs)], taught[len(inputs):]
+    teacher_labels = soft.argmax(axis=-1)
+    labels = np.concatenate([fit.labels if config.use_labels else teacher_labels[:len(fit)],
+                             teacher_labels[len(fit):]])
+    teacher_accuracy = float(np.mean(teacher_validation.argmax(axis=-1) == validation.labels))
+    series = "control (hard labels)" if config.alpha == 0 else "student (distilled)"
+
+    def report(fraction: float, message: str, **metrics: object) -> None:
+        extras = {"teacher_accuracy": teacher_accuracy, "series": series} if "epoch" in metrics else {}
+        progress(0.3 + 0.7 * fraction, message, **metrics, **extras)
+
+    rate = _finetune.recipe_rate(config, teacher.task)
+    # The word table comes from the teacher (which kept the pretrained one): frozen, as in the baseline recipe.
+    freeze = student.task == TEXT and (config.student == "layers" or (config.student, config.init) == ("narrow",
+                                                                                                      "teacher"))
+    trained, train_report = train_classifier(
+        student, Split(inputs, labels), _finetune.recipe(config, rate, freeze_embeddings=freeze), report,
+        min_steps=_finetune.MIN_STEPS, validation=validation,
+        objective=_objective(soft, teacher, config))
+    student_params, teacher_params = count_params(trained.model), count_params(teacher.model)
+    role = "Hard-label control" if config.alpha == 0 else (
+        f"Distilled (T={config.temperature:g}, alpha={config.alpha:g}"
+        + (f", hidden states x{config.hidden_weight:g}" if config.hidden_weight else "") + ")")
+    note = (f"{role}: student {trained.name} with {student_params / 1e6:.2f}M parameters, teacher {teacher.name} "
+            f"with {teacher_params / 1e6:.2f}M; {len(train_report.history)} epochs on {len(fit):,} "
+            f"{'labelled' if config.use_labels else 'teacher-labelled'} examples"
+            + (f" and {len(extra):,} unlabelled ones" if extra else "")
+            + f"; teacher's logits {'from the cache' if cached else 'computed once and cached'}."
+            + (f" Word table trimmed from {vocab_before:,} to {trained.model.config.vocab_size:,} tokens."
+               if vocab_before else ""))
+    details = {"teacher_params": teacher_params, "teacher_val_accuracy": teacher_accuracy,
+               "student_params": student_params, "student": trained.name,
+               "vocab_before": vocab_before or None, "unlabeled_examples": len(extra)}
+    return _finetune.result(trained, trained.model, train_report, note, details=details)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                      temperature: float, alpha: float) -> torch.Tensor:
+    """alpha * KL(teacher/T || student/T) * T^2 + (1 - alpha) * cross-entropy(labels).
+
+    T^2 keeps the soft term's gradients at the hard term's scale as T changes (Hinton et al. 2015).
+    """
+    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=-1),
+                    F.log_softmax(teacher_logits / temperature, dim=-1), reduction="batchmean", log_target=True)
+    return alpha * soft * temperature ** 2 + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+def softened(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T): the soft targets the student learns from (the page's temperature explainer)."""
+    return torch.softmax(torch.as_tensor(logits, dtype=torch.float32) / temperature, dim=-1).numpy()
+
+
+def _check(config: Config, dataset: Dataset | None) -> None:
+    for name, rule in (("student", STUDENTS), ("which_layers", LAYER_CHOICES), ("init", INITS)):
+        _finetune.require(getattr(config, name) in rule, name, getattr(config, name), f"one of {', '.join(rule)}")
+    _finetune.require(config.temperature > 0, "temperature", config.temperature, "above 0")
+    _finetune.require(0 <= config.alpha <= 1, "alpha", config.alpha, "from 0 to 1")
+    _finetune.require(config.hidden_weight >= 0, "hidden_weight", config.hidden_weight, "0 or more")
+    _finetune.require(config.hidden_weight == 0 or config.student == "layers", "hidden_weight",
+                      config.hidden_weight, "0 unless the student is 'layers' (the teacher's own layers to match)")
+    _finetune.require(config.student != "model" or bool(config.student_model.strip()), "student_model",
+                      config.student_model, "a model id or folder when the student is 'model'")
+    _finetune.require(config.epochs >= 1, "epochs", config.epochs, "at least 1")
+    _finetune.require(config.examples_per_class >= 0, "examples_per_class", config.examples_per_class, "0 or more")
+    _finetune.require(config.patience >= 1, "patience", config.patience, "at least 1")
+    if dataset is None or len(dataset.train) == 0:
+        raise MicrobudgetError("distill trains on a dataset, and none was given.", "Run it with a dataset.")
+
+
+def _teacher(bundle: ModelBundle, config: Config) -> ModelBundle:
+    """The model this step receives, or a stored run's; it must have a trained head for these labels."""
+    if config.teacher_run:
+        from ..pipeline import load_run_model
+        from ..runs import RunStore
+
+        run = RunStore().get(config.teacher_run)
+        if run is None:
+            raise MicrobudgetError(f"No stored run '{config.teacher_run}' to use as the teacher.",
+                                   "Pick a run id from `runs` or the Compare page.")
+        teacher = load_run_model(run)
+        if teacher.labels != bundle.labels:
+            raise MicrobudgetError(f"Teacher run {run.run_id} predicts {teacher.labels}, this dataset has "
+                                   f"{bundle.labels}.", "Pick a teacher trained on this dataset.")
+        return teacher
+    if not bundle.head_trained:
+        raise MicrobudgetError(f"{bundle.name} has no trained head to teach with.", "Train a teacher first.")
+    return bundle
+
+
+def _student(teacher: ModelBundle, config: Config, texts: list) -> tuple[ModelBundle, int]:
+    """The untrained student (a new model; the teacher is not touched) and its word table's size before trimming."""
+    if config.student != "model" and (hasattr(teacher.model, "onnx_bytes") or teacher.meta.get("structure")
+                                      or any(p.dtype != torch.float32 for p in teacher.model.parameters())):
+        raise MicrobudgetError("A student built from the teacher's weights needs a full-precision PyTorch teacher; "
+                               f"{teacher.name} was quantized or exported.",
+                               "Put distill before quantization in the pipeline, or pick a student model.")
+    if config.student == "layers":
+        total = getattr(getattr(teacher.model, "config", None), "num_hidden_layers", 0)
+        if not total:
+            raise MicrobudgetError(f"A layers student needs a transformer teacher; {teacher.name} has no layers.",
+                                   "Use a narrow student for MobileNetV2.")
+        student = keep_layers(teacher, pick_layers(total, config.layers, config.which_layers))
+    elif config.student == "narrow":
+        student = narrow(teacher, config.width, from_teacher=config.init == "teacher", seed=config.seed)
+    else:
+        student = load_model(ModelSpec(config.student_model.strip()), teacher.labels, teacher.task,
+                             teacher.meta.get("image_size")).copy()
+    if config.trim_vocab and student.task == TEXT:
+        return trim_vocab(student, texts)
+    return student, 0
+
+
+def _unlabeled_inputs(dataset_id: str, dataset: Dataset) -> list:
+    """The inputs of another dataset of the same kind, labels dropped."""
+    if not dataset_id.strip():
+        return []
+    other = load_dataset(DatasetSpec(dataset_id.strip()))
+    if other.modality != dataset.modality:
+        raise MicrobudgetError(f"Unlabelled data '{dataset_id}' holds {other.modality}, the task {dataset.modality}.",
+                               "Give unlabelled data of the same kind as the task's.")
+    return list(other.train.inputs)
+
+
+def _teacher_logits(teacher: ModelBundle, inputs: list, progress: Progress) -> tuple[np.ndarray, bool]:
+    """The teacher's logits for every input, computed once and cached on disk (the control and later runs reuse them)."""
+    fingerprint = Split(inputs, np.zeros(len(inputs), dtype=np.int64)).fingerprint()
+    weights = weights_digest(teacher.model)
+    progress(0.0, f"Teacher {teacher.name}: logits for {len(inputs):,} examples")
+    return cached_array("teacher-logits", teacher.name, [teacher.name, weights, fingerprint],
+                        lambda: batched_logits(teacher, inputs, progress=progress))
+
+
+def _objective(soft: np.ndarray, teacher: ModelBundle, config: Config):
+    """The training loss per batch: distillation on the cached teacher logits (and hidden states when asked)."""
+    teacher_logits = torch.from_numpy(soft)
+    layers = None
+    if config.hidden_weight:
+        total = teacher.model.config.num_hidden_layers
+        layers = [0] + [i + 1 for i in pick_layers(total, config.layers, config.which_layers)]
+
+    def objective(bundle: ModelBundle, inputs: list, labels: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+        if layers is None:
+            return distillation_loss(logits_of(bundle, inputs), teacher_logits[positions], labels,
+                                     config.temperature, config.alpha)
+        features = bundle.preprocess(inputs)
+        output = bundle.model(**features, output_hidden_states=True)
+        with torch.no_grad():
+            reference = teacher.model(**teacher.preprocess(inputs), output_hidden_states=True).hidden_states
+        mask = features["attention_mask"].unsqueeze(-1).float()
+        matching = sum(((mine - reference[theirs]) ** 2 * mask).sum() / (mask.sum() * mine.shape[-1])
+                       for mine, theirs in zip(output.hidden_states, layers))
+        return (distillation_loss(output.logits, teacher_logits[positions], labels, config.temperature, config.alpha)
+                + config.hidden_weight * matching / len(layers))
+
+    return objective
