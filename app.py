@@ -7,6 +7,7 @@ st.set_page_config(page_title="microbudget", page_icon=":material/compress:", la
 pages = [
     st.Page("views/home.py", title="Methods at a glance", icon=":material/home:", default=True),
     st.Page("views/transfer.py", title="Transfer learning", icon=":material/school:"),
+    st.Page("views/distillation.py", title="Distillation", icon=":material/science:"),
     st.Page("views/quantization.py", title="Quantization", icon=":material/compress:"),
     st.Page("views/architectures.py", title="Architectures", icon=":material/architecture:"),
     st.Page("views/compare.py", title="Compare and decide", icon=":material/insights:"),

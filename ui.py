@@ -129,7 +129,8 @@ def kept_rows(key: str, label: str, job: Callable[[Progress], Any] | None) -> li
 def run_with_progress(label: str, job: Callable[[Progress], Any], live_curves: bool = False) -> Any | None:
     """Run `job(progress)` inside st.status with a progress bar; None (and one error box) on bad input.
 
-    With `live_curves`, each epoch's loss and validation accuracy redraw a chart as training goes.
+    With `live_curves`, each epoch's loss and validation accuracy redraw a chart as training goes (one line per
+    training, named by its `series` where the core gives one, with the teacher's accuracy where there is one).
     """
     with st.status(label, expanded=True) as status:
         bar = st.progress(0.0, text="Starting")
@@ -139,10 +140,10 @@ def run_with_progress(label: str, job: Callable[[Progress], Any], live_curves: b
             bar.progress(min(max(fraction, 0.0), 1.0), text=message)
             if live_curves and "epoch" in metrics:
                 if metrics["epoch"] == 1:  # a new training run starts its own line
-                    histories[f"training {len(histories) + 1}"] = []
+                    histories[metrics.get("series") or f"training {len(histories) + 1}"] = []
                 list(histories.values())[-1].append(metrics)
-                chart.plotly_chart(plots.training_figure(histories), width="stretch",
-                                   config={"displayModeBar": False})
+                chart.plotly_chart(plots.training_figure(histories, metrics.get("teacher_accuracy")),
+                                   width="stretch", config={"displayModeBar": False})
 
         try:
             result = job(progress)
@@ -154,23 +155,31 @@ def run_with_progress(label: str, job: Callable[[Progress], Any], live_curves: b
         return result
 
 
-def technique_settings(technique: ModuleType, key: str) -> dict[str, Any]:
-    """One widget per field of the technique's Config; the values go to the core as settings."""
+def technique_settings(technique: ModuleType, key: str, skip: tuple[str, ...] = (), columns: int = 1
+                       ) -> dict[str, Any]:
+    """One widget per field of the technique's Config (those not in `skip`, in a grid `columns` wide); the values
+    go to the core as settings."""
+    fields = [f for f in dataclasses.fields(technique.Config) if f.name not in skip]
+    cells = [cell for _ in range(0, len(fields), columns) for cell in st.columns(columns)]
     settings: dict[str, Any] = {}
-    for field in dataclasses.fields(technique.Config):
-        label, widget_key = field.name.replace("_", " "), f"{key}.{field.name}"
-        if "choices" in field.metadata:
-            choices = list(field.metadata["choices"])
-            settings[field.name] = st.selectbox(label, choices, index=choices.index(field.default), key=widget_key)
-        elif isinstance(field.default, bool):
-            settings[field.name] = st.checkbox(label, field.default, key=widget_key)
-        elif isinstance(field.default, float):
-            # Steps at the default's scale, shown in full: 0.003 would read "0.00" and step to -0.007.
-            step = 10.0 ** math.floor(math.log10(field.default)) if field.default > 0 else 0.001
-            settings[field.name] = st.number_input(label, value=field.default, step=step, format="%g",
-                                                   key=widget_key)
-        elif isinstance(field.default, int):
-            settings[field.name] = st.number_input(label, value=field.default, key=widget_key)
-        else:
-            settings[field.name] = st.text_input(label, str(field.default), key=widget_key)
+    for field, cell in zip(fields, cells):
+        with cell:
+            settings[field.name] = _setting_widget(field, f"{key}.{field.name}")
     return settings
+
+
+def _setting_widget(field: dataclasses.Field, key: str) -> Any:
+    """The widget for one Config field, by its type (a choice list where the field declares one)."""
+    label = field.name.replace("_", " ")
+    if "choices" in field.metadata:
+        choices = list(field.metadata["choices"])
+        return st.selectbox(label, choices, index=choices.index(field.default), key=key)
+    if isinstance(field.default, bool):
+        return st.checkbox(label, field.default, key=key)
+    if isinstance(field.default, float):
+        # Steps at the default's scale, shown in full: 0.003 would read "0.00" and step to -0.007.
+        step = 10.0 ** math.floor(math.log10(field.default)) if field.default > 0 else 0.001
+        return st.number_input(label, value=field.default, step=step, format="%g", key=key)
+    if isinstance(field.default, int):
+        return st.number_input(label, value=field.default, key=key)
+    return st.text_input(label, str(field.default), key=key)

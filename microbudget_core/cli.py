@@ -74,10 +74,15 @@ def _run(args: argparse.Namespace) -> int:
 
         # Libraries print chatter (ONNX Runtime's calibration does); stdout is kept for the result alone.
         with contextlib.redirect_stdout(sys.stderr):
-            run = run_pipeline(request, measure_config=MeasureConfig(memory=not args.no_memory), progress=progress)
+            kept: list = []
+            run = run_pipeline(request, measure_config=MeasureConfig(memory=not args.no_memory), progress=progress,
+                               kept=kept)
     if args.json:
         print(json.dumps(run.to_json(), indent=2))
     else:
+        for step in kept[:-1]:  # a chain's intermediate results, each stored as a run of its own
+            print(f"after {step.label}: run {step.run_id}, accuracy {step.result['accuracy']:.3f}, "
+                  f"{step.result['size_bytes'] / 1e6:.1f} MB, p50 {step.result['latency_ms_p50']:.2f} ms")
         _print_comparison(run.baseline, run.result, run.label)
         for note in run.notes:
             print(f"note: {note}")

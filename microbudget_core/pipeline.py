@@ -45,11 +45,14 @@ class Prepared:
 
 @one_at_a_time
 def run_pipeline(request: Request, store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(),
-                 progress: Progress = no_progress) -> Run:
-    """Run the request's steps on a copy of the baseline, measure both, and store the Run."""
+                 progress: Progress = no_progress, kept: list[Run] | None = None) -> Run:
+    """Run the request's steps on a copy of the baseline, measure both, and store the Run.
+
+    `kept` receives every run stored: in a chain, one per step (see `run_steps`).
+    """
     steps = resolve(request.steps)  # bad ids and settings fail before any slow work
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.6))
-    return run_steps(prepared, steps, store, measure_config, scaled(progress, 0.6, 1.0))
+    return run_steps(prepared, steps, store, measure_config, scaled(progress, 0.6, 1.0), kept)
 
 
 # The int8 paths worth a row beside the weight-only sweep: the fast ones for each kind of model.
@@ -131,24 +134,44 @@ def prepare(request: Request, measure_config: MeasureConfig = MeasureConfig(),
 
 
 def run_steps(prepared: Prepared, steps: list[tuple[Any, Any]], store: RunStore | None = None,
-              measure_config: MeasureConfig = MeasureConfig(), progress: Progress = no_progress) -> Run:
-    """Apply resolved steps (see `resolve`) to the prepared baseline, measure the result, and store the Run."""
-    baseline, request = prepared.baseline, prepared.request
-    result, step_training = baseline, {}
+              measure_config: MeasureConfig = MeasureConfig(), progress: Progress = no_progress,
+              kept: list[Run] | None = None) -> Run:
+    """Apply resolved steps (see `resolve`) to the prepared baseline, measure the result, and store the Run.
+
+    In a chain, each step's intermediate result is measured and stored as a run of its own too
+    (e.g. distill -> onnx-int8-dynamic keeps the fp32 student beside the int8 one); `kept` receives
+    every run stored, in order.
+    """
+    kept = [] if kept is None else kept
+    result, step_training = prepared.baseline, {}
+    share = 1 / (len(steps) + 1)  # each step, and each measurement, a part of the bar
     for number, (technique, config) in enumerate(steps):
-        span = 0.5 * number / len(steps), 0.5 * (number + 1) / len(steps)
         trained_before = result.meta.get("train_seconds")
-        result = technique.apply(result, config, prepared.dataset, scaled(progress, *span))
+        result = technique.apply(result, config, prepared.dataset, scaled(progress, share * number, share * (number + 0.5)))
         if result.meta.get("train_seconds") != trained_before:  # this step trained
             step_training = _training(result.meta)
-    run = Run(model=request.model, dataset=request.dataset, task=baseline.task,
+        if number < len(steps) - 1:
+            kept.append(_measure_and_store(prepared, steps[:number + 1], result, step_training, store, measure_config,
+                                           scaled(progress, share * (number + 0.5), share * (number + 1))))
+    kept.append(_measure_and_store(prepared, steps, result, step_training, store, measure_config,
+                                   scaled(progress, 1 - share, 1.0)))
+    progress(1.0, "Done")
+    return kept[-1]
+
+
+def _measure_and_store(prepared: Prepared, steps: list[tuple[Any, Any]], result: ModelBundle,
+                       step_training: dict[str, Any], store: RunStore | None, measure_config: MeasureConfig,
+                       progress: Progress) -> Run:
+    """Measure `result` (what `steps` made of the baseline) against the original, and store it as a Run."""
+    baseline = prepared.baseline
+    run = Run(model=prepared.request.model, dataset=prepared.request.dataset, task=baseline.task,
               steps=_records(steps),
               baseline={**prepared.original.metrics, **_training(baseline.meta)}, result={}, ratios={},
               labels=list(baseline.labels))
     artifacts = home() / "artifacts" / run.run_id
     try:
         final = measure(result, prepared.eval_split, reference=prepared.original.predictions, config=measure_config,
-                        artifact_dir=artifacts, progress=scaled(progress, 0.5, 1.0))
+                        artifact_dir=artifacts, progress=progress)
         run.result = {**final.metrics, **(step_training if steps else _training(baseline.meta))}
         run.ratios = ratios(run.baseline, run.result)
         run.artifact_path = str(artifacts)
@@ -158,7 +181,6 @@ def run_steps(prepared: Prepared, steps: list[tuple[Any, Any]], store: RunStore 
     except BaseException:
         shutil.rmtree(artifacts, ignore_errors=True)  # no orphan files for a run never stored
         raise
-    progress(1.0, "Done")
     return run
 
 

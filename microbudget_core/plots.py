@@ -161,18 +161,22 @@ def _grid_aligned_edges(e: Explanation) -> np.ndarray:
 
 
 STRATEGY_COLOURS = {"finetune-head": "#0f766e", "finetune-last-n": "#2563eb", "finetune-full": "#7c3aed",
-                    "from-scratch": "#be123c"}
+                    "from-scratch": "#be123c", "student": RESULT_COLOUR, "control": "#d97706"}
 
 
-def training_figure(histories: dict[str, list[dict]]) -> go.Figure:
-    """Training loss and validation accuracy per epoch, one line per run (live while training)."""
+def training_figure(histories: dict[str, list[dict]], teacher_accuracy: float | None = None) -> go.Figure:
+    """Training loss and validation accuracy per epoch, one line per run (live while training); the teacher's
+    accuracy on the same validation examples as a dashed line, where there is one."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=["Training loss", "Validation accuracy"])
+    if teacher_accuracy is not None:
+        figure.add_hline(y=teacher_accuracy, line_dash="dash", line_color=ORIGINAL_COLOUR, row=1, col=2,
+                         annotation_text=f"teacher {teacher_accuracy:.1%}", annotation_position="bottom right")
     for name, history in histories.items():
         epochs = [row["epoch"] for row in history]
         for column, key in enumerate(("loss", "val_accuracy"), start=1):
             figure.add_trace(go.Scatter(x=epochs, y=[row[key] for row in history], mode="lines+markers", name=name,
                                         legendgroup=name, showlegend=column == 1,
-                                        marker_color=STRATEGY_COLOURS.get(name.split("(")[0])),
+                                        marker_color=STRATEGY_COLOURS.get(name.split("(")[0].strip())),
                              row=1, col=column)
     figure.update_xaxes(title_text="epoch", dtick=1)
     figure.update_layout(height=320, margin=dict(l=20, r=20, t=50, b=20))
@@ -270,4 +274,31 @@ def architectures_figure(rows: list[dict]) -> go.Figure:
         figure.update_xaxes(title_text=title, type="log", row=1, col=column)
     figure.update_yaxes(title_text="eval accuracy (%)", row=1, col=1)
     figure.update_layout(height=420, margin=dict(l=70, r=70, t=50, b=20))
+    return figure
+
+
+def lineup_figure(rows: list[dict]) -> go.Figure:
+    """One bar per model (teacher first) for size, p50 latency and accuracy: what the student keeps."""
+    names = [row["model"] for row in rows]
+    colours = [ORIGINAL_COLOUR] + TECHNIQUE_PALETTE[:len(rows) - 1]
+    panels = [("size MB", "Size", "MB"), ("p50 ms", "Latency p50 (batch 1)", "ms"), ("accuracy", "Accuracy", "%")]
+    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for _, title, _ in panels])
+    for column, (key, _, unit) in enumerate(panels, start=1):
+        values = [row[key] * (100 if unit == "%" else 1) for row in rows]
+        figure.add_trace(go.Bar(x=names, y=values, marker_color=colours, showlegend=False,
+                                text=[f"{v:,.1f} {unit}" for v in values], textposition="auto",
+                                hovertemplate="%{x}: %{y:,.2f} " + unit + "<extra></extra>"), row=1, col=column)
+    figure.update_layout(height=380, margin=dict(l=20, r=20, t=50, b=20), bargap=0.25)
+    return figure
+
+
+def temperature_figure(labels: list[str], targets: dict[float, np.ndarray]) -> go.Figure:
+    """The teacher's softmax for one input at each temperature: higher T, softer targets."""
+    figure = make_subplots(rows=1, cols=len(targets), shared_yaxes=True,
+                           subplot_titles=[f"T = {t:g}" for t in targets])
+    for column, probabilities in enumerate(targets.values(), start=1):
+        figure.add_trace(go.Bar(x=labels, y=probabilities, marker_color=RESULT_COLOUR, showlegend=False,
+                                hovertemplate="%{x}: %{y:.3f}<extra></extra>"), row=1, col=column)
+    figure.update_yaxes(range=[0, 1], row=1, col=1, title_text="probability")
+    figure.update_layout(height=300, margin=dict(l=20, r=20, t=50, b=20))
     return figure

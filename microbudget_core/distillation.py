@@ -1,0 +1,99 @@
+"""The distillation lab: a student, its hard-label control and its int8 version, measured beside the teacher."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .baseline import build_baseline
+from .data import DatasetSpec, load_dataset
+from .exclusive import one_at_a_time
+from .measure import MeasureConfig
+from .models import ModelBundle
+from .pipeline import SWEEP_INT8, Request, Sweep, load_run_model, prepare, resolve, run_steps
+from .progress import Progress, no_progress, scaled
+from .runs import Run, RunStore
+from .techniques.distill import softened
+
+TEMPERATURES = (1, 2, 4, 8)
+CONTROL, STUDENT, QUANTIZED = "control (hard labels)", "student (distilled)", "student + int8"
+
+
+@one_at_a_time
+def run_distillation(request: Request, settings: dict[str, Any], control: bool = True, quantize: bool = True,
+                     store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(memory=False),
+                     progress: Progress = no_progress) -> Sweep:
+    """The hard-label control (same student and budget, alpha 0), then the distilled student, then it in int8.
+
+    Every row is measured against one measurement of the teacher; the int8 step is ONNX Runtime's fast path
+    for the kind of model (dynamic for text, static for images).
+    """
+    control_steps = resolve([("distill", {**settings, "alpha": 0, "hidden_weight": 0})])  # bad knobs fail first
+    student_steps = resolve([("distill", settings)])
+    prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.1))
+    if quantize:
+        student_steps += resolve([(SWEEP_INT8[prepared.baseline.task][1], {})])
+    sweep = Sweep([], {})
+    if control:
+        sweep.runs.append(run_steps(prepared, control_steps, store, measure_config, scaled(progress, 0.1, 0.5)))
+    run_steps(prepared, student_steps, store, measure_config, scaled(progress, 0.5 if control else 0.1, 1.0),
+              kept=sweep.runs)
+    return sweep
+
+
+def role(run: Run) -> str:
+    """Which row of the lab a run is: the control, the student, or the student in int8."""
+    if run.steps[-1]["technique"] != "distill":
+        return QUANTIZED
+    return CONTROL if run.steps[-1]["config"]["alpha"] == 0 else STUDENT
+
+
+def lineup(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Teacher, control, student, student + int8: size, params, latency, accuracy, fidelity, against the teacher.
+
+    The teacher is the original model, or the stored run the student named as its teacher (`teacher_run`).
+    """
+    chosen = runs[0].steps[0]["config"].get("teacher_run")
+    teacher_run = RunStore().get(chosen) if chosen else None
+    teacher = teacher_run.result if teacher_run else runs[0].baseline
+    rows = [("teacher", teacher, teacher_run.result["fidelity"] if teacher_run else 1.0)]
+    rows += [(role(run), run.result, run.result["fidelity"]) for run in runs]
+    return [{"model": name, "size MB": m["size_bytes"] / 1e6, "params (M)": m["params"] / 1e6,
+             "p50 ms": m["latency_ms_p50"], "accuracy": m["accuracy"], "same predictions as the original": fidelity,
+             "x smaller": teacher["size_bytes"] / m["size_bytes"], "x faster": teacher["latency_ms_p50"] /
+             m["latency_ms_p50"], "% of teacher accuracy": 100 * m["accuracy"] / teacher["accuracy"]}
+            for name, m, fidelity in rows]
+
+
+def histories(runs: Sequence[Run]) -> tuple[dict[str, list[dict]], float | None]:
+    """Per-epoch curves of the trained rows, and the teacher's accuracy on the same validation examples."""
+    trained = [run for run in runs if role(run) != QUANTIZED and run.result.get("history")]
+    teacher = next((run.result.get("teacher_val_accuracy") for run in trained), None)
+    return {role(run): run.result["history"] for run in trained}, teacher
+
+
+def soft_targets(model: str, dataset: str, example: Any, teacher_run: str = "",
+                 temperatures: Sequence[float] = TEMPERATURES) -> tuple[list[str], dict[float, np.ndarray]]:
+    """The teacher's softmax for one input at each temperature: what 'soft targets' look like."""
+    teacher = teacher_model(model, dataset, teacher_run)
+    logits = teacher.logits([example])[0]
+    return teacher.labels, {t: softened(logits, t) for t in temperatures}
+
+
+def eval_examples(dataset: str, count: int = 12) -> list[Any]:
+    """The first few held-out inputs of a dataset, to show the teacher's soft targets on."""
+    return load_dataset(DatasetSpec(dataset)).eval.inputs[:count]
+
+
+def teacher_model(model: str, dataset: str, teacher_run: str = "") -> ModelBundle:
+    """The teacher: a stored run's model, or by default the model fine-tuned on the dataset by the baseline recipe."""
+    run = RunStore().get(teacher_run) if teacher_run else None
+    return load_run_model(run) if run else build_baseline(model, load_dataset(DatasetSpec(dataset)))
+
+
+def side_by_side(student: Run, example: Any) -> dict[str, np.ndarray]:
+    """The same input through the teacher and the student: each one's class probabilities."""
+    teacher = teacher_model(student.model, student.dataset, student.steps[0]["config"].get("teacher_run", ""))
+    return {"teacher": teacher.probabilities([example])[0],
+            role(student): load_run_model(student).probabilities([example])[0]}

@@ -1,0 +1,87 @@
+"""Distillation lab: a large teacher trains a small student; see what the student keeps, and what distillation adds."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from microbudget_core import distillation, plots, techniques
+from microbudget_core.errors import MicrobudgetError
+from microbudget_core.pipeline import Request
+from microbudget_core.runs import RunStore
+
+st.title("Distillation")
+st.markdown("A small **student** learns from a large **teacher**: not only from the labels, but from the teacher's "
+            "softened predictions, which say how wrong each wrong answer is. The **control** is the same student "
+            "trained on the labels alone, with the same budget, so the gap between the two is what distillation "
+            "itself buys. The teacher is the model fine-tuned on the dataset (the default recipe).")
+
+model, dataset = ui.pick_model_and_dataset()
+ui.dataset_preview(dataset)
+store = RunStore()
+teachers = {"": "the default recipe's fine-tuned model"} | {
+    r.run_id: f"{r.label} ({r.result['accuracy']:.1%}, run {r.run_id})" for r in store.list(dataset)
+    if r.model == model and r.steps and r.steps[-1]["technique"].startswith("finetune")}
+teacher_run = st.selectbox("Teacher", list(teachers), format_func=teachers.get, key="distill_teacher")
+with st.expander("Student, loss and budget", expanded=True):
+    settings = ui.technique_settings(techniques.get("distill"), "distill", skip=("teacher_run",), columns=4)
+left, right, eval_column = st.columns(3)
+control = left.checkbox("Train the hard-label control too", True, key="distill_control",
+                        help="The same student and budget with alpha 0: the teacher unused.")
+quantize = right.checkbox("Then quantize the student to int8", True, key="distill_int8",
+                          help="ONNX Runtime int8 (dynamic for text, static for images) after distillation.")
+eval_limit = eval_column.slider("Eval examples", 50, 1000, 500, step=50, key="distill_eval",
+                                help="Held-out examples for accuracy; never used for training.")
+
+clicked = st.button("Distill", type="primary", key="distill_run", disabled=not (model and dataset))
+request = Request(model, dataset, [], eval_limit)
+job = clicked and (lambda progress: distillation.run_distillation(
+    request, {**settings, "teacher_run": teacher_run}, control, quantize, progress=progress))
+if clicked:
+    result = ui.run_with_progress(f"Distilling {model}", job, live_curves=True)
+    if result:
+        st.session_state["distill_runs"] = [run.run_id for run in result.runs]
+runs = [store.get(run_id) for run_id in st.session_state.get("distill_runs", [])]
+if runs and all(runs):
+    rows = distillation.lineup(runs)
+    st.subheader("Teacher and students side by side")
+    for run in runs:
+        if distillation.role(run) != distillation.QUANTIZED:
+            st.caption(run.notes[-1])
+    st.plotly_chart(plots.lineup_figure(rows), width="stretch", config={"displayModeBar": False})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
+                                "same predictions as the original": st.column_config.NumberColumn(format="percent")})
+    histories, teacher_accuracy = distillation.histories(runs)
+    st.plotly_chart(plots.training_figure(histories, teacher_accuracy), width="stretch",
+                    config={"displayModeBar": False})
+
+st.subheader("What the teacher's soft targets look like")
+st.markdown("Dividing the teacher's logits by a temperature *T* before the softmax flattens its prediction: "
+            "at T = 1 it is nearly all on one class; at higher T the other classes show how close they came. "
+            "The student is trained to match these (times T², so the gradients keep their scale).")
+if st.toggle("Show the teacher's soft targets", key="distill_explainer", disabled=not (model and dataset),
+             help="Fine-tunes the teacher first if this model and dataset have none yet (cached afterwards)."):
+    try:
+        examples = distillation.eval_examples(dataset)
+        pick = st.selectbox("Example from the eval split", range(len(examples)), key="distill_example",
+                            format_func=lambda i: examples[i][:120] if isinstance(examples[i], str) else f"image {i}")
+        if not isinstance(examples[pick], str):
+            st.image(examples[pick], width=96)
+        with st.spinner("Asking the teacher"):
+            labels, targets = distillation.soft_targets(model, dataset, examples[pick], teacher_run)
+    except MicrobudgetError as error:
+        st.error(str(error))
+    else:
+        st.plotly_chart(plots.temperature_figure(labels, targets), width="stretch", config={"displayModeBar": False})
+
+student = next((run for run in runs if run and distillation.role(run) == distillation.STUDENT), None)
+if student:
+    st.subheader("Try it: teacher and student on the same input")
+    example = ui.example_input(student.task, key="distill_try")
+    if example is not None:
+        try:
+            answers = distillation.side_by_side(student, example)
+        except MicrobudgetError as error:
+            st.error(str(error))
+        else:
+            st.bar_chart(pd.DataFrame(answers, index=student.labels), horizontal=True, stack=False)
