@@ -17,6 +17,7 @@ from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import TEXT, ModelSpec, count_params, load_model, load_saved
+from microbudget_core.models.anatomy import head_inputs
 from microbudget_core.models.bundle import IMAGE, ModelBundle
 from microbudget_core.models.variants import keep_layers, narrow, pick_layers, trim_vocab
 from microbudget_core.models.vision import MobileNetV2, preprocessor_for
@@ -128,12 +129,12 @@ def test_distillation_trains_a_smaller_student_reports_the_teacher_and_leaves_it
 
 def test_teacher_logits_are_computed_once(teacher, dataset, monkeypatch, private_home):
     calls = []
-    real = training.batched_logits
-    monkeypatch.setattr("microbudget_core.techniques.distill.batched_logits",
+    real = head_inputs
+    monkeypatch.setattr("microbudget_core.techniques.distill.head_inputs",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     distill(teacher, dataset, layers=1, epochs=1)
-    control = distill(teacher, dataset, layers=1, epochs=1, alpha=0)
-    assert len(calls) == 1 and len(list((private_home / "teacher-logits").glob("*.npz"))) == 1
+    control = distill(teacher, dataset, layers=1, epochs=1, alpha=0, hidden_weight=0)
+    assert len(calls) == 1 and len(list((private_home / "teacher-features").glob("*.npz"))) == 1
     assert control.meta["notes"][-1].startswith("Hard-label control")
 
 
@@ -146,7 +147,6 @@ def test_hidden_state_matching_and_unlabelled_data(teacher, dataset, sentiment_c
 
 @pytest.mark.parametrize("settings, message", [
     ({"student": "model", "student_model": "mobilenet-v2"}, "classifies images"),
-    ({"student": "model", "student_model": "x", "hidden_weight": 1.0}, "hidden_weight"),
     ({"student": "narrow", "width": 2.0}, "out of range"),
     ({"alpha": 1.5}, "alpha"),
     ({"layers": 3}, "Cannot keep 3 of 2 layers"),
@@ -196,3 +196,13 @@ def test_distillation_page_with_a_tiny_model(tiny_text_model, sentiment_csv, mon
     assert (table["accuracy"] > 0).all() and table["params (M)"].iloc[2] < table["params (M)"].iloc[0]
     charts = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
     assert charts and all(any(len(trace.get("y", [])) for trace in chart) for chart in charts)
+
+
+def test_the_teachers_logits_from_its_cached_features_are_the_models_own(teacher, dataset):
+    from microbudget_core.techniques.distill import _teacher_outputs
+
+    texts = dataset.eval.inputs[:20]
+    logits, features, cached = _teacher_outputs(teacher, texts, lambda *a, **k: None)
+    np.testing.assert_allclose(logits, teacher.logits(texts), atol=1e-5)
+    assert features.shape == (20, 3 * 32) and not cached  # embeddings + 2 layers, 32 wide
+    assert _teacher_outputs(teacher, texts, lambda *a, **k: None)[2]  # the second time, from the cache

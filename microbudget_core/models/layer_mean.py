@@ -44,11 +44,16 @@ class LayerMeanBertForSequenceClassification(BertPreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         hidden_states = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                                   output_hidden_states=True).hidden_states
-        mask = attention_mask.unsqueeze(-1).to(hidden_states[0].dtype)
-        count = mask.sum(dim=1).clamp(min=1)  # padding tokens do not count
-        sentence = torch.cat([(states * mask).sum(dim=1) / count for states in hidden_states], dim=-1)
+        sentence = mean_pooled(hidden_states, attention_mask).flatten(1)
         # The hidden states go out too: distillation can match a student's layers to these.
         return SequenceClassifierOutput(logits=self.classifier(self.dropout(sentence)), hidden_states=hidden_states)
+
+
+def mean_pooled(hidden_states: tuple[torch.Tensor, ...], attention_mask: torch.Tensor) -> torch.Tensor:
+    """[batch, states, hidden]: each hidden state's mean over the tokens, padding left out."""
+    mask = attention_mask.unsqueeze(-1).to(hidden_states[0].dtype)
+    count = mask.sum(dim=1).clamp(min=1)
+    return torch.stack([(states * mask).sum(dim=1) / count for states in hidden_states], dim=1)
 
 
 def uses_layer_mean(config: Any) -> bool:
