@@ -35,6 +35,7 @@ model, dataset = ui.pick_model_and_dataset()
 st.caption(f"Selected: **{model or '—'}** on **{dataset or '—'}**. Open a lab in the sidebar to run a technique; "
            "the first run fine-tunes the model for this dataset once and caches it.")
 st.page_link("views/transfer.py", label="Go to the Transfer learning lab", icon=":material/school:")
+st.page_link("views/distillation.py", label="Go to the Distillation lab", icon=":material/science:")
 st.page_link("views/quantization.py", label="Go to the Quantization lab", icon=":material/compress:")
 st.page_link("views/architectures.py", label="Compare efficient architectures", icon=":material/architecture:")
 st.page_link("views/compare.py", label="Compare every run and decide what to ship", icon=":material/insights:")

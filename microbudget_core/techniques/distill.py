@@ -19,7 +19,6 @@ from ..data import Dataset, DatasetSpec, Split, load_dataset
 from ..errors import MicrobudgetError
 from ..models import IMAGE, TEXT, ModelBundle, ModelSpec, count_params, load_model
 from ..models.anatomy import head_inputs, head_name
-from ..models.layer_mean import mean_pooled, uses_layer_mean
 from ..models.variants import LAYER_CHOICES, keep_layers, narrow, pick_layers, trim_vocab
 from ..progress import Progress, no_progress, scaled
 from ..training import TrainConfig, batched_logits, logits_of, split_for_training, train_classifier
@@ -69,6 +68,8 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     student, vocab_before = _student(teacher, config, inputs)
     taught, features, cached = _teacher_outputs(teacher, inputs + validation.inputs, scaled(progress, 0.0, 0.3))
     soft, teacher_validation = taught[:len(inputs)], taught[len(inputs):]
+    from ..models.layer_mean import uses_layer_mean  # here: it loads transformers' modeling code, a bad id needs none
+
     # Matching layers needs the teacher's own layers in the student, and a teacher whose head reads every layer.
     matches = config.student == "layers" and uses_layer_mean(getattr(teacher.model, "config", None))
     hidden_weight = config.hidden_weight if matches else 0.0
@@ -218,6 +219,8 @@ def _objective(soft: np.ndarray, features: np.ndarray | None, teacher: ModelBund
                hidden_weight: float):
     """The training loss per batch: distillation on the teacher's cached logits and, with a `hidden_weight`,
     each kept layer's mean-pooled output pulled towards the teacher's (the vectors its head reads)."""
+    from ..models.layer_mean import mean_pooled
+
     teacher_logits = torch.from_numpy(soft)
     targets = None
     if hidden_weight:
