@@ -14,10 +14,10 @@ from .models import ModelBundle
 from .pipeline import SWEEP_INT8, Request, Sweep, load_run_model, prepare, resolve, run_steps
 from .progress import Progress, no_progress, scaled
 from .runs import Run, RunStore
-from .techniques.distill import softened
+from .techniques.distill import CONTROL, STUDENT, softened
 
 TEMPERATURES = (1, 2, 4, 8)
-CONTROL, STUDENT, QUANTIZED = "control (hard labels)", "student (distilled)", "student + int8"
+QUANTIZED = "student + int8"
 
 
 @one_at_a_time
@@ -46,7 +46,7 @@ def role(run: Run) -> str:
     """Which row of the lab a run is: the control, the student, or the student in int8."""
     if run.steps[-1]["technique"] != "distill":
         return QUANTIZED
-    return CONTROL if run.steps[-1]["config"]["alpha"] == 0 else STUDENT
+    return run.result.get("distill_role", STUDENT)
 
 
 def lineup(runs: Sequence[Run]) -> list[dict[str, Any]]:
@@ -64,6 +64,20 @@ def lineup(runs: Sequence[Run]) -> list[dict[str, Any]]:
              "x smaller": teacher["size_bytes"] / m["size_bytes"], "x faster": teacher["latency_ms_p50"] /
              m["latency_ms_p50"], "% of teacher accuracy": 100 * m["accuracy"] / teacher["accuracy"]}
             for name, m, fidelity in rows]
+
+
+def headline(rows: list[dict[str, Any]]) -> str:
+    """What a speaker says about the line-up: how much smaller and faster, how much accuracy kept, what distilling added."""
+    by_name = {row["model"]: row for row in rows}
+    best = by_name.get(QUANTIZED) or by_name.get(STUDENT)
+    if best is None:
+        return ""
+    said = (f"The {best['model']} is {best['x smaller']:.1f}x smaller and {best['x faster']:.1f}x faster than the "
+            f"teacher and keeps {best['% of teacher accuracy']:.0f}% of its accuracy.")
+    if STUDENT in by_name and CONTROL in by_name:
+        gain = (by_name[STUDENT]["accuracy"] - by_name[CONTROL]["accuracy"]) * 100
+        said += f" Distillation itself: {gain:+.1f} pt over the same student trained on the labels alone."
+    return said
 
 
 def histories(runs: Sequence[Run]) -> tuple[dict[str, list[dict]], float | None]:

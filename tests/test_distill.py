@@ -136,6 +136,7 @@ def test_teacher_logits_are_computed_once(teacher, dataset, monkeypatch, private
     control = distill(teacher, dataset, layers=1, epochs=1, alpha=0, hidden_weight=0)
     assert len(calls) == 1 and len(list((private_home / "teacher-features").glob("*.npz"))) == 1
     assert control.meta["notes"][-1].startswith("Hard-label control")
+    assert control.meta["report"]["distill_role"] == "control (hard labels)"
 
 
 def test_hidden_state_matching_and_unlabelled_data(teacher, dataset, sentiment_csv):
@@ -194,6 +195,7 @@ def test_distillation_page_with_a_tiny_model(tiny_text_model, sentiment_csv, mon
     table = at.dataframe[0].value
     assert list(table["model"]) == ["teacher", "control (hard labels)", "student (distilled)", "student + int8"]
     assert (table["accuracy"] > 0).all() and table["params (M)"].iloc[2] < table["params (M)"].iloc[0]
+    assert any("x faster than the teacher" in m.value and "over the same student" in m.value for m in at.markdown)
     charts = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
     assert charts and all(any(len(trace.get("y", [])) for trace in chart) for chart in charts)
 

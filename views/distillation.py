@@ -32,18 +32,17 @@ quantize = right.checkbox("Then quantize the student to int8", True, key="distil
 eval_limit = eval_column.slider("Eval examples", 50, 1000, 500, step=50, key="distill_eval",
                                 help="Held-out examples for accuracy; never used for training.")
 
-clicked = st.button("Distill", type="primary", key="distill_run", disabled=not (model and dataset))
-request = Request(model, dataset, [], eval_limit)
-job = clicked and (lambda progress: distillation.run_distillation(
-    request, {**settings, "teacher_run": teacher_run}, control, quantize, progress=progress))
-if clicked:
-    result = ui.run_with_progress(f"Distilling {model}", job, live_curves=True)
+if st.button("Distill", type="primary", key="distill_run", disabled=not (model and dataset)):
+    request = Request(model, dataset, [], eval_limit)
+    result = ui.run_with_progress(f"Distilling {model}", lambda progress: distillation.run_distillation(
+        request, {**settings, "teacher_run": teacher_run}, control, quantize, progress=progress), live_curves=True)
     if result:
         st.session_state["distill_runs"] = [run.run_id for run in result.runs]
 runs = [store.get(run_id) for run_id in st.session_state.get("distill_runs", [])]
 if runs and all(runs):
     rows = distillation.lineup(runs)
     st.subheader("Teacher and students side by side")
+    st.markdown(f"**{distillation.headline(rows)}**")
     for run in runs:
         if distillation.role(run) != distillation.QUANTIZED:
             st.caption(run.notes[-1])

@@ -30,7 +30,8 @@ STUDENTS = ("layers", "narrow", "model")
 # A student starts further from a good model than a fine-tuned copy does: text students take twice the baseline
 # recipe's rate (MiniLM-L6 -> 2 layers, 4 epochs: 0.795 at 3e-4, 0.768 at 1.5e-4 stopping after 2).
 RATES = {TEXT: 3e-4, IMAGE: 1e-3}
-TEACHER_VERSION = 1  # bump when the way the teacher's outputs are computed changes: old cache entries stop matching
+TEACHER_VERSION = 1
+CONTROL, STUDENT = "control (hard labels)", "student (distilled)"  # the two kinds of run, as the lab names them  # bump when the way the teacher's outputs are computed changes: old cache entries stop matching
 INITS = ("teacher", "random")
 
 
@@ -68,16 +69,12 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     student, vocab_before = _student(teacher, config, inputs)
     taught, features, cached = _teacher_outputs(teacher, inputs + validation.inputs, scaled(progress, 0.0, 0.3))
     soft, teacher_validation = taught[:len(inputs)], taught[len(inputs):]
-    from ..models.layer_mean import uses_layer_mean  # here: it loads transformers' modeling code, a bad id needs none
-
-    # Matching layers needs the teacher's own layers in the student, and a teacher whose head reads every layer.
-    matches = config.student == "layers" and uses_layer_mean(getattr(teacher.model, "config", None))
-    hidden_weight = config.hidden_weight if matches else 0.0
-    teacher_labels = soft.argmax(axis=-1)
+    teacher_labels = soft.argmax(axis=-1)  # for rows without a (usable) human label
     labels = np.concatenate([fit.labels if config.use_labels else teacher_labels[:len(fit)],
                              teacher_labels[len(fit):]])
     teacher_accuracy = float(np.mean(teacher_validation.argmax(axis=-1) == validation.labels))
-    series = "control (hard labels)" if config.alpha == 0 else "student (distilled)"
+    hidden_weight = config.hidden_weight if _matches_layers(teacher, config) else 0.0
+    series = CONTROL if config.alpha == 0 and hidden_weight == 0 else STUDENT
 
     def report(fraction: float, message: str, **metrics: object) -> None:
         extras = {"teacher_accuracy": teacher_accuracy, "series": series} if "epoch" in metrics else {}
@@ -85,17 +82,17 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
 
     rate = config.learning_rate or RATES[teacher.task]
     # The word table comes from the teacher (which kept the pretrained one): frozen, as in the baseline recipe.
-    freeze = student.task == TEXT and (config.student == "layers" or (config.student, config.init) == ("narrow",
-                                                                                                      "teacher"))
+    freeze = student.task == TEXT and (config.student, config.init) in {("layers", "teacher"), ("layers", "random"),
+                                                                        ("narrow", "teacher")}
+    objective = _objective(soft, features[:len(inputs)] if hidden_weight else None, teacher, config, hidden_weight)
     trained, train_report = train_classifier(
         student, Split(inputs, labels), _finetune.recipe(config, rate, freeze_embeddings=freeze), report,
-        min_steps=_finetune.MIN_STEPS, validation=validation,
-        objective=_objective(soft, features[:len(inputs)] if hidden_weight else None, teacher, config, hidden_weight))
+        min_steps=_finetune.MIN_STEPS, validation=validation, objective=objective)
     student_params, teacher_params = count_params(trained.model), count_params(teacher.model)
-    role = "Hard-label control" if config.alpha == 0 else (
+    how = "Hard-label control" if series == CONTROL else (
         f"Distilled (T={config.temperature:g}, alpha={config.alpha:g}"
         + (f", layer outputs matched x{hidden_weight:g}" if hidden_weight else "") + ")")
-    note = (f"{role}: student {trained.name} with {student_params / 1e6:.2f}M parameters, teacher {teacher.name} "
+    note = (f"{how}: student {trained.name} with {student_params / 1e6:.2f}M parameters, teacher {teacher.name} "
             f"with {teacher_params / 1e6:.2f}M; {len(train_report.history)} epochs on {len(fit):,} "
             f"{'labelled' if config.use_labels else 'teacher-labelled'} examples"
             + (f" and {len(extra):,} unlabelled ones" if extra else "")
@@ -104,7 +101,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
                if vocab_before else ""))
     details = {"teacher_params": teacher_params, "teacher_val_accuracy": teacher_accuracy,
                "student_params": student_params, "student": trained.name,
-               "vocab_before": vocab_before or None, "unlabeled_examples": len(extra)}
+               "vocab_before": vocab_before or None, "unlabeled_examples": len(extra), "distill_role": series}
     return _finetune.result(trained, trained.model, train_report, note, details=details)
 
 
@@ -137,6 +134,14 @@ def _check(config: Config, dataset: Dataset | None) -> None:
     _finetune.require(config.patience >= 1, "patience", config.patience, "at least 1")
     if dataset is None or len(dataset.train) == 0:
         raise MicrobudgetError("distill trains on a dataset, and none was given.", "Run it with a dataset.")
+
+
+def _matches_layers(teacher: ModelBundle, config: Config) -> bool:
+    """Whether layer outputs can be matched: the teacher's own layers in the student, and a teacher whose head
+    reads every layer's mean (the project's text classifier)."""
+    from ..models.layer_mean import uses_layer_mean  # here: it loads transformers' modeling code, a bad id needs none
+
+    return config.student == "layers" and uses_layer_mean(getattr(teacher.model, "config", None))
 
 
 def _teacher(bundle: ModelBundle, config: Config) -> ModelBundle:
