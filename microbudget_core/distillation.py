@@ -24,12 +24,14 @@ QUANTIZED = "student + int8"
 def run_distillation(request: Request, settings: dict[str, Any], control: bool = True, quantize: bool = True,
                      store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(memory=False),
                      progress: Progress = no_progress) -> Sweep:
-    """The hard-label control (same student and budget, alpha 0), then the distilled student, then it in int8.
+    """The hard-label control (same student and labelled budget, the teacher unused), then the distilled student,
+    then it in int8.
 
     Every row is measured against one measurement of the teacher; the int8 step is ONNX Runtime's fast path
     for the kind of model (dynamic for text, static for images).
     """
-    control_steps = resolve([("distill", {**settings, "alpha": 0, "hidden_weight": 0})])  # bad knobs fail first
+    labels_only = {"alpha": 0, "hidden_weight": 0, "unlabeled": "", "use_labels": True}  # the teacher unused
+    control_steps = resolve([("distill", {**settings, **labels_only})])  # bad knobs fail before slow work
     student_steps = resolve([("distill", settings)])
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.1))
     if quantize:

@@ -143,7 +143,16 @@ def test_hidden_state_matching_and_unlabelled_data(teacher, dataset, sentiment_c
     student = distill(teacher, dataset, layers=1, epochs=1, hidden_weight=1.0, unlabeled=f"csv:{sentiment_csv}",
                       use_labels=False, examples_per_class=10)
     report = student.meta["report"]
-    assert report["unlabeled_examples"] == len(dataset.train) and report["examples_per_class"] > 10
+    assert report["unlabeled_examples"] == len(dataset.train) and report["examples_per_class"] == 10
+    assert student.meta["train_examples"] == 20 + len(dataset.train)
+
+
+def test_the_rest_of_the_train_split_can_be_taught_without_its_labels(teacher, dataset):
+    fit, _ = training.split_for_training(dataset.train, training.TrainConfig())
+    student = distill(teacher, dataset, layers=1, epochs=1, examples_per_class=5, unlabeled="rest")
+    assert student.meta["report"]["unlabeled_examples"] == len(fit) - 10
+    assert student.meta["train_examples"] == len(fit)
+    assert sorted(fit.per_class(5).inputs + fit.beyond_per_class(5).inputs) == sorted(fit.inputs)
 
 
 @pytest.mark.parametrize("settings, message", [

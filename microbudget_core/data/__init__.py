@@ -43,11 +43,21 @@ class Split:
 
     def per_class(self, k: int) -> "Split":
         """The first k examples of each class, in split order (already shuffled); k=0 keeps all."""
-        if k <= 0 or len(self) == 0:
-            return self
-        keep = np.concatenate([np.flatnonzero(self.labels == label)[:k] for label in np.unique(self.labels)])
-        keep.sort()
-        return Split([self.inputs[i] for i in keep], self.labels[keep])
+        return self if k <= 0 else self._where(self.first_of_each_class(k))
+
+    def beyond_per_class(self, k: int) -> "Split":
+        """What per_class(k) leaves out (nothing for k=0)."""
+        return self._where(~self.first_of_each_class(k)) if k > 0 else self.head(0)
+
+    def first_of_each_class(self, k: int) -> np.ndarray:
+        """A mask of the first k examples of each class."""
+        mask = np.zeros(len(self), dtype=bool)
+        for label in np.unique(self.labels):
+            mask[np.flatnonzero(self.labels == label)[:k]] = True
+        return mask
+
+    def _where(self, mask: np.ndarray) -> "Split":
+        return Split([x for x, keep in zip(self.inputs, mask) if keep], self.labels[mask])
 
     def fingerprint(self) -> str:
         """A sha256 of the examples and labels, for cache keys that must change when the data does."""

@@ -31,6 +31,7 @@ STUDENTS = ("layers", "narrow", "model")
 # recipe's rate (MiniLM-L6 -> 2 layers, 4 epochs: 0.795 at 3e-4, 0.768 at 1.5e-4 stopping after 2).
 RATES = {TEXT: 3e-4, IMAGE: 1e-3}
 TEACHER_VERSION = 1
+REST = "rest"  # `unlabeled`: the train split beyond the labelled budget
 CONTROL, STUDENT = "control (hard labels)", "student (distilled)"  # the two kinds of run, as the lab names them  # bump when the way the teacher's outputs are computed changes: old cache entries stop matching
 INITS = ("teacher", "random")
 
@@ -50,7 +51,9 @@ class Config:
     # output towards the teacher's (MSE). MiniLM-L6 -> 2 layers: 0.803 with token-level matching, 0.795 without.
     hidden_weight: float = 1.0
     teacher_run: str = ""  # a stored run's model as the teacher; empty: the model this step receives
-    unlabeled: str = ""  # a dataset id whose inputs the student also learns from, with the teacher's labels only
+    # Inputs the student also learns from with the teacher's labels only: "rest" (the train examples beyond the
+    # labelled budget, their labels dropped) or a dataset id.
+    unlabeled: str = ""
     use_labels: bool = True  # False: the student never sees a human label, only the teacher's predictions
     epochs: int = 3
     learning_rate: float = 0.0  # 0: 3e-4 for text, 1e-3 for vision (see RATES)
@@ -63,8 +66,10 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     _check(config, dataset)
     teacher = _teacher(bundle, config)
-    fit, validation = split_for_training(dataset.train, TrainConfig(), config.examples_per_class)
-    extra = _unlabeled_inputs(config.unlabeled, dataset)
+    everything, validation = split_for_training(dataset.train, TrainConfig())
+    fit = everything.per_class(config.examples_per_class)
+    extra = (everything.beyond_per_class(config.examples_per_class).inputs if config.unlabeled.strip() == REST
+             else _unlabeled_inputs(config.unlabeled, dataset))
     inputs = fit.inputs + extra
     student, vocab_before = _student(teacher, config, inputs)
     taught, features, cached = _teacher_outputs(teacher, inputs + validation.inputs, scaled(progress, 0.0, 0.3))
@@ -101,7 +106,8 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
                if vocab_before else ""))
     details = {"teacher_params": teacher_params, "teacher_val_accuracy": teacher_accuracy,
                "student_params": student_params, "student": trained.name,
-               "vocab_before": vocab_before or None, "unlabeled_examples": len(extra), "distill_role": series}
+               "vocab_before": vocab_before or None, "unlabeled_examples": len(extra), "distill_role": series,
+               "examples_per_class": round(len(fit) / len(teacher.labels))}  # labelled ones
     return _finetune.result(trained, trained.model, train_report, note, details=details)
 
 
