@@ -205,6 +205,13 @@ def test_distillation_page_with_a_tiny_model(tiny_text_model, sentiment_csv, mon
     assert list(table["model"]) == ["teacher", "control (hard labels)", "student (distilled)", "student + int8"]
     assert (table["accuracy"] > 0).all() and table["params (M)"].iloc[2] < table["params (M)"].iloc[0]
     assert any("x faster than the teacher" in m.value and "over the same student" in m.value for m in at.markdown)
+    # A new session on the same model and dataset opens on those results, with no training.
+    fresh = AppTest.from_file(str(ROOT / "views" / "distillation.py"), default_timeout=60)
+    fresh.session_state["model_choice"], fresh.session_state["model_other"] = "other…", str(tiny_text_model)
+    fresh.session_state["dataset_choice_text"] = "other…"
+    fresh.session_state["dataset_other"] = f"csv:{sentiment_csv}"
+    fresh.run()
+    assert not fresh.exception and len(fresh.dataframe[0].value) == 4
     charts = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
     assert charts and all(any(len(trace.get("y", [])) for trace in chart) for chart in charts)
 

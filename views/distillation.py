@@ -38,7 +38,9 @@ if st.button("Distill", type="primary", key="distill_run", disabled=not (model a
         request, {**settings, "teacher_run": teacher_run}, control, quantize, progress=progress), live_curves=True)
     if result:
         st.session_state["distill_runs"] = [run.run_id for run in result.runs]
-runs = [store.get(run_id) for run_id in st.session_state.get("distill_runs", [])]
+# This session's last job, else the last one run on this model and dataset (the page opens with results).
+run_ids = st.session_state.get("distill_runs") or (distillation.latest(model, dataset) if model and dataset else [])
+runs = [store.get(run_id) for run_id in run_ids]
 if runs and all(runs):
     rows = distillation.lineup(runs)
     st.subheader("Teacher and students side by side")
