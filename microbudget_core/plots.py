@@ -168,9 +168,11 @@ def training_figure(histories: dict[str, list[dict]], teacher_accuracy: float | 
     """Training loss and validation accuracy per epoch, one line per run (live while training); the teacher's
     accuracy on the same validation examples as a dashed line, where there is one."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=["Training loss", "Validation accuracy"])
-    if teacher_accuracy is not None:
-        figure.add_hline(y=teacher_accuracy, line_dash="dash", line_color=ORIGINAL_COLOUR, row=1, col=2,
-                         annotation_text=f"teacher {teacher_accuracy:.1%}", annotation_position="bottom right")
+    epochs = [row["epoch"] for history in histories.values() for row in history]
+    if teacher_accuracy is not None and epochs:  # a trace, not a shape: the axis range then includes it
+        figure.add_trace(go.Scatter(x=[min(epochs), max(epochs)], y=[teacher_accuracy] * 2, mode="lines",
+                                    name=f"teacher {teacher_accuracy:.1%}", line=dict(dash="dash", color=ORIGINAL_COLOUR)),
+                         row=1, col=2)
     for name, history in histories.items():
         epochs = [row["epoch"] for row in history]
         for column, key in enumerate(("loss", "val_accuracy"), start=1):

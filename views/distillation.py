@@ -51,7 +51,13 @@ if runs and all(runs):
     st.plotly_chart(plots.lineup_figure(rows), width="stretch", config={"displayModeBar": False})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
-                                "same predictions as the original": st.column_config.NumberColumn(format="percent")})
+                                "same predictions as the original": st.column_config.NumberColumn(format="percent"),
+                                "size MB": st.column_config.NumberColumn(format="%.1f"),
+                                "params (M)": st.column_config.NumberColumn(format="%.2f"),
+                                "p50 ms": st.column_config.NumberColumn(format="%.2f"),
+                                "x smaller": st.column_config.NumberColumn(format="%.1fx"),
+                                "x faster": st.column_config.NumberColumn(format="%.1fx"),
+                                "% of teacher accuracy": st.column_config.NumberColumn(format="%.1f")})
     histories, teacher_accuracy = distillation.histories(runs)
     st.plotly_chart(plots.training_figure(histories, teacher_accuracy), width="stretch",
                     config={"displayModeBar": False})
