@@ -1,6 +1,7 @@
 """Benchmark: the Distillation page's default button on both default models (control, student, student + int8).
 
     .venv/bin/python -m benchmarks.distill       # writes benchmarks/distill.md
+    .venv/bin/python -m benchmarks.distill 2     # only the third case, into benchmarks/distill-2.md
 
 The teacher is each model's default recipe (full fine-tune on all data, cached); the control is the same
 student trained on the labels alone with the same budget.
@@ -33,7 +34,7 @@ def main(out: Path) -> None:
              "accuracy on the 1,000-example held-out eval split; the page's default knobs.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     walls = []
-    for model, dataset, settings in CASES:
+    for model, dataset, settings in [CASES[int(i)] for i in sys.argv[1:]] or CASES:  # case numbers, or all
         started = time.perf_counter()
         sweep = run_distillation(Request(model, dataset), settings, progress=report(model))
         knobs = ", ".join(f"{k}={v}" for k, v in settings.items())
@@ -56,4 +57,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(__file__).with_name("distill.md"))
+    main(Path(__file__).with_name(f"distill{''.join('-' + i for i in sys.argv[1:])}.md"))

@@ -152,6 +152,8 @@ def test_the_rest_of_the_train_split_can_be_taught_without_its_labels(teacher, d
     student = distill(teacher, dataset, layers=1, epochs=1, examples_per_class=5, unlabeled="rest")
     assert student.meta["report"]["unlabeled_examples"] == len(fit) - 10
     assert student.meta["train_examples"] == len(fit)
+    control = distill(teacher, dataset, layers=1, epochs=1, examples_per_class=5, alpha=0, hidden_weight=0)
+    assert control.model.config.vocab_size == student.model.config.vocab_size  # the same model, fewer labels
     assert sorted(fit.per_class(5).inputs + fit.beyond_per_class(5).inputs) == sorted(fit.inputs)
 
 

@@ -71,7 +71,9 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     extra = (everything.beyond_per_class(config.examples_per_class).inputs if config.unlabeled.strip() == REST
              else _unlabeled_inputs(config.unlabeled, dataset))
     inputs = fit.inputs + extra
-    student, vocab_before = _student(teacher, config, inputs)
+    # The word table keeps the tokens of every training text, labelled or not, so a control with fewer labels
+    # still has the student's vocabulary: the same model, only the signal differs.
+    student, vocab_before = _student(teacher, config, everything.inputs + extra)
     taught, features, cached = _teacher_outputs(teacher, inputs + validation.inputs, scaled(progress, 0.0, 0.3))
     soft, teacher_validation = taught[:len(inputs)], taught[len(inputs):]
     teacher_labels = soft.argmax(axis=-1)  # for rows without a (usable) human label
