@@ -1,4 +1,4 @@
-"""Child process for measure(): load a saved artifact, run one batch, print peak RSS in MB.
+"""Child process for measure(): load a saved artifact, run one batch, print peak RSS in MB and load seconds.
 
 The figure is the peak while serving one batch of 32 with the model loaded (the Python and
 torch runtime included, identically for every row).
@@ -9,6 +9,7 @@ Run as `python -m microbudget_core.memory_probe ARTIFACT_FOLDER INPUTS.npz`.
 import ctypes
 import gc
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ from .models import load_saved
 
 def main(artifact: str, inputs_file: str) -> None:
     torch.set_num_threads(MeasureConfig.threads)
+    start = time.perf_counter()
     bundle = load_saved(Path(artifact))
+    load_seconds = time.perf_counter() - start
     # Loading can pass through temporary copies (a quantized model is rebuilt from its fp32
     # architecture); free them and restart the peak count, so the figure is what serving holds.
     gc.collect()
@@ -31,7 +34,7 @@ def main(artifact: str, inputs_file: str) -> None:
     bundle.logits(batch)
     status = Path("/proc/self/status").read_text()
     peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
-    print(peak_kb / 1024)
+    print(peak_kb / 1024, load_seconds)
 
 
 if __name__ == "__main__":

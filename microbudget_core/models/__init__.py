@@ -34,6 +34,12 @@ def _minilm(labels: list[str] | None, image_size: int | None) -> ModelBundle:
     return load_hf_classifier(str(folder), TEXT, labels, name="minilm-l6")
 
 
+def _smollm2(labels: list[str] | None, image_size: int | None) -> ModelBundle:
+    from .llm import load_causal_lm, smollm2_folder
+
+    return load_causal_lm(smollm2_folder(), name="smollm2-135m")
+
+
 def _mobilenet(labels: list[str] | None, image_size: int | None) -> ModelBundle:
     from .vision import load_mobilenet_v2
 
@@ -45,6 +51,8 @@ OFFLINE_MODELS = {
     for m in [
         OfflineModel("minilm-l6", TEXT, "all-MiniLM-L6-v2 sentence encoder (22.7M params), text", _minilm),
         OfflineModel("mobilenet-v2", IMAGE, "MobileNetV2, ImageNet-1k weights (3.5M params), vision", _mobilenet),
+        OfflineModel("smollm2-135m", CAUSAL_LM, "SmolLM2-135M-Instruct language model (GGUF Q4_1, 135M params)",
+                     _smollm2),
     ]
 }
 
@@ -55,6 +63,7 @@ def load_model(spec: ModelSpec, labels: list[str] | None = None, task: str | Non
     """Load a model for `labels` (a fresh head where they differ). Cached: never mutate the result.
 
     `image_size` is the input resolution for the project's own vision models (hub models keep theirs).
+    A causal LM asked for text classification answers zero-shot by scoring each label (see models.llm).
     """
     return _load_cached(spec.id, tuple(labels) if labels else None, task, image_size)
 
@@ -67,6 +76,8 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
     label_list = list(labels) if labels else None
     if model_id in OFFLINE_MODELS:
         entry = OFFLINE_MODELS[model_id]
+        if entry.task == CAUSAL_LM:
+            return _language_model(entry.load(None, None), label_list, task)
         if task and task != entry.task:
             kind = "images" if entry.task == IMAGE else "text"
             raise MicrobudgetError(f"Model '{model_id}' classifies {kind}, but this dataset needs a {task} model.",
@@ -77,7 +88,24 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
         raise MicrobudgetError(f"'{model_id}' is not a model folder.",
                                "Give a folder saved with save_pretrained(), a hub id, or one of: "
                                + ", ".join(OFFLINE_MODELS))
-    return load_hf_classifier(model_id, task or guess_task(model_id), label_list)
+    found = guess_task(model_id)
+    if found == CAUSAL_LM:
+        from .llm import load_causal_lm
+
+        return _language_model(load_causal_lm(model_id), label_list, task)
+    return load_hf_classifier(model_id, task or found, label_list)
+
+
+def _language_model(lm: ModelBundle, labels: list[str] | None, task: str | None) -> ModelBundle:
+    """A causal LM as it is, or (for a text classification task) answering zero-shot."""
+    from .llm import as_classifier
+
+    if task in (None, CAUSAL_LM):
+        return lm
+    if task != TEXT or not labels:
+        raise MicrobudgetError(f"Model '{lm.name}' is a language model: it can answer text tasks, not {task}.",
+                               "Pick a text dataset, or an image model for images.")
+    return as_classifier(lm, labels)
 
 
 @one_at_a_time
@@ -91,23 +119,27 @@ def load_saved(folder: Path) -> ModelBundle:
     # Techniques that change module structure (int8 modules, packed weights, half precision)
     # are replayed on the bare architecture, then the stored weights fill it.
     structure = info["meta"].get("structure", [])
-    if info["meta"].get("family") == "mobilenet-v2":
+    family = info["meta"].get("family")
+    if family == "mobilenet-v2":
         from .vision import load_saved_mobilenet
 
         bundle = load_saved_mobilenet(folder, info, with_weights=not structure)
+    elif family in ("causal-lm", "prompted-lm"):
+        from .llm import load_saved_llm
+
+        bundle = load_saved_llm(folder, info)  # always the bare architecture: the weights are filled below
     else:
         from .hf import load_saved_hf
 
         bundle = load_saved_hf(folder, info, with_weights=not structure)
-    if structure:
-        from .. import techniques
+    from .. import techniques
 
-        for technique_id in structure:
-            bundle.model = techniques.get(technique_id).restructure(bundle.model, info["meta"])
-        if (folder / "model.pt").exists():
-            bundle.model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-        else:
-            from safetensors.torch import load_model
+    for technique_id in structure:
+        bundle.model = techniques.get(technique_id).restructure(bundle.model, info["meta"])
+    if (folder / "model.pt").exists():
+        bundle.model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    elif structure or family in ("causal-lm", "prompted-lm"):
+        from safetensors.torch import load_model
 
-            load_model(bundle.model, str(folder / "model.safetensors"))
+        load_model(bundle.model, str(folder / "model.safetensors"))
     return bundle

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..errors import MicrobudgetError
 from ..network import hub_reachable
-from .bundle import IMAGE, TEXT, ModelBundle
+from .bundle import CAUSAL_LM, IMAGE, TEXT, ModelBundle
 
 OFFLINE_HINT = "Use an offline model (minilm-l6, mobilenet-v2) or a local model folder, or connect to the network."
 
@@ -104,8 +104,12 @@ def saved_preprocessor(folder: Path, task: str) -> TextPreprocessor | HubImagePr
 
 
 def guess_task(source: str) -> str:
-    """Text or image classification, from the model's config."""
+    """Text or image classification, or a causal LM, from the model's config."""
+    from .llm import is_causal_lm
+
     config = _from_pretrained(transformers.AutoConfig, source)
+    if is_causal_lm(config):
+        return CAUSAL_LM
     return IMAGE if hasattr(config, "num_channels") or hasattr(config, "image_size") else TEXT
 
 

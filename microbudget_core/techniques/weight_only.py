@@ -24,6 +24,7 @@ class Config:
     group_size: int = 64  # weights sharing one scale; <= 0 means one scale per output row
     symmetric: bool = False
     skip_head: bool = True  # keep the last Linear (the classifier) in fp32, as GGUF keeps output layers wider
+    embeddings: bool = False  # also pack embedding tables (GGUF does; they are a fifth of a small LLM)
 
 
 class PackedLinear(torch.nn.Module):
@@ -42,16 +43,22 @@ class PackedLinear(torch.nn.Module):
         self._dequantized: torch.Tensor | None = None  # a cache, not part of the artifact
 
     @classmethod
-    def from_linear(cls, linear: torch.nn.Linear, config: Config) -> "PackedLinear":
-        module = cls(linear.in_features, linear.out_features, config.bits, config.group_size, linear.bias is not None)
-        codes, scales, zeros = quant_math.quantize_groups(linear.weight.detach().float(), config.bits,
+    def empty_like(cls, module: torch.nn.Module, config: Config) -> "PackedLinear":
+        """Packed rows shaped like a Linear's weight or an embedding table (rows = outputs or tokens)."""
+        rows, columns = module.weight.shape
+        return cls(columns, rows, config.bits, config.group_size, getattr(module, "bias", None) is not None)
+
+    @classmethod
+    def from_module(cls, module: torch.nn.Module, config: Config) -> "PackedLinear":
+        packed = cls.empty_like(module, config)
+        codes, scales, zeros = quant_math.quantize_groups(module.weight.detach().float(), config.bits,
                                                           config.group_size, config.symmetric)
-        module.packed.copy_(quant_math.pack_bits(codes, config.bits))
-        module.scales.copy_(scales)
-        module.zeros.copy_(zeros)
-        if linear.bias is not None:
-            module.bias.data.copy_(linear.bias.detach())
-        return module
+        packed.packed.copy_(quant_math.pack_bits(codes, config.bits))
+        packed.scales.copy_(scales)
+        packed.zeros.copy_(zeros)
+        if packed.bias is not None:
+            packed.bias.data.copy_(module.bias.detach())
+        return packed
 
     def weight(self) -> torch.Tensor:
         """The dequantized fp32 weight (also what count_params counts)."""
@@ -67,6 +74,20 @@ class PackedLinear(torch.nn.Module):
         return torch.nn.functional.linear(x, self.weight().to(x.dtype), self.bias)
 
 
+class PackedEmbedding(torch.nn.Module):
+    """An embedding table read from packed rows: its own, or those of the LM head it is tied to."""
+
+    def __init__(self, rows: PackedLinear, tied: bool):
+        super().__init__()
+        if tied:  # not registered as a child: the head's packed rows are stored once, as the tied table was
+            object.__setattr__(self, "rows", rows)
+        else:
+            self.rows = rows
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.embedding(ids, self.rows.weight())
+
+
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     if not quant_math.MIN_BITS <= config.bits <= quant_math.MAX_BITS:
@@ -76,15 +97,19 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
                                "Apply weight-only to a PyTorch transformer, before any ONNX step.")
     model = copy.deepcopy(bundle.model)
     targets = _targets(model, config)
-    errors = {}
-    for number, name in enumerate(targets):
-        linear = model.get_submodule(name)
-        packed = PackedLinear.from_linear(linear, config)
-        errors[name] = quant_math.reconstruction_error(linear.weight.detach().float(), packed.weight())["relative"]
-        model.set_submodule(name, packed)
-        progress((number + 1) / len(targets), f"Quantized {name} to {config.bits} bits")
+    tables = _tables(model, targets, config)  # found before the Linears are replaced: ties are weight identity
+    errors, names = {}, targets + list(tables)
+    for number, name in enumerate(names):
+        original = model.get_submodule(name)
+        packed = None if tables.get(name) else PackedLinear.from_module(original, config)  # tied: the head's rows
+        if packed is not None:
+            errors[name] = quant_math.reconstruction_error(original.weight.detach().float(),
+                                                           packed.weight())["relative"]
+        model.set_submodule(name, _embedding(model, tables[name], packed) if name in tables else packed)
+        progress((number + 1) / len(names), f"Quantized {name} to {config.bits} bits")
     worst = max(errors, key=errors.get)
-    note = (f"{len(errors)} Linear layers stored in {config.bits} bits (group {config.group_size}); mean relative "
+    what = "Linear layers and embedding tables" if tables else "Linear layers"
+    note = (f"{len(errors)} {what} stored in {config.bits} bits (group {config.group_size}); mean relative "
             f"weight error {sum(errors.values()) / len(errors):.3f}, worst {errors[worst]:.3f} ({worst}). No "
             "low-bit kernel runs on this CPU: latency is of weights dequantized to fp32; size is the packed bytes.")
     return bundle.derived(model, note=note, structure=ID, report={"layer_relative_error": errors},
@@ -95,11 +120,26 @@ def restructure(model: torch.nn.Module, meta: dict) -> torch.nn.Module:
     """Empty PackedLinear modules where apply() put them, ready for the stored buffers."""
     config = Config(**meta[ID])
     model = copy.deepcopy(model)
-    for name in _targets(model, config):
-        linear = model.get_submodule(name)
-        model.set_submodule(name, PackedLinear(linear.in_features, linear.out_features, config.bits,
-                                               config.group_size, linear.bias is not None))
+    targets = _targets(model, config)
+    tables = _tables(model, targets, config)
+    for name in targets + list(tables):
+        packed = PackedLinear.empty_like(model.get_submodule(name), config)
+        model.set_submodule(name, _embedding(model, tables[name], packed) if name in tables else packed)
     return model
+
+
+def _embedding(model: torch.nn.Module, tied: str, own: PackedLinear | None) -> PackedEmbedding:
+    """A packed table: the rows of the (already packed) head `tied` to it, else its `own`."""
+    return PackedEmbedding(model.get_submodule(tied), tied=True) if tied else PackedEmbedding(own, tied=False)
+
+
+def _tables(model: torch.nn.Module, targets: list[str], config: Config) -> dict[str, str]:
+    """With `embeddings`: each embedding table's name -> the name of the target Linear sharing its weight, or ''."""
+    if not config.embeddings:
+        return {}
+    linears = {id(model.get_submodule(name).weight): name for name in targets}
+    return {name: linears.get(id(module.weight), "") for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Embedding)}
 
 
 def _targets(model: torch.nn.Module, config: Config) -> list[str]:

@@ -1,0 +1,213 @@
+"""Causal language models: the bundled SmolLM2 (GGUF), hub ids and local folders, as an LM or as a classifier.
+
+As a classifier the LM answers by constrained scoring: each label is appended to the prompt and the
+label whose tokens the LM finds most likely wins (no free text is parsed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+import transformers
+from transformers.modeling_utils import no_init_weights
+
+from ..assets import SMOLLM2, asset_path
+from ..errors import MicrobudgetError
+from ..paths import home
+from .bundle import CAUSAL_LM, TEXT, ModelBundle
+from .hf import TextPreprocessor, _from_pretrained, _quiet
+
+LM_FAMILY = "causal-lm"
+PROMPTED_FAMILY = "prompted-lm"
+INSTRUCTION = "Classify each text as one of: {labels}.\n\n"
+EXAMPLE = "Text: {text}\nAnswer: {label}\n\n"
+
+
+def is_causal_lm(config: Any) -> bool:
+    return any(a.endswith("ForCausalLM") for a in (config.architectures or []))
+
+
+def smollm2_folder() -> str:
+    """The bundled GGUF converted once to a transformers folder (the GGUF conversion takes ~30 s, a reload 1 s)."""
+    gguf = asset_path(SMOLLM2)  # verifies the sha256 first
+    folder = home() / "models" / f"smollm2-135m-{SMOLLM2.sha256[:12]}"
+    if not (folder / "config.json").exists():
+        with _quiet():
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                                      dtype=torch.float32)
+        # Written to a private folder and renamed: an interrupted conversion leaves no half entry.
+        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        try:
+            partial.rename(folder)
+        except OSError:  # another process converted it first
+            shutil.rmtree(partial, ignore_errors=True)
+    return str(folder)
+
+
+def load_causal_lm(source: str, name: str | None = None) -> ModelBundle:
+    """A causal LM as it is (task causal-lm): generation and perplexity."""
+    with _quiet():
+        model = _from_pretrained(transformers.AutoModelForCausalLM, source, dtype=torch.float32)
+    return ModelBundle(model=model.eval(), task=CAUSAL_LM, labels=[], preprocess=lm_preprocessor(source),
+                       name=name or source, meta={"family": LM_FAMILY, "source": str(source)})
+
+
+def lm_preprocessor(source: str | Path) -> TextPreprocessor:
+    """Right-padded tokens (scores and perplexity read positions from the left), a pad token where none is set."""
+    tokenizer = _from_pretrained(transformers.AutoTokenizer, str(source))
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return TextPreprocessor(tokenizer, max_length=context_length(tokenizer))
+
+
+def context_length(tokenizer: Any) -> int:
+    """The longest input accepted: the tokenizer's limit, capped (its default is often 'unlimited')."""
+    return min(int(tokenizer.model_max_length or 2048), 2048)
+
+
+@dataclass(frozen=True)
+class PromptPreprocessor:
+    """Texts -> one sequence per (text, label): instruction + examples + the text + the label's tokens."""
+
+    tokenizer: Any
+    labels: tuple[str, ...]
+    shots: tuple[tuple[str, str], ...] = ()  # (text, label) examples placed in the prompt (few-shot)
+    max_length: int = 2048
+
+    def prompt(self, text: str) -> str:
+        examples = "".join(EXAMPLE.format(text=t, label=label) for t, label in self.shots)
+        return INSTRUCTION.format(labels=", ".join(self.labels)) + examples + f"Text: {text}\nAnswer:"
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        rows, scored = [], []
+        for text in texts:
+            prompt = self.tokenizer(self.prompt(text)).input_ids
+            for label in self.labels:
+                answer = self.tokenizer(" " + label, add_special_tokens=False).input_ids
+                if len(prompt) + len(answer) > self.max_length:
+                    raise MicrobudgetError(
+                        f"A prompt is {len(prompt) + len(answer)} tokens, longer than the model's context of "
+                        f"{self.max_length}.", "Use fewer examples in the prompt (shots) or shorter texts.")
+                rows.append(prompt + answer)
+                scored.append([0] * len(prompt) + [1] * len(answer))
+        width = max(len(row) for row in rows)
+        pad = self.tokenizer.pad_token_id
+        return {
+            "input_ids": torch.tensor([row + [pad] * (width - len(row)) for row in rows]),
+            "attention_mask": torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows]),
+            "scored": torch.tensor([mask + [0] * (width - len(mask)) for mask in scored]),
+        }
+
+    def save_pretrained(self, folder: Path) -> None:
+        self.tokenizer.save_pretrained(folder)
+
+
+class PromptedClassifier(torch.nn.Module):
+    """A causal LM read as a classifier: the logit of a label is the log-likelihood of its tokens."""
+
+    def __init__(self, lm: torch.nn.Module, labels: int):
+        super().__init__()
+        self.lm, self.labels = lm, labels
+
+    @property
+    def config(self) -> Any:
+        return self.lm.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        logits = self.lm(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+        token_scores = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None])[..., 0]
+        per_row = (token_scores * scored[:, 1:]).sum(dim=-1)  # the label's tokens only
+        return per_row.view(-1, self.labels)
+
+
+def as_classifier(lm: ModelBundle, labels: Sequence[str], shots: Sequence[tuple[str, str]] = ()) -> ModelBundle:
+    """The LM answering a classification task zero-shot (no shots) or few-shot."""
+    tokenizer = lm.preprocess.tokenizer
+    preprocess = PromptPreprocessor(tokenizer, tuple(labels), tuple(shots), context_length(tokenizer))
+    return ModelBundle(model=PromptedClassifier(lm.model, len(labels)), task=TEXT, labels=list(labels),
+                       preprocess=preprocess, name=lm.name,
+                       meta={**lm.meta, "family": PROMPTED_FAMILY, "shots": [list(s) for s in shots]})
+
+
+def load_saved_llm(folder: Path, info: dict[str, Any]) -> ModelBundle:
+    """The architecture of a saved LM or prompted classifier, without weights (load_saved fills them)."""
+    config = transformers.AutoConfig.from_pretrained(folder)
+    with no_init_weights():  # the stored weights replace these: skip the slow random initialisation
+        model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    lm = ModelBundle(model=model, task=CAUSAL_LM, labels=[], preprocess=lm_preprocessor(folder), name=info["name"],
+                     meta=dict(info["meta"]))
+    if info["meta"]["family"] == PROMPTED_FAMILY:
+        lm = as_classifier(lm, info["labels"], [tuple(s) for s in info["meta"].get("shots", [])])
+        lm.meta = dict(info["meta"])
+    return lm
+
+
+@dataclass
+class Generation:
+    """Greedy tokens of one prompt, one at a time (stop by no longer asking), with the time each took."""
+
+    bundle: ModelBundle
+    prompt: str
+    max_new_tokens: int
+    stop_at_end: bool = True  # stop at an end-of-text token; False generates exactly max_new_tokens
+    seconds: list[float] = field(default_factory=list)  # per token, the first one including the prompt's pass
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+
+    def __iter__(self) -> Iterator[str]:
+        # A hand-written loop, not model.generate(): the caller gets each token as it comes and can
+        # stop at any point (a Streamlit stop leaves nothing running), and each token's time is known.
+        tokenizer = self.bundle.preprocess.tokenizer
+        ids = tokenizer(self.prompt, return_tensors="pt").input_ids
+        if ids.shape[1] + self.max_new_tokens > self.bundle.preprocess.max_length:
+            raise MicrobudgetError(f"The prompt is {ids.shape[1]} tokens; with {self.max_new_tokens} new tokens it "
+                                   f"exceeds the model's context of {self.bundle.preprocess.max_length}.",
+                                   "Shorten the prompt or generate fewer tokens.")
+        model, past, made = self.bundle.model.eval(), None, self.tokens
+        with torch.inference_mode():
+            for _ in range(self.max_new_tokens):
+                start = time.perf_counter()
+                output = model(input_ids=ids, past_key_values=past, use_cache=True)
+                past, ids = output.past_key_values, output.logits[:, -1:].argmax(dim=-1)
+                self.seconds.append(time.perf_counter() - start)
+                token = int(ids[0, 0])
+                if self.stop_at_end and token in tokenizer.all_special_ids:
+                    return
+                before = tokenizer.decode(made)
+                made.append(token)
+                yield tokenizer.decode(made)[len(before):]  # decode whole: pieces of one character join up
+
+
+def complete(bundle: ModelBundle, prompt: str, max_new_tokens: int, stop_at_end: bool = True) -> Generation:
+    """Run a greedy completion to the end; the Generation holds the per-token times."""
+    generation = Generation(bundle, prompt, max_new_tokens, stop_at_end)
+    generation.text = "".join(generation)
+    return generation
+
+
+def perplexity(bundle: ModelBundle, texts: Sequence[str], batch_size: int = 16) -> float:
+    """exp(mean negative log-likelihood per predicted token) over `texts`, each scored from its own start."""
+    total_nll, total_tokens = 0.0, 0
+    model = bundle.model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            batch = bundle.preprocess(texts[start:start + batch_size])
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+            nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), batch["input_ids"][:, 1:],
+                                                    reduction="none")
+            mask = batch["attention_mask"][:, 1:].float()
+            total_nll += float((nll * mask).sum())
+            total_tokens += int(mask.sum())
+    if total_tokens == 0:
+        raise MicrobudgetError("The texts for perplexity hold no tokens to predict.", "Give longer texts.")
+    return float(torch.exp(torch.tensor(total_nll / total_tokens)))
