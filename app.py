@@ -9,6 +9,8 @@ pages = [
     st.Page("views/transfer.py", title="Transfer learning", icon=":material/school:"),
     st.Page("views/distillation.py", title="Distillation", icon=":material/science:"),
     st.Page("views/quantization.py", title="Quantization", icon=":material/compress:"),
+    st.Page("views/llm_quantization.py", title="LLM quantization", icon=":material/chat:"),
+    st.Page("views/specialist.py", title="Specialist vs generalist", icon=":material/balance:"),
     st.Page("views/architectures.py", title="Architectures", icon=":material/architecture:"),
     st.Page("views/compare.py", title="Compare and decide", icon=":material/insights:"),
 ]

@@ -26,7 +26,8 @@ OTHER = "other…"
 def pick_model_and_dataset() -> tuple[str, str]:
     """Model and dataset pickers whose choice persists across pages (session state)."""
     listing = cli.catalog()
-    models = {m["id"]: m for m in listing["models"]}
+    # Language models have their own pages (LLM quantization, Specialist vs generalist).
+    models = {m["id"]: m for m in listing["models"] if m["task"] != "causal-lm"}
     left, right = st.columns(2)
     with left:
         choice = st.selectbox("Base model", [*models, OTHER], key="model_choice",
@@ -46,6 +47,24 @@ def pick_model_and_dataset() -> tuple[str, str]:
             key="dataset_other").strip()
         dataset = _uploaded_dataset() or dataset
     st.session_state["model"], st.session_state["dataset"] = model, dataset
+    return model, dataset
+
+
+def pick_language_model_and_texts(key: str) -> tuple[str, str]:
+    """A causal LM (bundled, hub id or folder) and a text dataset, for the LLM pages."""
+    listing = cli.catalog()
+    models = {m["id"]: m["description"] for m in listing["models"] if m["task"] == "causal-lm"}
+    texts = {d["id"]: d["description"] for d in listing["datasets"] if d["modality"] == "text" and ":" not in d["id"]}
+    left, right = st.columns(2)
+    choice = left.selectbox("Language model", [*models, OTHER], key=f"{key}_model",
+                            format_func=lambda i: f"{i} — {models[i]}" if i in models else i)
+    model = choice if choice != OTHER else left.text_input(
+        "Hugging Face model id or local folder of a causal LM", key=f"{key}_model_other",
+        help="Hub ids need a network; a folder saved with save_pretrained() works offline.").strip()
+    choice = right.selectbox("Texts (a text classification dataset)", [*texts, OTHER], key=f"{key}_dataset",
+                             format_func=lambda i: f"{i} — {texts[i]}" if i in texts else i)
+    dataset = choice if choice != OTHER else right.text_input("Dataset id: csv:PATH or hf:NAME",
+                                                              key=f"{key}_dataset_other").strip()
     return model, dataset
 
 

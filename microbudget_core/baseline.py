@@ -34,10 +34,13 @@ RECIPES = {
 }
 
 
-def build_baseline(model_id: str, dataset: Dataset, recipe: TrainConfig | None = None,
+def build_baseline(model_id: str, dataset: Dataset, task: str | None = None, recipe: TrainConfig | None = None,
                    progress: Progress = no_progress) -> ModelBundle:
-    """The task model for `dataset`: as loaded if its head already fits, else fine-tuned and cached."""
-    task = IMAGE_TASK if dataset.modality == IMAGE else TEXT_TASK
+    """The task model for `dataset`: as loaded if its head already fits, else fine-tuned and cached.
+
+    `task` defaults to the dataset's classification task; "causal-lm" asks for a language model as it is.
+    """
+    task = task or (IMAGE_TASK if dataset.modality == IMAGE else TEXT_TASK)
     pretrained = load_model(ModelSpec(model_id), dataset.label_names, task, dataset.image_size)
     if pretrained.head_trained:
         return pretrained

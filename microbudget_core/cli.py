@@ -18,13 +18,14 @@ from .data.bundled import BUNDLED
 from .errors import MicrobudgetError
 from .export import export_run
 from .measure import MeasureConfig
-from .models import OFFLINE_MODELS
+from .models import CAUSAL_LM, OFFLINE_MODELS
 from .pipeline import Request, run_pipeline
 from .runs import RunStore
 
 ROWS = [("size_bytes", "size (MB)", 1e-6), ("params", "params (M)", 1e-6), ("latency_ms_p50", "p50 ms", 1),
         ("latency_ms_p95", "p95 ms", 1), ("throughput_per_s", "per s @32", 1), ("accuracy", "accuracy", 1),
-        ("macro_f1", "macro F1", 1), ("fidelity", "fidelity", 1), ("peak_rss_mb", "peak RSS MB", 1)]
+        ("macro_f1", "macro F1", 1), ("perplexity", "perplexity", 1), ("tokens_per_s", "tokens/s", 1),
+        ("load_seconds", "load s", 1), ("fidelity", "fidelity", 1), ("peak_rss_mb", "peak RSS MB", 1)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +67,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     steps = _assign_settings(args.technique or [], args.set or [])
-    request = Request(args.model, args.dataset, steps, args.eval_limit)
+    request = Request(args.model, args.dataset, steps, args.eval_limit, CAUSAL_LM if args.language_model else None)
     with tqdm(total=100, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed} {desc}") as bar:
         def progress(fraction: float, message: str, **metrics: Any) -> None:
             bar.n = round(100 * fraction)
@@ -81,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(run.to_json(), indent=2))
     else:
         for step in kept[:-1]:  # a chain's intermediate results, each stored as a run of its own
-            print(f"after {step.label}: run {step.run_id}, accuracy {step.result['accuracy']:.3f}, "
+            print(f"after {step.label}: run {step.run_id}, {_quality(step.result)}, "
                   f"{step.result['size_bytes'] / 1e6:.1f} MB, p50 {step.result['latency_ms_p50']:.2f} ms")
         _print_comparison(run.baseline, run.result, run.label)
         for note in run.notes:
@@ -96,9 +97,16 @@ def _runs(args: argparse.Namespace) -> int:
         return 0
     for run in runs:
         print(f"{run.run_id}  {run.created_at}  {run.model:<14} {run.dataset:<16} {run.label:<24} "
-              f"acc {run.result['accuracy']:.3f}  {run.ratios['size']:.2f}x smaller  "
+              f"{_quality(run.result)}  {run.ratios['size']:.2f}x smaller  "
               f"{run.ratios['latency']:.2f}x faster")
     return 0
+
+
+def _quality(metrics: dict[str, Any]) -> str:
+    """Accuracy for a classifier, perplexity for a language model."""
+    if "perplexity" in metrics:
+        return f"perplexity {metrics['perplexity']:.1f}"
+    return f"accuracy {metrics['accuracy']:.3f}"
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -164,6 +172,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="a technique setting (repeatable)")
     run.add_argument("--eval-limit", type=int, help="measure on the first N eval examples only")
     run.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe (saves seconds)")
+    run.add_argument("--language-model", action="store_true",
+                     help="measure a causal LM as a language model: perplexity on the dataset's eval texts, "
+                          "tokens/s, a fixed completion (default: as a classifier of the dataset's labels)")
     run.add_argument("--json", action="store_true")
     run.set_defaults(command=_run)
     runs = commands.add_parser("runs", help="the stored runs")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from . import labs
 from .baseline import build_baseline
 from .data import DatasetSpec, load_dataset
 from .exclusive import one_at_a_time
 from .measure import MeasureConfig
-from .paths import home
 from .models import ModelBundle
 from .pipeline import SWEEP_INT8, Request, Sweep, load_run_model, prepare, resolve, run_steps
 from .progress import Progress, no_progress, scaled
@@ -45,21 +42,13 @@ def run_distillation(request: Request, settings: dict[str, Any], control: bool =
         sweep.runs.append(run_steps(prepared, control_steps, store, measure_config, scaled(progress, 0.1, 0.5)))
     run_steps(prepared, student_steps, store, measure_config, scaled(progress, 0.5 if control else 0.1, 1.0),
               kept=sweep.runs)
-    _latest_file(request.model, request.dataset).write_text(json.dumps([run.run_id for run in sweep.runs]))
+    labs.remember("distillation", [request.model, request.dataset], [run.run_id for run in sweep.runs])
     return sweep
 
 
 def latest(model: str, dataset: str) -> list[str]:
     """The run ids of the last distillation of this model on this dataset (the page opens on them)."""
-    path = _latest_file(model, dataset)
-    return json.loads(path.read_text()) if path.exists() else []
-
-
-def _latest_file(model: str, dataset: str) -> Path:
-    key = hashlib.sha256(json.dumps([model, dataset]).encode()).hexdigest()[:16]
-    folder = home() / "labs"
-    folder.mkdir(exist_ok=True)
-    return folder / f"distillation-{key}.json"
+    return labs.recall("distillation", [model, dataset])
 
 
 def role(run: Run) -> str:

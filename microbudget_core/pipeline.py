@@ -30,6 +30,7 @@ class Request:
     dataset: str
     steps: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (technique id, settings)
     eval_limit: int | None = None
+    task: str | None = None  # "causal-lm" measures a language model as one (perplexity), not as a classifier
 
 
 @dataclass
@@ -81,7 +82,7 @@ def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size
     int8_rows = {task: [resolve([(tid, {})]) for tid in ids] for task, ids in SWEEP_INT8.items()}
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.2))
     rows += int8_rows.get(prepared.baseline.task, []) if int8 else []
-    return _run_rows(prepared, rows, store, measure_config, progress)
+    return run_rows(prepared, rows, store, measure_config, progress)
 
 
 @one_at_a_time
@@ -99,14 +100,14 @@ def run_curve(request: Request, strategies: tuple[str, ...] = CURVE_STRATEGIES,
     largest = int(np.bincount(fit.labels).max())
     all_data = [k for k in examples_per_class if k == 0 or k >= largest]
     kept = [k for k in examples_per_class if k not in all_data or k == (0 if 0 in all_data else min(all_data))]
-    sweep = _run_rows(prepared, [steps for (_, k), steps in rows.items() if k in kept], store, measure_config,
+    sweep = run_rows(prepared, [steps for (_, k), steps in rows.items() if k in kept], store, measure_config,
                       progress)
     for k in set(examples_per_class) - set(kept):
         sweep.skipped[f"{k}/class"] = f"every class has at most {largest} training examples: the same run as all"
     return sweep
 
 
-def _run_rows(prepared: Prepared, rows: list[list[tuple[Any, Any]]], store: RunStore | None,
+def run_rows(prepared: Prepared, rows: list[list[tuple[Any, Any]]], store: RunStore | None,
               measure_config: MeasureConfig, progress: Progress) -> Sweep:
     """Run every row on the prepared original; a row that does not apply is skipped with its reason."""
     sweep = Sweep([], {})
@@ -128,7 +129,7 @@ def prepare(request: Request, measure_config: MeasureConfig = MeasureConfig(),
     progress(0.0, f"Loading dataset {request.dataset}")
     dataset = load_dataset(DatasetSpec(request.dataset))
     eval_split = dataset.eval.head(request.eval_limit)
-    baseline = build_baseline(request.model, dataset, progress=scaled(progress, 0.02, 0.75))
+    baseline = build_baseline(request.model, dataset, request.task, progress=scaled(progress, 0.02, 0.75))
     original = measure(baseline, eval_split, config=measure_config, progress=scaled(progress, 0.75, 1.0))
     return Prepared(request, dataset, eval_split, baseline, original)
 

@@ -279,18 +279,47 @@ def architectures_figure(rows: list[dict]) -> go.Figure:
     return figure
 
 
-def lineup_figure(rows: list[dict]) -> go.Figure:
-    """One bar per model (teacher first) for size, p50 latency and accuracy: what the student keeps."""
-    names = [row["model"] for row in rows]
+LINEUP_PANELS = [("size MB", "Size", "MB"), ("p50 ms", "Latency p50 (batch 1)", "ms"), ("accuracy", "Accuracy", "%")]
+
+
+def lineup_figure(rows: list[dict], name: str = "model", panels: list[tuple[str, str, str]] = LINEUP_PANELS,
+                  log_panels: tuple[str, ...] = ()) -> go.Figure:
+    """One bar per row (the original first, in grey) in each panel, e.g. what a student keeps of its teacher."""
+    names = [row[name] for row in rows]
     colours = [ORIGINAL_COLOUR] + TECHNIQUE_PALETTE[:len(rows) - 1]
-    panels = [("size MB", "Size", "MB"), ("p50 ms", "Latency p50 (batch 1)", "ms"), ("accuracy", "Accuracy", "%")]
     figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for _, title, _ in panels])
     for column, (key, _, unit) in enumerate(panels, start=1):
         values = [row[key] * (100 if unit == "%" else 1) for row in rows]
         figure.add_trace(go.Bar(x=names, y=values, marker_color=colours, showlegend=False,
-                                text=[f"{v:,.1f} {unit}" for v in values], textposition="auto",
-                                hovertemplate="%{x}: %{y:,.2f} " + unit + "<extra></extra>"), row=1, col=column)
+                                text=[f"{v:,.3g} {unit}" if key in log_panels else f"{v:,.1f} {unit}" for v in values],
+                                textposition="auto",
+                                hovertemplate="%{x}: %{y:,.3g} " + unit + "<extra></extra>"), row=1, col=column)
+        if key in log_panels:
+            figure.update_yaxes(type="log", row=1, col=column)
     figure.update_layout(height=380, margin=dict(l=20, r=20, t=50, b=20), bargap=0.25)
+    return figure
+
+
+def levels_figure(rows: list[dict]) -> go.Figure:
+    """Perplexity, tokens/s and size at each level (fewest bits last); the original as a dashed line."""
+    original, levels = rows[0], rows[1:]
+    panels = [("perplexity", "Perplexity (lower is better, log)", True), ("tokens/s", "Tokens per second", False),
+              ("size MB", "Stored size, MB", False)]
+    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for _, title, _ in panels])
+    names = [row["level"] for row in levels]
+    for column, (key, _, log) in enumerate(panels, start=1):
+        figure.add_trace(go.Scatter(x=names, y=[row[key] for row in levels], mode="lines+markers+text",
+                                    marker=dict(size=10, color=RESULT_COLOUR), line=dict(color=RESULT_COLOUR),
+                                    text=[f"{row[key]:,.3g}" for row in levels], textposition="top center",
+                                    showlegend=False, hovertemplate="%{x}: %{y:,.4g}<extra></extra>"), row=1, col=column)
+        figure.add_hline(y=original[key], line_dash="dash", line_color=ORIGINAL_COLOUR, row=1, col=column,
+                         annotation_text=f"{original['level']}: {original[key]:,.3g}",
+                         annotation_position="top left" if column > 1 else "bottom left")
+        if log:
+            figure.update_yaxes(type="log", row=1, col=column)
+        else:
+            figure.update_yaxes(rangemode="tozero", row=1, col=column)
+    figure.update_layout(height=380, margin=dict(l=20, r=20, t=50, b=20))
     return figure
 
 

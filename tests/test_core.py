@@ -143,12 +143,12 @@ def test_every_technique_module_follows_the_contract():
 
 def test_baseline_is_trained_once_then_loaded_from_disk(tiny_text_model, dataset, private_home):
     messages = []
-    first = build_baseline(str(tiny_text_model), dataset, LEARN_FAST, lambda f, m, **_: messages.append(m))
+    first = build_baseline(str(tiny_text_model), dataset, recipe=LEARN_FAST, progress=lambda f, m, **_: messages.append(m))
     assert any("fine-tuning" in m for m in messages)
     cached = list((private_home / "baselines").iterdir())
     assert len(cached) == 1 and not any(".partial" in p.name for p in cached)
     messages.clear()
-    second = build_baseline(str(tiny_text_model), dataset, LEARN_FAST, lambda f, m, **_: messages.append(m))
+    second = build_baseline(str(tiny_text_model), dataset, recipe=LEARN_FAST, progress=lambda f, m, **_: messages.append(m))
     assert messages == []
     np.testing.assert_allclose(first.logits(dataset.eval.inputs[:8]), second.logits(dataset.eval.inputs[:8]),
                                atol=1e-5)

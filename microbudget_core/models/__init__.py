@@ -78,6 +78,9 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
         entry = OFFLINE_MODELS[model_id]
         if entry.task == CAUSAL_LM:
             return _language_model(entry.load(None, None), label_list, task)
+        if task == CAUSAL_LM:
+            raise MicrobudgetError(f"Model '{model_id}' is a classifier, not a language model.",
+                                   "Pick a language model such as smollm2-135m.")
         if task and task != entry.task:
             kind = "images" if entry.task == IMAGE else "text"
             raise MicrobudgetError(f"Model '{model_id}' classifies {kind}, but this dataset needs a {task} model.",
@@ -93,6 +96,9 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
         from .llm import load_causal_lm
 
         return _language_model(load_causal_lm(model_id), label_list, task)
+    if task == CAUSAL_LM:
+        raise MicrobudgetError(f"Model '{model_id}' is not a causal language model.",
+                               "Pick a language model such as smollm2-135m, or a hub id of one.")
     return load_hf_classifier(model_id, task or found, label_list)
 
 

@@ -27,6 +27,7 @@ LM_FAMILY = "causal-lm"
 PROMPTED_FAMILY = "prompted-lm"
 INSTRUCTION = "Classify each text as one of: {labels}.\n\n"
 EXAMPLE = "Text: {text}\nAnswer: {label}\n\n"
+MAX_CONTEXT = 2048
 
 
 def is_causal_lm(config: Any) -> bool:
@@ -57,22 +58,23 @@ def load_causal_lm(source: str, name: str | None = None) -> ModelBundle:
     """A causal LM as it is (task causal-lm): generation and perplexity."""
     with _quiet():
         model = _from_pretrained(transformers.AutoModelForCausalLM, source, dtype=torch.float32)
-    return ModelBundle(model=model.eval(), task=CAUSAL_LM, labels=[], preprocess=lm_preprocessor(source),
+    return ModelBundle(model=model.eval(), task=CAUSAL_LM, labels=[], preprocess=lm_preprocessor(source, model.config),
                        name=name or source, meta={"family": LM_FAMILY, "source": str(source)})
 
 
-def lm_preprocessor(source: str | Path) -> TextPreprocessor:
+def lm_preprocessor(source: str | Path, config: Any) -> TextPreprocessor:
     """Right-padded tokens (scores and perplexity read positions from the left), a pad token where none is set."""
     tokenizer = _from_pretrained(transformers.AutoTokenizer, str(source))
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return TextPreprocessor(tokenizer, max_length=context_length(tokenizer))
+    return TextPreprocessor(tokenizer, max_length=context_length(tokenizer, config))
 
 
-def context_length(tokenizer: Any) -> int:
-    """The longest input accepted: the tokenizer's limit, capped (its default is often 'unlimited')."""
-    return min(int(tokenizer.model_max_length or 2048), 2048)
+def context_length(tokenizer: Any, config: Any) -> int:
+    """The longest input accepted: the model's positions and the tokenizer's limit, capped at 2,048 for CPU memory."""
+    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length, MAX_CONTEXT]
+    return int(min(limit for limit in limits if limit))
 
 
 @dataclass(frozen=True)
@@ -124,16 +126,19 @@ class PromptedClassifier(torch.nn.Module):
         return self.lm.config
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
-        logits = self.lm(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
-        token_scores = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None])[..., 0]
-        per_row = (token_scores * scored[:, 1:]).sum(dim=-1)  # the label's tokens only
-        return per_row.view(-1, self.labels)
+        hidden = self.lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        # The vocabulary projection only where a label token is predicted: it is a fifth of the model's work
+        # per position, and the other positions' predictions are never read.
+        rows, positions = torch.nonzero(scored[:, 1:], as_tuple=True)
+        logits = self.lm.get_output_embeddings()(hidden[rows, positions]).float()
+        token_scores = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[rows, positions + 1, None])[:, 0]
+        per_row = torch.zeros(len(input_ids), dtype=token_scores.dtype).index_add_(0, rows, token_scores)
+        return per_row.view(-1, self.labels)  # one row per text, one log-likelihood per label
 
 
 def as_classifier(lm: ModelBundle, labels: Sequence[str], shots: Sequence[tuple[str, str]] = ()) -> ModelBundle:
     """The LM answering a classification task zero-shot (no shots) or few-shot."""
-    tokenizer = lm.preprocess.tokenizer
-    preprocess = PromptPreprocessor(tokenizer, tuple(labels), tuple(shots), context_length(tokenizer))
+    preprocess = PromptPreprocessor(lm.preprocess.tokenizer, tuple(labels), tuple(shots), lm.preprocess.max_length)
     return ModelBundle(model=PromptedClassifier(lm.model, len(labels)), task=TEXT, labels=list(labels),
                        preprocess=preprocess, name=lm.name,
                        meta={**lm.meta, "family": PROMPTED_FAMILY, "shots": [list(s) for s in shots]})
@@ -144,7 +149,8 @@ def load_saved_llm(folder: Path, info: dict[str, Any]) -> ModelBundle:
     config = transformers.AutoConfig.from_pretrained(folder)
     with no_init_weights():  # the stored weights replace these: skip the slow random initialisation
         model = transformers.AutoModelForCausalLM.from_config(config).eval()
-    lm = ModelBundle(model=model, task=CAUSAL_LM, labels=[], preprocess=lm_preprocessor(folder), name=info["name"],
+    model.tie_weights()  # skipped with the initialisation; weight-only's restructure finds the tie by it
+    lm = ModelBundle(model=model, task=CAUSAL_LM, labels=[], preprocess=lm_preprocessor(folder, config), name=info["name"],
                      meta=dict(info["meta"]))
     if info["meta"]["family"] == PROMPTED_FAMILY:
         lm = as_classifier(lm, info["labels"], [tuple(s) for s in info["meta"].get("shots", [])])

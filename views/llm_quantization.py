@@ -1,0 +1,71 @@
+"""LLM quantization: a small language model in 16, 8, 4, 3 and 2 bits — what each level saves and what it loses."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from microbudget_core import llm_lab, plots
+from microbudget_core.errors import MicrobudgetError
+from microbudget_core.measure import MeasureConfig
+
+st.title("LLM quantization")
+st.markdown("GGUF files ship a language model in fewer bits per weight: Llama-3-8B is 7.96 GB in Q8_0, 4.58 GB in "
+            "Q4_K_M and 2.96 GB in Q2_K, for +0.003, +0.18 and +3.5 perplexity (*quoted*). Here the same idea runs "
+            "on a small LLM, measured on this machine: each level's stored size, load time, generation speed, "
+            "perplexity on held-out texts, and the same prompt's greedy completion, so you can judge by eye.")
+
+model, dataset = ui.pick_language_model_and_texts("llmq")
+left, middle, right = st.columns(3)
+levels = left.multiselect("Levels", list(llm_lab.LEVELS), default=list(llm_lab.DEFAULT_LEVELS), key="llmq_levels",
+                          help="bf16 has no fast kernels on most CPUs: expect it slower than fp32 there.")
+group_size = middle.select_slider("Group size", [16, 32, 64, 128], 32, key="llmq_group",
+                                  help="Weights sharing one scale and zero-point; smaller = more accurate, bigger file.")
+texts = right.slider("Texts for perplexity", 50, 500, llm_lab.PERPLEXITY_TEXTS, step=50, key="llmq_texts")
+prompt = st.text_area("Prompt for the side-by-side completions (plain text: no chat template is added)",
+                      MeasureConfig.prompt, max_chars=600, key="llmq_prompt")
+new_tokens = st.slider("Generated tokens", 8, 128, MeasureConfig.new_tokens, key="llmq_tokens")
+
+if st.button("Quantize and measure each level", type="primary", disabled=not (model and dataset and levels)):
+    config = MeasureConfig(prompt=prompt, new_tokens=new_tokens)
+    ui.run_with_progress(f"{model} at {len(levels)} levels", lambda progress: llm_lab.run_levels(
+        model, dataset, levels, group_size, texts, config, progress=progress))
+
+runs = llm_lab.latest_levels(model, dataset) if model and dataset else []
+if not runs:
+    st.info(f"No levels of {model or 'this model'} measured on {dataset or 'these texts'} yet: press the button "
+            "(about a minute per level on 2 cores).")
+    st.stop()
+rows = llm_lab.level_rows(runs)
+st.subheader("What each level saves and loses")
+st.plotly_chart(plots.levels_figure(rows), width="stretch", config={"displayModeBar": False})
+st.dataframe(pd.DataFrame(rows).drop(columns=["completion"]), hide_index=True, width="stretch",
+             column_config={"size MB": st.column_config.NumberColumn(format="%.1f"),
+                            "x smaller": st.column_config.NumberColumn(format="%.2fx"),
+                            "load s": st.column_config.NumberColumn(format="%.1f"),
+                            "tokens/s": st.column_config.NumberColumn(format="%.1f"),
+                            "perplexity": st.column_config.NumberColumn(format="%.1f"),
+                            "perplexity x": st.column_config.NumberColumn(format="%.2fx"),
+                            "same tokens": st.column_config.NumberColumn(
+                                format="percent", help="Share of the completion's tokens equal to the original's")})
+for note in {run.notes[-1] for run in runs if run.notes}:
+    st.caption(note)
+
+st.subheader("The same prompt at each level")
+st.markdown(f"*{runs[0].result['prompt']}*")
+for start in range(0, len(rows), 3):
+    for column, row in zip(st.columns(3), rows[start:start + 3]):
+        column.markdown(f"**{row['level']}** · perplexity {row['perplexity']:,.1f}")
+        column.text(row["completion"].strip())
+
+st.subheader("Try a level live")
+choices = {"": llm_lab.ORIGINAL} | {run.run_id: llm_lab.level_of(run) for run in runs}
+level = st.selectbox("Level", list(choices), format_func=choices.get, key="llmq_live_level")
+live_prompt = st.text_area("Prompt", "Once upon a time, a tiny model", max_chars=600, key="llmq_live_prompt")
+limit = st.slider("Maximum new tokens", 8, 256, 64, key="llmq_live_tokens")
+go, stop = st.columns([1, 5])
+if go.button("Generate", key="llmq_generate"):
+    stop.button("Stop", key="llmq_stop", help="Stops the generation (the page reruns without it).")
+    try:
+        st.write_stream(llm_lab.stream(model, level, live_prompt, limit))
+    except MicrobudgetError as error:
+        st.error(str(error))
