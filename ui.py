@@ -10,6 +10,7 @@ import math
 from types import ModuleType
 from typing import Any, Callable
 
+import pandas as pd
 import streamlit as st
 
 from microbudget_core import cli, plots
@@ -142,6 +143,20 @@ def kept_rows(key: str, label: str, job: Callable[[Progress], Any] | None) -> li
         return []
     for row, why in skipped.items():
         st.info(f"{row} was left out: {why}")
+    return runs
+
+
+def number_table(rows: list[dict[str, Any]], formats: dict[str, str], hidden: tuple[str, ...] = ()) -> None:
+    """Rows as a table, each column in `formats` shown with its number format ("percent", "%.1f", ...)."""
+    st.dataframe(pd.DataFrame(rows).drop(columns=list(hidden)), hide_index=True, width="stretch",
+                 column_config={column: st.column_config.NumberColumn(format=fmt) for column, fmt in formats.items()})
+
+
+def results_or_stop(runs: list, message: str) -> list:
+    """The runs to show; with none, `message` (what to press) and the page ends here."""
+    if not runs:
+        st.info(message)
+        st.stop()
     return runs
 
 

@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    runs = RunStore().list(args.dataset)
+    runs = RunStore().list(args.dataset, language_models=True)
     if args.json:
         print(json.dumps([run.to_json() for run in runs], indent=2))
         return 0

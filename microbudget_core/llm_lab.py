@@ -106,6 +106,8 @@ def run_contest(dataset: str, llms: Sequence[str] = ("smollm2-135m",), shots: in
     Each run holds two contenders: its baseline (fine-tuned specialist, or the LLM zero-shot) and its result.
     """
     few_shot = resolve([("few-shot", {"shots": shots})]) if shots else []  # bad knobs fail before slow work
+    for llm in llms:  # so does an LLM id that is not one, or a hub id while offline
+        load_model(ModelSpec(llm), task=CAUSAL_LM)
     contenders = [(specialist, resolve([("onnx-int8-dynamic", {})]))] + [(llm, few_shot) for llm in llms]
     runs = []
     for number, (model, steps) in enumerate(contenders):

@@ -14,6 +14,8 @@ from typing import Any
 from .errors import MicrobudgetError
 from .paths import home
 
+LANGUAGE_MODEL = "causal-lm"  # models.CAUSAL_LM, named here so the store stays light to import
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -83,12 +85,16 @@ class RunStore:
                                (run.run_id, run.created_at, json.dumps(run.to_json())))
         return run
 
-    def list(self, dataset: str | None = None) -> list[Run]:
-        """All runs, oldest first; only one dataset's when given."""
+    def list(self, dataset: str | None = None, language_models: bool = False) -> list[Run]:
+        """The classifiers' runs, oldest first; only one dataset's when given.
+
+        Language models measured as such (perplexity, no accuracy) are listed only with `language_models`.
+        """
         with self._connect() as connection:
             rows = connection.execute("SELECT record FROM runs ORDER BY created_at, rowid").fetchall()
         runs = [Run(**json.loads(record)) for (record,) in rows]
-        return [run for run in runs if dataset is None or run.dataset == dataset]
+        return [run for run in runs if (dataset is None or run.dataset == dataset)
+                and (language_models or run.task != LANGUAGE_MODEL)]
 
     def delete(self, run_id: str) -> bool:
         """Remove a run and its saved model files (only files under the app's own folder); False if unknown."""

@@ -21,6 +21,7 @@ from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import CAUSAL_LM, TEXT, ModelSpec, load_model
+from microbudget_core.runs import RunStore
 from microbudget_core.models.llm import Generation, as_classifier, complete, perplexity
 from microbudget_core.techniques import few_shot
 from microbudget_core.training import TrainConfig
@@ -187,6 +188,9 @@ def test_the_contest_measures_specialist_and_llm_on_the_same_texts(tiny_lm, tiny
     assert all(0 <= row["accuracy"] <= 1 and row["$ per 1M"] > 0 for row in rows)
     assert "x faster per text" in llm_lab.contest_headline(rows)
     assert llm_lab.latest_contest(texts_id) == runs
+    with pytest.raises(MicrobudgetError, match="not a causal language model"):
+        llm_lab.run_contest(texts_id, [str(tiny_text_model)], specialist=str(tiny_text_model), measure_config=QUICK)
+    assert len(RunStore().list()) == 2  # refused before any slow work: nothing more stored
 
 
 def test_the_cli_measures_a_language_model_by_perplexity(tiny_lm, texts_id, capsys):
@@ -195,6 +199,8 @@ def test_the_cli_measures_a_language_model_by_perplexity(tiny_lm, texts_id, caps
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["result"]["perplexity"] > 0 and "perplexity" in out["ratios"] and out["result"]["completion"]
+    # The classification pages never list a language model's runs (they have no accuracy); `runs` does.
+    assert not RunStore().list() and [r.run_id for r in RunStore().list(language_models=True)] == [out["run_id"]]
     assert cli.main(["run", "--model", "minilm-l6", "--dataset", texts_id, "--language-model"]) == 2
     assert "not a language model" in capsys.readouterr().err
 

@@ -52,3 +52,23 @@ def test_cli_dynamic_int8_on_the_offline_defaults(model, dataset, floor, shared_
     else:  # one Linear layer in a CNN: the size barely moves, and the run says why
         assert 0.97 < run["ratios"]["size"] < 1.03
         assert "barely changes this model" in run["notes"][0]
+
+
+def test_smollm2_loads_from_its_gguf_and_packs_to_under_a_third_in_4_bits(tmp_path):
+    from microbudget_core import techniques
+    from microbudget_core.data import DatasetSpec, load_dataset
+    from microbudget_core.models.llm import perplexity
+
+    lm = load_model(ModelSpec("smollm2-135m"))
+    assert type(lm.model).__name__ == "LlamaForCausalLM" and 130e6 < sum(p.numel() for p in lm.model.parameters())
+    texts = load_dataset(DatasetSpec("rotten-tomatoes")).eval.inputs[:20]
+    weight_only = techniques.get("weight-only")
+    sizes, perplexities = {}, {}
+    for bits in (32, 4, 2):
+        bundle = lm if bits == 32 else weight_only.apply(
+            lm, weight_only.Config(bits=bits, group_size=32, skip_head=False, embeddings=True))
+        folder = bundle.save(tmp_path / str(bits))
+        sizes[bits] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        perplexities[bits] = perplexity(bundle, texts)
+    assert sizes[4] <= 0.3 * sizes[32] and sizes[2] < sizes[4]
+    assert perplexities[32] < perplexities[4] < perplexities[2]  # 2 bits blows up, as the 2-bit row shows

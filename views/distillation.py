@@ -49,15 +49,9 @@ if runs and all(runs):
         if distillation.role(run) != distillation.QUANTIZED:
             st.caption(run.notes[-1])
     st.plotly_chart(plots.lineup_figure(rows), width="stretch", config={"displayModeBar": False})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
-                                "same predictions as the original": st.column_config.NumberColumn(format="percent"),
-                                "size MB": st.column_config.NumberColumn(format="%.1f"),
-                                "params (M)": st.column_config.NumberColumn(format="%.2f"),
-                                "p50 ms": st.column_config.NumberColumn(format="%.2f"),
-                                "x smaller": st.column_config.NumberColumn(format="%.1fx"),
-                                "x faster": st.column_config.NumberColumn(format="%.1fx"),
-                                "% of teacher accuracy": st.column_config.NumberColumn(format="%.1f")})
+    ui.number_table(rows, {"accuracy": "percent", "same predictions as the original": "percent", "size MB": "%.1f",
+                           "params (M)": "%.2f", "p50 ms": "%.2f", "x smaller": "%.1fx", "x faster": "%.1fx",
+                           "% of teacher accuracy": "%.1f"})
     histories, teacher_accuracy = distillation.histories(runs)
     st.plotly_chart(plots.training_figure(histories, teacher_accuracy), width="stretch",
                     config={"displayModeBar": False})

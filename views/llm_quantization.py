@@ -1,6 +1,5 @@
 """LLM quantization: a small language model in 16, 8, 4, 3 and 2 bits — what each level saves and what it loses."""
 
-import pandas as pd
 import streamlit as st
 
 import ui
@@ -30,23 +29,15 @@ if st.button("Quantize and measure each level", type="primary", disabled=not (mo
     ui.run_with_progress(f"{model} at {len(levels)} levels", lambda progress: llm_lab.run_levels(
         model, dataset, levels, group_size, texts, config, progress=progress))
 
-runs = llm_lab.latest_levels(model, dataset) if model and dataset else []
-if not runs:
-    st.info(f"No levels of {model or 'this model'} measured on {dataset or 'these texts'} yet: press the button "
-            "(about a minute per level on 2 cores).")
-    st.stop()
+runs = ui.results_or_stop(llm_lab.latest_levels(model, dataset) if model and dataset else [],
+                          f"No levels of {model or 'this model'} measured on {dataset or 'these texts'} yet: press the "
+                          "button (about a minute per level on 2 cores).")
 rows = llm_lab.level_rows(runs)
 st.subheader("What each level saves and loses")
 st.plotly_chart(plots.levels_figure(rows), width="stretch", config={"displayModeBar": False})
-st.dataframe(pd.DataFrame(rows).drop(columns=["completion"]), hide_index=True, width="stretch",
-             column_config={"size MB": st.column_config.NumberColumn(format="%.1f"),
-                            "x smaller": st.column_config.NumberColumn(format="%.2fx"),
-                            "load s": st.column_config.NumberColumn(format="%.1f"),
-                            "tokens/s": st.column_config.NumberColumn(format="%.1f"),
-                            "perplexity": st.column_config.NumberColumn(format="%.1f"),
-                            "perplexity x": st.column_config.NumberColumn(format="%.2fx"),
-                            "same tokens": st.column_config.NumberColumn(
-                                format="percent", help="Share of the completion's tokens equal to the original's")})
+ui.number_table(rows, {"size MB": "%.1f", "x smaller": "%.2fx", "load s": "%.1f", "tokens/s": "%.1f",
+                       "perplexity": "%.1f", "perplexity x": "%.2fx", "same tokens": "percent"}, hidden=("completion",))
+st.caption("same tokens: the share of the completion's tokens equal to the original's, position by position.")
 for note in {run.notes[-1] for run in runs if run.notes}:
     st.caption(note)
 

@@ -1,6 +1,5 @@
 """Specialist vs generalist: a small model fine-tuned for one task against a language model asked to do it."""
 
-import pandas as pd
 import streamlit as st
 
 import ui
@@ -26,23 +25,16 @@ if st.button("Run the contest", type="primary", disabled=not (model and dataset 
     ui.run_with_progress("Specialist vs generalist", lambda progress: llm_lab.run_contest(
         dataset, llms, shots, specialist, eval_limit, progress=progress))
 
-runs = llm_lab.latest_contest(dataset) if dataset else []
-if not runs:
-    st.info(f"No contest on {dataset or 'this dataset'} yet: press the button (the specialist is fine-tuned once, "
-            "a few minutes the first time).")
-    st.stop()
+runs = ui.results_or_stop(llm_lab.latest_contest(dataset) if dataset else [],
+                          f"No contest on {dataset or 'this dataset'} yet: press the button (the specialist is "
+                          "fine-tuned once, a few minutes the first time).")
 rows = llm_lab.contest_rows(runs)
 st.subheader("Side by side")
 st.markdown(f"**{llm_lab.contest_headline(rows)}**")
 st.plotly_chart(plots.lineup_figure(rows, name="contender", panels=llm_lab.CONTEST_PANELS,
                                     log_panels=("p50 ms", "$ per 1M")), width="stretch",
                 config={"displayModeBar": False})
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-             column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
-                            "macro F1": st.column_config.NumberColumn(format="%.3f"),
-                            "params M": st.column_config.NumberColumn(format="%.1f"),
-                            "size MB": st.column_config.NumberColumn(format="%.1f"),
-                            "p50 ms": st.column_config.NumberColumn(format="%.1f"),
-                            "$ per 1M": st.column_config.NumberColumn(format="$%.3f")})
+ui.number_table(rows, {"accuracy": "percent", "macro F1": "%.3f", "params M": "%.1f", "size MB": "%.1f",
+                       "p50 ms": "%.1f", "$ per 1M": "$%.3f"})
 st.caption("$ per 1M predictions: a 2-vCPU instance at $0.0893/h (AWS c7i.large, on demand) running at the measured "
            "batch-32 throughput; see the Compare page for the cost model.")
