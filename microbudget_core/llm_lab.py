@@ -10,9 +10,9 @@ from typing import Any, Sequence
 
 from . import labs
 from .compare import DEFAULT_PRICE_PER_HOUR, serving_cost
+from .errors import MicrobudgetError
 from .exclusive import one_at_a_time
 from .measure import MeasureConfig
-from .errors import MicrobudgetError
 from .models import CAUSAL_LM, ModelBundle, ModelSpec, load_model
 from .models.llm import Generation
 from .pipeline import Request, Sweep, load_run_model, prepare, resolve, run_rows, run_steps
@@ -20,9 +20,12 @@ from .progress import Progress, no_progress, scaled
 from .runs import Run, RunStore
 
 # Level -> (bits per weight, steps). Weight-only packs the LM head and the (tied) embedding table too, as GGUF does.
+# Two int8 paths: torch.ao's (one activation scale per tensor: fast kernels, but the outlier features of an LLM's
+# MLP inputs break it) and torchao's (one scale per token: accurate, but no fast CPU kernel here).
 LEVELS: dict[str, tuple[int, list[tuple[str, dict[str, Any]]]]] = {
     "bf16": (16, [("bf16", {})]),
     "int8 (dynamic)": (8, [("dynamic-int8", {"backend": "torch.ao"})]),
+    "int8 (per-token)": (8, [("dynamic-int8", {"backend": "torchao"})]),
     **{f"{bits}-bit": (bits, [("weight-only", {"bits": bits, "skip_head": False, "embeddings": True})])
        for bits in (8, 4, 3, 2)},
 }
@@ -36,6 +39,10 @@ def run_levels(model: str, dataset: str, levels: Sequence[str] = DEFAULT_LEVELS,
                texts: int = PERPLEXITY_TEXTS, measure_config: MeasureConfig = MeasureConfig(),
                store: RunStore | None = None, progress: Progress = no_progress) -> Sweep:
     """Each level of `model` against one measurement of it as loaded: size, load time, tokens/s, perplexity."""
+    unknown = [level for level in levels if level not in LEVELS]
+    if unknown or not levels:
+        raise MicrobudgetError(f"Unknown or no levels: {', '.join(unknown) or 'none given'}.",
+                               f"Pick from: {', '.join(LEVELS)}.")
     rows = [resolve([(tid, {**settings, **({"group_size": group_size} if tid == "weight-only" else {})})
                      for tid, settings in LEVELS[level][1]]) for level in levels]
     prepared = prepare(Request(model, dataset, eval_limit=texts, task=CAUSAL_LM), measure_config,

@@ -312,14 +312,16 @@ def levels_figure(rows: list[dict]) -> go.Figure:
                                     marker=dict(size=10, color=RESULT_COLOUR), line=dict(color=RESULT_COLOUR),
                                     text=[f"{row[key]:,.3g}" for row in levels], textposition="top center",
                                     showlegend=False, hovertemplate="%{x}: %{y:,.4g}<extra></extra>"), row=1, col=column)
-        figure.add_hline(y=original[key], line_dash="dash", line_color=ORIGINAL_COLOUR, row=1, col=column,
-                         annotation_text=f"{original['level']}: {original[key]:,.3g}",
-                         annotation_position="top left" if column > 1 else "bottom left")
+        # A dashed trace, not add_hline: plotly reads a shape's and annotation's y as log10(y) on log axes.
+        figure.add_trace(go.Scatter(x=names, y=[original[key]] * len(names), mode="lines", name=original["level"],
+                                    line=dict(dash="dash", color=ORIGINAL_COLOUR), showlegend=column == 1,
+                                    hovertemplate=f"{original['level']}: %{{y:,.4g}}<extra></extra>"),
+                         row=1, col=column)
         if log:
             figure.update_yaxes(type="log", row=1, col=column)
         else:
             figure.update_yaxes(rangemode="tozero", row=1, col=column)
-    figure.update_layout(height=380, margin=dict(l=20, r=20, t=50, b=20))
+    figure.update_layout(height=420, margin=dict(l=20, r=20, t=50, b=60), legend=dict(orientation="h", y=-0.2))
     return figure
 
 

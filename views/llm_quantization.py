@@ -16,7 +16,8 @@ st.markdown("GGUF files ship a language model in fewer bits per weight: Llama-3-
 model, dataset = ui.pick_language_model_and_texts("llmq")
 left, middle, right = st.columns(3)
 levels = left.multiselect("Levels", list(llm_lab.LEVELS), default=list(llm_lab.DEFAULT_LEVELS), key="llmq_levels",
-                          help="bf16 has no fast kernels on most CPUs: expect it slower than fp32 there.")
+                          help="bf16 and int8 (per-token, torchao) have no fast kernels on this kind of CPU: "
+                               "expect them many times slower (minutes per level).")
 group_size = middle.select_slider("Group size", [16, 32, 64, 128], 32, key="llmq_group",
                                   help="Weights sharing one scale and zero-point; smaller = more accurate, bigger file.")
 texts = right.slider("Texts for perplexity", 50, 500, llm_lab.PERPLEXITY_TEXTS, step=50, key="llmq_texts")
@@ -38,8 +39,8 @@ st.plotly_chart(plots.levels_figure(rows), width="stretch", config={"displayMode
 ui.number_table(rows, {"size MB": "%.1f", "x smaller": "%.2fx", "load s": "%.1f", "tokens/s": "%.1f",
                        "perplexity": "%.1f", "perplexity x": "%.2fx", "same tokens": "percent"}, hidden=("completion",))
 st.caption("same tokens: the share of the completion's tokens equal to the original's, position by position.")
-for note in {run.notes[-1] for run in runs if run.notes}:
-    st.caption(note)
+for run in runs:
+    st.caption(f"**{llm_lab.level_of(run)}**: {run.notes[-1]}")
 
 st.subheader("The same prompt at each level")
 st.markdown(f"*{runs[0].result['prompt']}*")

@@ -91,5 +91,7 @@ def _quantize(model: torch.nn.Module, backend: str) -> torch.nn.Module:
 
 
 def _linear_share(model: torch.nn.Module) -> float:
-    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}  # a tied LM head is one
+    linear = sum(m.weight.numel() for m in model.modules()
+                 if isinstance(m, torch.nn.Linear) and id(m.weight) not in tables)
     return linear / sum(p.numel() for p in model.parameters())
