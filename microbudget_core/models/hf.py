@@ -15,7 +15,8 @@ from ..errors import MicrobudgetError
 from ..network import hub_reachable
 from .bundle import CAUSAL_LM, IMAGE, TEXT, ModelBundle
 
-OFFLINE_HINT = "Use an offline model (minilm-l6, mobilenet-v2) or a local model folder, or connect to the network."
+OFFLINE_HINT = ("Use an offline model (minilm-l6, mobilenet-v2, smollm2-135m) or a local model folder, or connect "
+                "to the network.")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from typing import Any, Iterator, Sequence
 
 import torch
 import transformers
-from transformers.modeling_utils import no_init_weights
 
 from ..assets import SMOLLM2, asset_path
 from ..errors import MicrobudgetError
@@ -146,6 +145,9 @@ def as_classifier(lm: ModelBundle, labels: Sequence[str], shots: Sequence[tuple[
 
 def load_saved_llm(folder: Path, info: dict[str, Any]) -> ModelBundle:
     """The architecture of a saved LM or prompted classifier, without weights (load_saved fills them)."""
+    # Imported here: transformers' modeling code (and torchao's noisy import) is not needed by a bad id's message.
+    from transformers.modeling_utils import no_init_weights
+
     config = transformers.AutoConfig.from_pretrained(folder)
     with no_init_weights():  # the stored weights replace these: skip the slow random initialisation
         model = transformers.AutoModelForCausalLM.from_config(config).eval()
