@@ -1,0 +1,24 @@
+# Hugging Face Space (Docker SDK). The setup is the README's own: `make setup` installs the same pins and runs
+# the same --no-deps asset step; the app then starts as in `make app`, listening on all interfaces.
+FROM python:3.11-slim
+
+# make runs the setup; Debian's Fashion-MNIST becomes the bundled fashion-mnist-5k dataset.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make dataset-fashion-mnist \
+    && rm -rf /var/lib/apt/lists/*
+
+# Spaces run containers as user 1000; so does this image, whatever the host.
+RUN useradd --create-home --uid 1000 user
+USER user
+ENV HOME=/home/user \
+    MICROBUDGET_HOME=/home/user/data \
+    PYTHONUNBUFFERED=1
+WORKDIR /home/user/app
+
+# Requirements first: the virtualenv layer is rebuilt only when they change.
+COPY --chown=user Makefile requirements.txt requirements-assets.txt ./
+RUN make setup PYTHON=python3.11
+COPY --chown=user . .
+
+EXPOSE 8501
+CMD [".venv/bin/python", "-m", "streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=8501"]
