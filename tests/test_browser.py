@@ -102,3 +102,21 @@ def test_quantization_page_runs_and_draws_the_chart(page, app_url, tiny_text_mod
     assert page.locator('[data-testid="stPlotlyChart"] .bars .point').count() >= 8  # 4 panels x 2 bars
     assert "smaller" in page.locator('[data-testid="stMarkdown"]').all_inner_texts().__str__()
     page.screenshot(path=str(ARTIFACTS / "quantization.png"), full_page=True)
+
+
+def test_llm_quantization_page_runs_levels_and_draws_them(page, app_url, tiny_causal_lm, sentiment_csv):
+    page.goto(f"{app_url}/llm_quantization")
+    page.get_by_text("GGUF files ship a language model").wait_for(timeout=60_000)
+    _choose(page, "Language model", "other")
+    page.get_by_role("textbox", name="Hugging Face model id or local folder of a causal LM").fill(str(tiny_causal_lm))
+    page.keyboard.press("Enter")
+    _choose(page, "Texts (a text classification dataset)", "other")
+    page.get_by_role("textbox", name="Dataset id: csv:PATH or hf:NAME").fill(f"csv:{sentiment_csv}")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Quantize and measure each level").click()
+    page.get_by_text("What each level saves and loses").wait_for(timeout=300_000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
+    _assert_no_error(page)
+    assert page.locator('[data-testid="stPlotlyChart"] .scatterlayer .point').count() >= 15  # 3 panels x 5 levels
+    assert page.get_by_text("The same prompt at each level").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "llm-quantization.png"), full_page=True)

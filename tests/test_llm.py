@@ -14,7 +14,7 @@ import transformers
 from safetensors import safe_open
 from streamlit.testing.v1 import AppTest
 
-from conftest import FILLER, NEGATIVE, POSITIVE
+from conftest import tiny_llama
 from microbudget_core import cli, llm_lab, quant_math
 from microbudget_core.baseline import RECIPES
 from microbudget_core.data import DatasetSpec, load_dataset
@@ -30,39 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK = MeasureConfig(memory=False, latency_runs=3, warmup=1, prompt="the film was", new_tokens=4)
 
 
-def tiny_llama(folder: Path, zero_head: bool = False) -> Path:
-    """A 2-layer Llama with a word-level vocabulary (the sentiment words and labels), tied head, 128 positions."""
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(POSITIVE + NEGATIVE + FILLER + ["pos", "neg"]))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-    config = transformers.LlamaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                                      num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
-                                      max_position_embeddings=128, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config)
-    if zero_head:
-        with torch.no_grad():
-            model.lm_head.weight.zero_()  # tied: every logit is 0, every next token equally likely
-    model.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory) -> Path:
-    return tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
 @pytest.fixture()
 def texts_id(sentiment_csv) -> str:
     return f"csv:{sentiment_csv}"
 
 
-def test_a_tiny_llama_loads_as_a_language_model_and_as_a_zero_shot_classifier(tiny_lm, texts_id):
-    lm = load_model(ModelSpec(str(tiny_lm)))
+def test_a_tiny_llama_loads_as_a_language_model_and_as_a_zero_shot_classifier(tiny_causal_lm, texts_id):
+    lm = load_model(ModelSpec(str(tiny_causal_lm)))
     assert lm.task == CAUSAL_LM and lm.preprocess.max_length == 128
     dataset = load_dataset(DatasetSpec(texts_id))
-    classifier = load_model(ModelSpec(str(tiny_lm)), dataset.label_names, TEXT)
+    classifier = load_model(ModelSpec(str(tiny_causal_lm)), dataset.label_names, TEXT)
     assert classifier.task == TEXT and classifier.labels == dataset.label_names
     assert classifier.logits(dataset.eval.inputs[:3]).shape == (3, 2)
 
@@ -75,8 +52,8 @@ def test_perplexity_of_a_model_that_predicts_nothing_is_the_vocabulary_size(tmp_
 
 
 @torch.no_grad()
-def test_perplexity_is_the_exponent_of_the_mean_token_loss(tiny_lm):
-    bundle = load_model(ModelSpec(str(tiny_lm)))
+def test_perplexity_is_the_exponent_of_the_mean_token_loss(tiny_causal_lm):
+    bundle = load_model(ModelSpec(str(tiny_causal_lm)))
     texts = ["the film was good", "a dull plot and weak actors but the story is moving"]
     # by hand: every predicted token's negative log-likelihood, pooled over both texts
     losses = []
@@ -88,9 +65,9 @@ def test_perplexity_is_the_exponent_of_the_mean_token_loss(tiny_lm):
 
 
 @torch.no_grad()
-def test_constrained_scoring_picks_the_label_with_the_highest_log_likelihood(tiny_lm, texts_id):
+def test_constrained_scoring_picks_the_label_with_the_highest_log_likelihood(tiny_causal_lm, texts_id):
     dataset = load_dataset(DatasetSpec(texts_id))
-    classifier = load_model(ModelSpec(str(tiny_lm)), dataset.label_names, TEXT)
+    classifier = load_model(ModelSpec(str(tiny_causal_lm)), dataset.label_names, TEXT)
     lm, tokenizer = classifier.model.lm, classifier.preprocess.tokenizer
     texts = dataset.eval.inputs[:6]
     expected = np.zeros((len(texts), len(dataset.label_names)))
@@ -105,30 +82,30 @@ def test_constrained_scoring_picks_the_label_with_the_highest_log_likelihood(tin
     assert (classifier.predict(texts) == expected.argmax(axis=1)).all()
 
 
-def test_few_shot_takes_examples_in_turn_from_each_class_of_the_train_split(tiny_lm, texts_id):
+def test_few_shot_takes_examples_in_turn_from_each_class_of_the_train_split(tiny_causal_lm, texts_id):
     dataset = load_dataset(DatasetSpec(texts_id))
-    classifier = load_model(ModelSpec(str(tiny_lm)), dataset.label_names, TEXT)
+    classifier = load_model(ModelSpec(str(tiny_causal_lm)), dataset.label_names, TEXT)
     shown = few_shot.apply(classifier, few_shot.Config(shots=4), dataset)
     shots = shown.preprocess.shots
     assert [label for _, label in shots] == [dataset.label_names[0], dataset.label_names[1]] * 2
     assert all(text in dataset.train.inputs for text, _ in shots) and classifier.preprocess.shots == ()
     assert all(f"Text: {text}\nAnswer: {label}" in shown.preprocess.prompt("x") for text, label in shots)
     with pytest.raises(MicrobudgetError, match="is not one answering a classification task"):
-        few_shot.apply(load_model(ModelSpec(str(tiny_lm))), few_shot.Config(), dataset)
+        few_shot.apply(load_model(ModelSpec(str(tiny_causal_lm))), few_shot.Config(), dataset)
 
 
-def test_a_prompt_longer_than_the_context_gives_a_clear_message(tiny_lm, texts_id):
+def test_a_prompt_longer_than_the_context_gives_a_clear_message(tiny_causal_lm, texts_id):
     dataset = load_dataset(DatasetSpec(texts_id))
-    classifier = load_model(ModelSpec(str(tiny_lm)), dataset.label_names, TEXT)
+    classifier = load_model(ModelSpec(str(tiny_causal_lm)), dataset.label_names, TEXT)
     with pytest.raises(MicrobudgetError, match="longer than the model's context of 128"):
         few_shot.apply(classifier, few_shot.Config(shots=16), dataset)  # 16 examples of ~12 tokens
-    lm = load_model(ModelSpec(str(tiny_lm)))
+    lm = load_model(ModelSpec(str(tiny_causal_lm)))
     with pytest.raises(MicrobudgetError, match="exceeds the model's context of 128"):
         list(Generation(lm, "the film " * 62, 8))
 
 
-def test_generation_is_greedy_streams_pieces_and_stops_when_asked(tiny_lm):
-    lm = load_model(ModelSpec(str(tiny_lm)))
+def test_generation_is_greedy_streams_pieces_and_stops_when_asked(tiny_causal_lm):
+    lm = load_model(ModelSpec(str(tiny_causal_lm)))
     done = complete(lm, "the film was", 6, stop_at_end=False)
     ids = lm.preprocess.tokenizer("the film was", return_tensors="pt").input_ids
     reference = lm.model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=False,
@@ -139,11 +116,11 @@ def test_generation_is_greedy_streams_pieces_and_stops_when_asked(tiny_lm):
     assert len(first_two) == 2 and len(pieces.tokens) == 2
 
 
-def test_each_level_runs_and_its_packed_size_is_what_the_bit_count_predicts(tiny_lm, texts_id):
-    sweep = llm_lab.run_levels(str(tiny_lm), texts_id, list(llm_lab.LEVELS), group_size=16, texts=20,
+def test_each_level_runs_and_its_packed_size_is_what_the_bit_count_predicts(tiny_causal_lm, texts_id):
+    sweep = llm_lab.run_levels(str(tiny_causal_lm), texts_id, list(llm_lab.LEVELS), group_size=16, texts=20,
                                measure_config=QUICK)
     assert [llm_lab.level_of(run) for run in sweep.runs] == list(llm_lab.LEVELS) and not sweep.skipped
-    fp32 = load_model(ModelSpec(str(tiny_lm))).model
+    fp32 = load_model(ModelSpec(str(tiny_causal_lm))).model
     matrices = [m.weight for m in fp32.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))]
     matrices = list({id(w): w for w in matrices}.values())  # the tied head and table once
     other_bytes = 4 * sum(p.numel() for p in fp32.parameters() if all(p is not w for w in matrices))
@@ -165,21 +142,21 @@ def test_each_level_runs_and_its_packed_size_is_what_the_bit_count_predicts(tiny
     assert rows[0]["level"] == llm_lab.ORIGINAL and rows[0]["x smaller"] == 1
     sizes = {row["level"]: row["size MB"] for row in rows}
     assert sizes["2-bit"] < sizes["4-bit"] < sizes["8-bit"] < sizes[llm_lab.ORIGINAL]
-    assert llm_lab.latest_levels(str(tiny_lm), texts_id) == sweep.runs
+    assert llm_lab.latest_levels(str(tiny_causal_lm), texts_id) == sweep.runs
 
 
-def test_a_stored_level_reloads_and_generates_what_it_generated_when_measured(tiny_lm, texts_id):
-    sweep = llm_lab.run_levels(str(tiny_lm), texts_id, ["4-bit"], texts=20, measure_config=QUICK)
+def test_a_stored_level_reloads_and_generates_what_it_generated_when_measured(tiny_causal_lm, texts_id):
+    sweep = llm_lab.run_levels(str(tiny_causal_lm), texts_id, ["4-bit"], texts=20, measure_config=QUICK)
     run = sweep.runs[0]
-    pieces = "".join(llm_lab.stream(str(tiny_lm), run.run_id, QUICK.prompt, QUICK.new_tokens))
+    pieces = "".join(llm_lab.stream(str(tiny_causal_lm), run.run_id, QUICK.prompt, QUICK.new_tokens))
     assert run.result["completion"].startswith(pieces) or pieces.startswith(run.result["completion"])
     with pytest.raises(MicrobudgetError, match="prompt is empty"):
-        llm_lab.stream(str(tiny_lm), "", "  ", 4)
+        llm_lab.stream(str(tiny_causal_lm), "", "  ", 4)
 
 
-def test_the_contest_measures_specialist_and_llm_on_the_same_texts(tiny_lm, tiny_text_model, texts_id, monkeypatch):
+def test_the_contest_measures_specialist_and_llm_on_the_same_texts(tiny_causal_lm, tiny_text_model, texts_id, monkeypatch):
     monkeypatch.setitem(RECIPES, TEXT, TrainConfig(epochs=1, learning_rate=1e-3))
-    runs = llm_lab.run_contest(texts_id, [str(tiny_lm)], shots=2, specialist=str(tiny_text_model), eval_limit=30,
+    runs = llm_lab.run_contest(texts_id, [str(tiny_causal_lm)], shots=2, specialist=str(tiny_text_model), eval_limit=30,
                                measure_config=QUICK)
     rows = llm_lab.contest_rows(runs)
     assert [row["contender"].split()[-1] for row in rows] == ["fine-tuned", "onnx-int8-dynamic", "zero-shot",
@@ -193,8 +170,8 @@ def test_the_contest_measures_specialist_and_llm_on_the_same_texts(tiny_lm, tiny
     assert len(RunStore().list()) == 2  # refused before any slow work: nothing more stored
 
 
-def test_the_cli_measures_a_language_model_by_perplexity(tiny_lm, texts_id, capsys):
-    code = cli.main(["run", "--model", str(tiny_lm), "--dataset", texts_id, "--language-model", "--technique",
+def test_the_cli_measures_a_language_model_by_perplexity(tiny_causal_lm, texts_id, capsys):
+    code = cli.main(["run", "--model", str(tiny_causal_lm), "--dataset", texts_id, "--language-model", "--technique",
                      "weight-only", "--set", "bits=4", "--eval-limit", "20", "--no-memory", "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
@@ -217,10 +194,10 @@ def _charts_have_data(at: AppTest) -> bool:
     return bool(charts) and all(any(len(trace.get("y", [])) for trace in chart) for chart in charts)
 
 
-def test_llm_quantization_page_with_a_tiny_llama(tiny_lm, texts_id):
+def test_llm_quantization_page_with_a_tiny_llama(tiny_causal_lm, texts_id):
     at = AppTest.from_file(str(ROOT / "views" / "llm_quantization.py"), default_timeout=300).run()
     assert not at.exception
-    _pick(at, "llmq", str(tiny_lm), texts_id)
+    _pick(at, "llmq", str(tiny_causal_lm), texts_id)
     assert any("No levels" in info.value for info in at.info)
     at.multiselect(key="llmq_levels").set_value(["8-bit", "2-bit"])
     at.slider(key="llmq_texts").set_value(50)
@@ -234,11 +211,11 @@ def test_llm_quantization_page_with_a_tiny_llama(tiny_lm, texts_id):
     assert not at.exception and not at.error
 
 
-def test_specialist_page_with_tiny_models(tiny_lm, tiny_text_model, texts_id, monkeypatch):
+def test_specialist_page_with_tiny_models(tiny_causal_lm, tiny_text_model, texts_id, monkeypatch):
     monkeypatch.setitem(RECIPES, TEXT, TrainConfig(epochs=1, learning_rate=1e-3))
     at = AppTest.from_file(str(ROOT / "views" / "specialist.py"), default_timeout=300).run()
     assert not at.exception
-    _pick(at, "spec", str(tiny_lm), texts_id)
+    _pick(at, "spec", str(tiny_causal_lm), texts_id)
     at.text_input(key="spec_specialist").input(str(tiny_text_model)).run()
     at.slider(key="spec_shots").set_value(2)
     at.slider(key="spec_eval").set_value(50)
