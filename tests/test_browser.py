@@ -120,3 +120,31 @@ def test_llm_quantization_page_runs_levels_and_draws_them(page, app_url, tiny_ca
     assert page.locator('[data-testid="stPlotlyChart"] .scatterlayer .point').count() >= 15  # 3 panels x 5 levels
     assert page.get_by_text("The same prompt at each level").count() == 1
     page.screenshot(path=str(ARTIFACTS / "llm-quantization.png"), full_page=True)
+
+
+def test_specialist_page_runs_the_contest_and_draws_it(page, app_url, tiny_causal_lm, tiny_text_model, sentiment_csv):
+    page.goto(f"{app_url}/specialist")
+    page.get_by_text("answering the same task from a prompt").wait_for(timeout=60_000)
+    _choose(page, "Language model", "other")
+    page.get_by_role("textbox", name="Hugging Face model id or local folder of a causal LM").fill(str(tiny_causal_lm))
+    page.keyboard.press("Enter")
+    _choose(page, "Texts (a text classification dataset)", "other")
+    page.get_by_role("textbox", name="Dataset id: csv:PATH or hf:NAME").fill(f"csv:{sentiment_csv}")
+    page.keyboard.press("Enter")
+    page.get_by_role("textbox", name="Specialist (fine-tuned for the task)").fill(str(tiny_text_model))
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Run the contest").click()
+    page.get_by_text("cheaper per prediction").wait_for(timeout=300_000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
+    _assert_no_error(page)
+    assert page.locator('[data-testid="stPlotlyChart"] .bars .point').count() == 12  # 3 panels x 4 contenders
+    page.screenshot(path=str(ARTIFACTS / "specialist.png"), full_page=True)
+
+
+def test_compare_page_shows_the_stored_runs(page, app_url):
+    page.goto(f"{app_url}/compare")
+    page.get_by_text("Compare and decide").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stPlotlyChart"] .scatterlayer .point').first.wait_for(timeout=60_000)
+    _assert_no_error(page)
+    assert page.locator('[data-testid="stPlotlyChart"] .scatterlayer .point').count() >= 2
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
