@@ -1,0 +1,83 @@
+"""One job at a time: first come first served, each waiter told its place, a waiter that leaves gives it up."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from microbudget_core.exclusive import jobs_ahead, one_at_a_time
+
+finished: list[str] = []
+release = threading.Event()
+
+
+@one_at_a_time
+def job(name: str, progress=None) -> None:
+    if name == "first":
+        release.wait(timeout=30)
+    finished.append(name)
+
+
+@one_at_a_time
+def outer(progress=None) -> str:
+    return inner()
+
+
+@one_at_a_time
+def inner(progress=None) -> str:
+    return "nested"
+
+
+def _start(name: str, heard: list[str]) -> threading.Thread:
+    thread = threading.Thread(target=job, args=(name,), kwargs={"progress": lambda f, m, **_: heard.append(m)})
+    thread.start()
+    return thread
+
+
+def _until(condition) -> None:
+    deadline = time.time() + 10
+    while not condition():
+        assert time.time() < deadline
+        time.sleep(0.01)
+
+
+def test_jobs_run_in_arrival_order_and_each_waiter_hears_its_place():
+    finished.clear()
+    release.clear()
+    heard: dict[str, list[str]] = {name: [] for name in ("first", "second", "third")}
+    threads = [_start("first", heard["first"])]
+    _until(lambda: jobs_ahead() == 1)
+    threads.append(_start("second", heard["second"]))
+    _until(lambda: jobs_ahead() == 2)
+    threads.append(_start("third", heard["third"]))
+    _until(lambda: jobs_ahead() == 3 and heard["third"])
+    release.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert finished == ["first", "second", "third"] and jobs_ahead() == 0
+    assert heard["first"] == [] and "1 job ahead" in heard["second"][0] and "2 jobs ahead" in heard["third"][0]
+    assert any("1 job ahead" in message for message in heard["third"])  # told again as the queue moved
+
+
+def test_a_job_may_call_another_job():
+    assert outer() == "nested" and jobs_ahead() == 0
+
+
+def test_a_waiter_that_leaves_gives_up_its_place():
+    finished.clear()
+    release.clear()
+    first = _start("first", [])
+    _until(lambda: jobs_ahead() == 1)
+
+    def leave(fraction, message, **_):
+        raise KeyboardInterrupt  # as a stopped page's script thread would
+
+    with pytest.raises(KeyboardInterrupt):
+        job("leaver", progress=leave)
+    assert jobs_ahead() == 1  # only the running job
+    release.set()
+    first.join(timeout=30)
+    job("after")
+    assert finished == ["first", "after"]
