@@ -104,15 +104,20 @@ def test_quantization_page_runs_and_draws_the_chart(page, app_url, tiny_text_mod
     page.screenshot(path=str(ARTIFACTS / "quantization.png"), full_page=True)
 
 
+def _pick_language_model(page, model: Path, csv: Path) -> None:
+    """The LLM pages' pickers: a causal LM folder and a CSV of texts, both through "other…"."""
+    _choose(page, "Language model", "other")
+    page.get_by_role("textbox", name="Hugging Face model id or local folder of a causal LM").fill(str(model))
+    page.keyboard.press("Enter")
+    _choose(page, "Texts (a text classification dataset)", "other")
+    page.get_by_role("textbox", name="Dataset id: csv:PATH or hf:NAME").fill(f"csv:{csv}")
+    page.keyboard.press("Enter")
+
+
 def test_llm_quantization_page_runs_levels_and_draws_them(page, app_url, tiny_causal_lm, sentiment_csv):
     page.goto(f"{app_url}/llm_quantization")
     page.get_by_text("GGUF files ship a language model").wait_for(timeout=60_000)
-    _choose(page, "Language model", "other")
-    page.get_by_role("textbox", name="Hugging Face model id or local folder of a causal LM").fill(str(tiny_causal_lm))
-    page.keyboard.press("Enter")
-    _choose(page, "Texts (a text classification dataset)", "other")
-    page.get_by_role("textbox", name="Dataset id: csv:PATH or hf:NAME").fill(f"csv:{sentiment_csv}")
-    page.keyboard.press("Enter")
+    _pick_language_model(page, tiny_causal_lm, sentiment_csv)
     page.get_by_role("button", name="Quantize and measure each level").click()
     page.get_by_text("What each level saves and loses").wait_for(timeout=300_000)
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=60_000)
@@ -125,12 +130,7 @@ def test_llm_quantization_page_runs_levels_and_draws_them(page, app_url, tiny_ca
 def test_specialist_page_runs_the_contest_and_draws_it(page, app_url, tiny_causal_lm, tiny_text_model, sentiment_csv):
     page.goto(f"{app_url}/specialist")
     page.get_by_text("answering the same task from a prompt").wait_for(timeout=60_000)
-    _choose(page, "Language model", "other")
-    page.get_by_role("textbox", name="Hugging Face model id or local folder of a causal LM").fill(str(tiny_causal_lm))
-    page.keyboard.press("Enter")
-    _choose(page, "Texts (a text classification dataset)", "other")
-    page.get_by_role("textbox", name="Dataset id: csv:PATH or hf:NAME").fill(f"csv:{sentiment_csv}")
-    page.keyboard.press("Enter")
+    _pick_language_model(page, tiny_causal_lm, sentiment_csv)
     page.get_by_role("textbox", name="Specialist (fine-tuned for the task)").fill(str(tiny_text_model))
     page.keyboard.press("Enter")
     page.get_by_role("button", name="Run the contest").click()
