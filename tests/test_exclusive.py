@@ -10,13 +10,13 @@ import pytest
 from microbudget_core.exclusive import jobs_ahead, one_at_a_time
 
 finished: list[str] = []
-release = threading.Event()
+gates = {"first": threading.Event(), "second": threading.Event()}  # these jobs wait for their gate to open
 
 
 @one_at_a_time
 def job(name: str, progress=None) -> None:
-    if name == "first":
-        release.wait(timeout=30)
+    if name in gates:
+        gates[name].wait(timeout=30)
     finished.append(name)
 
 
@@ -45,7 +45,8 @@ def _until(condition) -> None:
 
 def test_jobs_run_in_arrival_order_and_each_waiter_hears_its_place():
     finished.clear()
-    release.clear()
+    for gate in gates.values():
+        gate.clear()
     heard: dict[str, list[str]] = {name: [] for name in ("first", "second", "third")}
     threads = [_start("first", heard["first"])]
     _until(lambda: jobs_ahead() == 1)
@@ -53,12 +54,13 @@ def test_jobs_run_in_arrival_order_and_each_waiter_hears_its_place():
     _until(lambda: jobs_ahead() == 2)
     threads.append(_start("third", heard["third"]))
     _until(lambda: jobs_ahead() == 3 and heard["third"])
-    release.set()
+    assert "1 job ahead" in heard["second"][0] and "2 jobs ahead" in heard["third"][0]
+    gates["first"].set()
+    _until(lambda: any("1 job ahead" in message for message in heard["third"]))  # told again as the queue moved
+    gates["second"].set()
     for thread in threads:
         thread.join(timeout=30)
-    assert finished == ["first", "second", "third"] and jobs_ahead() == 0
-    assert heard["first"] == [] and "1 job ahead" in heard["second"][0] and "2 jobs ahead" in heard["third"][0]
-    assert any("1 job ahead" in message for message in heard["third"])  # told again as the queue moved
+    assert finished == ["first", "second", "third"] and jobs_ahead() == 0 and heard["first"] == []
 
 
 def test_a_job_may_call_another_job():
@@ -67,7 +69,7 @@ def test_a_job_may_call_another_job():
 
 def test_a_waiter_that_leaves_gives_up_its_place():
     finished.clear()
-    release.clear()
+    gates["first"].clear()
     first = _start("first", [])
     _until(lambda: jobs_ahead() == 1)
 
@@ -77,7 +79,7 @@ def test_a_waiter_that_leaves_gives_up_its_place():
     with pytest.raises(KeyboardInterrupt):
         job("leaver", progress=leave)
     assert jobs_ahead() == 1  # only the running job
-    release.set()
+    gates["first"].set()
     first.join(timeout=30)
     job("after")
     assert finished == ["first", "after"]
