@@ -1,11 +1,12 @@
 # Two commands do everything (see README):  make app   |   make test
+# Before a talk: make warm (computes what every page opens on), then make app.
 # Both are idempotent: the virtualenv is rebuilt only when a requirements file changes.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup app test debian-packages
+.PHONY: setup app warm test debian-packages
 
 $(VENV)/.app-installed: requirements.txt requirements-assets.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -30,6 +31,9 @@ debian-packages:
 
 app: setup
 	$(PY) -m streamlit run app.py
+
+warm: setup
+	$(PY) -m microbudget_core warm
 
 test: $(VENV)/.test-installed debian-packages
 	$(PY) -m pytest

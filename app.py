@@ -13,5 +13,6 @@ pages = [
     st.Page("views/specialist.py", title="Specialist vs generalist", icon=":material/balance:"),
     st.Page("views/architectures.py", title="Architectures", icon=":material/architecture:"),
     st.Page("views/compare.py", title="Compare and decide", icon=":material/insights:"),
+    st.Page("views/talk.py", title="Talk mode", icon=":material/slideshow:"),
 ]
 st.navigation(pages).run()

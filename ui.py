@@ -13,13 +13,12 @@ from typing import Any, Callable
 import pandas as pd
 import streamlit as st
 
-from microbudget_core import cli, plots
+from microbudget_core import cli, labs, plots
 from microbudget_core.data.files import decode_image, preview_csv
 from microbudget_core.data.preview import Preview, preview
 from microbudget_core.data.uploads import save_upload
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.progress import Progress
-from microbudget_core.runs import RunStore
 
 OTHER = "other…"
 
@@ -130,17 +129,12 @@ def example_input(task: str, key: str) -> Any | None:
     return st.text_input("Type a sentence", key=key).strip() or None
 
 
-def kept_rows(key: str, label: str, job: Callable[[Progress], Any] | None) -> list:
-    """Run a many-row job (a sweep, a curve) when given one, keep its run ids for this session, and
-    return the kept runs, saying which rows were left out and why."""
+def kept_rows(lab: str, key: list[str], label: str, job: Callable[[Progress], Any] | None) -> list:
+    """Run a many-row job (a sweep, a curve) when given one, and return the lab's latest runs for `key` (the
+    job's, else those of an earlier session or `warm`), saying which rows were left out and why."""
     if job is not None:
-        result = run_with_progress(label, job)
-        if result:
-            st.session_state[key] = ([run.run_id for run in result.runs], result.skipped)
-    run_ids, skipped = st.session_state.get(key, ([], {}))
-    runs = [RunStore().get(run_id) for run_id in run_ids]
-    if not runs or not all(runs):
-        return []
+        run_with_progress(label, job)  # the job records its rows in the lab
+    runs, skipped = labs.recall_runs(lab, key)
     for row, why in skipped.items():
         st.info(f"{row} was left out: {why}")
     return runs

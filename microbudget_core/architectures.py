@@ -7,7 +7,7 @@ Figures quoted from the literature sit beside them, marked as quoted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -15,6 +15,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import labs
 from .data import IMAGE, DatasetSpec, load_dataset
 from .errors import MicrobudgetError
 from .exclusive import one_at_a_time
@@ -111,7 +112,14 @@ def compare_architectures(architectures: list[Architecture], dataset_id: str, bu
                      "multiply_adds_224px": multiply_adds(trained, 224) if task == IMAGE_TASK and
                      trained.meta.get("family") == "mobilenet-v2" else None,
                      "train_examples": report.train_examples, **measured})
+    labs.remember(labs.ARCHITECTURES, [dataset_id], {"budget": asdict(budget), "rows": rows})
     return rows
+
+
+def latest(dataset_id: str) -> tuple[Budget, list[dict[str, Any]]] | None:
+    """The budget and rows of the last comparison on this dataset; None if there was none."""
+    kept = labs.recall(labs.ARCHITECTURES, [dataset_id])
+    return (Budget(**kept["budget"]), kept["rows"]) if kept else None
 
 
 def multiply_adds(bundle: ModelBundle, image_size: int | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The same engine from a terminal: `python -m microbudget_core list | run | runs | compare | export`."""
+"""The same engine from a terminal: `python -m microbudget_core list | run | runs | compare | warm | export`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tqdm import tqdm
 
-from . import techniques
+from . import talk, techniques
 from .compare import Limits, candidates, measured_on, recommend
 from .data.bundled import BUNDLED
 from .errors import MicrobudgetError
@@ -20,6 +20,7 @@ from .export import export_run
 from .measure import MeasureConfig
 from .models import CAUSAL_LM, OFFLINE_MODELS
 from .pipeline import Request, run_pipeline
+from .progress import Progress
 from .runs import RunStore
 
 ROWS = [("size_bytes", "size (MB)", 1e-6), ("params", "params (M)", 1e-6), ("latency_ms_p50", "p50 ms", 1),
@@ -68,16 +69,10 @@ def _list(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     steps = _assign_settings(args.technique or [], args.set or [])
     request = Request(args.model, args.dataset, steps, args.eval_limit, CAUSAL_LM if args.language_model else None)
-    with tqdm(total=100, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed} {desc}") as bar:
-        def progress(fraction: float, message: str, **metrics: Any) -> None:
-            bar.n = round(100 * fraction)
-            bar.set_description_str(message[:70])
-
-        # Libraries print chatter (ONNX Runtime's calibration does); stdout is kept for the result alone.
-        with contextlib.redirect_stdout(sys.stderr):
-            kept: list = []
-            run = run_pipeline(request, measure_config=MeasureConfig(memory=not args.no_memory), progress=progress,
-                               kept=kept)
+    kept: list = []
+    with _progress_bar() as progress:
+        run = run_pipeline(request, measure_config=MeasureConfig(memory=not args.no_memory), progress=progress,
+                           kept=kept)
     if args.json:
         print(json.dumps(run.to_json(), indent=2))
     else:
@@ -88,6 +83,30 @@ def _run(args: argparse.Namespace) -> int:
         for note in run.notes:
             print(f"note: {note}")
     return 0
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Progress]:
+    """A progress bar on stderr; stdout is kept for the result alone (libraries' chatter goes to stderr too)."""
+    with tqdm(total=100, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed} {desc}") as bar:
+        def progress(fraction: float, message: str, **metrics: Any) -> None:
+            bar.n = round(100 * fraction)
+            bar.set_description_str(message[:70])
+
+        with contextlib.redirect_stdout(sys.stderr):
+            yield progress
+
+
+def _warm(args: argparse.Namespace) -> int:
+    plan = talk.Plan(args.model, args.dataset, args.llm, args.eval_limit, args.llm_texts)
+    with _progress_bar() as progress:
+        warmed = talk.warm(plan, force=args.force, progress=progress)
+    for lab in warmed:
+        print(f"{lab.lab:<14} {lab.seconds:>7.0f} s  {lab.status}")
+    failed = [lab.lab for lab in warmed if lab.status.startswith("failed")]
+    if failed:
+        print(f"warm: {len(failed)} lab(s) failed ({', '.join(failed)}); their pages open empty", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _runs(args: argparse.Namespace) -> int:
@@ -191,6 +210,17 @@ def _parser() -> argparse.ArgumentParser:
                          help="compare the runs measured on this many eval examples (default: the most)")
     compare.add_argument("--json", action="store_true")
     compare.set_defaults(command=_compare)
+    warm = commands.add_parser("warm", help="before a talk: compute what every page opens on (kept results are reused)")
+    defaults = talk.Plan()
+    warm.add_argument("--model", default=defaults.model, help="the labs' model (default: %(default)s)")
+    warm.add_argument("--dataset", default=defaults.dataset, help="the labs' dataset (default: %(default)s)")
+    warm.add_argument("--llm", default=defaults.llm, help="the LLM pages' model, for a text dataset (default: %(default)s)")
+    warm.add_argument("--eval-limit", type=int, default=defaults.eval_limit,
+                      help="eval examples of every classification row (default: %(default)s)")
+    warm.add_argument("--llm-texts", type=int, default=defaults.llm_texts,
+                      help="texts for the LLM levels' perplexity (default: %(default)s)")
+    warm.add_argument("--force", action="store_true", help="compute every lab again, even where results are kept")
+    warm.set_defaults(command=_warm)
     export = commands.add_parser("export", help="a run's model and its model card, into a new folder")
     export.add_argument("run_id")
     export.add_argument("path")

@@ -42,13 +42,13 @@ def run_distillation(request: Request, settings: dict[str, Any], control: bool =
         sweep.runs.append(run_steps(prepared, control_steps, store, measure_config, scaled(progress, 0.1, 0.5)))
     run_steps(prepared, student_steps, store, measure_config, scaled(progress, 0.5 if control else 0.1, 1.0),
               kept=sweep.runs)
-    labs.remember("distillation", [request.model, request.dataset], [run.run_id for run in sweep.runs])
+    labs.remember_runs(labs.DISTILLATION, [request.model, request.dataset], sweep.runs)
     return sweep
 
 
-def latest(model: str, dataset: str) -> list[str]:
-    """The run ids of the last distillation of this model on this dataset (the page opens on them)."""
-    return labs.recall("distillation", [model, dataset])
+def latest(model: str, dataset: str) -> list[Run]:
+    """The runs of the last distillation of this model on this dataset (the page opens on them)."""
+    return labs.recall_runs(labs.DISTILLATION, [model, dataset])[0]
 
 
 def role(run: Run) -> str:

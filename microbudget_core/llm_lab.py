@@ -48,7 +48,7 @@ def run_levels(model: str, dataset: str, levels: Sequence[str] = DEFAULT_LEVELS,
     prepared = prepare(Request(model, dataset, eval_limit=texts, task=CAUSAL_LM), measure_config,
                        scaled(progress, 0.0, 0.2))
     sweep = run_rows(prepared, rows, store, measure_config, progress)
-    labs.remember("llm-levels", [model, dataset], [run.run_id for run in sweep.runs])
+    labs.remember_runs(labs.LLM_LEVELS, [model, dataset], sweep.runs, sweep.skipped)
     return sweep
 
 
@@ -100,7 +100,7 @@ def _level_model(model: str, run_id: str) -> ModelBundle:
 
 def latest_levels(model: str, dataset: str) -> list[Run]:
     """The runs of the last level sweep of this model on this dataset."""
-    return _stored(labs.recall("llm-levels", [model, dataset]))
+    return labs.recall_runs(labs.LLM_LEVELS, [model, dataset])[0]
 
 
 @one_at_a_time
@@ -121,7 +121,7 @@ def run_contest(dataset: str, llms: Sequence[str] = ("smollm2-135m",), shots: in
         span = scaled(progress, number / len(contenders), (number + 1) / len(contenders))
         prepared = prepare(Request(model, dataset, eval_limit=eval_limit), measure_config, scaled(span, 0.0, 0.5))
         runs.append(run_steps(prepared, steps, store, measure_config, scaled(span, 0.5, 1.0)))
-    labs.remember("specialist", [dataset], [run.run_id for run in runs])
+    labs.remember_runs(labs.SPECIALIST, [dataset], runs)
     return runs
 
 
@@ -169,11 +169,5 @@ def _contenders(run: Run) -> list[tuple[str, dict[str, Any]]]:
 
 def latest_contest(dataset: str) -> list[Run]:
     """The runs of the last specialist-vs-generalist contest on this dataset."""
-    return _stored(labs.recall("specialist", [dataset]))
+    return labs.recall_runs(labs.SPECIALIST, [dataset])[0]
 
-
-def _stored(run_ids: list[str]) -> list[Run]:
-    """The stored runs of `run_ids`; none if any was deleted since (the page then asks for a new run)."""
-    store = RunStore()
-    runs = [store.get(run_id) for run_id in run_ids]
-    return runs if runs and all(runs) else []

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import techniques
+from . import labs, techniques
 from .baseline import build_baseline
 from .data import Dataset, DatasetSpec, Split, load_dataset
 from .errors import MicrobudgetError
@@ -82,7 +82,9 @@ def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size
     int8_rows = {task: [resolve([(tid, {})]) for tid in ids] for task, ids in SWEEP_INT8.items()}
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.2))
     rows += int8_rows.get(prepared.baseline.task, []) if int8 else []
-    return run_rows(prepared, rows, store, measure_config, progress)
+    sweep = run_rows(prepared, rows, store, measure_config, progress)
+    labs.remember_runs(labs.SWEEP, [request.model, request.dataset], sweep.runs, sweep.skipped)
+    return sweep
 
 
 @one_at_a_time
@@ -104,6 +106,7 @@ def run_curve(request: Request, strategies: tuple[str, ...] = CURVE_STRATEGIES,
                       progress)
     for k in set(examples_per_class) - set(kept):
         sweep.skipped[f"{k}/class"] = f"every class has at most {largest} training examples: the same run as all"
+    labs.remember_runs(labs.CURVE, [request.model, request.dataset], sweep.runs, sweep.skipped)
     return sweep
 
 

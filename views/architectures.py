@@ -36,15 +36,14 @@ budget = architectures.Budget(
 
 candidates = [built_in[i] for i in picked] + [architectures.hub_architecture(i) for i in hub_ids]
 if st.button("Train and measure", type="primary", disabled=not candidates):
-    rows = ui.run_with_progress(
+    ui.run_with_progress(  # the comparison is kept as this dataset's latest, shown below
         f"{len(candidates)} architectures on {dataset}",
         lambda progress: architectures.compare_architectures(candidates, dataset, budget, progress=progress))
-    if rows:
-        st.session_state[f"arch_rows_{kind}"] = (dataset, budget, rows)
 
-if f"arch_rows_{kind}" in st.session_state:
-    dataset_done, budget_done, rows = st.session_state[f"arch_rows_{kind}"]
-    st.subheader(f"Measured on {dataset_done}: {budget_done.examples_per_class} examples per class, "
+latest = architectures.latest(dataset) if dataset else None
+if latest:
+    budget_done, rows = latest
+    st.subheader(f"Measured on {dataset}: {budget_done.examples_per_class} examples per class, "
                  f"{budget_done.epochs} epochs each")
     st.plotly_chart(plots.architectures_figure(rows), width="stretch")
     table = pd.DataFrame([{"architecture": r["architecture"], "params (M)": r["params"] / 1e6,

@@ -17,9 +17,8 @@ st.markdown("A small **student** learns from a large **teacher**: not only from 
 
 model, dataset = ui.pick_model_and_dataset()
 ui.dataset_preview(dataset)
-store = RunStore()
 teachers = {"": "the default recipe's fine-tuned model"} | {
-    r.run_id: f"{r.label} ({r.result['accuracy']:.1%}, run {r.run_id})" for r in store.list(dataset)
+    r.run_id: f"{r.label} ({r.result['accuracy']:.1%}, run {r.run_id})" for r in RunStore().list(dataset)
     if r.model == model and r.steps and r.steps[-1]["technique"].startswith("finetune")}
 teacher_run = st.selectbox("Teacher", list(teachers), format_func=teachers.get, key="distill_teacher")
 with st.expander("Student, loss and budget", expanded=True):
@@ -34,14 +33,11 @@ eval_limit = eval_column.slider("Eval examples", 50, 1000, 500, step=50, key="di
 
 if st.button("Distill", type="primary", key="distill_run", disabled=not (model and dataset)):
     request = Request(model, dataset, [], eval_limit)
-    result = ui.run_with_progress(f"Distilling {model}", lambda progress: distillation.run_distillation(
+    ui.run_with_progress(f"Distilling {model}", lambda progress: distillation.run_distillation(
         request, {**settings, "teacher_run": teacher_run}, control, quantize, progress=progress), live_curves=True)
-    if result:
-        st.session_state["distill_runs"] = [run.run_id for run in result.runs]
-# This session's last job, else the last one run on this model and dataset (the page opens with results).
-run_ids = st.session_state.get("distill_runs") or (distillation.latest(model, dataset) if model and dataset else [])
-runs = [store.get(run_id) for run_id in run_ids]
-if runs and all(runs):
+# The last distillation of this model on this dataset: this session's, an earlier one's, or `warm`'s.
+runs = distillation.latest(model, dataset) if model and dataset else []
+if runs:
     rows = distillation.lineup(runs)
     st.subheader("Teacher and students side by side")
     st.markdown(f"**{distillation.headline(rows)}**")
@@ -75,7 +71,7 @@ if st.toggle("Show the teacher's soft targets", key="distill_explainer", disable
     else:
         st.plotly_chart(plots.temperature_figure(labels, targets), width="stretch", config={"displayModeBar": False})
 
-student = next((run for run in runs if run and distillation.role(run) == distillation.STUDENT), None)
+student = next((run for run in runs if distillation.role(run) == distillation.STUDENT), None)
 if student:
     st.subheader("Try it: teacher and student on the same input")
     example = ui.example_input(student.task, key="distill_try")

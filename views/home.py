@@ -41,3 +41,5 @@ st.page_link("views/llm_quantization.py", label="Quantize a small LLM to 8, 4, 3
 st.page_link("views/specialist.py", label="A small specialist against a general LLM", icon=":material/balance:")
 st.page_link("views/architectures.py", label="Compare efficient architectures", icon=":material/architecture:")
 st.page_link("views/compare.py", label="Compare every run and decide what to ship", icon=":material/insights:")
+st.page_link("views/talk.py", label="Presenting? The talk one step per screen (run `make warm` first)",
+             icon=":material/slideshow:")

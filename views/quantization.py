@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from microbudget_core import explainer, plots, quant_math, techniques
+from microbudget_core import explainer, labs, plots, quant_math, techniques
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.pipeline import Request, run_pipeline, run_sweep
 from microbudget_core.runs import RunStore
@@ -36,10 +36,10 @@ if st.button("Run", type="primary", disabled=not (model and dataset and steps)):
     label = " -> ".join(chosen)
     run = ui.run_with_progress(f"{label} on {model}", lambda progress: run_pipeline(request, progress=progress))
     if run:
-        st.session_state["last_run_id"] = run.run_id
+        labs.remember_runs(labs.QUANTIZATION, [model, dataset], [run])
 
-store = RunStore()
-run = store.get(st.session_state.get("last_run_id", "")) if "last_run_id" in st.session_state else None
+# The last run on this model and dataset: this session's, an earlier one's, or `warm`'s.
+run = next(iter(labs.recall_runs(labs.QUANTIZATION, [model, dataset])[0]), None)
 if run:
     st.subheader(f"{run.label} vs original")
     st.markdown(f"**{plots.summary(run)}**")
@@ -57,7 +57,7 @@ if run:
     table = pd.DataFrame.from_dict(numbers, orient="index", columns=["original", run.label]).rename_axis("metric")
     st.dataframe(table, width="stretch")
 
-earlier = store.list(dataset)
+earlier = RunStore().list(dataset)
 if earlier:
     st.subheader(f"Runs on {dataset}")
     st.dataframe(pd.DataFrame([{"run": r.run_id, "when": r.created_at, "model": r.model, "pipeline": r.label,
@@ -72,7 +72,7 @@ st.markdown("weight-only at 8, 4, 3 and 2 bits, plus the int8 paths that suit th
 group_size = st.number_input("Group size (weights per scale)", value=64, step=16)
 clicked = st.button("Run the sweep", disabled=not (model and dataset))
 sweep_request = Request(model, dataset, [], eval_limit)
-sweep = ui.kept_rows("sweep", f"bit-width sweep on {model}", clicked and (lambda progress: run_sweep(
+sweep = ui.kept_rows(labs.SWEEP, [model, dataset], f"bit-width sweep on {model}", clicked and (lambda progress: run_sweep(
     sweep_request, group_size=int(group_size), progress=progress)) or None)
 if sweep:
     st.plotly_chart(plots.sweep_figure(sweep), width="stretch", config={"displayModeBar": False})

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from microbudget_core import plots, techniques
+from microbudget_core import labs, plots, techniques
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.pipeline import CURVE_EXAMPLES, CURVE_STRATEGIES, Request, load_run_model, run_curve, run_pipeline
 from microbudget_core.runs import RunStore
@@ -31,10 +31,10 @@ if st.button("Train", type="primary", disabled=not (model and dataset)):
     run = ui.run_with_progress(f"{strategy} on {model}", lambda progress: run_pipeline(request, progress=progress),
                                live_curves=True)
     if run:
-        st.session_state["transfer_run_id"] = run.run_id
+        labs.remember_runs(labs.TRANSFER, [model, dataset], [run])
 
-store = RunStore()
-run = store.get(st.session_state["transfer_run_id"]) if "transfer_run_id" in st.session_state else None
+# The last training of this model on this dataset: this session's, an earlier one's, or `warm`'s.
+run = next(iter(labs.recall_runs(labs.TRANSFER, [model, dataset])[0]), None)
 if run:
     st.subheader(f"{run.label}: {run.result['accuracy']:.1%} eval accuracy")
     for note in run.notes:
@@ -65,7 +65,7 @@ if run:
         else:
             st.bar_chart(pd.DataFrame({"probability": probabilities}, index=labels), horizontal=True)
 
-trained = [r for r in store.list(dataset) if r.model == model and r.steps and r.steps[-1]["technique"] in STRATEGIES]
+trained = [r for r in RunStore().list(dataset) if r.model == model and r.steps and r.steps[-1]["technique"] in STRATEGIES]
 if trained:
     st.subheader("Strategies side by side")
     st.dataframe(pd.DataFrame([{"run": r.run_id, "strategy": r.label, "accuracy": r.result["accuracy"],
@@ -83,7 +83,7 @@ counts = right.multiselect("Examples per class (0 = all)", [8, 16, 32, 64, 128, 
                            default=list(CURVE_EXAMPLES), key="curve_counts")
 clicked = st.button("Run the curve", disabled=not (model and dataset and chosen and counts))
 request = Request(model, dataset, [], eval_limit)
-curve = ui.kept_rows("curve", f"data-efficiency curve on {model}", clicked and (lambda progress: run_curve(
+curve = ui.kept_rows(labs.CURVE, [model, dataset], f"data-efficiency curve on {model}", clicked and (lambda progress: run_curve(
     request, tuple(chosen), tuple(sorted(counts, key=lambda k: k or 10**9)), progress=progress)) or None)
 if curve:
     st.plotly_chart(plots.curve_figure(curve), width="stretch", config={"displayModeBar": False})

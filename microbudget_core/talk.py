@@ -1,0 +1,226 @@
+"""Talk mode: `warm` computes what every page opens on before a talk, and the talk's steps (a headline and its
+charts each, from those results) with a short live re-run per step for the presenter view."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import plotly.graph_objects as go
+
+from . import architectures, distillation, labs, llm_lab, plots
+from .compare import Limits, candidates, eval_sizes, measured_on, recommend
+from .data import IMAGE, DatasetSpec, load_dataset
+from .errors import MicrobudgetError
+from .models import IMAGE as IMAGE_TASK
+from .models import TEXT as TEXT_TASK
+from .pipeline import SWEEP_INT8, Request, run_pipeline, run_sweep
+from .progress import Progress, no_progress, scaled
+from .runs import RunStore
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the talk shows: the labs' model and dataset (the app's defaults) and the LLM of the language pages."""
+
+    model: str = "minilm-l6"
+    dataset: str = "rotten-tomatoes"
+    llm: str = "smollm2-135m"
+    eval_limit: int = 500  # one size for every classification row, so the Compare page shows them together
+    llm_texts: int = 100  # texts for the LLM levels' perplexity
+    live_examples_per_class: int = 128  # the labelled budget of a live re-run: a minute or two, not ten
+    architectures: tuple[str, ...] = ()  # built-in architecture ids, hub ids or folders; none: the built-in ones
+
+
+def use_plan(plan: Plan) -> None:
+    """Make `plan` the one the presenter view shows (`warm` does this)."""
+    labs.remember(labs.TALK, [], asdict(plan))
+
+
+def last_plan() -> Plan:
+    """The plan `warm` last computed (the presenter view shows it); the defaults if it never ran."""
+    kept = labs.recall(labs.TALK, [])
+    return Plan(**{**kept, "architectures": tuple(kept["architectures"])}) if kept else Plan()
+
+
+@dataclass(frozen=True)
+class Warmed:
+    lab: str
+    seconds: float
+    status: str  # "computed", "kept" (it was there already), or what went wrong
+
+
+def warm(plan: Plan = Plan(), force: bool = False, progress: Progress = no_progress) -> list[Warmed]:
+    """Compute each lab's results for the plan, unless they are there already (`force` computes them again).
+
+    A lab that fails is reported and the others still run: a talk can go on without one page.
+    """
+    jobs = _jobs(plan)
+    use_plan(plan)
+    done = []
+    for n, (lab, key, job) in enumerate(jobs):
+        span = scaled(progress, n / len(jobs), (n + 1) / len(jobs))
+        span(0.0, f"{lab}: starting")
+        if not force and _ready(lab, key):
+            done.append(Warmed(lab, 0.0, "kept"))
+            continue
+        start = time.perf_counter()
+        try:
+            job(span)
+        except MicrobudgetError as error:
+            done.append(Warmed(lab, time.perf_counter() - start, f"failed: {error}"))
+        else:
+            done.append(Warmed(lab, time.perf_counter() - start, "computed"))
+    progress(1.0, "Warm: done")
+    return done
+
+
+def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
+    """(lab, the key its page reads, the job that computes it), in the order of the talk."""
+    key = [plan.model, plan.dataset]
+    request = Request(plan.model, plan.dataset, eval_limit=plan.eval_limit)
+    text = load_dataset(DatasetSpec(plan.dataset)).modality != IMAGE
+    built_in = {a.id: a for a in architectures.choices(TEXT_TASK if text else IMAGE_TASK)}
+    picked = [built_in.get(i) or architectures.hub_architecture(i) for i in plan.architectures]
+    jobs = [
+        (labs.TRANSFER, key, lambda progress: _transfer(plan, 0, progress)),
+        (labs.DISTILLATION, key, lambda progress: distillation.run_distillation(request, {}, progress=progress)),
+        (labs.QUANTIZATION, key, lambda progress: _quantization(plan, progress)),
+        (labs.ARCHITECTURES, [plan.dataset], lambda progress: architectures.compare_architectures(
+            picked or list(built_in.values()), plan.dataset, progress=progress)),
+    ]
+    if text:  # the language-model pages work on texts
+        jobs += [(labs.LLM_LEVELS, [plan.llm, plan.dataset], lambda progress: llm_lab.run_levels(
+                     plan.llm, plan.dataset, texts=plan.llm_texts, progress=progress)),
+                 (labs.SPECIALIST, [plan.dataset], lambda progress: llm_lab.run_contest(
+                     plan.dataset, (plan.llm,), specialist=plan.model, progress=progress))]
+    return jobs
+
+
+def _ready(lab: str, key: list[str]) -> bool:
+    """Whether the lab has results for `key` (and, for runs, that none was deleted since)."""
+    kept = labs.recall(lab, key)
+    return kept is not None and ("runs" not in kept or bool(labs.recall_runs(lab, key)[0]))
+
+
+def _transfer(plan: Plan, examples_per_class: int, progress: Progress) -> None:
+    """Only the head trained, against the default recipe (all weights fine-tuned) as the original."""
+    request = Request(plan.model, plan.dataset, [("finetune-head", {"examples_per_class": examples_per_class})],
+                      plan.eval_limit)
+    labs.remember_runs(labs.TRANSFER, [plan.model, plan.dataset], [run_pipeline(request, progress=progress)])
+
+
+def _quantization(plan: Plan, progress: Progress) -> None:
+    """The bit-width sweep (weight-only 8/4/3/2, PyTorch and ONNX Runtime int8); its fastest int8 row is the
+    Quantization page's headline run."""
+    sweep = run_sweep(Request(plan.model, plan.dataset, eval_limit=plan.eval_limit), progress=progress)
+    fast_int8 = {ids[-1] for ids in SWEEP_INT8.values()}
+    headline = next((run for run in sweep.runs if run.steps[-1]["technique"] in fast_int8), sweep.runs[-1])
+    labs.remember_runs(labs.QUANTIZATION, [plan.model, plan.dataset], [headline])
+
+
+def _quantization_live(plan: Plan, progress: Progress) -> None:
+    """The fast int8 path for this kind of model, run again: ONNX Runtime int8 (dynamic for text, static for images)."""
+    task = IMAGE_TASK if load_dataset(DatasetSpec(plan.dataset)).modality == IMAGE else TEXT_TASK
+    request = Request(plan.model, plan.dataset, [(SWEEP_INT8[task][-1], {})], plan.eval_limit)
+    labs.remember_runs(labs.QUANTIZATION, [plan.model, plan.dataset], [run_pipeline(request, progress=progress)])
+
+
+@dataclass
+class Slide:
+    """One step of the talk: what the speaker says (from the measured numbers) and the charts behind it."""
+
+    title: str
+    headline: str
+    figures: list[go.Figure] = field(default_factory=list)
+    live: str = ""  # what the step's "Run live" button runs, and about how long it takes
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    slide: Callable[[Plan], Slide]
+    live: Callable[[Plan, Progress], Any]
+    live_text: str
+
+
+def _transfer_slide(plan: Plan) -> Slide:
+    runs, _ = labs.recall_runs(labs.TRANSFER, [plan.model, plan.dataset])
+    if not runs:
+        return Slide("Transfer learning", "")
+    run = runs[0]
+    full, head = run.baseline, run.result
+    rows = [{"recipe": "all weights fine-tuned (default recipe)", "accuracy": full["accuracy"],
+             "train s": full.get("train_seconds") or 0.0, "train examples": full.get("train_examples") or 0},
+            {"recipe": run.label, "accuracy": head["accuracy"], "train s": head["train_seconds"],
+             "train examples": head["train_examples"]}]
+    headline = (f"{run.label} of pretrained {plan.model} ({head['trainable_params']:,} parameters trained, "
+                f"{head['train_examples']:,} examples, {head['train_seconds']:.0f} s) reaches "
+                f"{head['accuracy']:.1%} on {plan.dataset}; fine-tuning all {full['params'] / 1e6:.1f}M weights "
+                f"(the default recipe) reaches {full['accuracy']:.1%}.")
+    figure = plots.lineup_figure(rows, name="recipe", panels=[("accuracy", "Accuracy", "%"),
+                                                               ("train s", "Training time", "s"),
+                                                               ("train examples", "Training examples", "")])
+    return Slide("Transfer learning", headline, [figure])
+
+
+def _distillation_slide(plan: Plan) -> Slide:
+    runs = distillation.latest(plan.model, plan.dataset)
+    if not runs:
+        return Slide("Distillation", "")
+    rows = distillation.lineup(runs)
+    return Slide("Distillation", distillation.headline(rows), [plots.lineup_figure(rows)])
+
+
+def _quantization_slide(plan: Plan) -> Slide:
+    runs, _ = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])
+    if not runs:
+        return Slide("Quantization", "")
+    figures = [plots.comparison_figure(runs[0])]
+    sweep, _ = labs.recall_runs(labs.SWEEP, [plan.model, plan.dataset])
+    if sweep:
+        figures.append(plots.sweep_figure(sweep))
+    return Slide("Quantization", f"{runs[0].label}: {plots.summary(runs[0])}.", figures)
+
+
+TALK_LIMITS = Limits(max_accuracy_drop_pt=1.0)  # what the Compare step recommends under
+
+
+def _compare_slide(plan: Plan) -> Slide:
+    runs = RunStore().list(plan.dataset)
+    # The plan's rows: measured on eval_limit examples, or on the whole eval split where it is smaller.
+    size = next((n for n in eval_sizes(runs) if n <= plan.eval_limit), None)
+    found = candidates(measured_on(runs, size)) if size else []
+    if not found:
+        return Slide("Compare and decide", "")
+    pick = recommend(found, TALK_LIMITS)
+    return Slide("Compare and decide", f"At most 1 pt of accuracy lost: {pick.message}", [plots.pareto_figure(found)])
+
+
+STEPS = [
+    Step("Transfer learning", _transfer_slide, lambda plan, progress: _transfer(
+        plan, plan.live_examples_per_class, progress), "train only the head on {k} examples per class (about a minute)"),
+    Step("Distillation", _distillation_slide, lambda plan, progress: distillation.run_distillation(
+        Request(plan.model, plan.dataset, eval_limit=plan.eval_limit),
+        {"examples_per_class": plan.live_examples_per_class}, progress=progress),
+        "distil a student and its control from {k} labelled examples per class, then int8 (a few minutes)"),
+    Step("Quantization", _quantization_slide, _quantization_live,
+         "quantize the model to int8 with ONNX Runtime and measure it (under a minute)"),
+    Step("Compare and decide", _compare_slide, lambda plan, progress: None,
+         "read every run stored now, live ones included, and recommend again (instant)"),
+]
+
+
+def slide(number: int, plan: Plan) -> Slide:
+    """Step `number` of the talk (0-based) as its latest results show it; an empty headline if there are none."""
+    step = STEPS[number]
+    shown = step.slide(plan)
+    shown.live = step.live_text.format(k=plan.live_examples_per_class)
+    return shown
+
+
+def run_live(number: int, plan: Plan, progress: Progress = no_progress) -> Slide:
+    """Re-run step `number` for real with a live-sized budget; its slide, with the new results."""
+    STEPS[number].live(plan, progress)
+    return slide(number, plan)

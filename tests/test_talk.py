@@ -1,0 +1,153 @@
+"""Talk mode with the network unplugged: `warm` fills every lab once, every page then opens on its results with
+no button pressed, and the presenter view walks the steps and re-runs one live."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui
+from microbudget_core import labs, talk
+from microbudget_core.runs import RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _unplug(patch: pytest.MonkeyPatch) -> None:
+    """As with the cable out: names do not resolve and connections beyond this machine fail. The Hub libraries
+    are not told to stay offline, so nothing passes only because it was asked not to try."""
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def connect(self: socket.socket, address: object) -> None:
+        if isinstance(address, tuple) and address[0] not in LOOPBACK:
+            raise OSError(errno.ENETUNREACH, "Network is unreachable")
+        return real_connect(self, address)
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if host not in LOOPBACK and host is not None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    patch.delenv("HF_HUB_OFFLINE", raising=False)
+    patch.setattr(socket.socket, "connect", connect)
+    patch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
+def unplugged(monkeypatch: pytest.MonkeyPatch) -> None:
+    _unplug(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def warmed(tmp_path_factory, tiny_text_model, tiny_causal_lm, sentiment_csv) -> tuple[Path, talk.Plan, list]:
+    """One warm of a tiny plan, unplugged, in a data folder of its own: (folder, plan, what warm reported)."""
+    plan = talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_causal_lm),
+                     eval_limit=40, llm_texts=16, live_examples_per_class=16, architectures=(str(tiny_text_model),))
+    home = tmp_path_factory.mktemp("warmed-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MICROBUDGET_HOME", str(home))
+        _unplug(patch)
+        report = talk.warm(plan)
+    return home, plan, report
+
+
+@pytest.fixture
+def warmed_home(warmed, tmp_path, monkeypatch) -> talk.Plan:
+    """A copy of the warmed data folder as this test's own (a test may add runs)."""
+    home, plan, _ = warmed
+    shutil.copytree(home, tmp_path / "home")
+    monkeypatch.setenv("MICROBUDGET_HOME", str(tmp_path / "home"))
+    return plan
+
+
+def test_warm_computes_every_lab_once_then_keeps_them(warmed, monkeypatch, unplugged):
+    home, plan, report = warmed
+    assert [w.lab for w in report] == [labs.TRANSFER, labs.DISTILLATION, labs.QUANTIZATION, labs.ARCHITECTURES,
+                                       labs.LLM_LEVELS, labs.SPECIALIST]
+    assert all(w.status == "computed" and w.seconds > 0 for w in report), report
+    monkeypatch.setenv("MICROBUDGET_HOME", str(home))
+    assert talk.last_plan() == plan
+    assert {w.status for w in talk.warm(plan)} == {"kept"}
+
+
+def test_warm_recomputes_a_lab_whose_run_was_deleted(warmed_home, unplugged):
+    plan = warmed_home
+    run = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0][0]
+    assert RunStore().delete(run.run_id)
+    again = {w.lab: w.status for w in talk.warm(plan)}
+    assert again.pop(labs.QUANTIZATION) == "computed" and set(again.values()) == {"kept"}
+    assert labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0][0].run_id != run.run_id
+
+
+def test_every_slide_has_a_headline_and_charts_with_data(warmed_home):
+    for number, step in enumerate(talk.STEPS):
+        shown = talk.slide(number, warmed_home)
+        assert shown.title == step.title and shown.headline and shown.live
+        assert shown.figures and all(trace.y is not None and len(trace.y) for figure in shown.figures
+                                     for trace in figure.data), step.title
+    assert talk.slide(0, warmed_home).headline.startswith("finetune-head of pretrained ")
+    assert talk.slide(3, warmed_home).headline.startswith("At most 1 pt of accuracy lost: ")
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _has_data(chart: dict) -> bool:
+    return any(len(trace.get("y") or trace.get("z") or []) for trace in chart["data"])
+
+
+def _pick(at: AppTest, plan: talk.Plan) -> AppTest:
+    at.selectbox(key="model_choice").set_value(ui.OTHER).run()
+    at.text_input(key="model_other").input(plan.model)
+    at.selectbox(key="dataset_choice_text").set_value(ui.OTHER).run()
+    at.text_input(key="dataset_other").input(plan.dataset)
+    return at.run()
+
+
+@pytest.mark.parametrize("view, charts", [("transfer", 2), ("distillation", 2), ("quantization", 3)])
+def test_lab_pages_open_on_the_warmed_results_with_no_button_pressed(warmed_home, unplugged, view, charts):
+    at = _pick(AppTest.from_file(str(ROOT / "views" / f"{view}.py"), default_timeout=120).run(), warmed_home)
+    assert not at.exception and not at.error
+    assert len([c for c in _charts(at) if _has_data(c)]) >= charts
+
+
+def test_the_other_pages_open_on_the_warmed_results(warmed_home, unplugged):
+    plan = warmed_home
+    at = AppTest.from_file(str(ROOT / "views" / "architectures.py"), default_timeout=120).run()
+    at.text_input(key="arch_dataset_other_text").input(plan.dataset).run()
+    assert not at.exception and _has_data(_charts(at)[0])
+    for view, key in [("llm_quantization", "llmq"), ("specialist", "spec")]:
+        at = AppTest.from_file(str(ROOT / "views" / f"{view}.py"), default_timeout=120).run()
+        at.selectbox(key=f"{key}_model").set_value(ui.OTHER).run()
+        at.text_input(key=f"{key}_model_other").input(plan.llm)
+        at.selectbox(key=f"{key}_dataset").set_value(ui.OTHER).run()
+        at.text_input(key=f"{key}_dataset_other").input(plan.dataset).run()
+        assert not at.exception and not at.error, view
+        assert _charts(at) and all(_has_data(chart) for chart in _charts(at)), view
+
+
+def test_presenter_view_walks_the_talk_and_reruns_a_step_live(warmed_home, unplugged):
+    plan = warmed_home
+    at = AppTest.from_file(str(ROOT / "views" / "talk.py"), default_timeout=300).run()
+    for step in talk.STEPS:
+        assert not at.exception and at.title[0].value == step.title
+        assert at.markdown and _charts(at) and all(_has_data(chart) for chart in _charts(at))
+        if step.title == "Quantization":  # the live re-run: a new ONNX int8 run replaces the warmed one
+            before = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0][0].run_id
+            at.button(key="live_2").click().run()
+            assert not at.exception and not at.error
+            after = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0][0].run_id
+            assert after != before and at.title[0].value == step.title
+        if step is not talk.STEPS[-1]:
+            next(b for b in at.button if b.label.startswith("Next")).click().run()
+    assert at.query_params["step"] == str(len(talk.STEPS))
+    next(b for b in at.button if b.label.startswith("← Back")).click().run()
+    assert at.title[0].value == talk.STEPS[-2].title
