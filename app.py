@@ -1,6 +1,10 @@
 """microbudget: pick a model and a technique, run it, and see what it buys."""
 
+import uuid
+
 import streamlit as st
+
+from microbudget_core import limits, paths
 
 st.set_page_config(page_title="microbudget", page_icon=":material/compress:", layout="wide")
 
@@ -15,4 +19,12 @@ pages = [
     st.Page("views/compare.py", title="Compare and decide", icon=":material/insights:"),
     st.Page("views/talk.py", title="Talk mode", icon=":material/slideshow:"),
 ]
-st.navigation(pages).run()
+if limits.active():
+    st.sidebar.caption("This server trains at most " + ", ".join(f"{maximum} {name.replace('_', ' ')}"
+                                                                for name, maximum in limits.active().items()) + ".")
+if paths.private_sessions():  # a shared server: this browser session's runs and uploads are its own
+    with paths.session_workspace(st.session_state.setdefault("workspace", uuid.uuid4().hex)):
+        st.sidebar.caption("Your runs and uploads are private to this browser tab and removed after a day unused.")
+        st.navigation(pages).run()
+else:
+    st.navigation(pages).run()

@@ -15,7 +15,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import labs
+from . import labs, limits
 from .data import IMAGE, DatasetSpec, load_dataset
 from .errors import MicrobudgetError
 from .exclusive import one_at_a_time
@@ -93,7 +93,8 @@ def hub_architecture(model_id: str) -> Architecture:
 def compare_architectures(architectures: list[Architecture], dataset_id: str, budget: Budget = Budget(),
                           measure_config: MeasureConfig = MeasureConfig(memory=False),
                           progress: Progress = no_progress) -> list[dict[str, Any]]:
-    """Build, train with the budget, and measure each architecture; one row of figures each."""
+    """Build, train with the budget (within the operator's limits), and measure each architecture; one row each."""
+    budget = limits.capped(budget)
     dataset = load_dataset(DatasetSpec(dataset_id))
     task = IMAGE_TASK if dataset.modality == IMAGE else TEXT_TASK
     rows = []

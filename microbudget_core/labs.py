@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from .paths import home
+from .paths import workspace
 from .runs import Run, RunStore
 
 # The labs' names, shared by the core functions and pages that remember and the pages that recall.
@@ -48,6 +48,6 @@ def recall_runs(lab: str, key: list[str]) -> tuple[list[Run], dict[str, str]]:
 
 
 def _file(lab: str, key: list[str]) -> Path:
-    folder = home() / "lab-results"  # ("labs" held plain lists of run ids)
-    folder.mkdir(exist_ok=True)
+    folder = workspace() / "lab-results"  # ("labs" held plain lists of run ids)
+    folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{lab}-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]}.json"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import labs, techniques
+from . import labs, limits, techniques
 from .baseline import build_baseline
 from .data import Dataset, DatasetSpec, Split, load_dataset
 from .errors import MicrobudgetError
@@ -18,7 +18,7 @@ from .exclusive import one_at_a_time
 from .measure import MeasureConfig, Measurement, measure, ratios
 from .models import ModelBundle
 from .models.bundle import IMAGE, TEXT
-from .paths import home
+from .paths import workspace
 from .progress import Progress, no_progress, scaled
 from .runs import Run, RunStore, artifact_saved, step_label
 from .training import TrainConfig, split_for_training
@@ -172,7 +172,7 @@ def _measure_and_store(prepared: Prepared, steps: list[tuple[Any, Any]], result:
               steps=_records(steps),
               baseline={**prepared.original.metrics, **_training(baseline.meta)}, result={}, ratios={},
               labels=list(baseline.labels))
-    artifacts = home() / "artifacts" / run.run_id
+    artifacts = workspace() / "artifacts" / run.run_id
     try:
         final = measure(result, prepared.eval_split, reference=prepared.original.predictions, config=measure_config,
                         artifact_dir=artifacts, progress=progress)
@@ -189,8 +189,8 @@ def _measure_and_store(prepared: Prepared, steps: list[tuple[Any, Any]], result:
 
 
 def resolve(step_settings: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, Any]]:
-    """(technique module, Config) per step; unknown ids and bad settings raise here."""
-    return [(techniques.get(tid), techniques.make_config(techniques.get(tid), settings))
+    """(technique module, Config) per step, within the operator's limits; unknown ids and bad settings raise here."""
+    return [(techniques.get(tid), limits.capped(techniques.make_config(techniques.get(tid), settings)))
             for tid, settings in step_settings]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MicrobudgetError
-from .paths import home
+from .paths import workspace
 
 LANGUAGE_MODEL = "causal-lm"  # models.CAUSAL_LM, named here so the store stays light to import
 
@@ -70,7 +70,7 @@ class RunStore:
     """Runs kept in SQLite (WAL mode): each run is one committed insert, never rewritten; deleted only on request."""
 
     def __init__(self, path: Path | None = None):
-        self.path = path or home() / "runs.sqlite"
+        self.path = path or workspace() / "runs.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
@@ -103,7 +103,7 @@ class RunStore:
             return False
         with self._connect() as connection:
             connection.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-        artifacts = (home() / "artifacts").resolve()
+        artifacts = (workspace() / "artifacts").resolve()
         folder = Path(run.artifact_path).resolve() if run.artifact_path else None
         if folder and folder.parent == artifacts:  # never a path outside it, whatever the record says
             shutil.rmtree(folder, ignore_errors=True)

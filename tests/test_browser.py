@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from microbudget_core import talk
+
 playwright = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,11 +33,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory):
+def e2e_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app's data folder for this module's tests."""
+    return tmp_path_factory.mktemp("e2e-home")
+
+
+@pytest.fixture(scope="module")
+def app_url(e2e_home: Path):
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: `make test` installs Debian's chromium package.")
     port = _free_port()
-    env = {**os.environ, "MICROBUDGET_HOME": str(tmp_path_factory.mktemp("e2e-home")), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "MICROBUDGET_HOME": str(e2e_home), "HF_HUB_OFFLINE": "1"}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
@@ -61,8 +69,8 @@ def page(app_url):
 
 
 def _assert_no_error(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    assert errors.count() == 0, errors.all_inner_texts()
 
 
 def _choose(page, label: str, option: str) -> None:
@@ -87,12 +95,7 @@ def test_quantization_page_runs_and_draws_the_chart(page, app_url, tiny_text_mod
     # Opened by URL, the page still shows the app's own navigation (not Streamlit's file list).
     navigation = page.locator('[data-testid="stSidebarNav"]').inner_text()
     assert "Methods at a glance" in navigation and "app" not in navigation.split("\n")
-    _choose(page, "Base model", "other")
-    page.get_by_role("textbox", name="Hugging Face model id or local folder").fill(str(tiny_text_model))
-    page.keyboard.press("Enter")
-    _choose(page, "Dataset", "other")
-    page.get_by_role("textbox", name="Dataset id").fill(f"csv:{sentiment_csv}")
-    page.keyboard.press("Enter")
+    _pick_model_and_dataset(page, tiny_text_model, sentiment_csv)
     page.get_by_role("button", name="Run", exact=True).click()
     # The explainer further down draws its own chart at once; the run's result is the one to wait for.
     page.get_by_text("vs original").first.wait_for(timeout=300_000)
@@ -104,14 +107,92 @@ def test_quantization_page_runs_and_draws_the_chart(page, app_url, tiny_text_mod
     page.screenshot(path=str(ARTIFACTS / "quantization.png"), full_page=True)
 
 
+def _settled(page) -> None:
+    """Wait for the script run to end: until then, elements of the page before are still shown, marked stale."""
+    page.wait_for_timeout(500)  # the rerun a key or click asks for has begun
+    page.wait_for_function("!document.querySelector('[data-stale=\"true\"], [data-testid=\"stStatusWidget\"]')",
+                           timeout=120_000)
+
+
+def _choose_other(page, label: str, textbox: str, value: str) -> None:
+    """Pick "other…" in a selectbox and type `value` into the text box it opens."""
+    _choose(page, label, "other")
+    page.get_by_role("textbox", name=textbox).fill(value)
+    page.keyboard.press("Enter")
+    _settled(page)
+
+
+def _pick_model_and_dataset(page, model: Path, csv: Path) -> None:
+    """The labs' pickers: a model folder and a CSV."""
+    _choose_other(page, "Base model", "Hugging Face model id or local folder", str(model))
+    _choose_other(page, "Dataset", "Dataset id", f"csv:{csv}")
+
+
+MARKS = '[data-testid="stPlotlyChart"] :is(.bars .point, .scatterlayer .point, .hm)'  # an empty chart has none
+
+
+def _wait_for_marks(page, count: int, marks: str = MARKS) -> None:
+    """Wait until the page's charts draw at least `count` data marks (bars, markers, heatmap cells)."""
+    page.wait_for_function(f"document.querySelectorAll('{marks}').length >= {count}", timeout=300_000)
+
+
+def test_quantization_sweep_draws_each_bit_width(page, app_url, tiny_text_model, sentiment_csv):
+    page.goto(f"{app_url}/quantization")
+    page.get_by_text("Store weights in fewer bits").wait_for(timeout=60_000)
+    _pick_model_and_dataset(page, tiny_text_model, sentiment_csv)
+    page.get_by_role("button", name="Run the sweep").click()
+    # The sweep's markers: accuracy, size and latency at 4 bit widths, and the int8 points.
+    _wait_for_marks(page, 12, '[data-testid="stPlotlyChart"] .scatterlayer .point')
+    _assert_no_error(page)
+    page.screenshot(path=str(ARTIFACTS / "quantization-sweep.png"), full_page=True)
+
+
+def test_transfer_page_trains_the_head_and_draws_curves_and_confusion(page, app_url, tiny_text_model, sentiment_csv):
+    page.goto(f"{app_url}/transfer")
+    page.get_by_text("Keep what a pretrained model learned").wait_for(timeout=60_000)
+    _pick_model_and_dataset(page, tiny_text_model, sentiment_csv)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("eval accuracy").first.wait_for(timeout=300_000)
+    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=30_000)
+    _assert_no_error(page)
+    assert page.locator('[data-testid="stMetric"]').count() == 4
+    assert page.locator('[data-testid="stPlotlyChart"] .hm').count() == 1  # the confusion matrix
+    assert page.locator('[data-testid="stPlotlyChart"] .scatterlayer .trace').count() >= 2  # loss, accuracy
+    page.screenshot(path=str(ARTIFACTS / "transfer.png"), full_page=True)
+
+
+def test_distillation_page_distils_a_student_and_lines_it_up(page, app_url, tiny_text_model, sentiment_csv):
+    page.goto(f"{app_url}/distillation")
+    page.get_by_text("not only from the labels", exact=False).first.wait_for(timeout=60_000)
+    _pick_model_and_dataset(page, tiny_text_model, sentiment_csv)
+    page.get_by_role("spinbutton", name="layers", exact=True).fill("1")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Distill", exact=True).click()
+    page.get_by_text("Teacher and students side by side").wait_for(timeout=300_000)
+    _assert_no_error(page)
+    assert page.locator('[data-testid="stPlotlyChart"] .bars .point').count() == 12  # 3 panels x 4 rows
+    page.screenshot(path=str(ARTIFACTS / "distillation.png"), full_page=True)
+
+
+def test_architectures_page_measures_a_model_at_the_same_budget(page, app_url, tiny_text_model, sentiment_csv):
+    page.goto(f"{app_url}/architectures")
+    page.get_by_text("A smaller architecture saves").wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="…or your own", exact=False).fill(f"csv:{sentiment_csv}")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Clear all").first.click()  # no built-in: the tiny model alone, quick
+    page.get_by_role("textbox", name="More models", exact=False).fill(str(tiny_text_model))
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Train and measure").click()
+    page.get_by_text("examples per class, 3 epochs each").wait_for(timeout=300_000)
+    _wait_for_marks(page, 2)  # the model against multiply-adds and against latency
+    _assert_no_error(page)
+    page.screenshot(path=str(ARTIFACTS / "architectures.png"), full_page=True)
+
+
 def _pick_language_model(page, model: Path, csv: Path) -> None:
-    """The LLM pages' pickers: a causal LM folder and a CSV of texts, both through "other…"."""
-    _choose(page, "Language model", "other")
-    page.get_by_role("textbox", name="Hugging Face model id or local folder of a causal LM").fill(str(model))
-    page.keyboard.press("Enter")
-    _choose(page, "Texts (a text classification dataset)", "other")
-    page.get_by_role("textbox", name="Dataset id: csv:PATH or hf:NAME").fill(f"csv:{csv}")
-    page.keyboard.press("Enter")
+    """The LLM pages' pickers: a causal LM folder and a CSV of texts."""
+    _choose_other(page, "Language model", "Hugging Face model id or local folder of a causal LM", str(model))
+    _choose_other(page, "Texts (a text classification dataset)", "Dataset id: csv:PATH or hf:NAME", f"csv:{csv}")
 
 
 def test_llm_quantization_page_runs_levels_and_draws_them(page, app_url, tiny_causal_lm, sentiment_csv):
@@ -148,3 +229,20 @@ def test_compare_page_shows_the_stored_runs(page, app_url):
     _assert_no_error(page)
     assert page.locator('[data-testid="stPlotlyChart"] .scatterlayer .point').count() >= 2
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+
+def test_talk_mode_steps_through_the_labs_results_with_the_arrow_keys(page, app_url, e2e_home, tiny_text_model,
+                                                                     tiny_causal_lm, sentiment_csv, monkeypatch):
+    # `warm` on the tiny models, into the app's data folder: it keeps what the tests above computed.
+    monkeypatch.setenv("MICROBUDGET_HOME", str(e2e_home))
+    talk.warm(talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_causal_lm),
+                        eval_limit=500, llm_texts=16, architectures=(str(tiny_text_model),)))
+    page.goto(f"{app_url}/talk")
+    for number, step in enumerate(talk.STEPS):
+        page.get_by_role("heading", name=step.title).first.wait_for(timeout=60_000)
+        _settled(page)  # the previous step's charts stay on screen until the run ends
+        _wait_for_marks(page, 2)
+        _assert_no_error(page)
+        page.screenshot(path=str(ARTIFACTS / f"talk-{number + 1}.png"), full_page=True)
+        page.keyboard.press("ArrowRight")
+    assert "step=4" in page.url

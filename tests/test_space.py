@@ -59,3 +59,12 @@ def test_the_build_context_leaves_out_local_state_and_holds_what_the_image_copie
         if kind == "COPY":
             sources = [part for part in args.split() if not part.startswith("--")][:-1]
             assert all((ROOT / source).exists() for source in sources)
+
+
+def test_the_image_keeps_each_visitors_runs_private_and_caps_training():
+    from microbudget_core import limits
+
+    environment = " ".join(args for kind, args in instructions() if kind == "ENV")
+    assert "MICROBUDGET_PRIVATE_SESSIONS=1" in environment
+    for variable in limits.LIMITS.values():  # the names the app reads, each set to a positive number
+        assert re.search(rf"\b{variable}=[1-9][0-9]*\b", environment), variable

@@ -49,7 +49,8 @@ if runs:
                            "params (M)": "%.2f", "p50 ms": "%.2f", "x smaller": "%.1fx", "x faster": "%.1fx",
                            "% of teacher accuracy": "%.1f"})
     histories, teacher_accuracy = distillation.histories(runs)
-    st.plotly_chart(plots.training_figure(histories, teacher_accuracy), width="stretch",
+    # A key of its own: the live chart of the run just finished can be the same figure.
+    st.plotly_chart(plots.training_figure(histories, teacher_accuracy), width="stretch", key="distill_curves",
                     config={"displayModeBar": False})
 
 st.subheader("What the teacher's soft targets look like")

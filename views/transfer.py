@@ -49,8 +49,8 @@ if run:
     size.metric("Model size", f"{run.result['size_bytes'] / 1e6:,.1f} MB")
     curves, confusion = st.columns(2)
     if run.result.get("history"):
-        curves.plotly_chart(plots.training_figure({run.label: run.result["history"]}), width="stretch",
-                            config={"displayModeBar": False})
+        curves.plotly_chart(plots.training_figure({run.label: run.result["history"]}), key="transfer_curves",
+                            width="stretch", config={"displayModeBar": False})
     labels = run.labels or [str(i) for i in range(len(run.result["confusion_matrix"]))]
     confusion.plotly_chart(plots.confusion_figure(run.result["confusion_matrix"], labels), width="stretch",
                            config={"displayModeBar": False})

@@ -1,4 +1,4 @@
-"""Files the user uploads in the app, kept under the app's own data folder with content-hash names.
+"""Files the user uploads in the app, kept under the user's own data folder with content-hash names.
 
 No part of an uploaded file's name becomes a path: only its extension picks the kind. A CSV is
 validated, reduced to its chosen text and label columns and stored as `text,label`; a zip is
@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import MicrobudgetError
-from ..paths import home
+from ..paths import workspace
 from .files import read_csv, read_images
 
 MAX_UPLOAD_BYTES = 200 * 1024**2  # the same as the app's server.maxUploadSize
@@ -39,7 +39,7 @@ def save_upload(filename: str, content: bytes, text_column: str | None = None,
     else:
         raise MicrobudgetError(f"'{filename}' is neither a CSV nor a zip.",
                                "Upload a CSV (text and label columns) or a zip with one folder per class.")
-    folder = home() / "uploads"
+    folder = workspace() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{hashlib.sha256(data).hexdigest()[:20]}{extension}"
     if not target.exists():
