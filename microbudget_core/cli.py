@@ -214,7 +214,8 @@ def _parser() -> argparse.ArgumentParser:
     defaults = talk.Plan()
     warm.add_argument("--model", default=defaults.model, help="the labs' model (default: %(default)s)")
     warm.add_argument("--dataset", default=defaults.dataset, help="the labs' dataset (default: %(default)s)")
-    warm.add_argument("--llm", default=defaults.llm, help="the LLM pages' model, for a text dataset (default: %(default)s)")
+    warm.add_argument("--llm", default=defaults.llm,
+                      help="the LLM pages' model, for a text dataset (default: %(default)s)")
     warm.add_argument("--eval-limit", type=int, default=defaults.eval_limit,
                       help="eval examples of every classification row (default: %(default)s)")
     warm.add_argument("--llm-texts", type=int, default=defaults.llm_texts,

@@ -4,7 +4,7 @@ charts each, from those results) with a short live re-run per step for the prese
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import plotly.graph_objects as go
@@ -127,28 +127,31 @@ def _quantization_live(plan: Plan, progress: Progress) -> None:
     labs.remember_runs(labs.QUANTIZATION, [plan.model, plan.dataset], [run_pipeline(request, progress=progress)])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Slide:
     """One step of the talk: what the speaker says (from the measured numbers) and the charts behind it."""
 
     title: str
-    headline: str
-    figures: list[go.Figure] = field(default_factory=list)
-    live: str = ""  # what the step's "Run live" button runs, and about how long it takes
+    headline: str  # empty while the step has no results
+    figures: list[go.Figure]
+    live: str  # what the step's "Run live" button runs, and about how long it takes
+
+
+Shown = tuple[str, list[go.Figure]]  # a step's headline and figures; ("", []) without results
 
 
 @dataclass(frozen=True)
 class Step:
     title: str
-    slide: Callable[[Plan], Slide]
-    live: Callable[[Plan, Progress], Any]
+    shown: Callable[[Plan], Shown]
+    live: Callable[[Plan, Progress], Any]  # re-runs the step with a live-sized budget
     live_text: str
 
 
-def _transfer_slide(plan: Plan) -> Slide:
+def _transfer_slide(plan: Plan) -> Shown:
     runs, _ = labs.recall_runs(labs.TRANSFER, [plan.model, plan.dataset])
     if not runs:
-        return Slide("Transfer learning", "")
+        return "", []
     run = runs[0]
     full, head = run.baseline, run.result
     rows = [{"recipe": "all weights fine-tuned (default recipe)", "accuracy": full["accuracy"],
@@ -162,45 +165,45 @@ def _transfer_slide(plan: Plan) -> Slide:
     figure = plots.lineup_figure(rows, name="recipe", panels=[("accuracy", "Accuracy", "%"),
                                                                ("train s", "Training time", "s"),
                                                                ("train examples", "Training examples", "")])
-    return Slide("Transfer learning", headline, [figure])
+    return headline, [figure]
 
 
-def _distillation_slide(plan: Plan) -> Slide:
+def _distillation_slide(plan: Plan) -> Shown:
     runs = distillation.latest(plan.model, plan.dataset)
     if not runs:
-        return Slide("Distillation", "")
+        return "", []
     rows = distillation.lineup(runs)
-    return Slide("Distillation", distillation.headline(rows), [plots.lineup_figure(rows)])
+    return distillation.headline(rows), [plots.lineup_figure(rows)]
 
 
-def _quantization_slide(plan: Plan) -> Slide:
+def _quantization_slide(plan: Plan) -> Shown:
     runs, _ = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])
     if not runs:
-        return Slide("Quantization", "")
+        return "", []
     figures = [plots.comparison_figure(runs[0])]
     sweep, _ = labs.recall_runs(labs.SWEEP, [plan.model, plan.dataset])
     if sweep:
         figures.append(plots.sweep_figure(sweep))
-    return Slide("Quantization", f"{runs[0].label}: {plots.summary(runs[0])}.", figures)
+    return f"{runs[0].label}: {plots.summary(runs[0])}.", figures
 
 
 TALK_LIMITS = Limits(max_accuracy_drop_pt=1.0)  # what the Compare step recommends under
 
 
-def _compare_slide(plan: Plan) -> Slide:
+def _compare_slide(plan: Plan) -> Shown:
     runs = RunStore().list(plan.dataset)
     # The plan's rows: measured on eval_limit examples, or on the whole eval split where it is smaller.
     size = next((n for n in eval_sizes(runs) if n <= plan.eval_limit), None)
     found = candidates(measured_on(runs, size)) if size else []
     if not found:
-        return Slide("Compare and decide", "")
-    pick = recommend(found, TALK_LIMITS)
-    return Slide("Compare and decide", f"At most 1 pt of accuracy lost: {pick.message}", [plots.pareto_figure(found)])
+        return "", []
+    return f"At most 1 pt of accuracy lost: {recommend(found, TALK_LIMITS).message}", [plots.pareto_figure(found)]
 
 
 STEPS = [
-    Step("Transfer learning", _transfer_slide, lambda plan, progress: _transfer(
-        plan, plan.live_examples_per_class, progress), "train only the head on {k} examples per class (about a minute)"),
+    Step("Transfer learning", _transfer_slide,
+         lambda plan, progress: _transfer(plan, plan.live_examples_per_class, progress),
+         "train only the head on {k} examples per class (about a minute)"),
     Step("Distillation", _distillation_slide, lambda plan, progress: distillation.run_distillation(
         Request(plan.model, plan.dataset, eval_limit=plan.eval_limit),
         {"examples_per_class": plan.live_examples_per_class}, progress=progress),
@@ -215,9 +218,8 @@ STEPS = [
 def slide(number: int, plan: Plan) -> Slide:
     """Step `number` of the talk (0-based) as its latest results show it; an empty headline if there are none."""
     step = STEPS[number]
-    shown = step.slide(plan)
-    shown.live = step.live_text.format(k=plan.live_examples_per_class)
-    return shown
+    headline, figures = step.shown(plan)
+    return Slide(step.title, headline, figures, step.live_text.format(k=plan.live_examples_per_class))
 
 
 def run_live(number: int, plan: Plan, progress: Progress = no_progress) -> Slide:

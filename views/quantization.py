@@ -72,8 +72,8 @@ st.markdown("weight-only at 8, 4, 3 and 2 bits, plus the int8 paths that suit th
 group_size = st.number_input("Group size (weights per scale)", value=64, step=16)
 clicked = st.button("Run the sweep", disabled=not (model and dataset))
 sweep_request = Request(model, dataset, [], eval_limit)
-sweep = ui.kept_rows(labs.SWEEP, [model, dataset], f"bit-width sweep on {model}", clicked and (lambda progress: run_sweep(
-    sweep_request, group_size=int(group_size), progress=progress)) or None)
+sweep = ui.kept_rows(labs.SWEEP, [model, dataset], f"bit-width sweep on {model}", clicked and (
+    lambda progress: run_sweep(sweep_request, group_size=int(group_size), progress=progress)) or None)
 if sweep:
     st.plotly_chart(plots.sweep_figure(sweep), width="stretch", config={"displayModeBar": False})
     st.dataframe(pd.DataFrame([{"pipeline": plots.sweep_name(r), "accuracy": r.result["accuracy"],

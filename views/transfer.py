@@ -65,7 +65,8 @@ if run:
         else:
             st.bar_chart(pd.DataFrame({"probability": probabilities}, index=labels), horizontal=True)
 
-trained = [r for r in RunStore().list(dataset) if r.model == model and r.steps and r.steps[-1]["technique"] in STRATEGIES]
+trained = [r for r in RunStore().list(dataset)
+           if r.model == model and r.steps and r.steps[-1]["technique"] in STRATEGIES]
 if trained:
     st.subheader("Strategies side by side")
     st.dataframe(pd.DataFrame([{"run": r.run_id, "strategy": r.label, "accuracy": r.result["accuracy"],
@@ -83,7 +84,8 @@ counts = right.multiselect("Examples per class (0 = all)", [8, 16, 32, 64, 128, 
                            default=list(CURVE_EXAMPLES), key="curve_counts")
 clicked = st.button("Run the curve", disabled=not (model and dataset and chosen and counts))
 request = Request(model, dataset, [], eval_limit)
-curve = ui.kept_rows(labs.CURVE, [model, dataset], f"data-efficiency curve on {model}", clicked and (lambda progress: run_curve(
-    request, tuple(chosen), tuple(sorted(counts, key=lambda k: k or 10**9)), progress=progress)) or None)
+curve = ui.kept_rows(labs.CURVE, [model, dataset], f"data-efficiency curve on {model}", clicked and (
+    lambda progress: run_curve(request, tuple(chosen), tuple(sorted(counts, key=lambda k: k or 10**9)),
+                               progress=progress)) or None)
 if curve:
     st.plotly_chart(plots.curve_figure(curve), width="stretch", config={"displayModeBar": False})
