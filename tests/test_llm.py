@@ -42,6 +42,9 @@ def test_a_tiny_llama_loads_as_a_language_model_and_as_a_zero_shot_classifier(ti
     classifier = load_model(ModelSpec(str(tiny_causal_lm)), dataset.label_names, TEXT)
     assert classifier.task == TEXT and classifier.labels == dataset.label_names
     assert classifier.logits(dataset.eval.inputs[:3]).shape == (3, 2)
+    # One load of the weights, whoever asks: as loaded, as the LM baseline (with labels), as a classifier.
+    as_baseline = load_model(ModelSpec(str(tiny_causal_lm)), dataset.label_names, CAUSAL_LM)
+    assert classifier.model.lm is lm.model is as_baseline.model
 
 
 def test_perplexity_of_a_model_that_predicts_nothing_is_the_vocabulary_size(tmp_path):

@@ -13,7 +13,7 @@ import torch
 from ..assets import MINILM, asset_path
 from ..errors import MicrobudgetError
 from ..exclusive import one_at_a_time
-from .bundle import CAUSAL_LM, IMAGE, TEXT, ModelBundle, ModelSpec, count_params
+from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, TEXT, ModelBundle, ModelSpec, count_params
 
 __all__ = ["ModelBundle", "ModelSpec", "load_model", "load_saved", "count_params", "OFFLINE_MODELS",
            "TEXT", "IMAGE", "CAUSAL_LM"]
@@ -77,7 +77,7 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
     if model_id in OFFLINE_MODELS:
         entry = OFFLINE_MODELS[model_id]
         if entry.task == CAUSAL_LM:
-            return _language_model(entry.load(None, None), label_list, task)
+            return _language_model(model_id, lambda: entry.load(None, None), label_list, task)
         if task == CAUSAL_LM:
             raise MicrobudgetError(f"Model '{model_id}' is a classifier, not a language model.",
                                    "Pick a language model such as smollm2-135m.")
@@ -95,23 +95,28 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
     if found == CAUSAL_LM:
         from .llm import load_causal_lm
 
-        return _language_model(load_causal_lm(model_id), label_list, task)
+        return _language_model(model_id, lambda: load_causal_lm(model_id), label_list, task)
     if task == CAUSAL_LM:
         raise MicrobudgetError(f"Model '{model_id}' is not a causal language model.",
                                "Pick a language model such as smollm2-135m, or a hub id of one.")
     return load_hf_classifier(model_id, task or found, label_list)
 
 
-def _language_model(lm: ModelBundle, labels: list[str] | None, task: str | None) -> ModelBundle:
-    """A causal LM as it is, or (for a text classification task) answering zero-shot."""
+def _language_model(model_id: str, load: Callable[[], ModelBundle], labels: list[str] | None,
+                    task: str | None) -> ModelBundle:
+    """A causal LM as it is, or (for a text classification task) answering zero-shot. Its weights are loaded
+    once, as the LM (cached), and shared by every classifier made from it."""
     from .llm import as_classifier
 
+    if task == CAUSAL_LM and not labels:
+        return load()  # the one load, cached as (model_id, None, CAUSAL_LM, None)
+    as_loaded = _load_cached(model_id, None, CAUSAL_LM, None)
     if task in (None, CAUSAL_LM):
-        return lm
+        return as_loaded
     if task != TEXT or not labels:
-        raise MicrobudgetError(f"Model '{lm.name}' is a language model: it can answer text tasks, not {task}.",
+        raise MicrobudgetError(f"Model '{as_loaded.name}' is a language model: it can answer text tasks, not {task}.",
                                "Pick a text dataset, or an image model for images.")
-    return as_classifier(lm, labels)
+    return as_classifier(as_loaded, labels)
 
 
 @one_at_a_time
@@ -130,7 +135,7 @@ def load_saved(folder: Path) -> ModelBundle:
         from .vision import load_saved_mobilenet
 
         bundle = load_saved_mobilenet(folder, info, with_weights=not structure)
-    elif family in ("causal-lm", "prompted-lm"):
+    elif family in (CAUSAL_LM, PROMPTED_LM):
         from .llm import load_saved_llm
 
         bundle = load_saved_llm(folder, info)  # always the bare architecture: the weights are filled below
@@ -138,13 +143,14 @@ def load_saved(folder: Path) -> ModelBundle:
         from .hf import load_saved_hf
 
         bundle = load_saved_hf(folder, info, with_weights=not structure)
-    from .. import techniques
+    if structure:
+        from .. import techniques
 
-    for technique_id in structure:
-        bundle.model = techniques.get(technique_id).restructure(bundle.model, info["meta"])
+        for technique_id in structure:
+            bundle.model = techniques.get(technique_id).restructure(bundle.model, info["meta"])
     if (folder / "model.pt").exists():
         bundle.model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-    elif structure or family in ("causal-lm", "prompted-lm"):
+    elif structure or family in (CAUSAL_LM, PROMPTED_LM):
         from safetensors.torch import load_model
 
         load_model(bundle.model, str(folder / "model.safetensors"))

@@ -14,6 +14,7 @@ import torch
 TEXT = "text-classification"
 IMAGE = "image-classification"
 CAUSAL_LM = "causal-lm"
+PROMPTED_LM = "prompted-lm"  # the family of a causal LM wrapped as a prompted classifier
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ import transformers
 from ..assets import SMOLLM2, asset_path
 from ..errors import MicrobudgetError
 from ..paths import home
-from .bundle import CAUSAL_LM, TEXT, ModelBundle
+from .bundle import CAUSAL_LM, PROMPTED_LM, TEXT, ModelBundle
 from .hf import TextPreprocessor, _from_pretrained, _quiet
 
-LM_FAMILY = "causal-lm"
-PROMPTED_FAMILY = "prompted-lm"
+LM_FAMILY = CAUSAL_LM
+PROMPTED_FAMILY = PROMPTED_LM
 INSTRUCTION = "Classify each text as one of: {labels}.\n\n"
 EXAMPLE = "Text: {text}\nAnswer: {label}\n\n"
 MAX_CONTEXT = 2048
