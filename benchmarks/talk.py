@@ -1,0 +1,88 @@
+"""Benchmark: talk mode. `warm` on the offline defaults, then how long each page takes to show results in Chromium.
+
+    MICROBUDGET_HOME=/tmp/talk-home .venv/bin/python -m benchmarks.talk   # a fresh data folder: warm from nothing
+    .venv/bin/python -m benchmarks.talk                                   # the usual folder: kept results reused
+
+Writes benchmarks/talk.md. Each page is reached as a person would: by its link in the sidebar, from the page
+before, in an app started after `warm` (the first page load, which imports the engine, is timed on its own).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+from benchmarks.run import report
+from microbudget_core import talk
+from microbudget_core.paths import home
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# What "results" means on each page: the methods table on the home page; elsewhere, data marks in a chart.
+TABLE = '[data-testid="stTable"] tbody tr'
+MARKS = '[data-testid="stPlotlyChart"] :is(.bars .point, .scatterlayer .point, .hm)'
+PAGES = [("Methods at a glance", TABLE), ("Transfer learning", MARKS), ("Distillation", MARKS),
+         ("Quantization", MARKS), ("LLM quantization", MARKS), ("Specialist vs generalist", MARKS),
+         ("Architectures", MARKS), ("Compare and decide", MARKS), ("Talk mode", MARKS)]
+PORT = 8765
+
+
+def warm_table() -> list[str]:
+    started = time.perf_counter()
+    warmed = talk.warm(progress=report("warm"))
+    print(file=sys.stderr)
+    lines = ["| lab | seconds | status |", "|---|---|---|"]
+    lines += [f"| {w.lab} | {w.seconds:.0f} | {w.status} |" for w in warmed]
+    return lines + ["", f"`warm` wall time: {time.perf_counter() - started:.0f} s."]
+
+
+def page_table() -> list[str]:
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(PORT),
+                               "--server.headless", "true", "--server.address", "127.0.0.1"], cwd=ROOT,
+                              env={**os.environ, "MICROBUDGET_HOME": str(home())}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            started = time.perf_counter()
+            page.goto(f"http://127.0.0.1:{PORT}/")
+            page.locator(TABLE).first.wait_for(timeout=120_000)
+            lines = [f"First load of the home page (the engine imported): {time.perf_counter() - started:.1f} s.", "",
+                     "| page | seconds to results | charts with data | error boxes |", "|---|---|---|---|"]
+            for title, results in PAGES:
+                started = time.perf_counter()
+                page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+                page.locator(results).first.wait_for(timeout=120_000)
+                seconds = time.perf_counter() - started
+                page.wait_for_timeout(1500)  # let the rest of the page draw before counting it
+                charts = page.locator('[data-testid="stPlotlyChart"]').count()
+                errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+                lines.append(f"| {title} | {seconds:.2f} | {charts} | {errors} |")
+                print(lines[-1], file=sys.stderr)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return lines
+
+
+def main(path: Path) -> None:
+    lines = [f"Measured {date.today()} on {platform.machine()}, 2 threads, data folder {home()}.", "",
+             "### `python -m microbudget_core warm` (offline defaults)", "", *warm_table(), "",
+             "### Each page after `warm`, reached by its sidebar link in headless Chromium", "", *page_table()]
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(Path(__file__).with_name("talk.md"))
