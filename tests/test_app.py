@@ -27,6 +27,14 @@ def test_home_lists_the_methods_and_the_offline_defaults():
     assert "rotten-tomatoes" in at.selectbox(key="dataset_choice_text").options[0]
 
 
+def test_home_plots_the_runs_so_far_on_the_latest_dataset():
+    _stored("minilm-l6", "dynamic-int8", 0.80, 60.0, 14.0, None)
+    at = page("app.py").run()
+    assert not at.exception and "Runs so far on rotten-tomatoes" in [h.value for h in at.subheader]
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sum(len(trace.get("x") or []) for trace in spec["data"]) >= 2  # the original and the int8 run
+
+
 def test_home_offers_vision_datasets_for_the_vision_model():
     at = page("app.py").run()
     at.selectbox(key="model_choice").set_value("mobilenet-v2").run(timeout=60)

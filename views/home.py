@@ -4,6 +4,9 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from microbudget_core import plots
+from microbudget_core.compare import candidates, measured_on
+from microbudget_core.runs import RunStore
 
 st.title("microbudget")
 st.markdown("Make a model **smaller, faster and cheaper**, and *see* what each method buys: "
@@ -29,6 +32,17 @@ METHODS = pd.DataFrame(
     columns=["Method", "What it does", "Size / inference cost", "Training data", "Effort"],
 )
 st.table(METHODS.set_index("Method"))
+
+# The latest results at a glance (after `make warm`, the talk's). Also the session's first chart, so the browser
+# loads its Plotly code here (about 3 s, measured) rather than on the first lab page opened.
+runs = RunStore().list()
+if runs:
+    dataset = runs[-1].dataset
+    st.subheader(f"Runs so far on {dataset}")
+    st.plotly_chart(plots.pareto_figure(candidates(measured_on([r for r in runs if r.dataset == dataset]))),
+                    width="stretch", config={"displayModeBar": False})
+    st.caption("Every run measured on the same eval examples: accuracy against latency and size. "
+               "Compare and decide has the details.")
 
 st.subheader("Your model and data")
 model, dataset = ui.pick_model_and_dataset()
