@@ -13,7 +13,8 @@ from typing import Any, Callable
 import pandas as pd
 import streamlit as st
 
-from microbudget_core import cli, labs, plots
+from microbudget_core import cli, kinds, labs, plots
+from microbudget_core.data import IMAGE, TEXT
 from microbudget_core.data.files import decode_image, preview_csv
 from microbudget_core.data.preview import Preview, preview
 from microbudget_core.data.uploads import save_upload
@@ -26,8 +27,8 @@ OTHER = "other…"
 def pick_model_and_dataset() -> tuple[str, str]:
     """Model and dataset pickers whose choice persists across pages (session state)."""
     listing = cli.catalog()
-    # Language models have their own pages (LLM quantization, Specialist vs generalist).
-    models = {m["id"]: m for m in listing["models"] if m["task"] != "causal-lm"}
+    # Classifiers here; language models have their own pages (LLM quantization, Specialist vs generalist).
+    models = {m["id"]: m for m in listing["models"] if m["quality"] == "accuracy"}
     left, right = st.columns(2)
     with left:
         choice = st.selectbox("Base model", [*models, OTHER], key="model_choice",
@@ -35,7 +36,7 @@ def pick_model_and_dataset() -> tuple[str, str]:
         model = choice if choice != OTHER else st.text_input(
             "Hugging Face model id or local folder", key="model_other",
             help="Hub ids need a network; a folder saved with save_pretrained() works offline.").strip()
-    modality = "image" if models.get(model, {}).get("task") == "image-classification" else "text"
+    modality = models.get(model, {}).get("inputs", TEXT)
     bundled = [d for d in listing["datasets"] if ":" not in d["id"]]
     fitting = [d["id"] for d in bundled if d["modality"] == modality or model not in models]
     with right:
@@ -53,7 +54,7 @@ def pick_model_and_dataset() -> tuple[str, str]:
 def pick_language_model_and_texts(key: str) -> tuple[str, str]:
     """A causal LM (bundled, hub id or folder) and a text dataset, for the LLM pages."""
     listing = cli.catalog()
-    models = {m["id"]: m["description"] for m in listing["models"] if m["task"] == "causal-lm"}
+    models = {m["id"]: m["description"] for m in listing["models"] if m["quality"] == "perplexity"}
     texts = {d["id"]: d["description"] for d in listing["datasets"] if d["modality"] == "text" and ":" not in d["id"]}
     left, right = st.columns(2)
     choice = left.selectbox("Language model", [*models, OTHER], key=f"{key}_model",
@@ -117,7 +118,7 @@ def dataset_preview(dataset: str) -> None:
 
 def example_input(task: str, key: str) -> Any | None:
     """A sentence typed in, or an image uploaded, to try a model on; None until there is one."""
-    if task == "image-classification":
+    if kinds.get(task).INPUTS == IMAGE:
         upload = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key=key)
         if upload is None:
             return None

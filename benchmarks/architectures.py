@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
-from microbudget_core.architectures import Budget, choices, compare_architectures
+from microbudget_core.labs.architectures import Budget, choices, compare_architectures
 from microbudget_core.models import IMAGE, TEXT
 
 CASES = [(TEXT, "rotten-tomatoes"), (IMAGE, "mnist-5k")]

@@ -16,8 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
-from microbudget_core.distillation import lineup
-from microbudget_core.distillation import run_distillation
+from microbudget_core.labs.distillation import lineup, run_distillation
 from microbudget_core.pipeline import Request
 
 CASES = [("minilm-l6", "rotten-tomatoes", {"student": "layers", "layers": 2}),

@@ -13,7 +13,8 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
-from microbudget_core.llm_lab import DEFAULT_LEVELS, contest_rows, level_rows, run_contest, run_levels
+from microbudget_core.labs.llm_quantization import DEFAULT_LEVELS, level_rows, run_levels
+from microbudget_core.labs.specialist import contest_rows, run_contest
 
 MODEL, DATASET = "smollm2-135m", "rotten-tomatoes"
 

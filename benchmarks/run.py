@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from microbudget_core.errors import MicrobudgetError
-from microbudget_core.pipeline import Request, prepare, resolve, run_steps, run_sweep
+from microbudget_core.labs.quantization import run_sweep
+from microbudget_core.pipeline import Request, prepare, resolve, run_steps
 
 INT8 = ["dynamic-int8", "static-int8", "onnx", "onnx-int8-dynamic", "onnx-int8-static"]
 # weight-only packs Linear layers: MobileNetV2 has one. bf16 convolutions crawl on this CPU (2 images/s at

@@ -21,7 +21,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from benchmarks.run import report
-from microbudget_core import talk
+from microbudget_core.labs import talk
 from microbudget_core.paths import home
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,8 @@ from pathlib import Path
 from benchmarks.run import report
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
-from microbudget_core.pipeline import Request, prepare, resolve, run_curve, run_steps
+from microbudget_core.labs.transfer import run_curve
+from microbudget_core.pipeline import Request, prepare, resolve, run_steps
 
 STRATEGIES = ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch"]
 ROWS = (STRATEGIES + [f"{s} examples_per_class=32" for s in STRATEGIES]

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE, Dataset
-from .models import IMAGE as IMAGE_TASK
-from .models import TEXT as TEXT_TASK
-from .models import ModelBundle, ModelSpec, load_model, load_saved
+from .atomic import folder_atomically
+from . import kinds
+from .data import Dataset
+from .exclusive import one_at_a_time
+from .models import IMAGE, TEXT, ModelBundle, ModelSpec, load_model, load_saved
 from .paths import home
 from .progress import Progress, no_progress
 from .training import TrainConfig, train_classifier
@@ -29,18 +28,19 @@ RECIPE_VERSION = 2  # bump when training code changes what a cached baseline wou
 # Full fine-tuning within minutes on 2 CPU cores (times and accuracies in the README).
 RECIPES = {
     # Frozen word embeddings: their gradient and AdamW update cost more than the 6 layers.
-    TEXT_TASK: TrainConfig(epochs=1, learning_rate=1.5e-4, max_train_examples=None, freeze_embeddings=True),
-    IMAGE_TASK: TrainConfig(epochs=2, learning_rate=1e-3, max_train_examples=None),
+    TEXT: TrainConfig(epochs=1, learning_rate=1.5e-4, max_train_examples=None, freeze_embeddings=True),
+    IMAGE: TrainConfig(epochs=2, learning_rate=1e-3, max_train_examples=None),
 }
 
 
+@one_at_a_time  # it may fine-tune: a model job, queued like the others
 def build_baseline(model_id: str, dataset: Dataset, task: str | None = None, recipe: TrainConfig | None = None,
                    progress: Progress = no_progress) -> ModelBundle:
     """The task model for `dataset`: as loaded if its head already fits, else fine-tuned and cached.
 
     `task` defaults to the dataset's classification task; "causal-lm" asks for a language model as it is.
     """
-    task = task or (IMAGE_TASK if dataset.modality == IMAGE else TEXT_TASK)
+    task = task or kinds.for_inputs(dataset.modality).ID
     pretrained = load_model(ModelSpec(model_id), dataset.label_names, task, dataset.image_size)
     if pretrained.head_trained:
         return pretrained
@@ -62,14 +62,8 @@ def _train_and_cache(pretrained: ModelBundle, dataset: Dataset, recipe: TrainCon
     trained, report = train_classifier(pretrained, dataset.train, recipe, progress)
     trained.meta.update(train_seconds=report.train_seconds, train_examples=report.train_examples,
                         history=report.history, recipe=asdict(recipe), dataset=dataset.id)
-    # Write to a private temp folder and rename: an interrupted build leaves no half entry.
-    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    trained.save(partial)
-    try:
-        partial.rename(folder)
-    except OSError:  # another process finished the same baseline first; keep theirs
-        shutil.rmtree(partial, ignore_errors=True)
+    with folder_atomically(folder) as partial:  # an interrupted build leaves no half entry
+        trained.save(partial)
 
 
 def _cache_key(model_id: str, dataset: Dataset, recipe: TrainConfig) -> str:

@@ -12,8 +12,9 @@ from typing import Any, Iterator
 
 from tqdm import tqdm
 
-from . import talk, techniques
-from .compare import Limits, candidates, measured_on, recommend
+from . import kinds, techniques
+from .labs import talk
+from .labs.compare import Limits, candidates, measured_on, recommend
 from .data.bundled import BUNDLED
 from .errors import MicrobudgetError
 from .export import export_run
@@ -44,13 +45,15 @@ def main(argv: list[str] | None = None) -> int:
 def catalog() -> dict[str, list[dict[str, str]]]:
     """Models, datasets and techniques with one-line descriptions (the `list` output)."""
     return {
-        "models": [{"id": m.id, "task": m.task, "description": m.description} for m in OFFLINE_MODELS.values()],
+        "models": [{"id": m.id, "task": m.task, "inputs": kinds.get(m.task).INPUTS, "quality": kinds.get(m.task).QUALITY,
+                    "description": m.description} for m in OFFLINE_MODELS.values()],
         "datasets": [{"id": d.id, "modality": d.modality, "description": d.description} for d in BUNDLED.values()
                      if d.installed()]
         + [{"id": "csv:PATH", "modality": "text", "description": "your CSV: a text column and a label column"},
            {"id": "images:PATH", "modality": "image", "description": "a zip or folder with one folder per class"},
            {"id": "hf:NAME", "modality": "text or image", "description": "a Hugging Face dataset (needs network)"}],
-        "techniques": [{"id": t.ID, "description": t.DESCRIPTION} for t in techniques.registry().values()],
+        "techniques": [{"id": t.ID, "description": t.DESCRIPTION, "kinds": list(t.apply.kinds),
+                        "runtimes": list(t.apply.runtimes)} for t in techniques.registry().values()],
     }
 
 
@@ -110,7 +113,7 @@ def _warm(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    runs = RunStore().list(args.dataset, language_models=True)
+    runs = RunStore().list(args.dataset, quality=None)
     if args.json:
         print(json.dumps([run.to_json() for run in runs], indent=2))
         return 0

@@ -9,6 +9,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from . import kinds
 from .errors import MicrobudgetError
 from .runs import Run, artifact_saved
 
@@ -48,8 +49,6 @@ def model_card(run: Run) -> str:
     table = "\n".join(f"| {name} | {run.baseline[key] * scale:{spec}} | {run.result[key] * scale:{spec}} |"
                       for name, key, scale, spec in rows if key in run.baseline and key in run.result)
     notes = "\n".join(f"- {note}" for note in run.notes) or "- none"
-    example = ('["your text here"]' if run.task == "text-classification"
-               else '[__import__("numpy").asarray(__import__("PIL.Image").Image.open("your-image.png"))]')
     return f"""# {run.model}: {run.label}
 
 Made with microbudget from `{run.model}` on the dataset `{run.dataset}` ({run.task}, labels: {", ".join(run.labels)}).
@@ -74,6 +73,6 @@ Notes from the techniques:
 from pathlib import Path
 from microbudget_core.models import load_saved
 model = load_saved(Path("{run.run_id}"))  # this folder
-print([model.labels[i] for i in model.predict({example})])
+{kinds.get(run.task).card_usage}
 ```
 """

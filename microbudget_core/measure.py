@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -13,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
+from . import kinds
 from .data import Split
-from .models import CAUSAL_LM, ModelBundle, count_params
+from .models import ModelBundle
 from .progress import Progress, no_progress
 
 
@@ -43,11 +42,13 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
             progress: Progress = no_progress) -> Measurement:
     """Measure `bundle` on `eval_split`; fidelity is agreement with `reference` predictions.
 
-    A classifier is scored on the eval labels; a language model (task causal-lm) by its perplexity on
-    the eval texts and a fixed greedy completion, whose tokens are its "predictions".
+    Size, parameters and memory are measured here alike for every row; the kind of model measures its
+    quality and speed (a classifier on the eval labels, a language model by perplexity and a completion).
     """
     threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
+    bundle.runtime.set_threads(bundle.model, config.threads)
+    torch.set_num_threads(config.threads)  # also for the preprocessing, whatever the runtime
+    kind = kinds.get(bundle.task)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             progress(0.0, "Measuring size")
@@ -56,72 +57,20 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
             progress(0.05, "Measuring peak memory in a fresh process")
             batch = eval_split.inputs[: config.batch_size]
             peak_rss, load_seconds = _probe(artifact, batch, Path(scratch)) if config.memory else (None, None)
-        if bundle.task == CAUSAL_LM:
-            quality, predictions = _language_quality(bundle, eval_split, reference, config, progress)
-        else:
-            quality, predictions = _classification_quality(bundle, eval_split, reference, config, progress)
+        quality, predictions = kind.quality(bundle, eval_split, reference, config, progress)
     finally:
         torch.set_num_threads(threads)
-    metrics = {"size_bytes": size, "params": count_params(bundle.model), **quality, "peak_rss_mb": peak_rss,
+    metrics = {"size_bytes": size, "params": bundle.parameter_count(), **kinds.as_dict(quality), "peak_rss_mb": peak_rss,
                "load_seconds": load_seconds, "eval_examples": len(eval_split), "threads": config.threads}
     progress(1.0, "Measured")
     return Measurement(metrics, predictions)
 
 
-def _classification_quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None,
-                            config: MeasureConfig, progress: Progress) -> tuple[dict[str, Any], np.ndarray]:
-    progress(0.15, "Measuring batch-1 latency")
-    latencies = latencies_ms(bundle, eval_split.inputs, config)
-    progress(0.3, "Measuring accuracy and batch throughput")
-    predictions, throughput = _predict_all(bundle, eval_split.inputs, config.batch_size, progress)
-    labels = eval_split.labels
-    metrics = {
-        "latency_ms_p50": statistics.median(latencies),
-        "latency_ms_p95": float(np.percentile(latencies, 95)),
-        "throughput_per_s": throughput,
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
-        "fidelity": 1.0 if reference is None else float(np.mean(predictions == reference)),
-        # rows: true class, columns: predicted, both in bundle.labels order
-        "confusion_matrix": confusion_matrix(labels, predictions, labels=range(len(bundle.labels))).tolist(),
-    }
-    return metrics, predictions
-
-
-def _language_quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None,
-                      config: MeasureConfig, progress: Progress) -> tuple[dict[str, Any], np.ndarray]:
-    """Perplexity on the eval texts; tokens/s and text of a fixed-length greedy completion of the prompt."""
-    from .models.llm import complete, perplexity
-
-    progress(0.15, "Generating: warm-up")
-    complete(bundle, config.prompt, 2, stop_at_end=False)
-    progress(0.2, f"Generating {config.new_tokens} tokens")
-    generation = complete(bundle, config.prompt, config.new_tokens, stop_at_end=False)
-    tokens = np.array(generation.tokens)
-    per_token_ms = [seconds * 1000 for seconds in generation.seconds[1:]]  # the first also reads the prompt
-    progress(0.4, f"Measuring perplexity on {len(eval_split)} texts")
-    metrics = {
-        "latency_ms_p50": statistics.median(per_token_ms),  # per generated token, batch 1
-        "latency_ms_p95": float(np.percentile(per_token_ms, 95)),
-        "tokens_per_s": len(tokens) / sum(generation.seconds),  # prompt pass included
-        "perplexity": perplexity(bundle, eval_split.inputs),
-        # share of the completion's tokens equal to the original's at the same position
-        "fidelity": 1.0 if reference is None else float(np.mean(tokens == reference[: len(tokens)])),
-        "prompt": config.prompt,
-        "completion": generation.text,
-    }
-    return metrics, tokens
-
-
-def ratios(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, float]:
-    """The contract's ratios: >1 means the result is smaller / faster; accuracy kept as a share."""
-    found = {
-        "size": baseline["size_bytes"] / result["size_bytes"],
-        "latency": baseline["latency_ms_p50"] / result["latency_ms_p50"],
-    }
-    if "perplexity" in result:  # a language model: how much its perplexity grew (1 = unchanged)
-        return {**found, "perplexity": result["perplexity"] / baseline["perplexity"]}
-    return {**found, "accuracy_retained": result["accuracy"] / baseline["accuracy"] if baseline["accuracy"] else 0.0}
+def ratios(baseline: dict[str, Any], result: dict[str, Any], task: str) -> dict[str, float]:
+    """The contract's ratios: >1 means the result is smaller / faster; the kind adds its quality ratio."""
+    return {"size": baseline["size_bytes"] / result["size_bytes"],
+            "latency": baseline["latency_ms_p50"] / result["latency_ms_p50"],
+            **kinds.get(task).quality_ratio(baseline, result)}
 
 
 def latencies_ms(bundle: ModelBundle, inputs: list[Any], config: MeasureConfig) -> list[float]:
@@ -134,19 +83,6 @@ def latencies_ms(bundle: ModelBundle, inputs: list[Any], config: MeasureConfig) 
         bundle.logits([example])
         times.append((time.perf_counter() - start) * 1000)
     return times
-
-
-def _predict_all(bundle: ModelBundle, inputs: list[Any], batch_size: int,
-                 progress: Progress) -> tuple[np.ndarray, float]:
-    """Predictions for every eval example, and examples/second at `batch_size` (after one warm-up batch)."""
-    bundle.logits(inputs[:batch_size])
-    predictions, elapsed = [], 0.0
-    for start_index in range(0, len(inputs), batch_size):
-        start = time.perf_counter()
-        predictions.append(bundle.predict(inputs[start_index:start_index + batch_size]))
-        elapsed += time.perf_counter() - start
-        progress(0.3 + 0.6 * start_index / len(inputs), "Measuring accuracy and batch throughput")
-    return np.concatenate(predictions), len(inputs) / elapsed
 
 
 def _probe(artifact: Path, batch: list[Any], scratch: Path) -> tuple[float | None, float | None]:

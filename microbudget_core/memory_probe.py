@@ -24,6 +24,7 @@ def main(artifact: str, inputs_file: str) -> None:
     start = time.perf_counter()
     bundle = load_saved(Path(artifact))
     load_seconds = time.perf_counter() - start
+    bundle.runtime.set_threads(bundle.model, MeasureConfig.threads)
     # Loading can pass through temporary copies (a quantized model is rebuilt from its fp32
     # architecture); free them and restart the peak count, so the figure is what serving holds.
     gc.collect()

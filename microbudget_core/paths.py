@@ -17,6 +17,8 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
+from .atomic import folder_atomically
+
 SESSIONS = "sessions"
 SESSION_DAYS = 1.0  # a private workspace unused this long is removed
 _session: ContextVar[str | None] = ContextVar("microbudget_session", default=None)
@@ -60,16 +62,15 @@ def session_workspace(session: str) -> Iterator[Path]:
 
 def _seed(folder: Path) -> None:
     """A new workspace starts with a copy of the shared runs store and lab results; their artifacts stay shared."""
-    partial = folder.with_name(f"{folder.name}.partial")
-    partial.mkdir(parents=True, exist_ok=True)
-    shared = home() / "runs.sqlite"
-    if shared.exists():
-        # SQLite's own backup: a consistent copy even while another process writes (WAL mode).
-        with sqlite3.connect(shared, timeout=30) as source, sqlite3.connect(partial / "runs.sqlite") as copy:
-            source.backup(copy)
-    if (home() / "lab-results").exists():
-        shutil.copytree(home() / "lab-results", partial / "lab-results", dirs_exist_ok=True)
-    partial.replace(folder)
+    with folder_atomically(folder) as partial:
+        partial.mkdir(parents=True)
+        shared = home() / "runs.sqlite"
+        if shared.exists():
+            # SQLite's own backup: a consistent copy even while another process writes (WAL mode).
+            with sqlite3.connect(shared, timeout=30) as source, sqlite3.connect(partial / "runs.sqlite") as copy:
+                source.backup(copy)
+        if (home() / "lab-results").exists():
+            shutil.copytree(home() / "lab-results", partial / "lab-results", dirs_exist_ok=True)
 
 
 def _remove_stale_sessions() -> None:

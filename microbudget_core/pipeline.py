@@ -8,20 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from . import labs, limits, techniques
+from . import limits, techniques
 from .baseline import build_baseline
 from .data import Dataset, DatasetSpec, Split, load_dataset
 from .errors import MicrobudgetError
 from .exclusive import one_at_a_time
 from .measure import MeasureConfig, Measurement, measure, ratios
 from .models import ModelBundle
-from .models.bundle import IMAGE, TEXT
 from .paths import workspace
 from .progress import Progress, no_progress, scaled
 from .runs import Run, RunStore, artifact_saved, step_label
-from .training import TrainConfig, split_for_training
 
 
 @dataclass(frozen=True)
@@ -56,58 +53,12 @@ def run_pipeline(request: Request, store: RunStore | None = None, measure_config
     return run_steps(prepared, steps, store, measure_config, scaled(progress, 0.6, 1.0), kept)
 
 
-# The int8 paths worth a row beside the weight-only sweep: the fast ones for each kind of model.
-SWEEP_INT8 = {TEXT: ("dynamic-int8", "onnx-int8-dynamic"), IMAGE: ("static-int8", "onnx-int8-static")}
-
-
-# Examples per class for the data-efficiency curve; 0 = all of the train split.
-CURVE_EXAMPLES = (8, 32, 128, 512, 0)
-CURVE_STRATEGIES = ("finetune-head", "finetune-full", "from-scratch")
-
-
 @dataclass
 class Sweep:
     """Several rows measured against one measurement of the original."""
 
     runs: list[Run]
     skipped: dict[str, str]  # row label -> why it does not apply to this model
-
-
-@one_at_a_time
-def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size: int = 64, int8: bool = True,
-              store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(memory=False),
-              progress: Progress = no_progress) -> Sweep:
-    """weight-only at each bit width (and the int8 paths), every row against one measurement of the original."""
-    rows = [resolve([("weight-only", {"bits": b, "group_size": group_size})]) for b in bits]
-    int8_rows = {task: [resolve([(tid, {})]) for tid in ids] for task, ids in SWEEP_INT8.items()}
-    prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.2))
-    rows += int8_rows.get(prepared.baseline.task, []) if int8 else []
-    sweep = run_rows(prepared, rows, store, measure_config, progress)
-    labs.remember_runs(labs.SWEEP, [request.model, request.dataset], sweep.runs, sweep.skipped)
-    return sweep
-
-
-@one_at_a_time
-def run_curve(request: Request, strategies: tuple[str, ...] = CURVE_STRATEGIES,
-              examples_per_class: tuple[int, ...] = CURVE_EXAMPLES, store: RunStore | None = None,
-              measure_config: MeasureConfig = MeasureConfig(memory=False), progress: Progress = no_progress) -> Sweep:
-    """The data-efficiency curve: each strategy trained on k examples per class, for each k.
-
-    A k that every class falls short of trains on all the data: it runs once, as the first such k (or 'all').
-    """
-    rows = {(strategy, k): resolve([(strategy, {"examples_per_class": k})])  # bad ids fail before slow work
-            for strategy in strategies for k in examples_per_class}
-    prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.2))
-    fit, _ = split_for_training(prepared.dataset.train, TrainConfig())
-    largest = int(np.bincount(fit.labels).max())
-    all_data = [k for k in examples_per_class if k == 0 or k >= largest]
-    kept = [k for k in examples_per_class if k not in all_data or k == (0 if 0 in all_data else min(all_data))]
-    sweep = run_rows(prepared, [steps for (_, k), steps in rows.items() if k in kept], store, measure_config,
-                      progress)
-    for k in set(examples_per_class) - set(kept):
-        sweep.skipped[f"{k}/class"] = f"every class has at most {largest} training examples: the same run as all"
-    labs.remember_runs(labs.CURVE, [request.model, request.dataset], sweep.runs, sweep.skipped)
-    return sweep
 
 
 def run_rows(prepared: Prepared, rows: list[list[tuple[Any, Any]]], store: RunStore | None,
@@ -177,7 +128,7 @@ def _measure_and_store(prepared: Prepared, steps: list[tuple[Any, Any]], result:
         final = measure(result, prepared.eval_split, reference=prepared.original.predictions, config=measure_config,
                         artifact_dir=artifacts, progress=progress)
         run.result = {**final.metrics, **(step_training if steps else _training(baseline.meta))}
-        run.ratios = ratios(run.baseline, run.result)
+        run.ratios = ratios(run.baseline, run.result, run.task)
         run.artifact_path = str(artifacts)
         run.notes = list(result.meta.get("notes", []))
         run.result.update(result.meta.get("report", {}))  # technique-specific figures, e.g. per-layer error

@@ -10,7 +10,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .compare import Candidate, pareto_front
+from .labs.compare import Candidate, pareto_front
 from .runs import Run
 
 if TYPE_CHECKING:  # annotations only: importing the explainer would pull torch and the model loaders in here

@@ -11,10 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import kinds
 from .errors import MicrobudgetError
 from .paths import workspace
-
-LANGUAGE_MODEL = "causal-lm"  # models.CAUSAL_LM, named here so the store stays light to import
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -85,16 +84,17 @@ class RunStore:
                                (run.run_id, run.created_at, json.dumps(run.to_json())))
         return run
 
-    def list(self, dataset: str | None = None, language_models: bool = False) -> list[Run]:
-        """The classifiers' runs, oldest first; only one dataset's when given.
+    def list(self, dataset: str | None = None, quality: str | None = "accuracy") -> list[Run]:
+        """The runs of the kinds of model ranked by `quality` (None: every run), oldest first; one dataset's when given.
 
-        Language models measured as such (perplexity, no accuracy) are listed only with `language_models`.
+        By default the classifiers' runs: the pages that rank by accuracy never see a perplexity-only run.
         """
         with self._connect() as connection:
             rows = connection.execute("SELECT record FROM runs ORDER BY created_at, rowid").fetchall()
         runs = [Run(**json.loads(record)) for (record,) in rows]
+        ranked = kinds.ranked_by(quality) if quality else None
         return [run for run in runs if (dataset is None or run.dataset == dataset)
-                and (language_models or run.task != LANGUAGE_MODEL)]
+                and (ranked is None or run.task in ranked)]
 
     def delete(self, run_id: str) -> bool:
         """Remove a run and its saved model files (only files under the app's own folder); False if unknown."""

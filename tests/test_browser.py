@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from microbudget_core import talk
+from microbudget_core.labs import talk
 
 playwright = pytest.importorskip("playwright.sync_api")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from microbudget_core.compare import (Candidate, Limits, candidates, comparison_rows, eval_sizes, measured_on,
+from microbudget_core.labs.compare import (Candidate, Limits, candidates, comparison_rows, eval_sizes, measured_on,
                                      pareto_front, recommend, serving_cost)
 from microbudget_core.runs import Run
 

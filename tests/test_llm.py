@@ -15,7 +15,8 @@ from safetensors import safe_open
 from streamlit.testing.v1 import AppTest
 
 from conftest import tiny_llama
-from microbudget_core import cli, llm_lab, quant_math
+from microbudget_core import cli, quant_math
+from microbudget_core.labs import llm_quantization, specialist
 from microbudget_core.baseline import RECIPES
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
@@ -93,7 +94,7 @@ def test_few_shot_takes_examples_in_turn_from_each_class_of_the_train_split(tiny
     assert [label for _, label in shots] == [dataset.label_names[0], dataset.label_names[1]] * 2
     assert all(text in dataset.train.inputs for text, _ in shots) and classifier.preprocess.shots == ()
     assert all(f"Text: {text}\nAnswer: {label}" in shown.preprocess.prompt("x") for text, label in shots)
-    with pytest.raises(MicrobudgetError, match="is not one answering a classification task"):
+    with pytest.raises(MicrobudgetError, match="few-shot does not apply .* a causal language model.*Pick a language model .* and a text dataset"):
         few_shot.apply(load_model(ModelSpec(str(tiny_causal_lm))), few_shot.Config(), dataset)
 
 
@@ -120,15 +121,15 @@ def test_generation_is_greedy_streams_pieces_and_stops_when_asked(tiny_causal_lm
 
 
 def test_each_level_runs_and_its_packed_size_is_what_the_bit_count_predicts(tiny_causal_lm, texts_id):
-    sweep = llm_lab.run_levels(str(tiny_causal_lm), texts_id, list(llm_lab.LEVELS), group_size=16, texts=20,
+    sweep = llm_quantization.run_levels(str(tiny_causal_lm), texts_id, list(llm_quantization.LEVELS), group_size=16, texts=20,
                                measure_config=QUICK)
-    assert [llm_lab.level_of(run) for run in sweep.runs] == list(llm_lab.LEVELS) and not sweep.skipped
+    assert [llm_quantization.level_of(run) for run in sweep.runs] == list(llm_quantization.LEVELS) and not sweep.skipped
     fp32 = load_model(ModelSpec(str(tiny_causal_lm))).model
     matrices = [m.weight for m in fp32.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))]
     matrices = list({id(w): w for w in matrices}.values())  # the tied head and table once
     other_bytes = 4 * sum(p.numel() for p in fp32.parameters() if all(p is not w for w in matrices))
     for run in sweep.runs:
-        bits = llm_lab.LEVELS[llm_lab.level_of(run)][0]
+        bits = llm_quantization.LEVELS[llm_quantization.level_of(run)][0]
         assert math.isfinite(run.result["perplexity"]) and run.result["tokens_per_s"] > 0
         assert run.result["completion"] and run.ratios["perplexity"] > 0
         if run.steps[0]["technique"] != "weight-only":
@@ -141,35 +142,35 @@ def test_each_level_runs_and_its_packed_size_is_what_the_bit_count_predicts(tiny
         with safe_open(Path(run.artifact_path) / "model.safetensors", "pt") as stored:
             held = sum(stored.get_tensor(key).nbytes for key in stored.keys())
         assert held == predicted
-    rows = llm_lab.level_rows(sweep.runs)
-    assert rows[0]["level"] == llm_lab.ORIGINAL and rows[0]["x smaller"] == 1
+    rows = llm_quantization.level_rows(sweep.runs)
+    assert rows[0]["level"] == llm_quantization.ORIGINAL and rows[0]["x smaller"] == 1
     sizes = {row["level"]: row["size MB"] for row in rows}
-    assert sizes["2-bit"] < sizes["4-bit"] < sizes["8-bit"] < sizes[llm_lab.ORIGINAL]
-    assert llm_lab.latest_levels(str(tiny_causal_lm), texts_id) == sweep.runs
+    assert sizes["2-bit"] < sizes["4-bit"] < sizes["8-bit"] < sizes[llm_quantization.ORIGINAL]
+    assert llm_quantization.latest_levels(str(tiny_causal_lm), texts_id) == sweep.runs
 
 
 def test_a_stored_level_reloads_and_generates_what_it_generated_when_measured(tiny_causal_lm, texts_id):
-    sweep = llm_lab.run_levels(str(tiny_causal_lm), texts_id, ["4-bit"], texts=20, measure_config=QUICK)
+    sweep = llm_quantization.run_levels(str(tiny_causal_lm), texts_id, ["4-bit"], texts=20, measure_config=QUICK)
     run = sweep.runs[0]
-    pieces = "".join(llm_lab.stream(str(tiny_causal_lm), run.run_id, QUICK.prompt, QUICK.new_tokens))
+    pieces = "".join(llm_quantization.stream(str(tiny_causal_lm), run.run_id, QUICK.prompt, QUICK.new_tokens))
     assert run.result["completion"].startswith(pieces) or pieces.startswith(run.result["completion"])
     with pytest.raises(MicrobudgetError, match="prompt is empty"):
-        llm_lab.stream(str(tiny_causal_lm), "", "  ", 4)
+        llm_quantization.stream(str(tiny_causal_lm), "", "  ", 4)
 
 
 def test_the_contest_measures_specialist_and_llm_on_the_same_texts(tiny_causal_lm, tiny_text_model, texts_id, monkeypatch):
     monkeypatch.setitem(RECIPES, TEXT, TrainConfig(epochs=1, learning_rate=1e-3))
-    runs = llm_lab.run_contest(texts_id, [str(tiny_causal_lm)], shots=2, specialist=str(tiny_text_model), eval_limit=30,
+    runs = specialist.run_contest(texts_id, [str(tiny_causal_lm)], shots=2, specialist=str(tiny_text_model), eval_limit=30,
                                measure_config=QUICK)
-    rows = llm_lab.contest_rows(runs)
+    rows = specialist.contest_rows(runs)
     assert [row["contender"].split()[-1] for row in rows] == ["fine-tuned", "onnx-int8-dynamic", "zero-shot",
                                                               "2-shot"]
     assert {run.result["eval_examples"] for run in runs} == {30}
     assert all(0 <= row["accuracy"] <= 1 and row["$ per 1M"] > 0 for row in rows)
-    assert "x faster per text" in llm_lab.contest_headline(rows)
-    assert llm_lab.latest_contest(texts_id) == runs
+    assert "x faster per text" in specialist.contest_headline(rows)
+    assert specialist.latest_contest(texts_id) == runs
     with pytest.raises(MicrobudgetError, match="not a causal language model"):
-        llm_lab.run_contest(texts_id, [str(tiny_text_model)], specialist=str(tiny_text_model), measure_config=QUICK)
+        specialist.run_contest(texts_id, [str(tiny_text_model)], specialist=str(tiny_text_model), measure_config=QUICK)
     assert len(RunStore().list()) == 2  # refused before any slow work: nothing more stored
 
 
@@ -180,9 +181,9 @@ def test_the_cli_measures_a_language_model_by_perplexity(tiny_causal_lm, texts_i
     out = json.loads(capsys.readouterr().out)
     assert out["result"]["perplexity"] > 0 and "perplexity" in out["ratios"] and out["result"]["completion"]
     # The classification pages never list a language model's runs (they have no accuracy); `runs` does.
-    assert not RunStore().list() and [r.run_id for r in RunStore().list(language_models=True)] == [out["run_id"]]
+    assert not RunStore().list() and [r.run_id for r in RunStore().list(quality=None)] == [out["run_id"]]
     assert cli.main(["run", "--model", "minilm-l6", "--dataset", texts_id, "--language-model"]) == 2
-    assert "not a language model" in capsys.readouterr().err
+    assert "not a causal language model" in capsys.readouterr().err
 
 
 def _pick(at: AppTest, key: str, model: str, dataset: str) -> None:
@@ -208,7 +209,7 @@ def test_llm_quantization_page_with_a_tiny_llama(tiny_causal_lm, texts_id):
     at.button[0].click().run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    assert list(table["level"]) == [llm_lab.ORIGINAL, "8-bit", "2-bit"] and (table["perplexity"] > 0).all()
+    assert list(table["level"]) == [llm_quantization.ORIGINAL, "8-bit", "2-bit"] and (table["perplexity"] > 0).all()
     assert _charts_have_data(at)
     at.button(key="llmq_generate").click().run()
     assert not at.exception and not at.error

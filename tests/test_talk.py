@@ -13,7 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import ui
-from microbudget_core import labs, talk
+from microbudget_core import labs
+from microbudget_core.labs import talk
 from microbudget_core.runs import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,8 @@ from microbudget_core.models import OFFLINE_MODELS, ModelSpec, OfflineModel, loa
 from microbudget_core.models.anatomy import block_names, head_name, reinitialised
 from microbudget_core.models.bundle import IMAGE, TEXT, ModelBundle
 from microbudget_core.models.vision import MobileNetV2, preprocessor_for
-from microbudget_core.pipeline import Request, run_curve, run_pipeline
+from microbudget_core.labs.transfer import run_curve
+from microbudget_core.pipeline import Request, run_pipeline
 from microbudget_core.runs import RunStore
 from microbudget_core.models.anatomy import head_inputs
 from microbudget_core.techniques import finetune_head, setfit_style

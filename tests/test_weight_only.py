@@ -49,13 +49,14 @@ def test_bad_bits_and_onnx_models_are_explained(text):
     with pytest.raises(MicrobudgetError, match="bits=1 is out of range"):
         quantize(bundle, bits="1")
     onnx = techniques.get("onnx").apply(bundle, techniques.get("onnx").Config())
-    with pytest.raises(MicrobudgetError, match="no PyTorch Linear layers"):
+    with pytest.raises(MicrobudgetError, match="weight-only does not apply .* runs in ONNX Runtime.*before any ONNX"):
         quantize(onnx)
 
 
 def test_the_sweep_measures_the_original_once_and_shrinks_with_bits(tiny_text_model, sentiment_csv, tmp_path):
     from microbudget_core.measure import MeasureConfig
-    from microbudget_core.pipeline import Request, run_sweep
+    from microbudget_core.labs.quantization import run_sweep
+    from microbudget_core.pipeline import Request
     from microbudget_core.runs import RunStore
 
     store = RunStore(tmp_path / "runs.sqlite")
@@ -72,9 +73,14 @@ def test_the_sweep_measures_the_original_once_and_shrinks_with_bits(tiny_text_mo
 
 def test_the_sweep_skips_an_int8_path_that_does_not_apply_and_says_why(tiny_text_model, sentiment_csv, monkeypatch):
     from microbudget_core import pipeline
+    from microbudget_core.labs import quantization
     from microbudget_core.measure import MeasureConfig
 
-    monkeypatch.setitem(pipeline.SWEEP_INT8, "text-classification", ("static-int8",))  # transformers do not trace
-    sweep = pipeline.run_sweep(pipeline.Request(str(tiny_text_model), f"csv:{sentiment_csv}", [], 30), bits=(8,),
+    from microbudget_core import techniques
+
+    for technique_id in ("dynamic-int8", "onnx-int8-dynamic"):  # their int8 paths for text: none
+        monkeypatch.setattr(techniques.get(technique_id), "INT8_FOR", ())
+    monkeypatch.setattr(techniques.get("static-int8"), "INT8_FOR", ("text-classification",))  # transformers do not trace
+    sweep = quantization.run_sweep(pipeline.Request(str(tiny_text_model), f"csv:{sentiment_csv}", [], 30), bits=(8,),
                                group_size=16, measure_config=MeasureConfig(memory=False, warmup=1, latency_runs=3))
     assert len(sweep.runs) == 1 and "cannot be traced" in sweep.skipped["static-int8"]

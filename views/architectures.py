@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from microbudget_core import architectures, cli, plots
+from microbudget_core import cli, kinds, plots
+from microbudget_core.labs import architectures
 from microbudget_core.network import hub_reachable
 
 st.title("Efficient architectures")
@@ -14,7 +15,7 @@ st.markdown("A smaller architecture saves at every prediction. Each candidate be
             "accuracy on held-out data. Figures from the literature are beside them, marked as quoted.")
 
 kind = st.radio("Task", ["text", "image"], horizontal=True, key="arch_kind")
-task = "image-classification" if kind == "image" else "text-classification"
+task = kinds.for_inputs(kind).ID
 datasets = [d["id"] for d in cli.catalog()["datasets"] if d["modality"] == kind]
 left, right = st.columns(2)
 chosen = left.selectbox("Dataset", datasets, key=f"arch_dataset_{kind}")

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from microbudget_core import plots
-from microbudget_core.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates,
+from microbudget_core.labs.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates,
                                       comparison_rows, eval_sizes, measured_on, recommend)
 from microbudget_core.export import export_zip, model_card
 from microbudget_core.runs import RunStore

@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from microbudget_core import distillation, plots, techniques
+from microbudget_core import plots, techniques
+from microbudget_core.labs import distillation
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.pipeline import Request
 from microbudget_core.runs import RunStore

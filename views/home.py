@@ -5,7 +5,7 @@ import streamlit as st
 
 import ui
 from microbudget_core import plots
-from microbudget_core.compare import candidates, measured_on
+from microbudget_core.labs.compare import candidates, measured_on
 from microbudget_core.runs import RunStore
 
 st.title("microbudget")

@@ -3,7 +3,8 @@
 import streamlit as st
 
 import ui
-from microbudget_core import llm_lab, plots
+from microbudget_core import plots
+from microbudget_core.labs import llm_quantization as lab
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
 
@@ -15,32 +16,32 @@ st.markdown("GGUF files ship a language model in fewer bits per weight: Llama-3-
 
 model, dataset = ui.pick_language_model_and_texts("llmq")
 left, middle, right = st.columns(3)
-levels = left.multiselect("Levels", list(llm_lab.LEVELS), default=list(llm_lab.DEFAULT_LEVELS), key="llmq_levels",
+levels = left.multiselect("Levels", list(lab.LEVELS), default=list(lab.DEFAULT_LEVELS), key="llmq_levels",
                           help="bf16 and int8 (per-token, torchao) have no fast kernels on this kind of CPU: "
                                "expect them many times slower (minutes per level).")
 group_size = middle.select_slider("Group size", [16, 32, 64, 128], 32, key="llmq_group",
                                   help="Weights sharing one scale and zero-point; smaller = more accurate, bigger file.")
-texts = right.slider("Texts for perplexity", 50, 500, llm_lab.PERPLEXITY_TEXTS, step=50, key="llmq_texts")
+texts = right.slider("Texts for perplexity", 50, 500, lab.PERPLEXITY_TEXTS, step=50, key="llmq_texts")
 prompt = st.text_area("Prompt for the side-by-side completions (plain text: no chat template is added)",
                       MeasureConfig.prompt, max_chars=600, key="llmq_prompt")
 new_tokens = st.slider("Generated tokens", 8, 128, MeasureConfig.new_tokens, key="llmq_tokens")
 
 if st.button("Quantize and measure each level", type="primary", disabled=not (model and dataset and levels)):
     config = MeasureConfig(prompt=prompt, new_tokens=new_tokens)
-    ui.run_with_progress(f"{model} at {len(levels)} levels", lambda progress: llm_lab.run_levels(
+    ui.run_with_progress(f"{model} at {len(levels)} levels", lambda progress: lab.run_levels(
         model, dataset, levels, group_size, texts, config, progress=progress))
 
-runs = ui.results_or_stop(llm_lab.latest_levels(model, dataset) if model and dataset else [],
+runs = ui.results_or_stop(lab.latest_levels(model, dataset) if model and dataset else [],
                           f"No levels of {model or 'this model'} measured on {dataset or 'these texts'} yet: press the "
                           "button (about a minute per level on 2 cores).")
-rows = llm_lab.level_rows(runs)
+rows = lab.level_rows(runs)
 st.subheader("What each level saves and loses")
 st.plotly_chart(plots.levels_figure(rows), width="stretch", config={"displayModeBar": False})
 ui.number_table(rows, {"size MB": "%.1f", "x smaller": "%.2fx", "load s": "%.1f", "tokens/s": "%.1f",
                        "perplexity": "%.1f", "perplexity x": "%.2fx", "same tokens": "percent"}, hidden=("completion",))
 st.caption("same tokens: the share of the completion's tokens equal to the original's, position by position.")
 for run in runs:
-    st.caption(f"**{llm_lab.level_of(run)}**: {run.notes[-1]}")
+    st.caption(f"**{lab.level_of(run)}**: {run.notes[-1]}")
 
 st.subheader("The same prompt at each level")
 st.markdown(f"*{runs[0].result['prompt']}*")
@@ -50,7 +51,7 @@ for start in range(0, len(rows), 3):
         column.text(row["completion"].strip())
 
 st.subheader("Try a level live")
-choices = {"": llm_lab.ORIGINAL} | {run.run_id: llm_lab.level_of(run) for run in runs}
+choices = {"": lab.ORIGINAL} | {run.run_id: lab.level_of(run) for run in runs}
 level = st.selectbox("Level", list(choices), format_func=choices.get, key="llmq_live_level")
 live_prompt = st.text_area("Prompt", "Once upon a time, a tiny model", max_chars=600, key="llmq_live_prompt")
 limit = st.slider("Maximum new tokens", 8, 256, 64, key="llmq_live_tokens")
@@ -58,6 +59,6 @@ go, stop = st.columns([1, 5])
 if go.button("Generate", key="llmq_generate"):
     stop.button("Stop", key="llmq_stop", help="Stops the generation (the page reruns without it).")
     try:
-        st.write_stream(llm_lab.stream(model, level, live_prompt, limit))
+        st.write_stream(lab.stream(model, level, live_prompt, limit))
     except MicrobudgetError as error:
         st.error(str(error))

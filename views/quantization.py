@@ -9,7 +9,8 @@ import streamlit as st
 import ui
 from microbudget_core import explainer, labs, plots, quant_math, techniques
 from microbudget_core.errors import MicrobudgetError
-from microbudget_core.pipeline import Request, run_pipeline, run_sweep
+from microbudget_core.labs import quantization as lab
+from microbudget_core.pipeline import Request
 from microbudget_core.runs import RunStore
 
 st.title("Quantization")
@@ -34,12 +35,10 @@ eval_limit = st.slider("Eval examples", 50, 1000, 300, step=50,
 if st.button("Run", type="primary", disabled=not (model and dataset and steps)):
     request = Request(model, dataset, steps, eval_limit)
     label = " -> ".join(chosen)
-    run = ui.run_with_progress(f"{label} on {model}", lambda progress: run_pipeline(request, progress=progress))
-    if run:
-        labs.remember_runs(labs.QUANTIZATION, [model, dataset], [run])
+    ui.run_with_progress(f"{label} on {model}", lambda progress: lab.run_quantization(request, progress=progress))
 
 # The last run on this model and dataset: this session's, an earlier one's, or `warm`'s.
-run = next(iter(labs.recall_runs(labs.QUANTIZATION, [model, dataset])[0]), None)
+run = lab.latest(model, dataset)
 if run:
     st.subheader(f"{run.label} vs original")
     st.markdown(f"**{plots.summary(run)}**")
@@ -73,7 +72,7 @@ group_size = st.number_input("Group size (weights per scale)", value=64, step=16
 clicked = st.button("Run the sweep", disabled=not (model and dataset))
 sweep_request = Request(model, dataset, [], eval_limit)
 sweep = ui.kept_rows(labs.SWEEP, [model, dataset], f"bit-width sweep on {model}", clicked and (
-    lambda progress: run_sweep(sweep_request, group_size=int(group_size), progress=progress)) or None)
+    lambda progress: lab.run_sweep(sweep_request, group_size=int(group_size), progress=progress)) or None)
 if sweep:
     st.plotly_chart(plots.sweep_figure(sweep), width="stretch", config={"displayModeBar": False})
     st.dataframe(pd.DataFrame([{"pipeline": plots.sweep_name(r), "accuracy": r.result["accuracy"],

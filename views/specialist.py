@@ -3,7 +3,8 @@
 import streamlit as st
 
 import ui
-from microbudget_core import llm_lab, plots
+from microbudget_core import plots
+from microbudget_core.labs import specialist as lab
 
 st.title("Specialist vs generalist")
 st.markdown("A small encoder **fine-tuned** for one task (MiniLM-L6, 22M parameters) against a **language model** "
@@ -22,16 +23,16 @@ eval_limit = right.slider("Eval texts", 50, 1000, 200, step=50, key="spec_eval",
                           help="The LLM reads the prompt once per label: about a second per text on 2 cores.")
 if st.button("Run the contest", type="primary", disabled=not (model and dataset and specialist)):
     llms = [model] + ([extra] if extra else [])
-    ui.run_with_progress("Specialist vs generalist", lambda progress: llm_lab.run_contest(
+    ui.run_with_progress("Specialist vs generalist", lambda progress: lab.run_contest(
         dataset, llms, shots, specialist, eval_limit, progress=progress))
 
-runs = ui.results_or_stop(llm_lab.latest_contest(dataset) if dataset else [],
+runs = ui.results_or_stop(lab.latest_contest(dataset) if dataset else [],
                           f"No contest on {dataset or 'this dataset'} yet: press the button (the specialist is "
                           "fine-tuned once, a few minutes the first time).")
-rows = llm_lab.contest_rows(runs)
+rows = lab.contest_rows(runs)
 st.subheader("Side by side")
-st.markdown(f"**{llm_lab.contest_headline(rows)}**")
-st.plotly_chart(plots.lineup_figure(rows, name="contender", panels=llm_lab.CONTEST_PANELS,
+st.markdown(f"**{lab.contest_headline(rows)}**")
+st.plotly_chart(plots.lineup_figure(rows, name="contender", panels=lab.CONTEST_PANELS,
                                     log_panels=("p50 ms", "$ per 1M")), width="stretch",
                 config={"displayModeBar": False})
 ui.number_table(rows, {"accuracy": "percent", "macro F1": "%.3f", "params M": "%.1f", "size MB": "%.1f",

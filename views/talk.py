@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from microbudget_core import talk
+from microbudget_core.labs import talk
 
 # Large type for a projector: the page's text, headings and metrics; charts get larger fonts below.
 st.html("""<style>

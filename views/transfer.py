@@ -6,7 +6,8 @@ import streamlit as st
 import ui
 from microbudget_core import labs, plots, techniques
 from microbudget_core.errors import MicrobudgetError
-from microbudget_core.pipeline import CURVE_EXAMPLES, CURVE_STRATEGIES, Request, load_run_model, run_curve, run_pipeline
+from microbudget_core.labs import transfer as lab
+from microbudget_core.pipeline import Request, load_run_model
 from microbudget_core.runs import RunStore
 
 STRATEGIES = ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch", "setfit-style"]
@@ -28,13 +29,11 @@ eval_limit = st.slider("Eval examples", 50, 1000, 500, step=50, key="transfer_ev
 
 if st.button("Train", type="primary", disabled=not (model and dataset)):
     request = Request(model, dataset, [(strategy, settings)], eval_limit)
-    run = ui.run_with_progress(f"{strategy} on {model}", lambda progress: run_pipeline(request, progress=progress),
-                               live_curves=True)
-    if run:
-        labs.remember_runs(labs.TRANSFER, [model, dataset], [run])
+    ui.run_with_progress(f"{strategy} on {model}", lambda progress: lab.run_recipe(request, progress=progress),
+                         live_curves=True)
 
 # The last training of this model on this dataset: this session's, an earlier one's, or `warm`'s.
-run = next(iter(labs.recall_runs(labs.TRANSFER, [model, dataset])[0]), None)
+run = lab.latest(model, dataset)
 if run:
     st.subheader(f"{run.label}: {run.result['accuracy']:.1%} eval accuracy")
     for note in run.notes:
@@ -79,13 +78,13 @@ st.subheader("Data-efficiency curve")
 st.markdown("Each strategy trained with only *k* examples per class: how little data transfer learning needs, "
             "and how far from-scratch training falls behind with the same budget.")
 left, right = st.columns(2)
-chosen = left.multiselect("Strategies", STRATEGIES, default=list(CURVE_STRATEGIES), key="curve_strategies")
+chosen = left.multiselect("Strategies", STRATEGIES, default=list(lab.CURVE_STRATEGIES), key="curve_strategies")
 counts = right.multiselect("Examples per class (0 = all)", [8, 16, 32, 64, 128, 256, 512, 0],
-                           default=list(CURVE_EXAMPLES), key="curve_counts")
+                           default=list(lab.CURVE_EXAMPLES), key="curve_counts")
 clicked = st.button("Run the curve", disabled=not (model and dataset and chosen and counts))
 request = Request(model, dataset, [], eval_limit)
 curve = ui.kept_rows(labs.CURVE, [model, dataset], f"data-efficiency curve on {model}", clicked and (
-    lambda progress: run_curve(request, tuple(chosen), tuple(sorted(counts, key=lambda k: k or 10**9)),
+    lambda progress: lab.run_curve(request, tuple(chosen), tuple(sorted(counts, key=lambda k: k or 10**9)),
                                progress=progress)) or None)
 if curve:
     st.plotly_chart(plots.curve_figure(curve), width="stretch", config={"displayModeBar": False})

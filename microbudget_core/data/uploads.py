@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import write_atomically
 from ..errors import MicrobudgetError
 from ..paths import workspace
 from .files import read_csv, read_images
@@ -43,7 +43,5 @@ def save_upload(filename: str, content: bytes, text_column: str | None = None,
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{hashlib.sha256(data).hexdigest()[:20]}{extension}"
     if not target.exists():
-        partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-        partial.write_bytes(data)
-        partial.replace(target)  # atomic: a reader never sees half a file
+        write_atomically(target, data)  # a reader never sees half a file
     return f"{kind}:{target}"

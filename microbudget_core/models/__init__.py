@@ -6,14 +6,16 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
-
-import torch
+from typing import Any, Callable
 
 from ..assets import MINILM, asset_path
 from ..errors import MicrobudgetError
 from ..exclusive import one_at_a_time
+from .. import kinds, runtimes
 from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, TEXT, ModelBundle, ModelSpec, count_params
+from .hf import hf_config, load_hf_classifier, load_saved_hf
+from .llm import as_classifier, load_causal_lm, load_saved_llm, smollm2_folder
+from .vision import load_mobilenet_v2, load_saved_mobilenet, preprocessor_for
 
 __all__ = ["ModelBundle", "ModelSpec", "load_model", "load_saved", "count_params", "OFFLINE_MODELS",
            "TEXT", "IMAGE", "CAUSAL_LM"]
@@ -28,21 +30,15 @@ class OfflineModel:
 
 
 def _minilm(labels: list[str] | None, image_size: int | None) -> ModelBundle:
-    from .hf import load_hf_classifier
-
     folder = asset_path(MINILM).parent  # verifies the weights' sha256 first
     return load_hf_classifier(str(folder), TEXT, labels, name="minilm-l6")
 
 
 def _smollm2(labels: list[str] | None, image_size: int | None) -> ModelBundle:
-    from .llm import load_causal_lm, smollm2_folder
-
     return load_causal_lm(smollm2_folder(), name="smollm2-135m")
 
 
 def _mobilenet(labels: list[str] | None, image_size: int | None) -> ModelBundle:
-    from .vision import load_mobilenet_v2
-
     return load_mobilenet_v2(labels, image_size or 224)
 
 
@@ -71,51 +67,38 @@ def load_model(spec: ModelSpec, labels: list[str] | None = None, task: str | Non
 @lru_cache(maxsize=8)
 def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None,
                  image_size: int | None) -> ModelBundle:
-    from .hf import guess_task, load_hf_classifier
-
     label_list = list(labels) if labels else None
     if model_id in OFFLINE_MODELS:
         entry = OFFLINE_MODELS[model_id]
-        if entry.task == CAUSAL_LM:
-            return _language_model(model_id, lambda: entry.load(None, None), label_list, task)
-        if task == CAUSAL_LM:
-            raise MicrobudgetError(f"Model '{model_id}' is a classifier, not a language model.",
-                                   "Pick a language model such as smollm2-135m.")
-        if task and task != entry.task:
-            kind = "images" if entry.task == IMAGE else "text"
-            raise MicrobudgetError(f"Model '{model_id}' classifies {kind}, but this dataset needs a {task} model.",
-                                   "Pick a model and dataset of the same kind (text or images).")
-        return entry.load(label_list, image_size)
-    path = Path(model_id).expanduser()
-    if path.is_file() or (model_id.startswith((".", "/", "~")) and not path.exists()):
-        raise MicrobudgetError(f"'{model_id}' is not a model folder.",
-                               "Give a folder saved with save_pretrained(), a hub id, or one of: "
-                               + ", ".join(OFFLINE_MODELS))
-    found = guess_task(model_id)
-    if found == CAUSAL_LM:
-        from .llm import load_causal_lm
-
-        return _language_model(model_id, lambda: load_causal_lm(model_id), label_list, task)
-    if task == CAUSAL_LM:
-        raise MicrobudgetError(f"Model '{model_id}' is not a causal language model.",
-                               "Pick a language model such as smollm2-135m, or a hub id of one.")
-    return load_hf_classifier(model_id, task or found, label_list)
+        kind, load = kinds.get(entry.task), lambda: entry.load(label_list, image_size)
+    else:
+        path = Path(model_id).expanduser()
+        if path.is_file() or (model_id.startswith((".", "/", "~")) and not path.exists()):
+            raise MicrobudgetError(f"'{model_id}' is not a model folder.",
+                                   "Give a folder saved with save_pretrained(), a hub id, or one of: "
+                                   + ", ".join(OFFLINE_MODELS))
+        kind = kinds.for_config(hf_config(model_id))
+        load = kind.hf_loader(model_id, task or kind.ID, label_list)
+    if task and task != kind.ID and task not in kind.PROMPTED_FOR:
+        needed = kinds.get(task)
+        article = "an" if task[0] in "aeiou" else "a"
+        raise MicrobudgetError(f"Model '{model_id}' {kind.DOES}, but this dataset needs {article} {task} model: "
+                               f"it is not a {needed.DESCRIPTION}.", f"Pick {needed.PICK}, or a dataset of the "
+                               "model's kind.")
+    if kind.PROMPTED_FOR:  # a language model: its weights load once, shared by every classifier prompted from it
+        return _prompted(model_id, load, label_list, task)
+    return load()
 
 
-def _language_model(model_id: str, load: Callable[[], ModelBundle], labels: list[str] | None,
-                    task: str | None) -> ModelBundle:
-    """A causal LM as it is, or (for a text classification task) answering zero-shot. Its weights are loaded
-    once, as the LM (cached), and shared by every classifier made from it."""
-    from .llm import as_classifier
-
-    if task == CAUSAL_LM and not labels:
-        return load()  # the one load, cached as (model_id, None, CAUSAL_LM, None)
-    as_loaded = _load_cached(model_id, None, CAUSAL_LM, None)
-    if task in (None, CAUSAL_LM):
+def _prompted(model_id: str, load: Callable[[], ModelBundle], labels: list[str] | None,
+              task: str | None) -> ModelBundle:
+    """A causal LM as it is, or (for a text classification task) answering zero-shot from a prompt."""
+    as_loaded = _load_cached(model_id, None, None, None) if task or labels else load()
+    if not task or task == as_loaded.task:
         return as_loaded
-    if task != TEXT or not labels:
-        raise MicrobudgetError(f"Model '{as_loaded.name}' is a language model: it can answer text tasks, not {task}.",
-                               "Pick a text dataset, or an image model for images.")
+    if not labels:
+        raise MicrobudgetError(f"Model '{as_loaded.name}' is a language model: it answers a {task} task only for "
+                               "given labels.", "Pick a dataset with labels.")
     return as_classifier(as_loaded, labels)
 
 
@@ -123,35 +106,33 @@ def _language_model(model_id: str, load: Callable[[], ModelBundle], labels: list
 def load_saved(folder: Path) -> ModelBundle:
     """Rebuild a bundle from a folder written by `ModelBundle.save()`, quantized ones included."""
     info = json.loads((folder / "microbudget.json").read_text())
-    if (folder / "model.onnx").exists():
-        from .onnx_model import load_saved_onnx
-
-        return load_saved_onnx(folder, info)
+    meta = info["meta"]
+    runtime = runtimes.of(meta)
+    if runtime.SELF_CONTAINED:  # the file is the whole model: only its preprocessing is rebuilt
+        return ModelBundle(model=runtime.load(folder), task=info["task"], labels=list(info["labels"]),
+                           preprocess=saved_preprocessor(folder, info), name=info["name"], meta=dict(meta))
     # Techniques that change module structure (int8 modules, packed weights, half precision)
     # are replayed on the bare architecture, then the stored weights fill it.
-    structure = info["meta"].get("structure", [])
-    family = info["meta"].get("family")
+    structure = meta.get("structure", [])
+    family = meta.get("family")
     if family == "mobilenet-v2":
-        from .vision import load_saved_mobilenet
-
         bundle = load_saved_mobilenet(folder, info, with_weights=not structure)
     elif family in (CAUSAL_LM, PROMPTED_LM):
-        from .llm import load_saved_llm
-
         bundle = load_saved_llm(folder, info)  # always the bare architecture: the weights are filled below
     else:
-        from .hf import load_saved_hf
-
         bundle = load_saved_hf(folder, info, with_weights=not structure)
     if structure:
-        from .. import techniques
+        from .. import techniques  # techniques build on models: imported only for restructured artifacts
 
         for technique_id in structure:
-            bundle.model = techniques.get(technique_id).restructure(bundle.model, info["meta"])
-    if (folder / "model.pt").exists():
-        bundle.model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-    elif structure or family in (CAUSAL_LM, PROMPTED_LM):
-        from safetensors.torch import load_model
-
-        load_model(bundle.model, str(folder / "model.safetensors"))
+            bundle.model = techniques.get(technique_id).restructure(bundle.model, meta)
+    if structure or family in (CAUSAL_LM, PROMPTED_LM) or (folder / "model.pt").exists():
+        runtime.load(folder, bundle.model)
     return bundle
+
+
+def saved_preprocessor(folder: Path, info: dict) -> Any:
+    """The preprocessing saved beside a model: the project's image transform, or the saved tokenizer / processor."""
+    if info["meta"].get("family") == "mobilenet-v2":  # the project's own network: its transform is ours
+        return preprocessor_for(info["meta"]["image_size"])
+    return kinds.get(info["task"]).hf_preprocessor(str(folder))

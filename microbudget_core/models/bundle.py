@@ -6,10 +6,14 @@ import copy
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+
+from .. import runtimes
+from ..runtimes.pytorch import parameter_count as count_params  # noqa: F401 (the models API)
 
 TEXT = "text-classification"
 IMAGE = "image-classification"
@@ -56,18 +60,17 @@ class ModelBundle:
             new_meta["structure"] = [*self.meta.get("structure", []), structure]
         return replace(self, model=model, meta=new_meta)
 
-    @torch.inference_mode()
+    @property
+    def runtime(self) -> ModuleType:
+        """The module that runs, saves and counts this bundle's model (see runtimes)."""
+        return runtimes.of(self.meta)
+
     def logits(self, inputs: Sequence[Any]) -> np.ndarray:
         """Raw inputs (texts or images) -> class logits as a numpy array."""
-        features = self.preprocess(inputs)
-        if isinstance(self.model, torch.nn.Module):
-            self.model.eval()
-            dtype = next(self.model.parameters(), torch.empty(0)).dtype
-            if dtype in (torch.float16, torch.bfloat16):  # half-precision weights want half inputs
-                features = {k: v.to(dtype) if v.is_floating_point() else v for k, v in features.items()}
-        output = self.model(**features)
-        output = getattr(output, "logits", output)
-        return output.float().numpy()
+        return self.runtime.run(self.model, self.preprocess(inputs))
+
+    def parameter_count(self) -> int:
+        return self.runtime.parameter_count(self.model)
 
     def probabilities(self, inputs: Sequence[Any]) -> np.ndarray:
         """Softmax over the class logits, one row per input."""
@@ -79,18 +82,7 @@ class ModelBundle:
     def save(self, folder: Path) -> Path:
         """Write the artifact you would ship (weights, config, preprocessor) into `folder`."""
         folder.mkdir(parents=True, exist_ok=True)
-        onnx_bytes = getattr(self.model, "onnx_bytes", None)
-        state = self.model.state_dict() if onnx_bytes is None else {}
-        if onnx_bytes is not None:
-            (folder / "model.onnx").write_bytes(onnx_bytes)
-        elif all(type(t) is torch.Tensor and not t.is_quantized for t in state.values()):
-            from safetensors.torch import save_model
-
-            save_model(self.model, str(folder / "model.safetensors"))
-        else:
-            # Quantized modules keep packed params (torch.ao) or tensor subclasses (torchao) that safetensors cannot hold;
-            # torch.save of a state_dict loads back with weights_only=True.
-            torch.save(state, folder / "model.pt")
+        self.runtime.save(self.model, folder)
         if hasattr(self.model, "config"):
             config = copy.deepcopy(self.model.config)  # the model's own config is shared: never edit it
             config.architectures = [type(self.model).__name__]
@@ -102,16 +94,3 @@ class ModelBundle:
         (folder / "microbudget.json").write_text(json.dumps(info, indent=2))
         return folder
 
-
-def count_params(model: torch.nn.Module) -> int:
-    """Weights and biases, counting quantized modules (whose weights are not Parameters)."""
-    if hasattr(model, "parameter_count"):  # an ONNX graph counts its own initializers
-        return model.parameter_count()
-    total = sum(p.numel() for p in model.parameters())
-    for module in model.modules():
-        weight = getattr(module, "weight", None)
-        if callable(weight):  # torch.ao quantized Linear/Conv: weight() unpacks int8 weights
-            total += weight().numel()
-            bias = module.bias() if callable(getattr(module, "bias", None)) else None
-            total += bias.numel() if bias is not None else 0
-    return total

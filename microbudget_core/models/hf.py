@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -13,7 +14,8 @@ from PIL import Image
 
 from ..errors import MicrobudgetError
 from ..network import hub_reachable
-from .bundle import CAUSAL_LM, IMAGE, TEXT, ModelBundle
+from .. import kinds
+from .bundle import ModelBundle
 
 OFFLINE_HINT = ("Use an offline model (minilm-l6, mobilenet-v2, smollm2-135m) or a local model folder, or connect "
                 "to the network.")
@@ -51,24 +53,21 @@ class HubImagePreprocessor:
 
 def load_hf_classifier(source: str, task: str, labels: list[str] | None, name: str | None = None) -> ModelBundle:
     """Load a sequence or image classifier; a fresh head when its labels differ from `labels`."""
-    config = _from_pretrained(transformers.AutoConfig, source)
+    config = hf_config(source)
     head = _trained_head_labels(config)
     keep_head = head is not None and (labels is None or [l.lower() for l in labels] == [h.lower() for h in head])
     if labels is None and head is None:
         raise MicrobudgetError(f"Model '{source}' has no classification head.",
                                "Pick a dataset so a head can be trained for its labels.")
     labels = head if keep_head else labels
-    auto = classifier_class(config, task, fresh_head=not keep_head)
+    kind = kinds.get(task)
+    auto = kind.hf_model_class(config, fresh_head=not keep_head)
     torch.manual_seed(0)  # the fresh head's initialisation is part of the experiment
-    with _quiet():
-        model = _from_pretrained(
+    with quiet():
+        model = from_pretrained(
             auto, source, num_labels=len(labels), ignore_mismatched_sizes=not keep_head,
             id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
-    if task == TEXT:
-        preprocess: Any = TextPreprocessor(_from_pretrained(transformers.AutoTokenizer, source))
-    else:
-        preprocess = HubImagePreprocessor(_from_pretrained(transformers.AutoImageProcessor, source))
-    return ModelBundle(model=model.eval(), task=task, labels=list(labels), preprocess=preprocess,
+    return ModelBundle(model=model.eval(), task=task, labels=list(labels), preprocess=kind.hf_preprocessor(source),
                        name=name or source, meta={"family": "hf", "source": str(source)},
                        head_trained=keep_head)
 
@@ -79,39 +78,16 @@ def load_saved_hf(folder: Path, info: dict[str, Any], with_weights: bool = True)
         bundle = load_hf_classifier(str(folder), info["task"], info["labels"], name=info["name"])
     else:
         config = transformers.AutoConfig.from_pretrained(folder)
-        auto = classifier_class(config, info["task"])
-        bundle = ModelBundle(model=auto.from_config(config).eval(), task=info["task"], labels=info["labels"],
-                             preprocess=saved_preprocessor(folder, info["task"]), name=info["name"])
+        kind = kinds.get(info["task"])
+        bundle = ModelBundle(model=kind.hf_model_class(config).from_config(config).eval(), task=info["task"],
+                             labels=info["labels"], preprocess=kind.hf_preprocessor(str(folder)), name=info["name"])
     bundle.meta, bundle.head_trained = dict(info["meta"]), True
     return bundle
 
 
-def classifier_class(config: Any, task: str, fresh_head: bool = False) -> Any:
-    """The class to build: ours for a BERT text encoder given a new head (and its saved results), else Auto's."""
-    # Imported here: it loads transformers' modeling code (and torchao's noisy import), which a bad id never needs.
-    from .layer_mean import LayerMeanBertForSequenceClassification, uses_layer_mean
-
-    if task == TEXT and (uses_layer_mean(config) or (fresh_head and config.model_type == "bert")):
-        return LayerMeanBertForSequenceClassification
-    return (transformers.AutoModelForSequenceClassification if task == TEXT
-            else transformers.AutoModelForImageClassification)
-
-
-def saved_preprocessor(folder: Path, task: str) -> TextPreprocessor | HubImagePreprocessor:
-    """The tokenizer or image processor that `ModelBundle.save()` wrote beside the weights."""
-    if task == TEXT:
-        return TextPreprocessor(transformers.AutoTokenizer.from_pretrained(folder))
-    return HubImagePreprocessor(transformers.AutoImageProcessor.from_pretrained(folder))
-
-
-def guess_task(source: str) -> str:
-    """Text or image classification, or a causal LM, from the model's config."""
-    from .llm import is_causal_lm
-
-    config = _from_pretrained(transformers.AutoConfig, source)
-    if is_causal_lm(config):
-        return CAUSAL_LM
-    return IMAGE if hasattr(config, "num_channels") or hasattr(config, "image_size") else TEXT
+def hf_config(source: str) -> Any:
+    """The model's transformers config (from the hub, or a local folder)."""
+    return from_pretrained(transformers.AutoConfig, source)
 
 
 def _trained_head_labels(config: Any) -> list[str] | None:
@@ -122,7 +98,7 @@ def _trained_head_labels(config: Any) -> list[str] | None:
     return [config.id2label[i] for i in range(config.num_labels)]
 
 
-def _from_pretrained(auto: Any, source: str, **kwargs: Any) -> Any:
+def from_pretrained(auto: Any, source: str, **kwargs: Any) -> Any:
     """`from_pretrained` with remote code refused and hub failures turned into one clear error."""
     if not Path(source).is_dir() and not hub_reachable():
         # Offline: use the local Hugging Face cache if it has the files, and fail at once if not
@@ -139,12 +115,12 @@ def _from_pretrained(auto: Any, source: str, **kwargs: Any) -> Any:
             "or no such model id exists.", OFFLINE_HINT) from error
 
 
-class _quiet:
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
     """Silence transformers' 'newly initialized weights' notice: a fresh head is intended here."""
-
-    def __enter__(self) -> None:
-        self.level = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()
-
-    def __exit__(self, *exc: Any) -> None:
-        transformers.logging.set_verbosity(self.level)
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(level)

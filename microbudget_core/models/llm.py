@@ -6,8 +6,6 @@ label whose tokens the LM finds most likely wins (no free text is parsed).
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +15,11 @@ import torch
 import transformers
 
 from ..assets import SMOLLM2, asset_path
+from ..atomic import folder_atomically
 from ..errors import MicrobudgetError
 from ..paths import home
 from .bundle import CAUSAL_LM, PROMPTED_LM, TEXT, ModelBundle
-from .hf import TextPreprocessor, _from_pretrained, _quiet
+from .hf import TextPreprocessor, from_pretrained, quiet
 
 LM_FAMILY = CAUSAL_LM
 PROMPTED_FAMILY = PROMPTED_LM
@@ -38,32 +37,27 @@ def smollm2_folder() -> str:
     gguf = asset_path(SMOLLM2)  # verifies the sha256 first
     folder = home() / "models" / f"smollm2-135m-{SMOLLM2.sha256[:12]}"
     if not (folder / "config.json").exists():
-        with _quiet():
+        with quiet():
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                                       dtype=torch.float32)
-        # Written to a private folder and renamed: an interrupted conversion leaves no half entry.
-        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-        model.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
-        try:
-            partial.rename(folder)
-        except OSError:  # another process converted it first
-            shutil.rmtree(partial, ignore_errors=True)
+        with folder_atomically(folder) as partial:  # an interrupted conversion leaves no half entry
+            model.save_pretrained(partial)
+            tokenizer.save_pretrained(partial)
     return str(folder)
 
 
 def load_causal_lm(source: str, name: str | None = None) -> ModelBundle:
     """A causal LM as it is (task causal-lm): generation and perplexity."""
-    with _quiet():
-        model = _from_pretrained(transformers.AutoModelForCausalLM, source, dtype=torch.float32)
+    with quiet():
+        model = from_pretrained(transformers.AutoModelForCausalLM, source, dtype=torch.float32)
     return ModelBundle(model=model.eval(), task=CAUSAL_LM, labels=[], preprocess=lm_preprocessor(source, model.config),
                        name=name or source, meta={"family": LM_FAMILY, "source": str(source)})
 
 
 def lm_preprocessor(source: str | Path, config: Any) -> TextPreprocessor:
     """Right-padded tokens (scores and perplexity read positions from the left), a pad token where none is set."""
-    tokenizer = _from_pretrained(transformers.AutoTokenizer, str(source))
+    tokenizer = from_pretrained(transformers.AutoTokenizer, str(source))
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -1,8 +1,8 @@
-"""ONNX models: export a bundle's torch model, and run an ONNX file as the bundle's model.
+"""ONNX models: export a bundle's torch model to an ONNX graph, optimize it and quantize it.
 
 Transformers models export through Optimum (it knows each architecture's inputs); the project's
 own vision models through torch.onnx.export. Either way the result is one `model.onnx`, run by
-ONNX Runtime on the CPU with the same thread count as every other row.
+ONNX Runtime (runtimes.ort) on the CPU with the same thread count as every other row.
 """
 
 from __future__ import annotations
@@ -15,46 +15,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import onnx
-import onnxruntime
 import torch
 
 from ..cpu import cpu_flags, is_arm
 from ..errors import MicrobudgetError
-from .bundle import TEXT, ModelBundle
-
-THREADS = 2  # the same as MeasureConfig.threads: ONNX Runtime ignores torch.set_num_threads
-
-
-class OnnxClassifier:
-    """An ONNX Runtime session that ModelBundle calls like a torch model: features in, logits out."""
-
-    def __init__(self, onnx_bytes: bytes):
-        self.onnx_bytes = onnx_bytes  # kept so the model can be saved, copied and measured
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-        self.input_names = [i.name for i in self.session.get_inputs()]
-
-    def __call__(self, **features: torch.Tensor) -> torch.Tensor:
-        feeds = {name: features[name].numpy() for name in self.input_names}
-        return torch.from_numpy(self.session.run(None, feeds)[0])
-
-    def __deepcopy__(self, memo: dict) -> "OnnxClassifier":
-        return OnnxClassifier(self.onnx_bytes)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"onnx_bytes": self.onnx_bytes}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["onnx_bytes"])
-
-    def parameter_count(self) -> int:
-        """Elements of the graph's weight tensors (int8 or float)."""
-        graph = onnx.load_model_from_string(self.onnx_bytes).graph
-        return sum(int(np.prod(init.dims)) for init in graph.initializer)
-
+from .. import kinds, runtimes
+from ..runtimes.ort import OnnxClassifier
+from .bundle import ModelBundle
 
 def one_clear_error(action: str) -> Callable:
     """Turn whatever an exporter or quantizer raises into one MicrobudgetError saying what failed."""
@@ -91,16 +58,14 @@ def export_onnx(bundle: ModelBundle) -> bytes:
 
 def onnx_bundle(bundle: ModelBundle, onnx_bytes: bytes, note: str | None = None) -> ModelBundle:
     """A bundle like `bundle` whose model is the given ONNX graph (it reloads from model.onnx: no replay)."""
-    return bundle.derived(OnnxClassifier(onnx_bytes), note=note, runtime="onnxruntime")
+    return bundle.derived(OnnxClassifier(onnx_bytes), note=note, runtime=runtimes.ORT)
 
 
 def _export_torch(bundle: ModelBundle) -> bytes:
     """torch.onnx.export, for the project's own models: Optimum exports only the classes transformers ships."""
-    examples = (["a short example", "a longer example sentence, so the batch has padding"] if bundle.task == TEXT
-                else [np.zeros((32, 32, 3), dtype=np.uint8)] * 2)
-    inputs = bundle.preprocess(examples)
-    # Batch (and, for text, sequence length) stay free in the graph.
-    axes = {name: {0: "batch", 1: "sequence"} if bundle.task == TEXT else {0: "batch"} for name in inputs}
+    kind = kinds.get(bundle.task)
+    inputs = bundle.preprocess(kind.example_inputs())
+    axes = kind.dynamic_axes(list(inputs))  # batch (and, for text, sequence length) stay free in the graph
     buffer = io.BytesIO()
     # dynamo=False: the TorchScript exporter needs no onnxscript, which is not installed here.
     with warnings.catch_warnings():
@@ -124,9 +89,9 @@ class _LogitsOnly(torch.nn.Module):
 
 
 def _export_optimum(bundle: ModelBundle) -> bytes:
-    from optimum.onnxruntime import ORTModelForImageClassification, ORTModelForSequenceClassification
+    import optimum.onnxruntime  # a slow import, which most pages never need
 
-    auto = ORTModelForSequenceClassification if bundle.task == "text-classification" else ORTModelForImageClassification
+    auto = getattr(optimum.onnxruntime, kinds.get(bundle.task).OPTIMUM_CLASS)
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / "torch", Path(folder) / "onnx"
         bundle.save(source)
@@ -151,20 +116,6 @@ def optimize_onnx(bundle: ModelBundle, onnx_bytes: bytes, level: str) -> bytes:
         optimizer.optimize(save_dir=Path(folder) / "optimized",
                            optimization_config=getattr(AutoOptimizationConfig, level)())
         return (Path(folder) / "optimized" / "model_optimized.onnx").read_bytes()
-
-
-def load_saved_onnx(folder: Path, info: dict[str, Any]) -> ModelBundle:
-    """A bundle from a saved folder holding model.onnx and its preprocessor."""
-    from .hf import saved_preprocessor
-    from .vision import preprocessor_for
-
-    meta = info["meta"]
-    if meta.get("family") == "mobilenet-v2":
-        preprocess: Any = preprocessor_for(meta["image_size"])
-    else:
-        preprocess = saved_preprocessor(folder, info["task"])
-    return ModelBundle(model=OnnxClassifier((folder / "model.onnx").read_bytes()), task=info["task"],
-                       labels=list(info["labels"]), preprocess=preprocess, name=info["name"], meta=dict(meta))
 
 
 def cpu_preset() -> str:

@@ -1,22 +1,73 @@
 """Techniques: one module each, holding ID, DESCRIPTION, a frozen `Config` and `apply()`.
 
 Adding a technique is adding a module here; the registry finds it by itself.
-`apply(bundle, config, dataset, progress) -> ModelBundle` never modifies its input bundle.
+`apply(bundle, config, dataset, progress) -> ModelBundle` never modifies its input bundle, and is
+decorated with `@applies_to(kinds, runtimes)`: the kinds of model (kinds/) and the runtimes (runtimes/)
+it works on, the one rule that refuses any other bundle with one message (see `applies`).
 A technique that changes module structure also has `restructure(model, meta) -> model`, so
 `models.load_saved` can rebuild its saved artifacts (it records its ID in meta["structure"]).
+An int8 technique that is the one to pick for some kinds in its runtime names them in `INT8_FOR`
+(the quantization sweep and the distillation lab ask `int8_path`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import pkgutil
 import typing
 from functools import lru_cache
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
+from .. import kinds, runtimes
 from ..errors import MicrobudgetError
+from ..models.bundle import ModelBundle
+
+Apply = typing.Callable[..., ModelBundle]
+
+
+def applies_to(technique_id: str, kind_ids: tuple[str, ...], runtime_ids: tuple[str, ...],
+               instead: str = "") -> Callable[[Apply], Apply]:
+    """Declare the kinds of model and the runtimes a technique's `apply` works on; any other bundle is refused.
+
+    `instead` is the fix the message suggests (what to use for other models).
+    """
+    def declare(apply: Apply) -> Apply:
+        @functools.wraps(apply)
+        def checked(bundle: ModelBundle, *args: Any, **kwargs: Any) -> ModelBundle:
+            reason = why_not(checked, bundle)
+            if reason:
+                raise MicrobudgetError(reason, instead or "Pick another technique, or put this one earlier.")
+            return apply(bundle, *args, **kwargs)
+
+        checked.technique_id, checked.kinds, checked.runtimes = technique_id, kind_ids, runtime_ids  # type: ignore
+        return checked
+    return declare
+
+
+def why_not(apply: Any, bundle: ModelBundle) -> str | None:
+    """Why a technique's `apply` does not take this bundle (its kind of model or its runtime); None if it does."""
+    if bundle.task not in apply.kinds:
+        wanted = " or ".join(f"{kinds.get(task).DESCRIPTION}s" for task in apply.kinds)
+        return (f"{apply.technique_id} does not apply to '{bundle.name}', a {kinds.get(bundle.task).DESCRIPTION}: "
+                f"it works on {wanted}.")
+    if bundle.runtime.ID not in apply.runtimes:
+        wanted = " or ".join(runtimes.get(runtime).NAME for runtime in apply.runtimes)
+        return (f"{apply.technique_id} does not apply to '{bundle.name}', which runs in {bundle.runtime.NAME}: "
+                f"it works on models in {wanted}.")
+    return None
+
+
+def applicable(technique: ModuleType, bundle: ModelBundle) -> bool:
+    return why_not(technique.apply, bundle) is None
+
+
+def int8_path(task: str, runtime: str) -> ModuleType | None:
+    """The int8 technique to pick for this kind of model whose result runs in `runtime` (None if there is none)."""
+    return next((t for t in registry().values() if task in getattr(t, "INT8_FOR", ()) and t.RESULT_RUNTIME == runtime),
+                None)
 
 
 @lru_cache(maxsize=1)

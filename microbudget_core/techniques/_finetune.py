@@ -10,7 +10,8 @@ from torch import nn
 from ..baseline import RECIPES
 from ..data import Dataset, Split
 from ..errors import MicrobudgetError
-from ..models import TEXT, ModelBundle, ModelSpec, count_params, load_model
+from .. import kinds
+from ..models import ModelBundle, ModelSpec, count_params, load_model
 from ..models.anatomy import reinitialised
 from ..progress import Progress
 from ..training import TrainConfig, TrainReport, train_classifier
@@ -71,7 +72,7 @@ def train_everything(technique_id: str, bundle: ModelBundle, config: Any, datase
     if from_scratch:
         start = replace(start, model=reinitialised(start.model, config.seed))
     rate = recipe_rate(config, start.task)
-    freeze = config.freeze_embeddings and start.task == TEXT
+    freeze = config.freeze_embeddings and kinds.get(start.task).WORD_EMBEDDINGS
     trained, report = train(start, dataset.train, config, progress, rate, freeze_embeddings=freeze)
     frozen = ", word embeddings frozen" if freeze else ""
     how = "Trained from random weights (same architecture and budget as finetune-full)" if from_scratch else (

@@ -9,9 +9,11 @@ import torch
 
 from ..cpu import cpu_flags, is_arm
 from ..data import Dataset
-from ..errors import MicrobudgetError
 from ..models import ModelBundle
+from ..models.bundle import CAUSAL_LM, IMAGE, TEXT
 from ..progress import Progress, no_progress
+from ..runtimes import PYTORCH
+from . import applies_to
 
 # The flags whose kernels make 16-bit matmuls fast on a CPU; without them torch converts per op.
 FAST_FLAGS = {torch.bfloat16: {"avx512_bf16", "amx_bf16"}, torch.float16: {"avx512_fp16", "amx_fp16"}}
@@ -19,9 +21,6 @@ FAST_FLAGS = {torch.bfloat16: {"avx512_bf16", "amx_bf16"}, torch.float16: {"avx5
 
 def cast_weights(bundle: ModelBundle, dtype: torch.dtype, technique_id: str, progress: Progress) -> ModelBundle:
     """A copy of `bundle` with every floating weight in `dtype`, and a note on this CPU's kernels."""
-    if not isinstance(bundle.model, torch.nn.Module):
-        raise MicrobudgetError(f"{technique_id} casts PyTorch weights; this model is already an ONNX graph.",
-                               f"Apply {technique_id} before any ONNX step.")
     progress(0.0, f"Casting weights to {technique_id}")
     model = restructure_to(bundle.model, dtype)
     name = str(dtype).removeprefix("torch.")
@@ -49,6 +48,8 @@ def technique(technique_id: str, dtype: torch.dtype) -> tuple:
     name = str(dtype).removeprefix("torch.")
     description = f"{technique_id} weights ({name}: half the bytes; slower than fp32 on CPUs without native kernels)"
 
+    @applies_to(technique_id, (TEXT, IMAGE, CAUSAL_LM), (PYTORCH,),
+                instead=f"Apply {technique_id} before any ONNX step.")
     def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
               progress: Progress = no_progress) -> ModelBundle:
         return cast_weights(bundle, dtype, technique_id, progress)

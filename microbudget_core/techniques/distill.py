@@ -14,15 +14,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cache import cached_array, weights_digest
+from .. import kinds, runtimes
+from ..cache import cached_array
 from ..data import Dataset, DatasetSpec, Split, load_dataset
 from ..errors import MicrobudgetError
-from ..models import IMAGE, TEXT, ModelBundle, ModelSpec, count_params, load_model
+from ..models import IMAGE, TEXT, ModelBundle, ModelSpec, load_model
 from ..models.anatomy import head_inputs, head_name
 from ..models.variants import LAYER_CHOICES, keep_layers, narrow, pick_layers, trim_vocab
 from ..progress import Progress, no_progress, scaled
+from ..runtimes import ORT, PYTORCH
 from ..training import TrainConfig, batched_logits, logits_of, split_for_training, train_classifier
-from . import _finetune
+from . import _finetune, applies_to
 
 ID = "distill"
 DESCRIPTION = "Knowledge distillation: a smaller student (fewer layers, narrower, or any model) trained on the teacher's soft predictions"
@@ -62,6 +64,7 @@ class Config:
     seed: int = 0
 
 
+@applies_to(ID, (TEXT, IMAGE), (PYTORCH, ORT))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     _check(config, dataset)
@@ -89,13 +92,13 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
 
     rate = config.learning_rate or RATES[teacher.task]
     # The word table comes from the teacher (which kept the pretrained one): frozen, as in the baseline recipe.
-    freeze = student.task == TEXT and (config.student, config.init) in {("layers", "teacher"), ("layers", "random"),
+    freeze = kinds.get(student.task).WORD_EMBEDDINGS and (config.student, config.init) in {("layers", "teacher"), ("layers", "random"),
                                                                         ("narrow", "teacher")}
     objective = _objective(soft, features[:len(inputs)] if hidden_weight else None, teacher, config, hidden_weight)
     trained, train_report = train_classifier(
         student, Split(inputs, labels), _finetune.recipe(config, rate, freeze_embeddings=freeze), report,
         min_steps=_finetune.MIN_STEPS, validation=validation, objective=objective)
-    student_params, teacher_params = count_params(trained.model), count_params(teacher.model)
+    student_params, teacher_params = trained.parameter_count(), teacher.parameter_count()
     how = "Hard-label control" if series == CONTROL else (
         f"Distilled (T={config.temperature:g}, alpha={config.alpha:g}"
         + (f", layer outputs matched x{hidden_weight:g}" if hidden_weight else "") + ")")
@@ -174,7 +177,7 @@ def _teacher(bundle: ModelBundle, config: Config) -> ModelBundle:
 
 def _student(teacher: ModelBundle, config: Config, texts: list) -> tuple[ModelBundle, int]:
     """The untrained student (a new model; the teacher is not touched) and its word table's size before trimming."""
-    if config.student != "model" and (hasattr(teacher.model, "onnx_bytes") or teacher.meta.get("structure")
+    if config.student != "model" and (teacher.runtime.ID != runtimes.PYTORCH or teacher.meta.get("structure")
                                       or any(p.dtype != torch.float32 for p in teacher.model.parameters())):
         raise MicrobudgetError("A student built from the teacher's weights needs a full-precision PyTorch teacher; "
                                f"{teacher.name} was quantized or exported.",
@@ -190,7 +193,7 @@ def _student(teacher: ModelBundle, config: Config, texts: list) -> tuple[ModelBu
     else:
         student = load_model(ModelSpec(config.student_model.strip()), teacher.labels, teacher.task,
                              teacher.meta.get("image_size")).copy()
-    if config.trim_vocab and student.task == TEXT:
+    if config.trim_vocab and kinds.get(student.task).WORD_EMBEDDINGS:
         return trim_vocab(student, texts)
     return student, 0
 
@@ -214,9 +217,9 @@ def _teacher_outputs(teacher: ModelBundle, inputs: list, progress: Progress) -> 
     the head applied to them, exactly what the whole model gives.
     """
     fingerprint = Split(inputs, np.zeros(len(inputs), dtype=np.int64)).fingerprint()
-    key = [teacher.name, weights_digest(teacher.model), fingerprint, TEACHER_VERSION]
+    key = [teacher.name, teacher.runtime.digest(teacher.model), fingerprint, TEACHER_VERSION]
     progress(0.0, f"Teacher {teacher.name}: its view of {len(inputs):,} examples (once)")
-    if hasattr(teacher.model, "onnx_bytes"):  # an exported graph has no head to stop at
+    if teacher.runtime.ID != runtimes.PYTORCH:  # an exported graph has no head to stop at
         logits, cached = cached_array("teacher-logits", teacher.name, key,
                                       lambda: batched_logits(teacher, inputs, progress=progress))
         return logits, None, cached

@@ -19,10 +19,15 @@ from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..measure import MeasureConfig, latencies_ms
 from ..models import ModelBundle
+from ..models.bundle import CAUSAL_LM, IMAGE, TEXT
 from ..progress import Progress, no_progress
+from ..runtimes import PYTORCH
+from . import applies_to
 
 ID = "dynamic-int8"
 DESCRIPTION = "PyTorch dynamic int8 on Linear layers (weights int8, activations quantized per call)"
+INT8_FOR = (TEXT,)  # the int8 path to pick for text models whose result runs in PyTorch
+RESULT_RUNTIME = PYTORCH
 BACKENDS = ("torch.ao", "torchao")
 TIMED = 7  # calibration examples each backend is timed on (batch 1, after a warm-up call)
 
@@ -32,10 +37,10 @@ class Config:
     backend: str = field(default="auto", metadata={"choices": ("auto", *BACKENDS)})
 
 
+@applies_to(ID, (TEXT, IMAGE, CAUSAL_LM), (PYTORCH,))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    if not isinstance(bundle.model, torch.nn.Module) or not any(
-            isinstance(module, torch.nn.Linear) for module in bundle.model.modules()):
+    if not any(isinstance(module, torch.nn.Linear) for module in bundle.model.modules()):
         raise MicrobudgetError(f"Model '{bundle.name}' has no Linear layers, so dynamic int8 changes nothing.",
                                "Pick a transformer model, or a quantization technique for convolutions.")
     if config.backend not in ("auto", *BACKENDS):

@@ -10,7 +10,10 @@ import numpy as np
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
+from ..models.bundle import TEXT
 from ..progress import Progress, no_progress
+from ..runtimes import PYTORCH
+from . import applies_to
 
 ID = "few-shot"
 DESCRIPTION = "Few-shot prompting of a language model used as a classifier: k labelled training examples in the prompt"
@@ -23,6 +26,8 @@ class Config:
     seed: int = 0  # which training examples
 
 
+@applies_to(ID, (TEXT,), (PYTORCH,), instead="Pick a language model such as smollm2-135m and a text dataset: it then answers as a "
+            "text classifier.")
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     from ..models.llm import PromptPreprocessor

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from ..data import Dataset
 from ..models import ModelBundle
+from ..models.bundle import IMAGE, TEXT
 from ..progress import Progress, no_progress
-from . import _finetune
+from ..runtimes import PYTORCH
+from . import _finetune, applies_to
 
 ID = "finetune-full"
 DESCRIPTION = "Transfer learning, full fine-tuning: every pretrained weight trained, early stopping on validation"
@@ -23,6 +25,7 @@ class Config:
     seed: int = 0
 
 
+@applies_to(ID, (TEXT, IMAGE), (PYTORCH,))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     return _finetune.train_everything(ID, bundle, config, dataset, progress, from_scratch=False)

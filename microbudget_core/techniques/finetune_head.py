@@ -11,13 +11,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cache import cached_array, weights_digest
+from ..cache import cached_array
 from ..data import Dataset, Split
 from ..models import ModelBundle
 from ..models.anatomy import head_inputs, head_name, under
+from ..models.bundle import IMAGE, TEXT
 from ..progress import Progress, no_progress, scaled
+from ..runtimes import PYTORCH
 from ..training import TrainReport, split_for_training
-from . import _finetune
+from . import _finetune, applies_to
 
 ID = "finetune-head"
 DESCRIPTION = "Transfer learning, head only: the backbone frozen, a linear or MLP head trained on its cached features"
@@ -40,6 +42,7 @@ class Config:
     seed: int = 0
 
 
+@applies_to(ID, (TEXT, IMAGE), (PYTORCH,))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     _finetune.require(config.head in HEADS, "head", config.head, f"one of {', '.join(HEADS)}")
@@ -126,7 +129,7 @@ def _features(start: ModelBundle, model: nn.Module, head: str, split: Split,
 
     Keyed by model id, backbone weights (a retrained local folder gets new features), data, image size and head.
     """
-    key = [start.name, weights_digest(model, skip=lambda name: under(name, head)), split.fingerprint(),
+    key = [start.name, start.runtime.digest(model, skip=lambda name: under(name, head)), split.fingerprint(),
            start.meta.get("image_size"), head, FEATURES_VERSION]
     return cached_array("features", start.name, key,
                         lambda: head_inputs(model, head, start.preprocess, split.inputs, progress=progress))

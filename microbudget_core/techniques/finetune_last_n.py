@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from ..data import Dataset
 from ..models import ModelBundle
 from ..models.anatomy import block_names, head_name, parameters_from, under
+from ..models.bundle import IMAGE, TEXT
 from ..progress import Progress, no_progress
-from . import _finetune
+from ..runtimes import PYTORCH
+from . import _finetune, applies_to
 
 ID = "finetune-last-n"
 DESCRIPTION = "Transfer learning, last N blocks: the backbone's top fine-tuned at a lower rate, the rest frozen"
@@ -25,6 +27,7 @@ class Config:
     seed: int = 0
 
 
+@applies_to(ID, (TEXT, IMAGE), (PYTORCH,))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     _finetune.require(config.n >= 1, "n", config.n, "at least 1")

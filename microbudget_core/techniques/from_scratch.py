@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from ..data import Dataset
 from ..models import ModelBundle
+from ..models.bundle import IMAGE, TEXT
 from ..progress import Progress, no_progress
-from . import _finetune
+from ..runtimes import PYTORCH
+from . import _finetune, applies_to
 from .finetune_full import Config  # the same knobs and budget: only the starting weights differ
 
 ID = "from-scratch"
 DESCRIPTION = "Control for transfer learning: the same architecture randomly initialised, trained with the same budget"
 
 
+@applies_to(ID, (TEXT, IMAGE), (PYTORCH,))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     return _finetune.train_everything(ID, bundle, config, dataset, progress, from_scratch=True)

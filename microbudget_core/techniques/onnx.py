@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
+from ..models.bundle import IMAGE, TEXT
 from ..models.onnx_model import export_onnx, onnx_bundle, optimize_onnx
 from ..progress import Progress, no_progress
+from ..runtimes import ORT, PYTORCH
+from . import applies_to
 
 ID = "onnx"
 DESCRIPTION = "Export to ONNX, run in ONNX Runtime with all graph optimizations (fp32): the runtime's share of the gain"
@@ -22,6 +25,7 @@ class Config:
     optimization: str = field(default="O2", metadata={"choices": LEVELS})
 
 
+@applies_to(ID, (TEXT, IMAGE), (PYTORCH, ORT))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     if config.optimization not in LEVELS:

@@ -7,11 +7,16 @@ from dataclasses import dataclass, field
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
+from ..models.bundle import IMAGE, TEXT
 from ..models.onnx_model import cpu_preset, export_onnx, onnx_bundle, quantize_dynamic_int8
 from ..progress import Progress, no_progress
+from ..runtimes import ORT, PYTORCH
+from . import applies_to
 
 ID = "onnx-int8-dynamic"
 DESCRIPTION = "ONNX Runtime dynamic int8 via Optimum (weights int8 incl. embeddings; preset from the CPU's flags)"
+INT8_FOR = (TEXT,)  # the int8 path to pick for text models whose result runs in ONNX Runtime
+RESULT_RUNTIME = ORT
 PRESETS = ("auto", "avx2", "avx512", "avx512_vnni", "arm64")
 
 
@@ -21,6 +26,7 @@ class Config:
     preset: str = field(default="auto", metadata={"choices": PRESETS})  # auto = from this CPU's flags
 
 
+@applies_to(ID, (TEXT, IMAGE), (PYTORCH, ORT))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     if config.preset not in PRESETS:

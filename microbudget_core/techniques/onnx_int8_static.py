@@ -8,11 +8,16 @@ from ..cpu import has_vnni
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
+from ..models.bundle import IMAGE, TEXT
 from ..models.onnx_model import export_onnx, onnx_bundle, quantize_static_int8
 from ..progress import Progress, no_progress
+from ..runtimes import ORT, PYTORCH
+from . import applies_to
 
 ID = "onnx-int8-static"
 DESCRIPTION = "ONNX Runtime static int8 (QDQ): activations calibrated on the calibration split (minmax/entropy/percentile)"
+INT8_FOR = (IMAGE,)  # the int8 path to pick for image models whose result runs in ONNX Runtime
+RESULT_RUNTIME = ORT
 METHODS = ("minmax", "entropy", "percentile")
 SWITCH = ("auto", "on", "off")
 
@@ -28,6 +33,7 @@ class Config:
     reduce_range: str = field(default="auto", metadata={"choices": SWITCH})
 
 
+@applies_to(ID, (TEXT, IMAGE), (PYTORCH, ORT))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     if config.calibration not in METHODS:

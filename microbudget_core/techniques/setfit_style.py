@@ -22,12 +22,12 @@ import torch
 from torch import nn
 
 from ..data import Dataset, Split
-from ..errors import MicrobudgetError
 from ..models import TEXT, ModelBundle
 from ..models.anatomy import head_inputs, head_name, under
 from ..progress import Progress, no_progress, scaled
+from ..runtimes import PYTORCH
 from ..training import split_for_training
-from . import _finetune
+from . import _finetune, applies_to
 from .finetune_head import train_head
 
 ID = "setfit-style"
@@ -47,11 +47,9 @@ class Config:
     seed: int = 0
 
 
+@applies_to(ID, (TEXT,), (PYTORCH,), instead="For images use finetune-head or finetune-last-n.")
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    if bundle.task != TEXT:
-        raise MicrobudgetError(f"{ID} tunes a sentence encoder on pairs of texts; this model classifies images.",
-                               "For images use finetune-head or finetune-last-n.")
     _finetune.require(config.pair_iterations >= 1, "pair_iterations", config.pair_iterations, "at least 1")
     _finetune.require(config.max_pairs >= config.batch_size >= 1, "max_pairs", config.max_pairs,
                       "at least batch_size, and batch_size at least 1")

@@ -19,10 +19,15 @@ import torch
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
+from ..models.bundle import IMAGE, TEXT
 from ..progress import Progress, no_progress
+from ..runtimes import PYTORCH
+from . import applies_to
 
 ID = "static-int8"
 DESCRIPTION = "PyTorch static int8 (FX graph mode): Conv+BN folded, activations calibrated, per-channel weights"
+INT8_FOR = (IMAGE,)  # the int8 path to pick for image models whose result runs in PyTorch
+RESULT_RUNTIME = PYTORCH
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,9 @@ class Config:
     fuse_relu: bool = False
 
 
+@applies_to(ID, (TEXT, IMAGE), (PYTORCH,), instead="Put it before any ONNX step.")
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    if not isinstance(bundle.model, torch.nn.Module) or not hasattr(bundle.model, "state_dict"):
-        raise MicrobudgetError("PyTorch static int8 needs a PyTorch model.", "Put it before any ONNX step.")
     if dataset is None or len(dataset.calibration) == 0:
         raise MicrobudgetError("Static int8 needs calibration examples.", "Run it with a dataset.")
     inputs = dataset.calibration.inputs[: config.calibration_examples]

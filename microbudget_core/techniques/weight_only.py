@@ -12,7 +12,10 @@ from .. import quant_math
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
+from ..models.bundle import CAUSAL_LM, IMAGE, TEXT
 from ..progress import Progress, no_progress
+from ..runtimes import PYTORCH
+from . import applies_to
 
 ID = "weight-only"
 DESCRIPTION = "Weight-only 8/4/3/2-bit round-to-nearest of Linear layers, packed, per-group scales (GGUF-style)"
@@ -88,11 +91,12 @@ class PackedEmbedding(torch.nn.Module):
         return torch.nn.functional.embedding(ids, self.rows.weight())
 
 
+@applies_to(ID, (TEXT, IMAGE, CAUSAL_LM), (PYTORCH,), instead="Put it before any ONNX step.")
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     if not quant_math.MIN_BITS <= config.bits <= quant_math.MAX_BITS:
         raise MicrobudgetError(f"weight-only bits={config.bits} is out of range.", "Use 8, 4, 3 or 2 bits.")
-    if not isinstance(bundle.model, torch.nn.Module) or not _targets(bundle.model, config):
+    if not _targets(bundle.model, config):
         raise MicrobudgetError(f"Model '{bundle.name}' has no PyTorch Linear layers to quantize weight-only.",
                                "Apply weight-only to a PyTorch transformer, before any ONNX step.")
     model = copy.deepcopy(bundle.model)

@@ -10,25 +10,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import labs, limits
-from .data import IMAGE, DatasetSpec, load_dataset
-from .errors import MicrobudgetError
-from .exclusive import one_at_a_time
-from .measure import MeasureConfig, measure
-from .models import IMAGE as IMAGE_TASK
-from .models import TEXT as TEXT_TASK
-from .models import ModelBundle, ModelSpec, load_model
-from .models.variants import keep_layers, narrow
-from .progress import Progress, no_progress, scaled
-from .techniques._finetune import recipe_rate
-from .training import TrainConfig, train_classifier
+from .. import kinds, labs, limits
+from ..data import DatasetSpec, load_dataset
+from ..errors import MicrobudgetError
+from ..measure import MeasureConfig, measure
+from ..models import OFFLINE_MODELS, ModelBundle, ModelSpec, load_model
+from ..models.variants import keep_layers, narrow
+from ..kinds.text_classification import TOKENS
+from ..progress import Progress, no_progress, scaled
+from ..techniques._finetune import recipe_rate
+from ..training import TrainConfig, train_classifier
 
-TEXT_TOKENS = 64  # multiply-adds of a text model are counted for one input of this many tokens
+TEXT_TOKENS = TOKENS  # multiply-adds of a text model are counted for one input of this many tokens
 
 
 @dataclass(frozen=True)
@@ -80,8 +77,7 @@ class Budget:
 
 def choices(task: str) -> list[Architecture]:
     """The built-in architectures for a task (text or image classification)."""
-    base_task = {"minilm-l6": TEXT_TASK, "mobilenet-v2": IMAGE_TASK}
-    return [a for a in BUILT_IN if base_task[a.base] == task]
+    return [a for a in BUILT_IN if OFFLINE_MODELS[a.base].task == task]
 
 
 def hub_architecture(model_id: str) -> Architecture:
@@ -89,14 +85,14 @@ def hub_architecture(model_id: str) -> Architecture:
     return Architecture(model_id, f"{model_id} (as published)", model_id, _as_is)
 
 
-@one_at_a_time
+@labs.job
 def compare_architectures(architectures: list[Architecture], dataset_id: str, budget: Budget = Budget(),
                           measure_config: MeasureConfig = MeasureConfig(memory=False),
                           progress: Progress = no_progress) -> list[dict[str, Any]]:
     """Build, train with the budget (within the operator's limits), and measure each architecture; one row each."""
     budget = limits.capped(budget)
     dataset = load_dataset(DatasetSpec(dataset_id))
-    task = IMAGE_TASK if dataset.modality == IMAGE else TEXT_TASK
+    task = kinds.for_inputs(dataset.modality).ID
     rows = []
     for n, architecture in enumerate(architectures):
         span = scaled(progress, n / len(architectures), (n + 1) / len(architectures))
@@ -110,8 +106,9 @@ def compare_architectures(architectures: list[Architecture], dataset_id: str, bu
         measured = measure(trained, dataset.eval, config=measure_config, progress=scaled(span, 0.8, 1.0)).metrics
         rows.append({"architecture": architecture.id, "description": architecture.description,
                      "multiply_adds": multiply_adds(trained), "train_seconds": report.train_seconds,
-                     "multiply_adds_224px": multiply_adds(trained, 224) if task == IMAGE_TASK and
-                     trained.meta.get("family") == "mobilenet-v2" else None,
+                     # fully convolutional: also counted at the resolution it was published at
+                     "multiply_adds_224px": multiply_adds(trained, 224) if trained.meta.get("family") == "mobilenet-v2"
+                     else None,
                      "train_examples": report.train_examples, **measured})
     labs.remember(labs.ARCHITECTURES, [dataset_id], {"budget": asdict(budget), "rows": rows})
     return rows
@@ -124,14 +121,12 @@ def latest(dataset_id: str) -> tuple[Budget, list[dict[str, Any]]] | None:
 
 
 def multiply_adds(bundle: ModelBundle, image_size: int | None = None) -> int:
-    """Multiply-adds of one forward pass at batch 1 (torch's FLOP counter / 2): text at TEXT_TOKENS tokens,
-    images as the bundle preprocesses them, or at `image_size` px (for fully convolutional models)."""
-    if bundle.task == TEXT_TASK:
-        features = bundle.preprocess([" ".join(["word"] * (TEXT_TOKENS - 2))])  # + [CLS] and [SEP]
-    elif image_size:
+    """Multiply-adds of one forward pass at batch 1 (torch's FLOP counter / 2) on its kind's counting input (text
+    at TEXT_TOKENS tokens, images as the bundle preprocesses them), or at `image_size` px (for fully convolutional models)."""
+    if image_size:
         features = {"pixel_values": torch.zeros(1, 3, image_size, image_size)}
     else:
-        features = bundle.preprocess([np.zeros((32, 32, 3), dtype=np.uint8)])
+        features = bundle.preprocess(kinds.get(bundle.task).counting_input())
     counter = FlopCounterMode(display=False)
     # The math attention kernel is made of matmuls the counter sees; the fused CPU kernel is invisible to it.
     with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:

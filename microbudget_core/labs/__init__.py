@@ -1,30 +1,39 @@
-"""What each lab showed last, per model and dataset: a page opens on it, never empty after one run.
+"""The labs: one module per page's job (views/x.py calls labs/x.py), built on the engine (pipeline, measure).
 
-The labs write here when they finish (and `warm` does, before a talk); the pages read it back.
+This package also keeps what each lab showed last, per model and dataset, so a page opens on it, never
+empty after one run: the labs write here when they finish (and `warm` does, before a talk); the pages
+read it back. Every lab entry point is a `@job`: the one place the labs take the one-job lock.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
-from .paths import workspace
-from .runs import Run, RunStore
+from ..exclusive import one_at_a_time
+from ..atomic import write_atomically
+from ..paths import workspace
+from ..pipeline import Request, run_pipeline
+from ..progress import Progress, no_progress
+from ..runs import Run, RunStore
+
+F = TypeVar("F", bound=Callable)
 
 # The labs' names, shared by the core functions and pages that remember and the pages that recall.
 TRANSFER, CURVE, QUANTIZATION, SWEEP, DISTILLATION = "transfer", "curve", "quantization", "sweep", "distillation"
 ARCHITECTURES, LLM_LEVELS, SPECIALIST, TALK = "architectures", "llm-levels", "specialist", "talk"
 
 
+def job(function: F) -> F:
+    """A lab's entry point: it runs alone, after the model jobs that came first (exclusive.one_at_a_time)."""
+    return one_at_a_time(function)
+
+
 def remember(lab: str, key: list[str], value: Any) -> None:
     """Record a JSON `value` as the lab's latest for `key` (written whole, then renamed: never half a file)."""
-    path = _file(lab, key)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(value))
-    partial.replace(path)
+    write_atomically(_file(lab, key), json.dumps(value).encode())
 
 
 def recall(lab: str, key: list[str]) -> Any | None:
@@ -38,13 +47,27 @@ def remember_runs(lab: str, key: list[str], runs: Sequence[Run], skipped: dict[s
     remember(lab, key, {"runs": [run.run_id for run in runs], "skipped": skipped or {}})
 
 
+@job
+def run_and_remember(lab: str, request: Request, progress: Progress = no_progress) -> Run:
+    """Run one pipeline and make it the lab's latest for (model, dataset): the page then opens on it."""
+    run = run_pipeline(request, progress=progress)
+    remember_runs(lab, [request.model, request.dataset], [run])
+    return run
+
+
 def recall_runs(lab: str, key: list[str]) -> tuple[list[Run], dict[str, str]]:
     """The lab's latest runs for `key` and the rows left out; no runs if any was deleted since (the page then
     asks for a new run)."""
     kept = recall(lab, key) or {}
+    runs = runs_kept(kept)
+    return (runs, kept["skipped"]) if runs else ([], {})
+
+
+def runs_kept(kept: dict[str, Any]) -> list[Run]:
+    """The runs a lab recorded (see `remember_runs`); none if any was deleted since."""
     store = RunStore()
     runs = [store.get(run_id) for run_id in kept.get("runs", [])]
-    return (runs, kept["skipped"]) if runs and all(runs) else ([], {})
+    return runs if runs and all(runs) else []
 
 
 def _file(lab: str, key: list[str]) -> Path:

@@ -9,15 +9,14 @@ from typing import Any, Callable
 
 import plotly.graph_objects as go
 
-from . import architectures, distillation, labs, llm_lab, plots
+from .. import kinds, labs, plots
+from ..data import TEXT, DatasetSpec, load_dataset
+from ..errors import MicrobudgetError
+from ..pipeline import Request
+from ..progress import Progress, no_progress, scaled
+from ..runs import RunStore
+from . import architectures, distillation, llm_quantization, quantization, specialist, transfer
 from .compare import Limits, candidates, eval_sizes, measured_on, recommend
-from .data import IMAGE, DatasetSpec, load_dataset
-from .errors import MicrobudgetError
-from .models import IMAGE as IMAGE_TASK
-from .models import TEXT as TEXT_TASK
-from .pipeline import SWEEP_INT8, Request, run_pipeline, run_sweep
-from .progress import Progress, no_progress, scaled
-from .runs import RunStore
 
 
 @dataclass(frozen=True)
@@ -80,8 +79,9 @@ def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
     """(lab, the key its page reads, the job that computes it), in the order of the talk."""
     key = [plan.model, plan.dataset]
     request = Request(plan.model, plan.dataset, eval_limit=plan.eval_limit)
-    text = load_dataset(DatasetSpec(plan.dataset)).modality != IMAGE
-    built_in = {a.id: a for a in architectures.choices(TEXT_TASK if text else IMAGE_TASK)}
+    task = _task(plan)
+    text = kinds.get(task).INPUTS == TEXT
+    built_in = {a.id: a for a in architectures.choices(task)}
     picked = [built_in.get(i) or architectures.hub_architecture(i) for i in plan.architectures]
     jobs = [
         (labs.TRANSFER, key, lambda progress: _transfer(plan, 0, progress)),
@@ -91,9 +91,9 @@ def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
             picked or list(built_in.values()), plan.dataset, progress=progress)),
     ]
     if text:  # the language-model pages work on texts
-        jobs += [(labs.LLM_LEVELS, [plan.llm, plan.dataset], lambda progress: llm_lab.run_levels(
+        jobs += [(labs.LLM_LEVELS, [plan.llm, plan.dataset], lambda progress: llm_quantization.run_levels(
                      plan.llm, plan.dataset, texts=plan.llm_texts, progress=progress)),
-                 (labs.SPECIALIST, [plan.dataset], lambda progress: llm_lab.run_contest(
+                 (labs.SPECIALIST, [plan.dataset], lambda progress: specialist.run_contest(
                      plan.dataset, (plan.llm,), specialist=plan.model, progress=progress))]
     return jobs
 
@@ -101,30 +101,33 @@ def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
 def _ready(lab: str, key: list[str]) -> bool:
     """Whether the lab has results for `key` (and, for runs, that none was deleted since)."""
     kept = labs.recall(lab, key)
-    return kept is not None and ("runs" not in kept or bool(labs.recall_runs(lab, key)[0]))
+    return kept is not None and ("runs" not in kept or labs.runs_kept(kept))
 
 
 def _transfer(plan: Plan, examples_per_class: int, progress: Progress) -> None:
     """Only the head trained, against the default recipe (all weights fine-tuned) as the original."""
-    request = Request(plan.model, plan.dataset, [("finetune-head", {"examples_per_class": examples_per_class})],
-                      plan.eval_limit)
-    labs.remember_runs(labs.TRANSFER, [plan.model, plan.dataset], [run_pipeline(request, progress=progress)])
+    transfer.run_recipe(Request(plan.model, plan.dataset, [("finetune-head", {"examples_per_class": examples_per_class})],
+                                plan.eval_limit), progress=progress)
 
 
 def _quantization(plan: Plan, progress: Progress) -> None:
     """The bit-width sweep (weight-only 8/4/3/2, PyTorch and ONNX Runtime int8); its fastest int8 row is the
     Quantization page's headline run."""
-    sweep = run_sweep(Request(plan.model, plan.dataset, eval_limit=plan.eval_limit), progress=progress)
-    fast_int8 = {ids[-1] for ids in SWEEP_INT8.values()}
-    headline = next((run for run in sweep.runs if run.steps[-1]["technique"] in fast_int8), sweep.runs[-1])
-    labs.remember_runs(labs.QUANTIZATION, [plan.model, plan.dataset], [headline])
+    sweep = quantization.run_sweep(Request(plan.model, plan.dataset, eval_limit=plan.eval_limit), progress=progress)
+    labs.remember_runs(labs.QUANTIZATION, [plan.model, plan.dataset], [quantization.headline(sweep)])
 
 
 def _quantization_live(plan: Plan, progress: Progress) -> None:
-    """The fast int8 path for this kind of model, run again: ONNX Runtime int8 (dynamic for text, static for images)."""
-    task = IMAGE_TASK if load_dataset(DatasetSpec(plan.dataset)).modality == IMAGE else TEXT_TASK
-    request = Request(plan.model, plan.dataset, [(SWEEP_INT8[task][-1], {})], plan.eval_limit)
-    labs.remember_runs(labs.QUANTIZATION, [plan.model, plan.dataset], [run_pipeline(request, progress=progress)])
+    """The headline's int8 path, run again (ONNX Runtime int8: dynamic for text, static for images)."""
+    shown = quantization.latest(plan.model, plan.dataset)
+    task = shown.task if shown else _task(plan)
+    request = Request(plan.model, plan.dataset, [(quantization.fast_int8(task), {})], plan.eval_limit)
+    quantization.run_quantization(request, progress=progress)
+
+
+def _task(plan: Plan) -> str:
+    """The kind of model the plan's dataset needs (text or image classification)."""
+    return kinds.for_inputs(load_dataset(DatasetSpec(plan.dataset)).modality).ID
 
 
 @dataclass(frozen=True)

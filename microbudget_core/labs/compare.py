@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .runs import Run, artifact_saved
+from ..runs import Run, artifact_saved
 
 # The default price of an instance-hour: AWS EC2 c7i.large (2 vCPU, like the machine the figures come
 # from), on-demand, us-east-1, Linux, as listed in 2025. Change it to your own.

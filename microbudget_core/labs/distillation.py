@@ -6,22 +6,22 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import labs
-from .baseline import build_baseline
-from .data import DatasetSpec, load_dataset
-from .exclusive import one_at_a_time
-from .measure import MeasureConfig
-from .models import ModelBundle
-from .pipeline import SWEEP_INT8, Request, Sweep, load_run_model, prepare, resolve, run_steps
-from .progress import Progress, no_progress, scaled
-from .runs import Run, RunStore
-from .techniques.distill import CONTROL, STUDENT, softened
+from .. import labs
+from ..baseline import build_baseline
+from ..data import DatasetSpec, load_dataset
+from ..measure import MeasureConfig
+from ..models import ModelBundle
+from ..pipeline import Request, Sweep, load_run_model, prepare, resolve, run_steps
+from ..progress import Progress, no_progress, scaled
+from ..runs import Run, RunStore
+from ..techniques.distill import CONTROL, STUDENT, softened
+from .quantization import fast_int8
 
 TEMPERATURES = (1, 2, 4, 8)
 QUANTIZED = "student + int8"
 
 
-@one_at_a_time
+@labs.job
 def run_distillation(request: Request, settings: dict[str, Any], control: bool = True, quantize: bool = True,
                      store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(memory=False),
                      progress: Progress = no_progress) -> Sweep:
@@ -35,8 +35,8 @@ def run_distillation(request: Request, settings: dict[str, Any], control: bool =
     control_steps = resolve([("distill", {**settings, **labels_only})])  # bad knobs fail before slow work
     student_steps = resolve([("distill", settings)])
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.1))
-    if quantize:
-        student_steps += resolve([(SWEEP_INT8[prepared.baseline.task][1], {})])
+    if quantize and fast_int8(prepared.baseline.task):
+        student_steps += resolve([(fast_int8(prepared.baseline.task), {})])
     sweep = Sweep([], {})
     if control:
         sweep.runs.append(run_steps(prepared, control_steps, store, measure_config, scaled(progress, 0.1, 0.5)))

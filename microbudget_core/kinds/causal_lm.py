@@ -1,0 +1,82 @@
+"""Causal language models measured as such: perplexity on the eval texts, and a fixed greedy completion."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..data import Split
+from ..measure import MeasureConfig
+from ..models.bundle import CAUSAL_LM, TEXT, ModelBundle
+from ..models.llm import complete, is_causal_lm, load_causal_lm, perplexity
+from ..progress import Progress
+from .text_classification import dynamic_axes, example_inputs  # noqa: F401 (the kind's API: the same as text's)
+
+ID = CAUSAL_LM
+DESCRIPTION = "causal language model"
+DOES = "is a causal language model"
+PICK = "a language model such as smollm2-135m (or a hub id of one)"
+WORD_EMBEDDINGS = True
+PROMPTED_FOR = (TEXT,)  # it answers a text classification task from a prompt (models.llm.as_classifier)
+OPTIMUM_CLASS = "ORTModelForCausalLM"  # optimum.onnxruntime's class that exports this kind
+INPUTS = "text"  # data.TEXT
+QUALITY = "perplexity"
+HIGHER_IS_BETTER = False
+# The model card's snippet: what to do with the model once loaded.
+card_usage = ('from microbudget_core.models.llm import complete\n'
+              'print(complete(model, "The three best ways to make a model smaller are", 32).text)')
+
+
+@dataclass
+class Metrics:
+    latency_ms_p50: float  # per generated token, batch 1
+    latency_ms_p95: float
+    tokens_per_s: float  # the prompt's pass included
+    perplexity: float
+    fidelity: float  # share of the completion's tokens equal to the original's at the same position
+    prompt: str
+    completion: str
+
+
+def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None, config: MeasureConfig,
+            progress: Progress) -> tuple[Metrics, np.ndarray]:
+    """Perplexity on the eval texts; tokens/s and text of a fixed-length greedy completion of the prompt, whose
+    tokens are the predictions."""
+    progress(0.15, "Generating: warm-up")
+    complete(bundle, config.prompt, 2, stop_at_end=False)
+    progress(0.2, f"Generating {config.new_tokens} tokens")
+    generation = complete(bundle, config.prompt, config.new_tokens, stop_at_end=False)
+    tokens = np.array(generation.tokens)
+    per_token_ms = [seconds * 1000 for seconds in generation.seconds[1:]]  # the first also reads the prompt
+    progress(0.4, f"Measuring perplexity on {len(eval_split)} texts")
+    metrics = Metrics(
+        latency_ms_p50=statistics.median(per_token_ms),
+        latency_ms_p95=float(np.percentile(per_token_ms, 95)),
+        tokens_per_s=len(tokens) / sum(generation.seconds),
+        perplexity=perplexity(bundle, eval_split.inputs),
+        fidelity=1.0 if reference is None else float(np.mean(tokens == reference[: len(tokens)])),
+        prompt=config.prompt,
+        completion=generation.text,
+    )
+    return metrics, tokens
+
+
+def quality_ratio(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, float]:
+    """How much the perplexity grew (1 = unchanged)."""
+    return {"perplexity": result["perplexity"] / baseline["perplexity"]}
+
+
+def counting_input() -> list[str]:
+    return example_inputs()[:1]
+
+
+def recognises(config: Any) -> bool:
+    return is_causal_lm(config)
+
+
+def hf_loader(source: str, task: str, labels: list[str] | None) -> Callable[[], ModelBundle]:
+    """A causal LM loads as it is; models.load_model prompts it for a classification task."""
+    return lambda: load_causal_lm(source)

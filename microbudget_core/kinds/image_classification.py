@@ -1,0 +1,49 @@
+"""Image classification: uint8 RGB arrays in, one of the dataset's labels out; scored by accuracy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..models.bundle import IMAGE
+import transformers
+
+from ..models.hf import HubImagePreprocessor, from_pretrained
+from ._classification import (HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401 (the kind's API)
+                              quality, quality_ratio)
+
+ID = IMAGE
+DESCRIPTION = "image classifier"
+DOES = "classifies images"
+PICK = "an image model such as mobilenet-v2"
+WORD_EMBEDDINGS = False
+OPTIMUM_CLASS = "ORTModelForImageClassification"  # optimum.onnxruntime's class that exports this kind
+INPUTS = "image"  # data.IMAGE
+card_usage = ('import numpy, PIL.Image\n'  # the model card's snippet
+              'print([model.labels[i] for i in model.predict([numpy.asarray(PIL.Image.open("your-image.png"))])])')
+
+
+def example_inputs() -> list[np.ndarray]:
+    return [np.zeros((32, 32, 3), dtype=np.uint8)] * 2
+
+
+def counting_input() -> list[np.ndarray]:
+    """One input, as the bundle preprocesses it, for counting multiply-adds."""
+    return example_inputs()[:1]
+
+
+def dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
+    return {name: {0: "batch"} for name in names}
+
+
+def recognises(config: Any) -> bool:
+    return hasattr(config, "num_channels") or hasattr(config, "image_size")
+
+
+def hf_model_class(config: Any, fresh_head: bool = False) -> Any:
+    return transformers.AutoModelForImageClassification
+
+
+def hf_preprocessor(source: str) -> HubImagePreprocessor:
+    return HubImagePreprocessor(from_pretrained(transformers.AutoImageProcessor, source))

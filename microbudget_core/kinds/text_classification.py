@@ -1,0 +1,55 @@
+"""Text classification: texts in, one of the dataset's labels out; scored by accuracy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import transformers
+
+from ..models.bundle import TEXT
+from ..models.hf import TextPreprocessor, from_pretrained
+from ._classification import (HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401 (the kind's API)
+                              quality, quality_ratio)
+
+ID = TEXT
+DESCRIPTION = "text classifier"
+DOES = "classifies text"
+PICK = "a text model such as minilm-l6"
+WORD_EMBEDDINGS = True  # its inputs are tokens looked up in a word table (frozen, trimmed by some techniques)
+OPTIMUM_CLASS = "ORTModelForSequenceClassification"  # optimum.onnxruntime's class that exports this kind
+INPUTS = "text"  # data.TEXT
+FALLBACK = True  # a Hugging Face config that is neither a causal LM nor a vision model is taken for a text model
+TOKENS = 64  # multiply-adds of a text model are counted for one input of this many tokens
+card_usage = 'print([model.labels[i] for i in model.predict(["your text here"])])'  # the model card's snippet
+
+
+def example_inputs() -> list[str]:
+    """Two texts of different lengths, so an exported graph keeps batch and sequence axes free."""
+    return ["a short example", "a longer example sentence, so the batch has padding"]
+
+
+def counting_input() -> list[str]:
+    """One input of TOKENS tokens, for counting multiply-adds."""
+    return [" ".join(["word"] * (TOKENS - 2))]  # + [CLS] and [SEP]
+
+
+def dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
+    return {name: {0: "batch", 1: "sequence"} for name in names}
+
+
+def recognises(config: Any) -> bool:
+    return True  # the fallback: asked after the other kinds
+
+
+def hf_model_class(config: Any, fresh_head: bool = False) -> Any:
+    """Ours for a BERT encoder given a new head (and its saved results: it reads the mean of the layers), else Auto's."""
+    # Imported here: it loads transformers' modeling code (and torchao's noisy import), which a bad id never needs.
+    from ..models.layer_mean import LayerMeanBertForSequenceClassification, uses_layer_mean
+
+    if uses_layer_mean(config) or (fresh_head and config.model_type == "bert"):
+        return LayerMeanBertForSequenceClassification
+    return transformers.AutoModelForSequenceClassification
+
+
+def hf_preprocessor(source: str) -> TextPreprocessor:
+    return TextPreprocessor(from_pretrained(transformers.AutoTokenizer, source))

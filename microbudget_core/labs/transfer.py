@@ -1,0 +1,49 @@
+"""The transfer-learning lab: one recipe against the default one, and the data-efficiency curve."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import labs
+from ..measure import MeasureConfig
+from ..pipeline import Request, Sweep, prepare, resolve, run_rows
+from ..progress import Progress, no_progress, scaled
+from ..runs import Run, RunStore
+from ..training import TrainConfig, split_for_training
+
+# Examples per class for the data-efficiency curve; 0 = all of the train split.
+CURVE_EXAMPLES = (8, 32, 128, 512, 0)
+CURVE_STRATEGIES = ("finetune-head", "finetune-full", "from-scratch")
+
+
+def run_recipe(request: Request, progress: Progress = no_progress) -> Run:
+    """One transfer recipe (the request's steps) against the default recipe as the original; the page's latest."""
+    return labs.run_and_remember(labs.TRANSFER, request, progress=progress)
+
+
+def latest(model: str, dataset: str) -> Run | None:
+    """The run the Transfer page opens on for this model and dataset."""
+    return next(iter(labs.recall_runs(labs.TRANSFER, [model, dataset])[0]), None)
+
+
+@labs.job
+def run_curve(request: Request, strategies: tuple[str, ...] = CURVE_STRATEGIES,
+              examples_per_class: tuple[int, ...] = CURVE_EXAMPLES, store: RunStore | None = None,
+              measure_config: MeasureConfig = MeasureConfig(memory=False), progress: Progress = no_progress) -> Sweep:
+    """The data-efficiency curve: each strategy trained on k examples per class, for each k.
+
+    A k that every class falls short of trains on all the data: it runs once, as the first such k (or 'all').
+    """
+    rows = {(strategy, k): resolve([(strategy, {"examples_per_class": k})])  # bad ids fail before slow work
+            for strategy in strategies for k in examples_per_class}
+    prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.2))
+    fit, _ = split_for_training(prepared.dataset.train, TrainConfig())
+    largest = int(np.bincount(fit.labels).max())
+    all_data = [k for k in examples_per_class if k == 0 or k >= largest]
+    kept = [k for k in examples_per_class if k not in all_data or k == (0 if 0 in all_data else min(all_data))]
+    sweep = run_rows(prepared, [steps for (_, k), steps in rows.items() if k in kept], store, measure_config,
+                     progress)
+    for k in set(examples_per_class) - set(kept):
+        sweep.skipped[f"{k}/class"] = f"every class has at most {largest} training examples: the same run as all"
+    labs.remember_runs(labs.CURVE, [request.model, request.dataset], sweep.runs, sweep.skipped)
+    return sweep

@@ -1,0 +1,47 @@
+"""Runtimes: what executes a bundle's model (PyTorch, ONNX Runtime), one module each.
+
+A bundle names its runtime in meta["runtime"] (PyTorch when absent); `models.load_saved` reads it back.
+Adding a runtime (llama.cpp, say) is adding a module here that holds:
+
+- `ID`, and `SELF_CONTAINED`: True when the saved file is the whole model (an ONNX graph), False when
+  the architecture is rebuilt first and the weights fill it (PyTorch);
+- `run(model, features) -> np.ndarray`: preprocessed features in, the model's output (logits) out;
+- `save(model, folder)` and `load(folder, model=None) -> model` (the rebuilt architecture when not
+  self-contained);
+- `parameter_count(model)`, `digest(model)` (a sha256 of the weights) and `set_threads(model, n)`.
+
+`measure()` only calls these, so a new runtime needs no change there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import lru_cache
+from types import ModuleType
+from typing import Any
+
+from ..errors import MicrobudgetError
+
+PYTORCH = "pytorch"  # the runtime of a bundle whose meta names none
+ORT = "onnxruntime"
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, ModuleType]:
+    """Runtime id -> module, for every module in this package."""
+    modules = (importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__))
+    return {module.ID: module for module in modules}
+
+
+def get(runtime_id: str) -> ModuleType:
+    try:
+        return registry()[runtime_id]
+    except KeyError:
+        raise MicrobudgetError(f"Unknown runtime '{runtime_id}'.", f"Use one of: {', '.join(sorted(registry()))}.") \
+            from None
+
+
+def of(meta: dict[str, Any]) -> ModuleType:
+    """The runtime a bundle's (or a saved artifact's) meta names."""
+    return get(meta.get("runtime", PYTORCH))
