@@ -12,10 +12,8 @@ from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
+from . import kinds, limits
 from .atomic import folder_atomically
-from . import kinds
 from .data import Dataset
 from .exclusive import one_at_a_time
 from .models import IMAGE, TEXT, ModelBundle, ModelSpec, load_model, load_saved
@@ -67,10 +65,8 @@ def _train_and_cache(pretrained: ModelBundle, dataset: Dataset, recipe: TrainCon
 
 
 def _cache_key(model_id: str, dataset: Dataset, recipe: TrainConfig) -> str:
-    fingerprint = hashlib.sha256()
-    for example in dataset.train.inputs:
-        fingerprint.update(example.encode() if isinstance(example, str) else np.asarray(example).tobytes())
-    fingerprint.update(dataset.train.labels.tobytes())
-    key = json.dumps([model_id, dataset.id, fingerprint.hexdigest(), asdict(recipe), RECIPE_VERSION])
+    # The operator's limits change what the recipe trains on: a baseline made under them is kept apart.
+    key = json.dumps([model_id, dataset.id, dataset.train.fingerprint(), asdict(recipe), limits.active(),
+                      RECIPE_VERSION])
     readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{model_id}-{dataset.id}")[:60]
     return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"

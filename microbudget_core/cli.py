@@ -13,11 +13,11 @@ from typing import Any, Iterator
 from tqdm import tqdm
 
 from . import kinds, techniques
-from .labs import talk
-from .labs.compare import Limits, candidates, measured_on, recommend
 from .data.bundled import BUNDLED
 from .errors import MicrobudgetError
 from .export import export_run
+from .labs import talk
+from .labs.compare import Limits, candidates, measured_on, recommend
 from .measure import MeasureConfig
 from .models import CAUSAL_LM, OFFLINE_MODELS
 from .pipeline import Request, run_pipeline

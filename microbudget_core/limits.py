@@ -21,7 +21,14 @@ def active() -> dict[str, int]:
 def capped(config: Any) -> Any:
     """`config` (a dataclass) with each limited setting it has brought within its limit."""
     fields = {field.name for field in dataclasses.fields(config)}
-    changes = {name: maximum for name, maximum in active().items()
-               if name in fields and (getattr(config, name) > maximum or getattr(config, name) == 0 and
-                                      name == "examples_per_class")}
+    changes = {name: within(name, getattr(config, name)) for name in active() if name in fields}
+    changes = {name: value for name, value in changes.items() if value != getattr(config, name)}
     return dataclasses.replace(config, **changes) if changes else config
+
+
+def within(name: str, value: int) -> int:
+    """A limited setting's value brought within its limit (examples_per_class 0, "all", is over any limit)."""
+    maximum = active().get(name)
+    if maximum is None:
+        return value
+    return maximum if value == 0 and name == "examples_per_class" else min(value, maximum)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
 
 from . import limits, techniques
 from .baseline import build_baseline
@@ -18,7 +16,7 @@ from .measure import MeasureConfig, Measurement, measure, ratios
 from .models import ModelBundle
 from .paths import workspace
 from .progress import Progress, no_progress, scaled
-from .runs import Run, RunStore, artifact_saved, step_label
+from .runs import Run, RunStore, step_label
 
 
 @dataclass(frozen=True)
@@ -143,16 +141,6 @@ def resolve(step_settings: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, 
     """(technique module, Config) per step, within the operator's limits; unknown ids and bad settings raise here."""
     return [(techniques.get(tid), limits.capped(techniques.make_config(techniques.get(tid), settings)))
             for tid, settings in step_settings]
-
-
-@one_at_a_time
-def load_run_model(run: Run) -> ModelBundle:
-    """The model a run saved, loaded back from its artifact folder (to try it, or to export it)."""
-    from .models import load_saved
-
-    if not artifact_saved(run.artifact_path):
-        raise MicrobudgetError(f"Run {run.run_id} has no saved model files.", "Run it again to save its model.")
-    return load_saved(Path(run.artifact_path))
 
 
 def _records(steps: list[tuple[Any, Any]]) -> list[dict[str, Any]]:

@@ -13,6 +13,8 @@ from typing import Any
 
 from . import kinds
 from .errors import MicrobudgetError
+from .exclusive import one_at_a_time
+from .models import ModelBundle, load_saved
 from .paths import workspace
 
 SCHEMA = """
@@ -51,6 +53,22 @@ class Run:
 def artifact_saved(artifact_path: str | None) -> bool:
     """Whether a run's saved model is still on disk (its folder and the microbudget.json that describes it)."""
     return bool(artifact_path) and (Path(artifact_path) / "microbudget.json").exists()
+
+
+def stored_run(run_id: str) -> Run:
+    """The stored run with this id; one clear error if there is none (deleted, or never made)."""
+    run = RunStore().get(run_id)
+    if run is None:
+        raise MicrobudgetError(f"No stored run '{run_id}'.", "Pick a run id from `runs` or the Compare page.")
+    return run
+
+
+@one_at_a_time
+def load_run_model(run: Run) -> ModelBundle:
+    """The model a run saved, loaded back from its artifact folder (to try it, or to export it)."""
+    if not artifact_saved(run.artifact_path):
+        raise MicrobudgetError(f"Run {run.run_id} has no saved model files.", "Run it again to save its model.")
+    return load_saved(Path(run.artifact_path))
 
 
 def step_label(step: dict[str, Any]) -> str:

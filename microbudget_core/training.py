@@ -10,10 +10,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from . import limits
+from .batching import in_length_order
 from .data import Split
 from .models import ModelBundle
 from .progress import Progress, no_progress
-
 
 # (model being trained, a batch of raw inputs, their labels, their positions in the fit split) -> loss.
 # The default is cross-entropy on the labels; distillation passes one that also reads the teacher's logits.
@@ -66,6 +67,8 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
     positions index the fit split: `split_for_training(train, config, examples_per_class)[0]`, or all of
     `train` when `validation` is given (the caller held it out and chose the budget).
     """
+    # The operator's limits, here so that every training obeys them: techniques, labs and the baseline recipe.
+    config, examples_per_class = limits.capped(config), limits.within("examples_per_class", examples_per_class)
     torch.manual_seed(config.seed)
     fit, validation = (train, validation) if validation else split_for_training(train, config, examples_per_class)
     result = bundle.copy(head_trained=True)
@@ -172,13 +175,4 @@ def accuracy_on(bundle: ModelBundle, split: Split) -> float:
 def batched_logits(bundle: ModelBundle, inputs: list[Any], batch_size: int = 64,
                    progress: Progress = no_progress) -> np.ndarray:
     """Logits for many inputs, a batch at a time, in input order (texts of similar length batched together)."""
-    order = (np.argsort([len(x) for x in inputs], kind="stable") if inputs and isinstance(inputs[0], str)
-             else np.arange(len(inputs)))
-    rows = []
-    for start in range(0, len(order), batch_size):
-        rows.append(bundle.logits([inputs[i] for i in order[start:start + batch_size]]))
-        done = min(len(order), start + batch_size)
-        progress(done / len(order), f"{done:,} of {len(order):,} examples")
-    logits = np.empty((len(order), rows[0].shape[-1]), dtype=np.float32)
-    logits[order] = np.concatenate(rows)
-    return logits
+    return in_length_order(inputs, bundle.logits, batch_size, progress, "Examples")

@@ -7,8 +7,9 @@ import ui
 from microbudget_core import labs, plots, techniques
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.labs import transfer as lab
-from microbudget_core.pipeline import Request, load_run_model
-from microbudget_core.runs import RunStore
+from microbudget_core.pipeline import Request
+
+from microbudget_core.runs import RunStore, load_run_model
 
 STRATEGIES = ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch", "setfit-style"]
 

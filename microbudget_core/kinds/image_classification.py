@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from ..models.bundle import IMAGE
 import transformers
 
+from ..models.bundle import IMAGE
 from ..models.hf import HubImagePreprocessor, from_pretrained
-from ._classification import (HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401 (the kind's API)
-                              quality, quality_ratio)
+from ._classification import HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader, quality, quality_ratio  # noqa: F401 (the kind's API)
 
 ID = IMAGE
 DESCRIPTION = "image classifier"

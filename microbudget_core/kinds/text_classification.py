@@ -8,8 +8,7 @@ import transformers
 
 from ..models.bundle import TEXT
 from ..models.hf import TextPreprocessor, from_pretrained
-from ._classification import (HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401 (the kind's API)
-                              quality, quality_ratio)
+from ._classification import HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader, quality, quality_ratio  # noqa: F401 (the kind's API)
 
 ID = TEXT
 DESCRIPTION = "text classifier"

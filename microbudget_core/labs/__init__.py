@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from ..exclusive import one_at_a_time
 from ..atomic import write_atomically
+from ..exclusive import one_at_a_time
 from ..paths import workspace
 from ..pipeline import Request, run_pipeline
 from ..progress import Progress, no_progress

@@ -17,10 +17,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from .. import kinds, labs, limits
 from ..data import DatasetSpec, load_dataset
 from ..errors import MicrobudgetError
+from ..kinds.text_classification import TOKENS
 from ..measure import MeasureConfig, measure
 from ..models import OFFLINE_MODELS, ModelBundle, ModelSpec, load_model
 from ..models.variants import keep_layers, narrow
-from ..kinds.text_classification import TOKENS
 from ..progress import Progress, no_progress, scaled
 from ..techniques._finetune import recipe_rate
 from ..training import TrainConfig, train_classifier

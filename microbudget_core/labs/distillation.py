@@ -11,9 +11,9 @@ from ..baseline import build_baseline
 from ..data import DatasetSpec, load_dataset
 from ..measure import MeasureConfig
 from ..models import ModelBundle
-from ..pipeline import Request, Sweep, load_run_model, prepare, resolve, run_steps
+from ..pipeline import Request, Sweep, prepare, resolve, run_steps
 from ..progress import Progress, no_progress, scaled
-from ..runs import Run, RunStore
+from ..runs import Run, RunStore, load_run_model, stored_run
 from ..techniques.distill import CONTROL, STUDENT, softened
 from .quantization import fast_int8
 
@@ -111,8 +111,9 @@ def eval_examples(dataset: str, count: int = 12) -> list[Any]:
 
 def teacher_model(model: str, dataset: str, teacher_run: str = "") -> ModelBundle:
     """The teacher: a stored run's model, or by default the model fine-tuned on the dataset by the baseline recipe."""
-    run = RunStore().get(teacher_run) if teacher_run else None
-    return load_run_model(run) if run else build_baseline(model, load_dataset(DatasetSpec(dataset)))
+    if teacher_run:
+        return load_run_model(stored_run(teacher_run))
+    return build_baseline(model, load_dataset(DatasetSpec(dataset)))
 
 
 def side_by_side(student: Run, example: Any) -> dict[str, np.ndarray]:

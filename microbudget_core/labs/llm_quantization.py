@@ -13,9 +13,9 @@ from ..errors import MicrobudgetError
 from ..measure import MeasureConfig
 from ..models import CAUSAL_LM, ModelBundle, ModelSpec, load_model
 from ..models.llm import Generation
-from ..pipeline import Request, Sweep, load_run_model, prepare, resolve, run_rows
+from ..pipeline import Request, Sweep, prepare, resolve, run_rows
 from ..progress import Progress, no_progress, scaled
-from ..runs import Run, RunStore
+from ..runs import Run, RunStore, load_run_model
 
 # Level -> (bits per weight, steps). Weight-only packs the LM head and the (tied) embedding table too, as GGUF does.
 # Two int8 paths: torch.ao's (one activation scale per tensor: fast kernels, but the outlier features of an LLM's

@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .. import labs
-from .compare import DEFAULT_PRICE_PER_HOUR, serving_cost
 from ..measure import MeasureConfig
 from ..models import CAUSAL_LM, ModelSpec, load_model
 from ..pipeline import Request, prepare, resolve, run_steps
 from ..progress import Progress, no_progress, scaled
 from ..runs import Run, RunStore
+from .compare import DEFAULT_PRICE_PER_HOUR, serving_cost
+
 
 @labs.job
 def run_contest(dataset: str, llms: Sequence[str] = ("smollm2-135m",), shots: int = 4,

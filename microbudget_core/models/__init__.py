@@ -8,10 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import kinds, runtimes
 from ..assets import MINILM, asset_path
 from ..errors import MicrobudgetError
 from ..exclusive import one_at_a_time
-from .. import kinds, runtimes
 from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, TEXT, ModelBundle, ModelSpec, count_params
 from .hf import hf_config, load_hf_classifier, load_saved_hf
 from .llm import as_classifier, load_causal_lm, load_saved_llm, smollm2_folder

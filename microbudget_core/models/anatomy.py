@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..batching import in_length_order
 from ..errors import MicrobudgetError
 from ..progress import Progress, no_progress
 
@@ -60,20 +61,16 @@ def head_inputs(model: nn.Module, head: str, preprocess: Callable[[Sequence[Any]
     """What the head receives for each input (the frozen features), as float32 rows in input order."""
     captured: list[torch.Tensor] = []
     hook = model.get_submodule(head).register_forward_pre_hook(lambda _, args: captured.append(args[0].float()))
-    # Texts of similar length share a batch, so little compute goes to padding.
-    order = (np.argsort([len(x) for x in inputs], kind="stable") if inputs and isinstance(inputs[0], str)
-             else np.arange(len(inputs)))
+
+    def features(batch: list[Any]) -> np.ndarray:
+        model(**preprocess(batch))
+        return captured.pop().numpy()
+
     try:
         model.eval()
-        for start in range(0, len(order), batch_size):
-            model(**preprocess([inputs[i] for i in order[start:start + batch_size]]))
-            done = min(len(order), start + batch_size)
-            progress(done / len(order), f"Computing frozen features: {done:,} of {len(order):,}")
+        return in_length_order(inputs, features, batch_size, progress, "Computing frozen features")
     finally:
         hook.remove()
-    features = np.empty((len(order), captured[0].shape[-1]), dtype=np.float32)
-    features[order] = torch.cat(captured).numpy()
-    return features
 
 
 def reinitialised(model: nn.Module, seed: int) -> nn.Module:

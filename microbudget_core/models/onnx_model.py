@@ -17,11 +17,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import kinds, runtimes
 from ..cpu import cpu_flags, is_arm
 from ..errors import MicrobudgetError
-from .. import kinds, runtimes
 from ..runtimes.ort import OnnxClassifier
 from .bundle import ModelBundle
+
 
 def one_clear_error(action: str) -> Callable:
     """Turn whatever an exporter or quantizer raises into one MicrobudgetError saying what failed."""
@@ -154,8 +155,13 @@ def quantize_static_int8(onnx_bytes: bytes, batches: list[dict[str, np.ndarray]]
     quantize_static but wants a datasets.Dataset per architecture; feeding the calibration split's
     preprocessed batches serves transformers models and the project's CNN with one path.
     """
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,

@@ -22,6 +22,7 @@ from ..models import IMAGE, TEXT, ModelBundle, ModelSpec, load_model
 from ..models.anatomy import head_inputs, head_name
 from ..models.variants import LAYER_CHOICES, keep_layers, narrow, pick_layers, trim_vocab
 from ..progress import Progress, no_progress, scaled
+from ..runs import load_run_model, stored_run
 from ..runtimes import ORT, PYTORCH
 from ..training import TrainConfig, batched_logits, logits_of, split_for_training, train_classifier
 from . import _finetune, applies_to
@@ -158,13 +159,7 @@ def _matches_layers(teacher: ModelBundle, config: Config) -> bool:
 def _teacher(bundle: ModelBundle, config: Config) -> ModelBundle:
     """The model this step receives, or a stored run's; it must have a trained head for these labels."""
     if config.teacher_run:
-        from ..pipeline import load_run_model
-        from ..runs import RunStore
-
-        run = RunStore().get(config.teacher_run)
-        if run is None:
-            raise MicrobudgetError(f"No stored run '{config.teacher_run}' to use as the teacher.",
-                                   "Pick a run id from `runs` or the Compare page.")
+        run = stored_run(config.teacher_run)
         teacher = load_run_model(run)
         if teacher.labels != bundle.labels:
             raise MicrobudgetError(f"Teacher run {run.run_id} predicts {teacher.labels}, this dataset has "
