@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 def catalog() -> dict[str, list[dict[str, str]]]:
     """Models, datasets and techniques with one-line descriptions (the `list` output)."""
     return {
-        "models": [{"id": m.id, "task": m.task, "inputs": kinds.get(m.task).INPUTS, "quality": kinds.get(m.task).QUALITY,
-                    "description": m.description} for m in OFFLINE_MODELS.values()],
+        "models": [{"id": m.id, "task": m.task, "inputs": kinds.get(m.task).INPUTS,
+                    "quality": kinds.get(m.task).QUALITY, "description": m.description}
+                   for m in OFFLINE_MODELS.values()],
         "datasets": [{"id": d.id, "modality": d.modality, "description": d.description} for d in BUNDLED.values()
                      if d.installed()]
         + [{"id": "csv:PATH", "modality": "text", "description": "your CSV: a text column and a label column"},

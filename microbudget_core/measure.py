@@ -60,8 +60,9 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
         quality, predictions = kind.quality(bundle, eval_split, reference, config, progress)
     finally:
         torch.set_num_threads(threads)
-    metrics = {"size_bytes": size, "params": bundle.parameter_count(), **kinds.as_dict(quality), "peak_rss_mb": peak_rss,
-               "load_seconds": load_seconds, "eval_examples": len(eval_split), "threads": config.threads}
+    metrics = {"size_bytes": size, "params": bundle.parameter_count(), **kinds.as_dict(quality),
+               "peak_rss_mb": peak_rss, "load_seconds": load_seconds, "eval_examples": len(eval_split),
+               "threads": config.threads}
     progress(1.0, "Measured")
     return Measurement(metrics, predictions)
 

@@ -19,29 +19,21 @@ Which techniques apply to a kind is declared by each technique (its `KINDS`), se
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
-from ..errors import MicrobudgetError
+from ..registry import entry, modules_by_id
 
 
 @lru_cache(maxsize=1)
 def registry() -> dict[str, ModuleType]:
     """Kind id (the task string) -> module, for every module in this package."""
-    modules = (importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)
-               if not info.name.startswith("_"))  # _helpers are shared code, not kinds
-    return {module.ID: module for module in modules}
+    return modules_by_id(__name__, __path__)
 
 
 def get(task: str) -> ModuleType:
-    try:
-        return registry()[task]
-    except KeyError:
-        raise MicrobudgetError(f"Unknown kind of model '{task}'.", f"Use one of: {', '.join(sorted(registry()))}.") \
-            from None
+    return entry(registry(), task, "kind of model")
 
 
 def for_inputs(modality: str) -> ModuleType:

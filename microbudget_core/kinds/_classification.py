@@ -62,7 +62,8 @@ def quality_ratio(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str,
     return {"accuracy_retained": result["accuracy"] / baseline["accuracy"] if baseline["accuracy"] else 0.0}
 
 
-def _predict_all(bundle: ModelBundle, inputs: list[Any], batch_size: int, progress: Progress) -> tuple[np.ndarray, float]:
+def _predict_all(bundle: ModelBundle, inputs: list[Any], batch_size: int,
+                 progress: Progress) -> tuple[np.ndarray, float]:
     """Predictions for every eval example, and examples/second at `batch_size` (after one warm-up batch)."""
     bundle.logits(inputs[:batch_size])
     predictions, elapsed = [], 0.0

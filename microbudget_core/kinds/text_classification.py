@@ -41,7 +41,8 @@ def recognises(config: Any) -> bool:
 
 
 def hf_model_class(config: Any, fresh_head: bool = False) -> Any:
-    """Ours for a BERT encoder given a new head (and its saved results: it reads the mean of the layers), else Auto's."""
+    """Ours for a BERT encoder given a new head, and its saved results (it reads the mean of the layers); else
+    Auto's."""
     # Imported here: it loads transformers' modeling code (and torchao's noisy import), which a bad id never needs.
     from ..models.layer_mean import LayerMeanBertForSequenceClassification, uses_layer_mean
 

@@ -122,7 +122,8 @@ def latest(dataset_id: str) -> tuple[Budget, list[dict[str, Any]]] | None:
 
 def multiply_adds(bundle: ModelBundle, image_size: int | None = None) -> int:
     """Multiply-adds of one forward pass at batch 1 (torch's FLOP counter / 2) on its kind's counting input (text
-    at TEXT_TOKENS tokens, images as the bundle preprocesses them), or at `image_size` px (for fully convolutional models)."""
+    at TEXT_TOKENS tokens, images as the bundle preprocesses them), or at `image_size` px (fully convolutional
+    models)."""
     if image_size:
         features = {"pixel_values": torch.zeros(1, 3, image_size, image_size)}
     else:

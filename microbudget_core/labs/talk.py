@@ -106,8 +106,8 @@ def _ready(lab: str, key: list[str]) -> bool:
 
 def _transfer(plan: Plan, examples_per_class: int, progress: Progress) -> None:
     """Only the head trained, against the default recipe (all weights fine-tuned) as the original."""
-    transfer.run_recipe(Request(plan.model, plan.dataset, [("finetune-head", {"examples_per_class": examples_per_class})],
-                                plan.eval_limit), progress=progress)
+    steps = [("finetune-head", {"examples_per_class": examples_per_class})]
+    transfer.run_recipe(Request(plan.model, plan.dataset, steps, plan.eval_limit), progress=progress)
 
 
 def _quantization(plan: Plan, progress: Progress) -> None:

@@ -15,13 +15,11 @@ Adding a runtime (llama.cpp, say) is adding a module here that holds:
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
-from ..errors import MicrobudgetError
+from ..registry import entry, modules_by_id
 
 PYTORCH = "pytorch"  # the runtime of a bundle whose meta names none
 ORT = "onnxruntime"
@@ -30,16 +28,11 @@ ORT = "onnxruntime"
 @lru_cache(maxsize=1)
 def registry() -> dict[str, ModuleType]:
     """Runtime id -> module, for every module in this package."""
-    modules = (importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__))
-    return {module.ID: module for module in modules}
+    return modules_by_id(__name__, __path__)
 
 
 def get(runtime_id: str) -> ModuleType:
-    try:
-        return registry()[runtime_id]
-    except KeyError:
-        raise MicrobudgetError(f"Unknown runtime '{runtime_id}'.", f"Use one of: {', '.join(sorted(registry()))}.") \
-            from None
+    return entry(registry(), runtime_id, "runtime")
 
 
 def of(meta: dict[str, Any]) -> ModuleType:

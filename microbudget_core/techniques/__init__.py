@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
-import pkgutil
 import typing
 from functools import lru_cache
 from types import ModuleType
@@ -24,6 +22,7 @@ from typing import Any, Callable
 from .. import kinds, runtimes
 from ..errors import MicrobudgetError
 from ..models.bundle import ModelBundle
+from ..registry import entry, modules_by_id
 
 Apply = typing.Callable[..., ModelBundle]
 
@@ -73,17 +72,11 @@ def int8_path(task: str, runtime: str) -> ModuleType | None:
 @lru_cache(maxsize=1)
 def registry() -> dict[str, ModuleType]:
     """Technique id -> module, for every module in this package."""
-    modules = (importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)
-               if not info.name.startswith("_"))  # _helpers are shared code, not techniques
-    return {module.ID: module for module in modules}
+    return modules_by_id(__name__, __path__)
 
 
 def get(technique_id: str) -> ModuleType:
-    try:
-        return registry()[technique_id]
-    except KeyError:
-        raise MicrobudgetError(f"Unknown technique '{technique_id}'.",
-                               f"Use one of: {', '.join(sorted(registry()))}.") from None
+    return entry(registry(), technique_id, "technique")
 
 
 def make_config(technique: ModuleType, settings: dict[str, str] | None = None) -> Any:
