@@ -20,6 +20,7 @@ from microbudget_core.data.preview import Preview, preview
 from microbudget_core.data.uploads import save_upload
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.progress import Progress
+from microbudget_core.rows import labelled
 
 OTHER = "other…"
 
@@ -141,10 +142,16 @@ def kept_rows(lab: str, key: list[str], label: str, job: Callable[[Progress], An
     return runs
 
 
-def number_table(rows: list[dict[str, Any]], formats: dict[str, str], hidden: tuple[str, ...] = ()) -> None:
-    """Rows as a table, each column in `formats` shown with its number format ("percent", "%.1f", ...)."""
-    st.dataframe(pd.DataFrame(rows).drop(columns=list(hidden)), hide_index=True, width="stretch",
+def number_table(rows: list[Any], formats: dict[str, str], hidden: tuple[str, ...] = ()) -> None:
+    """A lab's rows as a table under their labels, each column in `formats` shown with its number format
+    ("percent", "%.1f", ...)."""
+    st.dataframe(row_frame(rows).drop(columns=list(hidden)), hide_index=True, width="stretch",
                  column_config={column: st.column_config.NumberColumn(format=fmt) for column, fmt in formats.items()})
+
+
+def row_frame(rows: list[Any]) -> pd.DataFrame:
+    """A lab's row dataclasses as a table whose columns are their display labels."""
+    return pd.DataFrame([labelled(row) for row in rows])
 
 
 def results_or_stop(runs: list, message: str) -> list:

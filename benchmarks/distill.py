@@ -41,11 +41,10 @@ def main(out: Path) -> None:
         name = model + (f" ({settings['examples_per_class']} labels/class)" if "examples_per_class" in settings else "")
         seconds = [None] + [run.result.get("train_seconds") for run in sweep.runs]
         for row, trained in zip(lineup(sweep.runs), seconds):
-            lines.append(f"| {name} | {row['model']} | {row['size MB']:.1f} | {row['params (M)']:.2f} | "
-                         f"{row['p50 ms']:.2f} | {row['accuracy']:.3f} | {row['% of teacher accuracy']:.1f} | "
-                         f"{row['x smaller']:.1f} | {row['x faster']:.1f} | "
-                         f"{row['same predictions as the original']:.3f} | "
-                         f"{'' if trained is None or row['model'] == 'student + int8' else f'{trained:.0f}'} |")
+            lines.append(f"| {name} | {row.model} | {row.size_mb:.1f} | {row.params_m:.2f} | "
+                         f"{row.p50_ms:.2f} | {row.accuracy:.3f} | {row.teacher_share:.1f} | "
+                         f"{row.x_smaller:.1f} | {row.x_faster:.1f} | {row.fidelity:.3f} | "
+                         f"{'' if trained is None or row.model == 'student + int8' else f'{trained:.0f}'} |")
         for run in sweep.runs[:2]:
             lines.append(f"| | note | {run.notes[-1]} |" + " |" * (len(COLUMNS) - 3))
     lines += ["", "Wall time of the page's button for all its rows (the teacher's outputs are cached after the first "

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
-from microbudget_core.labs.llm_quantization import DEFAULT_LEVELS, level_rows, run_levels
+from microbudget_core.labs.llm_quantization import level_rows, run_levels
 from microbudget_core.labs.specialist import contest_rows, run_contest
 
 MODEL, DATASET = "smollm2-135m", "rotten-tomatoes"
@@ -31,11 +31,11 @@ def levels() -> list[str]:
              "| level | bits | size MB | x smaller | load s | tokens/s | perplexity | perplexity x | same tokens |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['level']} | {row['bits']} | {row['size MB']:.1f} | {row['x smaller']:.2f} | "
-                     f"{row['load s'] or float('nan'):.1f} | {row['tokens/s']:.1f} | {row['perplexity']:.1f} | "
-                     f"{row['perplexity x']:.2f} | {row['same tokens']:.2f} |")
+        lines.append(f"| {row.level} | {row.bits} | {row.size_mb:.1f} | {row.x_smaller:.2f} | "
+                     f"{row.load_s or float('nan'):.1f} | {row.tokens_per_s:.1f} | {row.perplexity:.1f} | "
+                     f"{row.perplexity_x:.2f} | {row.same_tokens:.2f} |")
     lines += ["", f"Prompt: *{sweep.runs[0].result['prompt']}*", ""]
-    lines += [f"- **{row['level']}**: {row['completion'].strip()!r}" for row in rows]
+    lines += [f"- **{row.level}**: {row.completion.strip()!r}" for row in rows]
     lines += ["", f"Wall time for all {len(rows)} rows: {wall:.0f} s (model load and conversion included)."]
     return lines
 
@@ -50,8 +50,8 @@ def contest() -> list[str]:
              "2-vCPU instance.", "",
              "| contender | params M | size MB | accuracy | macro F1 | p50 ms | $ per 1M |", "|---|---|---|---|---|---|---|"]
     for row in contest_rows(runs):
-        lines.append(f"| {row['contender']} | {row['params M']:.1f} | {row['size MB']:.1f} | {row['accuracy']:.3f} | "
-                     f"{row['macro F1']:.3f} | {row['p50 ms']:.1f} | {row['$ per 1M']:.3f} |")
+        lines.append(f"| {row.contender} | {row.params_m:.1f} | {row.size_mb:.1f} | {row.accuracy:.3f} | "
+                     f"{row.macro_f1:.3f} | {row.p50_ms:.1f} | {row.cost_per_million:.3f} |")
     lines += ["", f"Wall time: {wall:.0f} s (the specialist's fine-tuned baseline comes from the cache)."]
     return lines
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.colors
@@ -15,6 +15,7 @@ from .runs import Run
 
 if TYPE_CHECKING:  # annotations only: importing the explainer would pull torch and the model loaders in here
     from .explainer import Explanation
+    from .labs.llm_quantization import LevelRow
 
 ORIGINAL_COLOUR = "#94a3b8"
 RESULT_COLOUR = "#0f766e"
@@ -279,17 +280,19 @@ def architectures_figure(rows: list[dict]) -> go.Figure:
     return figure
 
 
-LINEUP_PANELS = [("size MB", "Size", "MB"), ("p50 ms", "Latency p50 (batch 1)", "ms"), ("accuracy", "Accuracy", "%")]
+LINEUP_PANELS = [("size_mb", "Size", "MB"), ("p50_ms", "Latency p50 (batch 1)", "ms"), ("accuracy", "Accuracy", "%")]
 
 
-def lineup_figure(rows: list[dict], name: str = "model", panels: list[tuple[str, str, str]] = LINEUP_PANELS,
+def lineup_figure(rows: list[Any], name: str = "model", panels: list[tuple[str, str, str]] = LINEUP_PANELS,
                   log_panels: tuple[str, ...] = ()) -> go.Figure:
-    """One bar per row (the original first, in grey) in each panel, e.g. what a student keeps of its teacher."""
-    names = [row[name] for row in rows]
+    """One bar per row (the original first, in grey) in each panel, e.g. what a student keeps of its teacher.
+
+    `rows` are a lab's row dataclasses; `name` and each panel's first item name their fields."""
+    names = [getattr(row, name) for row in rows]
     colours = [ORIGINAL_COLOUR] + TECHNIQUE_PALETTE[:len(rows) - 1]
     figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for _, title, _ in panels])
     for column, (key, _, unit) in enumerate(panels, start=1):
-        values = [row[key] * (100 if unit == "%" else 1) for row in rows]
+        values = [getattr(row, key) * (100 if unit == "%" else 1) for row in rows]
         figure.add_trace(go.Bar(x=names, y=values, marker_color=colours, showlegend=False,
                                 text=[f"{v:,.3g} {unit}" if key in log_panels else f"{v:,.1f} {unit}" for v in values],
                                 textposition="auto",
@@ -300,22 +303,22 @@ def lineup_figure(rows: list[dict], name: str = "model", panels: list[tuple[str,
     return figure
 
 
-def levels_figure(rows: list[dict]) -> go.Figure:
+def levels_figure(rows: list[LevelRow]) -> go.Figure:
     """Perplexity, tokens/s and size at each level (fewest bits last); the original as a dashed line."""
     original, levels = rows[0], rows[1:]
-    panels = [("perplexity", "Perplexity (lower is better, log)", True), ("tokens/s", "Tokens per second", False),
-              ("size MB", "Stored size, MB", False)]
+    panels = [("perplexity", "Perplexity (lower is better, log)", True), ("tokens_per_s", "Tokens per second", False),
+              ("size_mb", "Stored size, MB", False)]
     figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for _, title, _ in panels])
-    names = [row["level"] for row in levels]
+    names = [row.level for row in levels]
     for column, (key, _, log) in enumerate(panels, start=1):
-        figure.add_trace(go.Scatter(x=names, y=[row[key] for row in levels], mode="lines+markers+text",
+        figure.add_trace(go.Scatter(x=names, y=[getattr(row, key) for row in levels], mode="lines+markers+text",
                                     marker=dict(size=10, color=RESULT_COLOUR), line=dict(color=RESULT_COLOUR),
-                                    text=[f"{row[key]:,.3g}" for row in levels], textposition="top center",
+                                    text=[f"{getattr(row, key):,.3g}" for row in levels], textposition="top center",
                                     showlegend=False, hovertemplate="%{x}: %{y:,.4g}<extra></extra>"), row=1, col=column)
         # A dashed trace, not add_hline: plotly reads a shape's and annotation's y as log10(y) on log axes.
-        figure.add_trace(go.Scatter(x=names, y=[original[key]] * len(names), mode="lines", name=original["level"],
+        figure.add_trace(go.Scatter(x=names, y=[getattr(original, key)] * len(names), mode="lines", name=original.level,
                                     line=dict(dash="dash", color=ORIGINAL_COLOUR), showlegend=column == 1,
-                                    hovertemplate=f"{original['level']}: %{{y:,.4g}}<extra></extra>"),
+                                    hovertemplate=f"{original.level}: %{{y:,.4g}}<extra></extra>"),
                          row=1, col=column)
         if log:
             figure.update_yaxes(type="log", row=1, col=column)

@@ -87,10 +87,10 @@ def test_comparison_rows_mark_each_frontier_and_price_each_row():
     found = [candidate("original", 0.82, 20.0, 90.0, original=True), candidate("int8", 0.81, 8.0, 24.0),
              candidate("worse", 0.80, 9.0, 20.0)]
     rows = comparison_rows(found, price_per_hour=0.36, requests_per_s=50)
-    assert [r["Pareto (latency)"] for r in rows] == [True, True, False]  # "worse" is slower and less accurate
-    assert [r["Pareto (size)"] for r in rows] == [True, True, True]  # ...but the smallest
-    assert rows[1]["$ per 1M"] == pytest.approx(1.0)  # 100 per second at $0.36 an hour
-    assert rows[0]["artifact"] == "original"
+    assert [r.pareto_latency for r in rows] == [True, True, False]  # "worse" is slower and less accurate
+    assert [r.pareto_size for r in rows] == [True, True, True]  # ...but the smallest
+    assert rows[1].cost_per_million == pytest.approx(1.0)  # 100 per second at $0.36 an hour
+    assert rows[0].artifact == "original"
 
 
 def test_only_runs_measured_on_the_same_eval_examples_are_compared():

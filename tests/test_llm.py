@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import transformers
 from safetensors import safe_open
 from streamlit.testing.v1 import AppTest
 
@@ -23,7 +22,7 @@ from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import CAUSAL_LM, TEXT, ModelSpec, load_model
 from microbudget_core.runs import RunStore
-from microbudget_core.models.llm import Generation, as_classifier, complete, perplexity
+from microbudget_core.models.llm import Generation, complete, perplexity
 from microbudget_core.techniques import few_shot
 from microbudget_core.training import TrainConfig
 
@@ -143,8 +142,8 @@ def test_each_level_runs_and_its_packed_size_is_what_the_bit_count_predicts(tiny
             held = sum(stored.get_tensor(key).nbytes for key in stored.keys())
         assert held == predicted
     rows = llm_quantization.level_rows(sweep.runs)
-    assert rows[0]["level"] == llm_quantization.ORIGINAL and rows[0]["x smaller"] == 1
-    sizes = {row["level"]: row["size MB"] for row in rows}
+    assert rows[0].level == llm_quantization.ORIGINAL and rows[0].x_smaller == 1
+    sizes = {row.level: row.size_mb for row in rows}
     assert sizes["2-bit"] < sizes["4-bit"] < sizes["8-bit"] < sizes[llm_quantization.ORIGINAL]
     assert llm_quantization.latest_levels(str(tiny_causal_lm), texts_id) == sweep.runs
 
@@ -163,10 +162,10 @@ def test_the_contest_measures_specialist_and_llm_on_the_same_texts(tiny_causal_l
     runs = specialist.run_contest(texts_id, [str(tiny_causal_lm)], shots=2, specialist=str(tiny_text_model), eval_limit=30,
                                measure_config=QUICK)
     rows = specialist.contest_rows(runs)
-    assert [row["contender"].split()[-1] for row in rows] == ["fine-tuned", "onnx-int8-dynamic", "zero-shot",
+    assert [row.contender.split()[-1] for row in rows] == ["fine-tuned", "onnx-int8-dynamic", "zero-shot",
                                                               "2-shot"]
     assert {run.result["eval_examples"] for run in runs} == {30}
-    assert all(0 <= row["accuracy"] <= 1 and row["$ per 1M"] > 0 for row in rows)
+    assert all(0 <= row.accuracy <= 1 and row.cost_per_million > 0 for row in rows)
     assert "x faster per text" in specialist.contest_headline(rows)
     assert specialist.latest_contest(texts_id) == runs
     with pytest.raises(MicrobudgetError, match="not a causal language model"):

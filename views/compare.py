@@ -3,8 +3,9 @@
 import functools
 import json
 
-import pandas as pd
 import streamlit as st
+
+import ui
 
 from microbudget_core import plots
 from microbudget_core.labs.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates,
@@ -46,7 +47,7 @@ with st.expander("Cost of serving", expanded=True):
     st.caption(f"From each model's measured throughput at batch 32 on 2 CPU threads. Default price: "
                f"{DEFAULT_PRICE_SOURCE}.")
 
-table = pd.DataFrame(comparison_rows(found, price, rate))
+table = ui.row_frame(comparison_rows(found, price, rate))
 
 chart = st.plotly_chart(plots.pareto_figure(found), key="pareto", on_select="rerun", selection_mode="points")
 st.caption("Faded points are dominated: another run is at least as accurate and at least as fast (or small). "

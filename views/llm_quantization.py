@@ -47,8 +47,8 @@ st.subheader("The same prompt at each level")
 st.markdown(f"*{runs[0].result['prompt']}*")
 for start in range(0, len(rows), 3):
     for column, row in zip(st.columns(3), rows[start:start + 3]):
-        column.markdown(f"**{row['level']}** · perplexity {row['perplexity']:,.1f}")
-        column.text(row["completion"].strip())
+        column.markdown(f"**{row.level}** · perplexity {row.perplexity:,.1f}")
+        column.text(row.completion.strip())
 
 st.subheader("Try a level live")
 choices = {"": lab.ORIGINAL} | {run.run_id: lab.level_of(run) for run in runs}

@@ -33,7 +33,7 @@ rows = lab.contest_rows(runs)
 st.subheader("Side by side")
 st.markdown(f"**{lab.contest_headline(rows)}**")
 st.plotly_chart(plots.lineup_figure(rows, name="contender", panels=lab.CONTEST_PANELS,
-                                    log_panels=("p50 ms", "$ per 1M")), width="stretch",
+                                    log_panels=("p50_ms", "cost_per_million")), width="stretch",
                 config={"displayModeBar": False})
 ui.number_table(rows, {"accuracy": "percent", "macro F1": "%.3f", "params M": "%.1f", "size MB": "%.1f",
                        "p50 ms": "%.1f", "$ per 1M": "$%.3f"})

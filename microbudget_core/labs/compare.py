@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ..rows import column
 from ..runs import Run, artifact_saved
 
 # The default price of an instance-hour: AWS EC2 c7i.large (2 vCPU, like the machine the figures come
@@ -158,8 +159,29 @@ def serving_cost(throughput_per_s: float, price_per_hour: float = DEFAULT_PRICE_
     return Cost(per_million, instances, instances * price_per_hour * HOURS_PER_MONTH)
 
 
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One candidate in the Compare table: its figures, its serving cost, whether it is on each frontier."""
+
+    name: str = column("name")
+    model: str = column("model")
+    technique: str = column("technique")
+    accuracy: float = column("accuracy")
+    size_mb: float = column("size MB")
+    p50_ms: float = column("p50 ms")
+    params_m: float = column("params M")
+    throughput: float = column("per s @32")
+    cost_per_million: float = column("$ per 1M")
+    cost_per_month: float = column("$ per month")
+    pareto_latency: bool = column("Pareto (latency)")
+    pareto_size: bool = column("Pareto (size)")
+    artifact: str = column("artifact")  # original, saved or missing
+    run: str = column("run")
+    when: str = column("when")
+
+
 def comparison_rows(found: Sequence[Candidate], price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
-                    requests_per_s: float = 10.0) -> list[dict[str, Any]]:
+                    requests_per_s: float = 10.0) -> list[ComparisonRow]:
     """One table row per candidate: its figures, its serving cost, and whether it is on each Pareto frontier."""
     accuracy = [c.metrics["accuracy"] for c in found]
     fastest = pareto_front([c.metrics["latency_ms_p50"] for c in found], accuracy)
@@ -167,11 +189,11 @@ def comparison_rows(found: Sequence[Candidate], price_per_hour: float = DEFAULT_
     rows = []
     for c, fast, small in zip(found, fastest, smallest):
         cost = serving_cost(c.metrics["throughput_per_s"], price_per_hour, requests_per_s)
-        rows.append({"name": c.name, "model": c.model, "technique": c.technique, "accuracy": c.metrics["accuracy"],
-                     "size MB": c.metrics["size_bytes"] / 1e6, "p50 ms": c.metrics["latency_ms_p50"],
-                     "params M": (c.metrics.get("params") or 0) / 1e6, "per s @32": c.metrics["throughput_per_s"],
-                     "$ per 1M": cost.per_million, "$ per month": cost.per_month,
-                     "Pareto (latency)": fast, "Pareto (size)": small,
-                     "artifact": "original" if c.is_original else "missing" if c.artifact_missing else "saved",
-                     "run": c.run_id or "", "when": c.created_at})
+        rows.append(ComparisonRow(
+            name=c.name, model=c.model, technique=c.technique, accuracy=c.metrics["accuracy"],
+            size_mb=c.metrics["size_bytes"] / 1e6, p50_ms=c.metrics["latency_ms_p50"],
+            params_m=(c.metrics.get("params") or 0) / 1e6, throughput=c.metrics["throughput_per_s"],
+            cost_per_million=cost.per_million, cost_per_month=cost.per_month, pareto_latency=fast,
+            pareto_size=small, artifact="original" if c.is_original else "missing" if c.artifact_missing else "saved",
+            run=c.run_id or "", when=c.created_at))
     return rows

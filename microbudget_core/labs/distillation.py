@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -13,6 +14,7 @@ from ..measure import MeasureConfig
 from ..models import ModelBundle
 from ..pipeline import Request, Sweep, prepare, resolve, run_steps
 from ..progress import Progress, no_progress, scaled
+from ..rows import column
 from ..runs import Run, RunStore, load_run_model, stored_run
 from ..techniques.distill import CONTROL, STUDENT, softened
 from .quantization import fast_int8
@@ -58,7 +60,22 @@ def role(run: Run) -> str:
     return run.result.get("distill_role", STUDENT)
 
 
-def lineup(runs: Sequence[Run]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class LineupRow:
+    """One model of the line-up, against the teacher."""
+
+    model: str = column("model")
+    size_mb: float = column("size MB")
+    params_m: float = column("params (M)")
+    p50_ms: float = column("p50 ms")
+    accuracy: float = column("accuracy")
+    fidelity: float = column("same predictions as the original")
+    x_smaller: float = column("x smaller")
+    x_faster: float = column("x faster")
+    teacher_share: float = column("% of teacher accuracy")
+
+
+def lineup(runs: Sequence[Run]) -> list[LineupRow]:
     """Teacher, control, student, student + int8: size, params, latency, accuracy, fidelity, against the teacher.
 
     The teacher is the original model, or the stored run the student named as its teacher (`teacher_run`).
@@ -68,23 +85,25 @@ def lineup(runs: Sequence[Run]) -> list[dict[str, Any]]:
     teacher = teacher_run.result if teacher_run else runs[0].baseline
     rows = [("teacher", teacher, teacher_run.result["fidelity"] if teacher_run else 1.0)]
     rows += [(role(run), run.result, run.result["fidelity"]) for run in runs]
-    return [{"model": name, "size MB": m["size_bytes"] / 1e6, "params (M)": m["params"] / 1e6,
-             "p50 ms": m["latency_ms_p50"], "accuracy": m["accuracy"], "same predictions as the original": fidelity,
-             "x smaller": teacher["size_bytes"] / m["size_bytes"], "x faster": teacher["latency_ms_p50"] /
-             m["latency_ms_p50"], "% of teacher accuracy": 100 * m["accuracy"] / teacher["accuracy"]}
+    return [LineupRow(model=name, size_mb=m["size_bytes"] / 1e6, params_m=m["params"] / 1e6,
+                      p50_ms=m["latency_ms_p50"], accuracy=m["accuracy"], fidelity=fidelity,
+                      x_smaller=teacher["size_bytes"] / m["size_bytes"],
+                      x_faster=teacher["latency_ms_p50"] / m["latency_ms_p50"],
+                      teacher_share=100 * m["accuracy"] / teacher["accuracy"])
             for name, m, fidelity in rows]
 
 
-def headline(rows: list[dict[str, Any]]) -> str:
-    """What a speaker says about the line-up: how much smaller and faster, how much accuracy kept, what distilling added."""
-    by_name = {row["model"]: row for row in rows}
+def headline(rows: list[LineupRow]) -> str:
+    """What a speaker says about the line-up: how much smaller and faster, how much accuracy kept, what distilling
+    added."""
+    by_name = {row.model: row for row in rows}
     best = by_name.get(QUANTIZED) or by_name.get(STUDENT)
     if best is None:
         return ""
-    said = (f"The {best['model']} is {best['x smaller']:.1f}x smaller and {best['x faster']:.1f}x faster than the "
-            f"teacher and keeps {best['% of teacher accuracy']:.0f}% of its accuracy.")
+    said = (f"The {best.model} is {best.x_smaller:.1f}x smaller and {best.x_faster:.1f}x faster than the "
+            f"teacher and keeps {best.teacher_share:.0f}% of its accuracy.")
     if STUDENT in by_name and CONTROL in by_name:
-        gain = (by_name[STUDENT]["accuracy"] - by_name[CONTROL]["accuracy"]) * 100
+        gain = (by_name[STUDENT].accuracy - by_name[CONTROL].accuracy) * 100
         said += f" Distillation itself: {gain:+.1f} pt over the same student trained on the labels alone."
     return said
 

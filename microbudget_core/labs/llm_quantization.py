@@ -5,6 +5,7 @@ Every row is a stored run, made by the same techniques and measure() as the othe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -15,6 +16,7 @@ from ..models import CAUSAL_LM, ModelBundle, ModelSpec, load_model
 from ..models.llm import Generation
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows
 from ..progress import Progress, no_progress, scaled
+from ..rows import column
 from ..runs import Run, RunStore, load_run_model
 
 # Level -> (bits per weight, steps). Weight-only packs the LM head and the (tied) embedding table too, as GGUF does.
@@ -50,7 +52,23 @@ def run_levels(model: str, dataset: str, levels: Sequence[str] = DEFAULT_LEVELS,
     return sweep
 
 
-def level_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class LevelRow:
+    """One quantization level of the language model, against it as loaded."""
+
+    level: str = column("level")
+    bits: int = column("bits")
+    size_mb: float = column("size MB")
+    x_smaller: float = column("x smaller")
+    load_s: float | None = column("load s")
+    tokens_per_s: float = column("tokens/s")
+    perplexity: float = column("perplexity")
+    perplexity_x: float = column("perplexity x")
+    same_tokens: float = column("same tokens")
+    completion: str = column("completion")
+
+
+def level_rows(runs: Sequence[Run]) -> list[LevelRow]:
     """The original then each level: bits, size, load time, tokens/s, perplexity, and the same prompt's completion."""
     if not runs:
         return []
@@ -71,12 +89,12 @@ def level_of(run: Run) -> str:
     return run.label
 
 
-def _row(level: str, bits: int, metrics: dict[str, Any], original: dict[str, Any]) -> dict[str, Any]:
-    return {"level": level, "bits": bits, "size MB": metrics["size_bytes"] / 1e6,
-            "x smaller": original["size_bytes"] / metrics["size_bytes"], "load s": metrics.get("load_seconds"),
-            "tokens/s": metrics["tokens_per_s"], "perplexity": metrics["perplexity"],
-            "perplexity x": metrics["perplexity"] / original["perplexity"],
-            "same tokens": metrics["fidelity"], "completion": metrics["completion"]}
+def _row(level: str, bits: int, metrics: dict[str, Any], original: dict[str, Any]) -> LevelRow:
+    return LevelRow(level=level, bits=bits, size_mb=metrics["size_bytes"] / 1e6,
+                    x_smaller=original["size_bytes"] / metrics["size_bytes"], load_s=metrics.get("load_seconds"),
+                    tokens_per_s=metrics["tokens_per_s"], perplexity=metrics["perplexity"],
+                    perplexity_x=metrics["perplexity"] / original["perplexity"], same_tokens=metrics["fidelity"],
+                    completion=metrics["completion"])
 
 
 def stream(model: str, run_id: str, prompt: str, max_new_tokens: int) -> Generation:

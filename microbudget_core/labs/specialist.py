@@ -5,6 +5,7 @@ Every row is a stored run, made by the same techniques and measure() as the othe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .. import labs
@@ -12,6 +13,7 @@ from ..measure import MeasureConfig
 from ..models import CAUSAL_LM, ModelSpec, load_model
 from ..pipeline import Request, prepare, resolve, run_steps
 from ..progress import Progress, no_progress, scaled
+from ..rows import column
 from ..runs import Run, RunStore
 from .compare import DEFAULT_PRICE_PER_HOUR, serving_cost
 
@@ -38,35 +40,47 @@ def run_contest(dataset: str, llms: Sequence[str] = ("smollm2-135m",), shots: in
     return runs
 
 
-CONTEST_PANELS = [("accuracy", "Accuracy", "%"), ("p50 ms", "Latency p50 per text (log)", "ms"),
-                  ("$ per 1M", "$ per 1M predictions (log)", "$")]
+CONTEST_PANELS = [("accuracy", "Accuracy", "%"), ("p50_ms", "Latency p50 per text (log)", "ms"),
+                  ("cost_per_million", "$ per 1M predictions (log)", "$")]
 
 
-def contest_rows(runs: Sequence[Run], price_per_hour: float = DEFAULT_PRICE_PER_HOUR) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ContestRow:
+    """One contender: its size, accuracy, latency and serving cost."""
+
+    contender: str = column("contender")
+    model: str = column("model")
+    params_m: float = column("params M")
+    size_mb: float = column("size MB")
+    accuracy: float = column("accuracy")
+    macro_f1: float = column("macro F1")
+    p50_ms: float = column("p50 ms")
+    cost_per_million: float = column("$ per 1M")
+    run: str = column("run")
+
+
+def contest_rows(runs: Sequence[Run], price_per_hour: float = DEFAULT_PRICE_PER_HOUR) -> list[ContestRow]:
     """One row per contender, with its serving cost (the Compare page's cost model)."""
-    rows = []
-    for run in runs:
-        for name, metrics in _contenders(run):
-            rows.append({"contender": name, "model": run.model, "params M": metrics["params"] / 1e6,
-                         "size MB": metrics["size_bytes"] / 1e6, "accuracy": metrics["accuracy"],
-                         "macro F1": metrics["macro_f1"], "p50 ms": metrics["latency_ms_p50"],
-                         "$ per 1M": serving_cost(metrics["throughput_per_s"], price_per_hour).per_million,
-                         "run": run.run_id})
-    return rows
+    return [ContestRow(contender=name, model=run.model, params_m=metrics["params"] / 1e6,
+                       size_mb=metrics["size_bytes"] / 1e6, accuracy=metrics["accuracy"],
+                       macro_f1=metrics["macro_f1"], p50_ms=metrics["latency_ms_p50"],
+                       cost_per_million=serving_cost(metrics["throughput_per_s"], price_per_hour).per_million,
+                       run=run.run_id)
+            for run in runs for name, metrics in _contenders(run)]
 
 
-def contest_headline(rows: list[dict[str, Any]]) -> str:
+def contest_headline(rows: list[ContestRow]) -> str:
     """The specialist against the best LLM contender, in one sentence."""
     specialist = rows[0]
-    llm_rows = [row for row in rows if "shot" in row["contender"]]
+    llm_rows = [row for row in rows if "shot" in row.contender]
     if not llm_rows:
-        return f"{specialist['contender']}: accuracy {specialist['accuracy']:.1%}."
-    best = max(llm_rows, key=lambda row: row["accuracy"])
-    verdict = "beats" if specialist["accuracy"] > best["accuracy"] else "does not beat"
-    return (f"{specialist['contender']} ({specialist['params M']:.0f}M params) {verdict} the best LLM contender, "
-            f"{best['contender']} ({best['params M']:.0f}M): accuracy {specialist['accuracy']:.1%} vs "
-            f"{best['accuracy']:.1%}, {best['p50 ms'] / specialist['p50 ms']:.0f}x faster per text, "
-            f"{best['$ per 1M'] / specialist['$ per 1M']:.0f}x cheaper per prediction.")
+        return f"{specialist.contender}: accuracy {specialist.accuracy:.1%}."
+    best = max(llm_rows, key=lambda row: row.accuracy)
+    verdict = "beats" if specialist.accuracy > best.accuracy else "does not beat"
+    return (f"{specialist.contender} ({specialist.params_m:.0f}M params) {verdict} the best LLM contender, "
+            f"{best.contender} ({best.params_m:.0f}M): accuracy {specialist.accuracy:.1%} vs "
+            f"{best.accuracy:.1%}, {best.p50_ms / specialist.p50_ms:.0f}x faster per text, "
+            f"{best.cost_per_million / specialist.cost_per_million:.0f}x cheaper per prediction.")
 
 
 def _contenders(run: Run) -> list[tuple[str, dict[str, Any]]]:

@@ -157,17 +157,11 @@ def _transfer_slide(plan: Plan) -> Shown:
         return "", []
     run = runs[0]
     full, head = run.baseline, run.result
-    rows = [{"recipe": "all weights fine-tuned (default recipe)", "accuracy": full["accuracy"],
-             "train s": full.get("train_seconds") or 0.0, "train examples": full.get("train_examples") or 0},
-            {"recipe": run.label, "accuracy": head["accuracy"], "train s": head["train_seconds"],
-             "train examples": head["train_examples"]}]
     headline = (f"{run.label} of pretrained {plan.model} ({head['trainable_params']:,} parameters trained, "
                 f"{head['train_examples']:,} examples, {head['train_seconds']:.0f} s) reaches "
                 f"{head['accuracy']:.1%} on {plan.dataset}; fine-tuning all {full['params'] / 1e6:.1f}M weights "
                 f"(the default recipe) reaches {full['accuracy']:.1%}.")
-    figure = plots.lineup_figure(rows, name="recipe", panels=[("accuracy", "Accuracy", "%"),
-                                                               ("train s", "Training time", "s"),
-                                                               ("train examples", "Training examples", "")])
+    figure = plots.lineup_figure(transfer.recipe_rows(run), name="recipe", panels=transfer.RECIPE_PANELS)
     return headline, [figure]
 
 

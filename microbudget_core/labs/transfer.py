@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import labs
 from ..measure import MeasureConfig
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows
 from ..progress import Progress, no_progress, scaled
+from ..rows import column
 from ..runs import Run, RunStore
 from ..training import TrainConfig, split_for_training
 
@@ -24,6 +27,28 @@ def run_recipe(request: Request, progress: Progress = no_progress) -> Run:
 def latest(model: str, dataset: str) -> Run | None:
     """The run the Transfer page opens on for this model and dataset."""
     return next(iter(labs.recall_runs(labs.TRANSFER, [model, dataset])[0]), None)
+
+
+@dataclass(frozen=True)
+class RecipeRow:
+    """A transfer recipe's accuracy and what its training cost."""
+
+    recipe: str = column("recipe")
+    accuracy: float = column("accuracy")
+    train_s: float = column("train s")
+    train_examples: int = column("train examples")
+
+
+RECIPE_PANELS = [("accuracy", "Accuracy", "%"), ("train_s", "Training time", "s"),
+                 ("train_examples", "Training examples", "")]
+
+
+def recipe_rows(run: Run) -> list[RecipeRow]:
+    """The default recipe (all weights fine-tuned, the run's original) and the run's recipe."""
+    full, done = run.baseline, run.result
+    return [RecipeRow("all weights fine-tuned (default recipe)", full["accuracy"], full.get("train_seconds") or 0.0,
+                      full.get("train_examples") or 0),
+            RecipeRow(run.label, done["accuracy"], done["train_seconds"], done["train_examples"])]
 
 
 @labs.job
