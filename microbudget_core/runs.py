@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import kinds
+from . import kinds, techniques
 from .errors import MicrobudgetError
 from .exclusive import one_at_a_time
 from .models import ModelBundle, load_saved
@@ -73,8 +73,6 @@ def load_run_model(run: Run) -> ModelBundle:
 
 def step_label(step: dict[str, Any]) -> str:
     """A step record's name: its technique id, with the settings that differ from the defaults."""
-    from . import techniques  # techniques import models and torch; runs.py stays light until asked
-
     try:
         defaults = asdict(techniques.get(step["technique"]).Config())
     except MicrobudgetError:  # a technique since removed or renamed: its id is still a name

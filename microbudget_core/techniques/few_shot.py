@@ -11,6 +11,7 @@ from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
 from ..models.bundle import TEXT
+from ..models.llm import PromptPreprocessor
 from ..progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import applies_to
@@ -26,12 +27,10 @@ class Config:
     seed: int = 0  # which training examples
 
 
-@applies_to(ID, (TEXT,), (PYTORCH,), instead="Pick a language model such as smollm2-135m and a text dataset: it then answers as a "
-            "text classifier.")
+@applies_to(ID, (TEXT,), (PYTORCH,),
+            instead="Pick a language model such as smollm2-135m and a text dataset: it then answers as a classifier.")
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    from ..models.llm import PromptPreprocessor
-
     if not isinstance(bundle.preprocess, PromptPreprocessor):
         raise MicrobudgetError(f"few-shot prompts a language model, and '{bundle.name}' is not one answering a "
                                "classification task.", "Pick a language model such as smollm2-135m and a text dataset.")
