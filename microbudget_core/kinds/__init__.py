@@ -3,17 +3,21 @@
 A kind owns what differs between kinds of model, so the rest of the engine asks it instead of
 comparing task strings. Adding a kind (speech recognition, say) is adding a module here that holds:
 
-- `ID` (the task string a bundle and a run carry), `DESCRIPTION`, `INPUTS` (the dataset modality
-  it reads: "text" or "image", data.TEXT / data.IMAGE);
+- `ID` (the task string a bundle and a run carry), `DESCRIPTION` ("text classifier"), `DOES`
+  ("classifies text") and `PICK` (a model to suggest), for messages; `INPUTS`, the dataset modality
+  it reads (data.TEXT or data.IMAGE); `WORD_EMBEDDINGS`, whether its inputs are looked up in a word table;
 - `QUALITY` (the metric that ranks its runs: "accuracy", "perplexity", ...), `HIGHER_IS_BETTER`,
   and `Metrics`, a dataclass of the figures `measure()` adds for it;
 - `quality(bundle, eval_split, reference, config, progress) -> (Metrics, predictions)`, the part of
-  `measure()` that differs, and `quality_ratio(baseline, result) -> dict`, its part of the ratios;
-- `example_inputs()` (raw inputs for ONNX export and multiply-add counting), `dynamic_axes(names)`,
-  `card_example` (the input the model card's snippet predicts on);
-- `recognises(config)`, whether a Hugging Face config is of this kind (the `FALLBACK` kind is asked last).
+  `measure()` that differs (predictions are what fidelity compares), and `quality_ratio(baseline, result)`,
+  its part of the run's ratios;
+- `example_inputs()` and `dynamic_axes(names)` for ONNX export, `counting_input()` for multiply-adds,
+  `card_usage` (the model card's snippet), `OPTIMUM_CLASS` (Optimum's exporter for it);
+- Hugging Face models of the kind: `recognises(config)` (the `FALLBACK` kind is asked last),
+  `hf_loader(source, task, labels)`, `hf_model_class(config, fresh_head)`, `hf_preprocessor(source)`,
+  and `PROMPTED_FOR`, the other tasks it answers from a prompt (a causal LM answers text classification).
 
-Which techniques apply to a kind is declared by each technique (its `KINDS`), see techniques.applies().
+Which techniques apply to a kind is declared by each technique (`@techniques.applies_to`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Adding a technique is adding a module here; the registry finds it by itself.
 `apply(bundle, config, dataset, progress) -> ModelBundle` never modifies its input bundle, and is
-decorated with `@applies_to(kinds, runtimes)`: the kinds of model (kinds/) and the runtimes (runtimes/)
-it works on, the one rule that refuses any other bundle with one message (see `applies`).
+decorated with `@applies_to(ID, kinds, runtimes)`: the kinds of model (kinds/) and the runtimes (runtimes/)
+it works on, the one rule that refuses any other bundle with one message (see `why_not`).
 A technique that changes module structure also has `restructure(model, meta) -> model`, so
 `models.load_saved` can rebuild its saved artifacts (it records its ID in meta["structure"]).
 An int8 technique that is the one to pick for some kinds in its runtime names them in `INT8_FOR`
@@ -24,7 +24,7 @@ from ..errors import MicrobudgetError
 from ..models.bundle import ModelBundle
 from ..registry import entry, modules_by_id
 
-Apply = typing.Callable[..., ModelBundle]
+Apply = Callable[..., ModelBundle]
 
 
 def applies_to(technique_id: str, kind_ids: tuple[str, ...], runtime_ids: tuple[str, ...],
@@ -57,10 +57,6 @@ def why_not(apply: Any, bundle: ModelBundle) -> str | None:
         return (f"{apply.technique_id} does not apply to '{bundle.name}', which runs in {bundle.runtime.NAME}: "
                 f"it works on models in {wanted}.")
     return None
-
-
-def applicable(technique: ModuleType, bundle: ModelBundle) -> bool:
-    return why_not(technique.apply, bundle) is None
 
 
 def int8_path(task: str, runtime: str) -> ModuleType | None:
