@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
+from microbudget_core.cpu import describe
 from microbudget_core.labs.architectures import Budget, choices, compare_architectures
 from microbudget_core.models import IMAGE, TEXT
 
@@ -21,7 +21,7 @@ COLUMNS = ["architecture", "params M", "multiply-adds M", "at 224 px G", "size M
 
 def main(out: Path) -> None:
     budget = Budget()
-    lines = [f"Measured {date.today()} on {platform.machine()}, 2 threads; every architecture trained with the "
+    lines = [f"Measured {date.today()} on {describe()}, 2 threads; every architecture trained with the "
              f"same budget (all weights, {budget.examples_per_class} examples per class, {budget.epochs} epochs), "
              "accuracy on the 1,000-example held-out eval split; multiply-adds per input (64 tokens; the "
              "dataset's image size, and 224 px for the MobileNets).", "",

@@ -9,13 +9,13 @@ student trained on the labels alone with the same budget.
 
 from __future__ import annotations
 
-import platform
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
+from microbudget_core.cpu import describe
 from microbudget_core.labs.distillation import lineup, run_distillation
 from microbudget_core.pipeline import Request
 
@@ -29,7 +29,7 @@ COLUMNS = ["model", "row", "size MB", "params M", "p50 ms", "accuracy", "% of te
 
 
 def main(out: Path) -> None:
-    lines = [f"Measured {date.today()} on {platform.machine()}, 2 threads, batch-1 latency at the dataset's inputs; "
+    lines = [f"Measured {date.today()} on {describe()}, 2 threads, batch-1 latency at the dataset's inputs; "
              "accuracy on the 1,000-example held-out eval split; the page's default knobs.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     walls = []

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import platform
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
+from microbudget_core.cpu import describe
 from microbudget_core.labs.llm_quantization import level_rows, run_levels
 from microbudget_core.labs.specialist import contest_rows, run_contest
 
@@ -57,7 +57,7 @@ def contest() -> list[str]:
 
 
 def main(parts: list[str]) -> None:
-    lines = [f"Measured {date.today()} on {platform.machine()}, 2 threads.", ""]
+    lines = [f"Measured {date.today()} on {describe()}, 2 threads.", ""]
     for part in parts:
         lines += {"levels": levels, "contest": contest}[part]() + [""]
     out = Path(__file__).with_name("llm.md" if len(parts) == 2 else f"llm-{parts[0]}.md")

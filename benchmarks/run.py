@@ -8,7 +8,6 @@ the original measured in the same run (same process, same threads), since absolu
 
 from __future__ import annotations
 
-import platform
 import sys
 import time
 from datetime import date
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from microbudget_core.cpu import describe
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.labs.quantization import run_sweep
 from microbudget_core.pipeline import Request, prepare, resolve, run_steps
@@ -39,7 +39,7 @@ def cells(model: str, name: str, m: dict, original: dict) -> list[str]:
 
 
 def main(out: Path) -> None:
-    lines = [f"Measured {date.today()} on {platform.machine()} ({platform.processor() or 'cpu'}), torch "
+    lines = [f"Measured {date.today()} on {describe()}, torch "
              f"{torch.__version__}, 2 threads, batch 1 for latency (median / p95 of 30), batch 32 for throughput; "
              "accuracy on the 1,000-example held-out eval split. Each row's ratios are against the original "
              "measured in the same run (its original row shown once per model).", "",

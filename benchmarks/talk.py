@@ -10,7 +10,6 @@ before, in an app started after `warm` (the first page load, which imports the e
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from benchmarks.run import report
+from microbudget_core.cpu import describe
 from microbudget_core.labs import talk
 from microbudget_core.paths import home
 
@@ -77,7 +77,7 @@ def page_table() -> list[str]:
 
 
 def main(path: Path) -> None:
-    lines = [f"Measured {date.today()} on {platform.machine()}, 2 threads, data folder {home()}.", "",
+    lines = [f"Measured {date.today()} on {describe()}, 2 threads, data folder {home()}.", "",
              "### `python -m microbudget_core warm` (offline defaults)", "", *warm_table(), "",
              "### Each page after `warm`, reached by its sidebar link in headless Chromium", "", *page_table()]
     path.write_text("\n".join(lines) + "\n")

@@ -9,16 +9,16 @@ The data-efficiency curve of the Transfer learning page is timed on MobileNetV2.
 
 from __future__ import annotations
 
-import platform
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
+from microbudget_core.cpu import describe
 from microbudget_core.errors import MicrobudgetError
-from microbudget_core.measure import MeasureConfig
 from microbudget_core.labs.transfer import run_curve
+from microbudget_core.measure import MeasureConfig
 from microbudget_core.pipeline import Request, prepare, resolve, run_steps
 
 STRATEGIES = ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch"]
@@ -37,7 +37,7 @@ def cells(model: str, name: str, m: dict) -> list[str]:
 
 
 def main(out: Path) -> None:
-    lines = [f"Measured {date.today()} on {platform.machine()}, 2 threads; accuracy on the 1,000-example held-out "
+    lines = [f"Measured {date.today()} on {describe()}, 2 threads; accuracy on the 1,000-example held-out "
              "eval split; default knobs unless the row says otherwise.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for model, dataset in MODELS:
