@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,7 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
         quality, predictions = kind.quality(bundle, eval_split, reference, config, progress)
     finally:
         torch.set_num_threads(threads)
-    metrics = {"size_bytes": size, "params": bundle.parameter_count(), **kinds.as_dict(quality),
+    metrics = {"size_bytes": size, "params": bundle.parameter_count(), **dataclasses.asdict(quality),
                "peak_rss_mb": peak_rss, "load_seconds": load_seconds, "eval_examples": len(eval_split),
                "threads": config.threads}
     progress(1.0, "Measured")

@@ -316,7 +316,8 @@ def levels_figure(rows: list[LevelRow]) -> go.Figure:
                                     text=[f"{getattr(row, key):,.3g}" for row in levels], textposition="top center",
                                     showlegend=False, hovertemplate="%{x}: %{y:,.4g}<extra></extra>"), row=1, col=column)
         # A dashed trace, not add_hline: plotly reads a shape's and annotation's y as log10(y) on log axes.
-        figure.add_trace(go.Scatter(x=names, y=[getattr(original, key)] * len(names), mode="lines", name=original.level,
+        figure.add_trace(go.Scatter(x=names, y=[getattr(original, key)] * len(names), mode="lines",
+                                    name=original.level,
                                     line=dict(dash="dash", color=ORIGINAL_COLOUR), showlegend=column == 1,
                                     hovertemplate=f"{original.level}: %{{y:,.4g}}<extra></extra>"),
                          row=1, col=column)

@@ -10,7 +10,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from microbudget_core.labs.architectures import Architecture, Budget, compare_architectures, hub_architecture, multiply_adds
+from microbudget_core.labs.architectures import (Architecture, Budget, compare_architectures, hub_architecture,
+                                                multiply_adds)
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig

@@ -80,7 +80,8 @@ def test_the_sweep_skips_an_int8_path_that_does_not_apply_and_says_why(tiny_text
 
     for technique_id in ("dynamic-int8", "onnx-int8-dynamic"):  # their int8 paths for text: none
         monkeypatch.setattr(techniques.get(technique_id), "INT8_FOR", ())
-    monkeypatch.setattr(techniques.get("static-int8"), "INT8_FOR", ("text-classification",))  # transformers do not trace
+    # transformers do not trace
+    monkeypatch.setattr(techniques.get("static-int8"), "INT8_FOR", ("text-classification",))
     sweep = quantization.run_sweep(pipeline.Request(str(tiny_text_model), f"csv:{sentiment_csv}", [], 30), bits=(8,),
                                group_size=16, measure_config=MeasureConfig(memory=False, warmup=1, latency_runs=3))
     assert len(sweep.runs) == 1 and "cannot be traced" in sweep.skipped["static-int8"]

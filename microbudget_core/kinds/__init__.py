@@ -22,7 +22,6 @@ Which techniques apply to a kind is declared by each technique (`@techniques.app
 
 from __future__ import annotations
 
-import dataclasses
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
@@ -55,7 +54,3 @@ def ranked_by(quality: str) -> set[str]:
     """The kinds whose runs are ranked by this quality metric (runs compare only within one)."""
     return {kind.ID for kind in registry().values() if kind.QUALITY == quality}
 
-
-def as_dict(metrics: Any) -> dict[str, Any]:
-    """A kind's Metrics as the run store keeps them (the same keys as before they were a type)."""
-    return dataclasses.asdict(metrics)

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import data
 from ..data import Split
 from ..measure import MeasureConfig
 from ..models.bundle import CAUSAL_LM, TEXT, ModelBundle
@@ -22,7 +23,7 @@ PICK = "a language model such as smollm2-135m (or a hub id of one)"
 WORD_EMBEDDINGS = True
 PROMPTED_FOR = (TEXT,)  # it answers a text classification task from a prompt (models.llm.as_classifier)
 OPTIMUM_CLASS = "ORTModelForCausalLM"  # optimum.onnxruntime's class that exports this kind
-INPUTS = "text"  # data.TEXT
+INPUTS = data.TEXT
 QUALITY = "perplexity"
 HIGHER_IS_BETTER = False
 # The model card's snippet: what to do with the model once loaded.

@@ -7,9 +7,12 @@ from typing import Any
 import numpy as np
 import transformers
 
+from .. import data
 from ..models.bundle import IMAGE
 from ..models.hf import HubImagePreprocessor, from_pretrained
-from ._classification import HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader, quality, quality_ratio  # noqa: F401 (the kind's API)
+# The classifiers' shared part of the kind's API.
+from ._classification import (HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401
+                              quality, quality_ratio)
 
 ID = IMAGE
 DESCRIPTION = "image classifier"
@@ -17,7 +20,7 @@ DOES = "classifies images"
 PICK = "an image model such as mobilenet-v2"
 WORD_EMBEDDINGS = False
 OPTIMUM_CLASS = "ORTModelForImageClassification"  # optimum.onnxruntime's class that exports this kind
-INPUTS = "image"  # data.IMAGE
+INPUTS = data.IMAGE
 card_usage = ('import numpy, PIL.Image\n'  # the model card's snippet
               'print([model.labels[i] for i in model.predict([numpy.asarray(PIL.Image.open("your-image.png"))])])')
 

@@ -6,9 +6,12 @@ from typing import Any
 
 import transformers
 
+from .. import data
 from ..models.bundle import TEXT
 from ..models.hf import TextPreprocessor, from_pretrained
-from ._classification import HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader, quality, quality_ratio  # noqa: F401 (the kind's API)
+# The classifiers' shared part of the kind's API.
+from ._classification import (HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401
+                              quality, quality_ratio)
 
 ID = TEXT
 DESCRIPTION = "text classifier"
@@ -16,7 +19,7 @@ DOES = "classifies text"
 PICK = "a text model such as minilm-l6"
 WORD_EMBEDDINGS = True  # its inputs are tokens looked up in a word table (frozen, trimmed by some techniques)
 OPTIMUM_CLASS = "ORTModelForSequenceClassification"  # optimum.onnxruntime's class that exports this kind
-INPUTS = "text"  # data.TEXT
+INPUTS = data.TEXT
 FALLBACK = True  # a Hugging Face config that is neither a causal LM nor a vision model is taken for a text model
 TOKENS = 64  # multiply-adds of a text model are counted for one input of this many tokens
 card_usage = 'print([model.labels[i] for i in model.predict(["your text here"])])'  # the model card's snippet

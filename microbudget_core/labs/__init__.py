@@ -63,6 +63,11 @@ def recall_runs(lab: str, key: list[str]) -> tuple[list[Run], dict[str, str]]:
     return (runs, kept["skipped"]) if runs else ([], {})
 
 
+def latest_run(lab: str, model: str, dataset: str) -> Run | None:
+    """The one run a lab page opens on for this model and dataset; None before its first run."""
+    return next(iter(recall_runs(lab, [model, dataset])[0]), None)
+
+
 def runs_kept(kept: dict[str, Any]) -> list[Run]:
     """The runs a lab recorded (see `remember_runs`); none if any was deleted since."""
     store = RunStore()

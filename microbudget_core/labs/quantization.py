@@ -16,7 +16,7 @@ def run_quantization(request: Request, progress: Progress = no_progress) -> Run:
 
 def latest(model: str, dataset: str) -> Run | None:
     """The run the Quantization page opens on for this model and dataset."""
-    return next(iter(labs.recall_runs(labs.QUANTIZATION, [model, dataset])[0]), None)
+    return labs.latest_run(labs.QUANTIZATION, model, dataset)
 
 
 def fast_int8(task: str) -> str | None:

@@ -26,7 +26,7 @@ def run_recipe(request: Request, progress: Progress = no_progress) -> Run:
 
 def latest(model: str, dataset: str) -> Run | None:
     """The run the Transfer page opens on for this model and dataset."""
-    return next(iter(labs.recall_runs(labs.TRANSFER, [model, dataset])[0]), None)
+    return labs.latest_run(labs.TRANSFER, model, dataset)
 
 
 @dataclass(frozen=True)

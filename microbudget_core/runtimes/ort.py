@@ -11,7 +11,9 @@ import onnx
 import onnxruntime
 import torch
 
-ID = "onnxruntime"
+from . import ORT
+
+ID = ORT
 NAME = "ONNX Runtime"
 SELF_CONTAINED = True  # model.onnx holds the graph and its weights
 FILE = "model.onnx"

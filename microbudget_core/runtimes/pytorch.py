@@ -10,7 +10,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
-ID = "pytorch"
+from . import PYTORCH
+
+ID = PYTORCH
 NAME = "PyTorch"
 SELF_CONTAINED = False  # the saved weights fill an architecture rebuilt from the saved config
 

@@ -93,8 +93,8 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
 
     rate = config.learning_rate or RATES[teacher.task]
     # The word table comes from the teacher (which kept the pretrained one): frozen, as in the baseline recipe.
-    freeze = kinds.get(student.task).WORD_EMBEDDINGS and (config.student, config.init) in {("layers", "teacher"), ("layers", "random"),
-                                                                        ("narrow", "teacher")}
+    freeze = kinds.get(student.task).WORD_EMBEDDINGS and (config.student, config.init) in {
+        ("layers", "teacher"), ("layers", "random"), ("narrow", "teacher")}
     objective = _objective(soft, features[:len(inputs)] if hidden_weight else None, teacher, config, hidden_weight)
     trained, train_report = train_classifier(
         student, Split(inputs, labels), _finetune.recipe(config, rate, freeze_embeddings=freeze), report,
