@@ -12,7 +12,8 @@ from .. import data
 from ..data import Split
 from ..measure import MeasureConfig
 from ..models.bundle import CAUSAL_LM, TEXT, ModelBundle
-from ..models.llm import complete, is_causal_lm, load_causal_lm, perplexity
+from ..models.hf import TextPreprocessor
+from ..models.llm import complete, is_causal_lm, lm_preprocessor, load_causal_lm, perplexity
 from ..progress import Progress
 from .text_classification import dynamic_axes, example_inputs  # noqa: F401 (the kind's API: the same as text's)
 
@@ -36,6 +37,7 @@ class Metrics:
     latency_ms_p50: float  # per generated token, batch 1
     latency_ms_p95: float
     tokens_per_s: float  # the prompt's pass included
+    prompt_tokens_per_s: float  # the prompt's tokens read in one pass (prompt processing)
     perplexity: float
     fidelity: float  # share of the completion's tokens equal to the original's at the same position
     prompt: str
@@ -57,6 +59,7 @@ def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
         latency_ms_p50=statistics.median(per_token_ms),
         latency_ms_p95=float(np.percentile(per_token_ms, 95)),
         tokens_per_s=len(tokens) / sum(generation.seconds),
+        prompt_tokens_per_s=generation.prompt_tokens / generation.seconds[0],
         perplexity=perplexity(bundle, eval_split.inputs),
         fidelity=1.0 if reference is None else float(np.mean(tokens == reference[: len(tokens)])),
         prompt=config.prompt,
@@ -81,3 +84,8 @@ def recognises(config: Any) -> bool:
 def hf_loader(source: str, task: str, labels: list[str] | None) -> Callable[[], ModelBundle]:
     """A causal LM loads as it is; models.load_model prompts it for a classification task."""
     return lambda: load_causal_lm(source)
+
+
+def hf_preprocessor(source: str) -> TextPreprocessor:
+    """The tokenizer saved beside a self-contained artifact (a GGUF file), which has no config to read a context from."""
+    return lm_preprocessor(source, config=None)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import kinds, runtimes
-from ..assets import MINILM, asset_path
+from ..assets import MINILM, SMOLLM2, asset_path
 from ..errors import MicrobudgetError
 from ..exclusive import one_at_a_time
 from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, TEXT, ModelBundle, ModelSpec, count_params
@@ -35,7 +35,9 @@ def _minilm(labels: list[str] | None, image_size: int | None) -> ModelBundle:
 
 
 def _smollm2(labels: list[str] | None, image_size: int | None) -> ModelBundle:
-    return load_causal_lm(smollm2_folder(), name="smollm2-135m")
+    bundle = load_causal_lm(smollm2_folder(), name="smollm2-135m")
+    bundle.meta["gguf_file"] = str(asset_path(SMOLLM2))  # the gguf technique quantizes from the file itself
+    return bundle
 
 
 def _mobilenet(labels: list[str] | None, image_size: int | None) -> ModelBundle:

@@ -165,29 +165,28 @@ class Generation:
     seconds: list[float] = field(default_factory=list)  # per token, the first one including the prompt's pass
     tokens: list[int] = field(default_factory=list)
     text: str = ""
+    prompt_tokens: int = 0
 
     def __iter__(self) -> Iterator[str]:
-        # A hand-written loop, not model.generate(): the caller gets each token as it comes and can
-        # stop at any point (a Streamlit stop leaves nothing running), and each token's time is known.
+        # Token by token, not model.generate(): the caller gets each token as it comes and can stop at any
+        # point (a Streamlit stop leaves nothing running), and each token's time is known.
         tokenizer = self.bundle.preprocess.tokenizer
-        ids = tokenizer(self.prompt, return_tensors="pt").input_ids
-        if ids.shape[1] + self.max_new_tokens > self.bundle.preprocess.max_length:
-            raise MicrobudgetError(f"The prompt is {ids.shape[1]} tokens; with {self.max_new_tokens} new tokens it "
+        ids = tokenizer(self.prompt).input_ids
+        self.prompt_tokens = len(ids)
+        if len(ids) + self.max_new_tokens > self.bundle.preprocess.max_length:
+            raise MicrobudgetError(f"The prompt is {len(ids)} tokens; with {self.max_new_tokens} new tokens it "
                                    f"exceeds the model's context of {self.bundle.preprocess.max_length}.",
                                    "Shorten the prompt or generate fewer tokens.")
-        model, past, made = self.bundle.model.eval(), None, self.tokens
-        with torch.inference_mode():
-            for _ in range(self.max_new_tokens):
-                start = time.perf_counter()
-                output = model(input_ids=ids, past_key_values=past, use_cache=True)
-                past, ids = output.past_key_values, output.logits[:, -1:].argmax(dim=-1)
-                self.seconds.append(time.perf_counter() - start)
-                token = int(ids[0, 0])
-                if self.stop_at_end and token in tokenizer.all_special_ids:
-                    return
-                before = tokenizer.decode(made)
-                made.append(token)
-                yield tokenizer.decode(made)[len(before):]  # decode whole: pieces of one character join up
+        steps, made = self.bundle.runtime.greedy(self.bundle.model, ids), self.tokens
+        for _ in range(self.max_new_tokens):
+            start = time.perf_counter()
+            token = next(steps)
+            self.seconds.append(time.perf_counter() - start)
+            if self.stop_at_end and token in tokenizer.all_special_ids:
+                return
+            before = tokenizer.decode(made)
+            made.append(token)
+            yield tokenizer.decode(made)[len(before):]  # decode whole: pieces of one character join up
 
 
 def complete(bundle: ModelBundle, prompt: str, max_new_tokens: int, stop_at_end: bool = True) -> Generation:
@@ -200,16 +199,14 @@ def complete(bundle: ModelBundle, prompt: str, max_new_tokens: int, stop_at_end:
 def perplexity(bundle: ModelBundle, texts: Sequence[str], batch_size: int = 16) -> float:
     """exp(mean negative log-likelihood per predicted token) over `texts`, each scored from its own start."""
     total_nll, total_tokens = 0.0, 0
-    model = bundle.model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = bundle.preprocess(texts[start:start + batch_size])
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
-            nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), batch["input_ids"][:, 1:],
-                                                    reduction="none")
-            mask = batch["attention_mask"][:, 1:].float()
-            total_nll += float((nll * mask).sum())
-            total_tokens += int(mask.sum())
+    for start in range(0, len(texts), batch_size):
+        batch = bundle.preprocess(texts[start:start + batch_size])
+        logits = torch.from_numpy(bundle.runtime.run(bundle.model, batch))
+        nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), batch["input_ids"][:, 1:],
+                                                reduction="none")
+        mask = batch["attention_mask"][:, 1:].float()
+        total_nll += float((nll * mask).sum())
+        total_tokens += int(mask.sum())
     if total_tokens == 0:
         raise MicrobudgetError("The texts for perplexity hold no tokens to predict.", "Give longer texts.")
     return float(torch.exp(torch.tensor(total_nll / total_tokens)))

@@ -1,14 +1,15 @@
-"""Runtimes: what executes a bundle's model (PyTorch, ONNX Runtime), one module each.
+"""Runtimes: what executes a bundle's model (PyTorch, ONNX Runtime, llama.cpp), one module each.
 
 A bundle names its runtime in meta["runtime"] (PyTorch when absent); `models.load_saved` reads it back.
-Adding a runtime (llama.cpp, say) is adding a module here that holds:
+Adding a runtime is adding a module here that holds:
 
 - `ID`, and `SELF_CONTAINED`: True when the saved file is the whole model (an ONNX graph), False when
   the architecture is rebuilt first and the weights fill it (PyTorch);
 - `run(model, features) -> np.ndarray`: preprocessed features in, the model's output (logits) out;
 - `save(model, folder)` and `load(folder, model=None) -> model` (the rebuilt architecture when not
   self-contained);
-- `parameter_count(model)`, `digest(model)` (a sha256 of the weights) and `set_threads(model, n)`.
+- `parameter_count(model)`, `digest(model)` (a sha256 of the weights) and `set_threads(model, n)`;
+- for a runtime of language models, `greedy(model, ids)`: an endless iterator of the next greedy token.
 
 `measure()` only calls these, so a new runtime needs no change there.
 """
@@ -23,6 +24,7 @@ from ..registry import entry, modules_by_id
 
 PYTORCH = "pytorch"  # the runtime of a bundle whose meta names none
 ORT = "onnxruntime"
+LLAMACPP = "llama.cpp"
 
 
 @lru_cache(maxsize=1)

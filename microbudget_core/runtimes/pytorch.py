@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -26,6 +26,17 @@ def run(model: torch.nn.Module, features: dict[str, torch.Tensor]) -> np.ndarray
         features = {k: v.to(dtype) if v.is_floating_point() else v for k, v in features.items()}
     output = model(**features)
     return getattr(output, "logits", output).float().numpy()
+
+
+@torch.inference_mode()
+def greedy(model: torch.nn.Module, ids: list[int]) -> Iterator[int]:
+    """A causal LM's most likely next token, again and again, reusing its key/value cache."""
+    model.eval()
+    past, step = None, torch.tensor([ids])
+    while True:
+        output = model(input_ids=step, past_key_values=past, use_cache=True)
+        past, step = output.past_key_values, output.logits[:, -1:].argmax(dim=-1)
+        yield int(step[0, 0])
 
 
 def save(model: torch.nn.Module, folder: Path) -> None:

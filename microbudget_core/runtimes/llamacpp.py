@@ -1,0 +1,200 @@
+"""llama.cpp: the model is one GGUF file, run on llama.cpp's own CPU kernels through llama-cpp-python.
+
+This is what Ollama runs. The bundle keeps the Hugging Face tokenizer of the model it came from (saved beside
+the file), so both runtimes score the very same token ids and their perplexities compare.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import weakref
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from ..errors import MicrobudgetError
+from ..paths import home
+from . import LLAMACPP
+
+ID = LLAMACPP
+NAME = "llama.cpp"
+SELF_CONTAINED = True  # the GGUF file holds the weights, the architecture and the tokenizer's vocabulary
+FILE = "model.gguf"
+CONTEXT = 2048  # tokens of context: the PyTorch LMs' cap too (models.llm.MAX_CONTEXT)
+BUILD_LOG = Path(sys.prefix) / "llama-cpp-build.log"  # written by the setup (tools/build_llamacpp.sh) on failure
+CONVERTER = Path(sys.prefix) / "share" / "llama.cpp" / "convert_hf_to_gguf.py"  # vendored by the same setup
+
+
+@lru_cache(maxsize=1)
+def missing() -> str | None:
+    """Why llama.cpp cannot run here (None when it can): the setup's build failed or was not run."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as error:
+        if BUILD_LOG.exists():
+            return (f"llama.cpp failed to build during the setup (its log: {BUILD_LOG}, last line: "
+                    f"{BUILD_LOG.read_text().strip().splitlines()[-1:] or ['empty']}).")
+        return f"llama-cpp-python is not installed ({error})."
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load and quantize chatter
+    return None
+
+
+def require() -> None:
+    """Raise one clear message when llama.cpp is not built here."""
+    reason = missing()
+    if reason:
+        raise MicrobudgetError(reason, "Run `make setup` again (it compiles llama.cpp once, about 5 minutes), or "
+                                       "use the PyTorch levels.")
+
+
+def scratch_file() -> Path:
+    """A new private path for a GGUF file that a technique writes (removed with the model that owns it)."""
+    folder = home() / "scratch"
+    folder.mkdir(parents=True, exist_ok=True)
+    for left in folder.iterdir():  # what a killed process left behind, a day later
+        if time.time() - left.stat().st_mtime > 86400:
+            shutil.rmtree(left, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=folder)) / FILE
+
+
+class GgufModel:
+    """A GGUF file and a llama.cpp context on it, made when first run (and again when the thread count changes).
+
+    The file is never modified. `owned` files (a technique's output in scratch) are removed with the object.
+    """
+
+    def __init__(self, path: Path, threads: int | None = None, owned: bool = False):
+        self.path, self.threads, self._llama, self._close = Path(path), threads or torch.get_num_threads(), None, None
+        if owned:
+            weakref.finalize(self, shutil.rmtree, self.path.parent, ignore_errors=True)
+
+    @property
+    def llama(self) -> Any:
+        if self._llama is None:
+            require()
+            import llama_cpp
+
+            # Both thread counts: n_threads_batch left at its default made generation 5-10x slower here.
+            # logits_all keeps every position's logits (perplexity reads them); the buffer is only touched
+            # as far as a sequence goes.
+            self._llama = llama_cpp.Llama(str(self.path), n_ctx=CONTEXT, n_threads=self.threads,
+                                          n_threads_batch=self.threads, logits_all=True, verbose=False)
+            # Freed with this object or at exit, while llama_cpp is still there (its own __del__ runs too late).
+            self._close = weakref.finalize(self, self._llama.close)
+        return self._llama
+
+    def unload(self) -> None:
+        """Free the llama.cpp context (the next run makes a new one)."""
+        if self._close:
+            self._close()
+        self._llama = self._close = None
+
+    def logits(self, ids: list[int]) -> np.ndarray:
+        """Logits at every position of one sequence, from an empty cache."""
+        self.llama.reset()
+        self.llama.eval(ids)
+        return np.array(self.llama.scores[: len(ids)])
+
+    def greedy(self, ids: list[int]) -> Iterator[int]:
+        """The most likely next token, again and again (each one fed back), from an empty cache."""
+        llama = self.llama
+        llama.reset()
+        llama.eval(ids)
+        while True:
+            token = int(np.argmax(llama.scores[llama.n_tokens - 1]))
+            yield token
+            llama.eval([token])
+
+    def __deepcopy__(self, memo: dict) -> "GgufModel":
+        twin = GgufModel(self.path, self.threads)  # the file is read-only: copies share it
+        twin._keeps = self  # ... and keep an owned file alive while they live
+        return twin
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": str(self.path), "threads": self.threads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(Path(state["path"]), state["threads"])
+
+
+@contextlib.contextmanager
+def output_to_log() -> Iterator[Path]:
+    """llama.cpp's C code writes to the process's stderr (its quantizer's per-tensor warnings): send it to a log."""
+    log = home() / "logs" / "llama.cpp.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    saved = os.dup(2)
+    with open(log, "a") as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            yield log
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def tensor_types(path: Path) -> dict[str, int]:
+    """GGML type -> number of tensors stored in it, read from the file (the real mix behind a level's label)."""
+    import gguf
+
+    found = collections.Counter(tensor.tensor_type.name for tensor in gguf.GGUFReader(path).tensors)
+    return dict(found.most_common())
+
+
+def run(model: GgufModel, features: dict[str, torch.Tensor]) -> np.ndarray:
+    """Logits per position for right-padded token ids (padding positions left at zero)."""
+    ids, mask = features["input_ids"], features["attention_mask"]
+    rows = [model.logits(row[: int(length)].tolist()) for row, length in zip(ids, mask.sum(dim=1))]
+    out = np.zeros((len(rows), ids.shape[1], rows[0].shape[1]), dtype=np.float32)
+    for number, row in enumerate(rows):
+        out[number, : len(row)] = row
+    return out
+
+
+def greedy(model: GgufModel, ids: list[int]) -> Iterator[int]:
+    return model.greedy(ids)
+
+
+def save(model: GgufModel, folder: Path) -> None:
+    """A hard link where the folders share a disk (instant, no second copy), else a copy."""
+    target = folder / FILE
+    target.unlink(missing_ok=True)
+    try:
+        os.link(model.path, target)
+    except OSError:
+        shutil.copyfile(model.path, target)
+
+
+def load(folder: Path, model: Any = None) -> GgufModel:
+    return GgufModel(folder / FILE)
+
+
+def parameter_count(model: GgufModel) -> int:
+    """Elements of the file's tensors."""
+    import gguf
+
+    return sum(int(tensor.n_elements) for tensor in gguf.GGUFReader(model.path).tensors)
+
+
+def digest(model: GgufModel, skip: Any = None) -> str:
+    found = hashlib.sha256()
+    with open(model.path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            found.update(block)
+    return found.hexdigest()
+
+
+def set_threads(model: GgufModel, threads: int) -> None:
+    if model.threads != threads:
+        model.unload()
+        model.threads = threads
