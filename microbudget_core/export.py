@@ -9,7 +9,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from . import kinds
+from . import kinds, runtimes
 from .errors import MicrobudgetError
 from .runs import Run, artifact_saved
 
@@ -24,7 +24,10 @@ def export_run(run: Run, folder: Path) -> Path:
     if folder.exists() and any(folder.iterdir()):
         raise MicrobudgetError(f"'{folder}' is not empty.", "Export into a new or empty folder.")
     shutil.copytree(run.artifact_path, folder, dirs_exist_ok=True)
-    (folder / CARD_NAME).write_text(model_card(run))
+    runtime = runtimes.of(json.loads((folder / "microbudget.json").read_text())["meta"])
+    # A runtime with its own way to run the file (llama.cpp: an Ollama Modelfile) writes it, and says how.
+    extra = runtime.take_away(folder, f"{run.model}-{run.label}") if hasattr(runtime, "take_away") else ""
+    (folder / CARD_NAME).write_text(model_card(run) + (f"\n{extra}" if extra else ""))
     return folder
 
 
@@ -45,7 +48,8 @@ def model_card(run: Run) -> str:
     rows = [("accuracy", "accuracy", 1, ".3f"), ("macro F1", "macro_f1", 1, ".3f"),
             ("size (MB)", "size_bytes", 1e-6, ".1f"), ("parameters", "params", 1, ",.0f"),
             ("p50 latency, batch 1 (ms)", "latency_ms_p50", 1, ".1f"),
-            ("throughput, batch 32 (/s)", "throughput_per_s", 1, ",.0f")]
+            ("throughput, batch 32 (/s)", "throughput_per_s", 1, ",.0f"), ("perplexity", "perplexity", 1, ".2f"),
+            ("generation (tokens/s)", "tokens_per_s", 1, ".1f")]
     table = "\n".join(f"| {name} | {run.baseline[key] * scale:{spec}} | {run.result[key] * scale:{spec}} |"
                       for name, key, scale, spec in rows if key in run.baseline and key in run.result)
     notes = "\n".join(f"- {note}" for note in run.notes) or "- none"

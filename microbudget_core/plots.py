@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # annotations only: importing the explainer would pull torch 
 
 ORIGINAL_COLOUR = "#94a3b8"
 RESULT_COLOUR = "#0f766e"
+SECOND_COLOUR = "#7c3aed"  # a second series beside the results (another backend)
 
 # (metric key, panel title, scale, unit, True when smaller is better)
 PANELS = [
@@ -304,23 +305,31 @@ def lineup_figure(rows: list[Any], name: str = "model", panels: list[tuple[str, 
 
 
 def levels_figure(rows: list[LevelRow]) -> go.Figure:
-    """Perplexity, tokens/s and size at each level (fewest bits last); the original as a dashed line."""
+    """Perplexity, tokens/s and size at each level, one colour per backend; the original as a dashed line."""
     original, levels = rows[0], rows[1:]
     panels = [("perplexity", "Perplexity (lower is better, log)", True), ("tokens_per_s", "Tokens per second", False),
               ("size_mb", "Stored size, MB", False)]
     figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for _, title, _ in panels])
     names = [row.level for row in levels]
+    backends = list(dict.fromkeys(row.backend for row in levels))
     for column, (key, _, log) in enumerate(panels, start=1):
-        figure.add_trace(go.Scatter(x=names, y=[getattr(row, key) for row in levels], mode="lines+markers+text",
-                                    marker=dict(size=10, color=RESULT_COLOUR), line=dict(color=RESULT_COLOUR),
-                                    text=[f"{getattr(row, key):,.3g}" for row in levels], textposition="top center",
-                                    showlegend=False, hovertemplate="%{x}: %{y:,.4g}<extra></extra>"), row=1, col=column)
+        for number, backend in enumerate(backends):
+            mine = [row for row in levels if row.backend == backend]
+            colour = RESULT_COLOUR if number == 0 else SECOND_COLOUR
+            figure.add_trace(go.Scatter(x=[row.level for row in mine], y=[getattr(row, key) for row in mine],
+                                        mode="lines+markers+text", name=backend, legendgroup=backend,
+                                        marker=dict(size=10, color=colour), line=dict(color=colour),
+                                        text=[f"{getattr(row, key):,.3g}" for row in mine], textposition="top center",
+                                        showlegend=column == 1, customdata=[row.tensor_types for row in mine],
+                                        hovertemplate="%{x}: %{y:,.4g}<br>%{customdata}<extra></extra>"),
+                             row=1, col=column)
         # A dashed trace, not add_hline: plotly reads a shape's and annotation's y as log10(y) on log axes.
         figure.add_trace(go.Scatter(x=names, y=[getattr(original, key)] * len(names), mode="lines",
                                     name=original.level,
                                     line=dict(dash="dash", color=ORIGINAL_COLOUR), showlegend=column == 1,
                                     hovertemplate=f"{original.level}: %{{y:,.4g}}<extra></extra>"),
                          row=1, col=column)
+        figure.update_xaxes(categoryorder="array", categoryarray=names, row=1, col=column)
         if log:
             figure.update_yaxes(type="log", row=1, col=column)
         else:

@@ -1,4 +1,4 @@
-"""LLM quantization: a small language model in 16, 8, 4, 3 and 2 bits — what each level saves and what it loses."""
+"""LLM quantization: a small language model at GGUF levels on llama.cpp (as Ollama runs it) and in PyTorch."""
 
 import streamlit as st
 
@@ -10,17 +10,23 @@ from microbudget_core.measure import MeasureConfig
 
 st.title("LLM quantization")
 st.markdown("GGUF files ship a language model in fewer bits per weight: Llama-3-8B is 7.96 GB in Q8_0, 4.58 GB in "
-            "Q4_K_M and 2.96 GB in Q2_K, for +0.003, +0.18 and +3.5 perplexity (*quoted*). Here the same idea runs "
-            "on a small LLM, measured on this machine: each level's stored size, load time, generation speed, "
-            "perplexity on held-out texts, and the same prompt's greedy completion, so you can judge by eye.")
+            "Q4_K_M and 2.96 GB in Q2_K, for +0.003, +0.18 and +3.5 perplexity (*quoted*). Here a small LLM goes "
+            "through llama.cpp's own quantizer and runs on its kernels, as Ollama runs it, beside PyTorch levels, "
+            "measured on this machine: each level's stored size, load time, generation speed, perplexity on "
+            "held-out texts (the same texts and tokens for both backends), and the same prompt's greedy "
+            "completion, so you can judge by eye.")
+if lab.llamacpp.missing():
+    st.warning(f"The GGUF levels are missing: {lab.llamacpp.missing()} The PyTorch levels work.")
 
 model, dataset = ui.pick_language_model_and_texts("llmq")
 left, middle, right = st.columns(3)
-levels = left.multiselect("Levels", list(lab.LEVELS), default=list(lab.DEFAULT_LEVELS), key="llmq_levels",
-                          help="bf16 and int8 (per-token, torchao) have no fast kernels on this kind of CPU: "
-                               "expect them many times slower (minutes per level).")
-group_size = middle.select_slider("Group size", [16, 32, 64, 128], 32, key="llmq_group",
-                                  help="Weights sharing one scale and zero-point; smaller = more accurate, bigger file.")
+levels = left.multiselect("Levels", list(lab.LEVELS), default=list(lab.default_levels()), key="llmq_levels",
+                          help="GGUF levels: llama.cpp. The others: PyTorch, where bf16 and int8 (per-token, "
+                               "torchao) have no fast kernels on this kind of CPU: expect them many times slower "
+                               "(minutes per level).")
+group_size = middle.select_slider("Group size (PyTorch n-bit)", [16, 32, 64, 128], 32, key="llmq_group",
+                                  help="Weights sharing one scale and zero-point; smaller = more accurate, bigger file. "
+                                       "GGUF levels have their own fixed block sizes.")
 texts = right.slider("Texts for perplexity", 50, 500, lab.PERPLEXITY_TEXTS, step=50, key="llmq_texts")
 prompt = st.text_area("Prompt for the side-by-side completions (plain text: no chat template is added)",
                       MeasureConfig.prompt, max_chars=600, key="llmq_prompt")
@@ -37,9 +43,13 @@ runs = ui.results_or_stop(lab.latest_levels(model, dataset) if model and dataset
 rows = lab.level_rows(runs)
 st.subheader("What each level saves and loses")
 st.plotly_chart(plots.levels_figure(rows), width="stretch", config={"displayModeBar": False})
-ui.number_table(rows, {"size MB": "%.1f", "x smaller": "%.2fx", "load s": "%.1f", "tokens/s": "%.1f",
-                       "perplexity": "%.1f", "perplexity x": "%.2fx", "same tokens": "percent"}, hidden=("completion",))
-st.caption("same tokens: the share of the completion's tokens equal to the original's, position by position.")
+ui.number_table(rows, {"bits per weight": "%.2f", "size MB": "%.1f", "x smaller": "%.2fx", "load s": "%.2f",
+                       "tokens/s": "%.1f", "prompt tokens/s": "%.0f", "perplexity": "%.1f", "perplexity x": "%.2fx",
+                       "same tokens": "percent"}, hidden=("completion",))
+st.caption("tensor types: what the GGUF file really holds, read from it (a K-quant level falls back to older types "
+           "for matrices whose rows are not a multiple of 256 values; see each level's note). bits per weight: "
+           "over all tensors of the file. same tokens: the share of the completion's tokens equal to the "
+           "original's, position by position.")
 for run in runs:
     st.caption(f"**{lab.level_of(run)}**: {run.notes[-1]}")
 

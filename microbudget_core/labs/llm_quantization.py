@@ -1,6 +1,8 @@
 """The LLM quantization lab: a language model at each quantization level, measured against it as loaded.
 
-Every row is a stored run, made by the same techniques and measure() as the other labs.
+Two backends: GGUF levels made by llama.cpp's quantizer and run on its kernels (what Ollama runs), and PyTorch
+levels (round-to-nearest weight-only, int8, bf16). Every row is a stored run, made by the same techniques and
+measure() as the other labs.
 """
 
 from __future__ import annotations
@@ -17,28 +19,46 @@ from ..models.llm import Generation
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows
 from ..progress import Progress, no_progress, scaled
 from ..rows import column
+from ..runtimes import llamacpp, pytorch
 from ..runs import Run, RunStore, load_run_model
 
-# Level -> (bits per weight, steps). Weight-only packs the LM head and the (tied) embedding table too, as GGUF does.
-# Two int8 paths: torch.ao's (one activation scale per tensor: fast kernels, but the outlier features of an LLM's
-# MLP inputs break it) and torchao's (one scale per token: accurate, but no fast CPU kernel here).
-LEVELS: dict[str, tuple[int, list[tuple[str, dict[str, Any]]]]] = {
+# Level -> (bits per weight, steps). A GGUF level's label names its main type; the file's real mix of types (and
+# so its bits per weight) is read from it after quantizing. Weight-only packs the LM head and the (tied) embedding
+# table too, as GGUF does. Two int8 paths: torch.ao's (one activation scale per tensor: fast kernels, but the
+# outlier features of an LLM's MLP inputs break it) and torchao's (one scale per token: accurate, but no fast CPU
+# kernel here).
+GGUF_LEVELS = {"F32": 32, "F16": 16, "Q8_0": 8.5, "Q6_K": 6.6, "Q5_K_M": 5.7, "Q4_K_M": 4.9, "Q4_0": 4.5,
+               "Q3_K_M": 3.9, "Q2_K": 2.6}  # llama.cpp's nominal bits per weight
+LEVELS: dict[str, tuple[float, list[tuple[str, dict[str, Any]]]]] = {
+    **{f"GGUF {level}": (bits, [("gguf", {"level": level})]) for level, bits in GGUF_LEVELS.items()},
     "bf16": (16, [("bf16", {})]),
     "int8 (dynamic)": (8, [("dynamic-int8", {"backend": "torch.ao"})]),
     "int8 (per-token)": (8, [("dynamic-int8", {"backend": "torchao"})]),
     **{f"{bits}-bit": (bits, [("weight-only", {"bits": bits, "skip_head": False, "embeddings": True})])
        for bits in (8, 4, 3, 2)},
 }
-DEFAULT_LEVELS = ("int8 (dynamic)", "8-bit", "4-bit", "3-bit", "2-bit")
+TALK_LEVELS = ("GGUF F16", "GGUF Q8_0", "GGUF Q4_K_M", "GGUF Q2_K")  # the talk's demo, as Ollama runs it
+PYTORCH_LEVELS = ("int8 (dynamic)", "8-bit", "4-bit", "3-bit", "2-bit")
 ORIGINAL = "fp32 (as loaded)"
 PERPLEXITY_TEXTS = 200  # eval snippets of the dataset, never trained on
 
 
+def default_levels() -> tuple[str, ...]:
+    """The talk's GGUF levels where llama.cpp is built here, else the PyTorch ones."""
+    return PYTORCH_LEVELS if llamacpp.missing() else TALK_LEVELS
+
+
+def backend(level: str) -> str:
+    """The runtime a level runs in."""
+    return llamacpp.NAME if level.startswith("GGUF") else pytorch.NAME
+
+
 @labs.job
-def run_levels(model: str, dataset: str, levels: Sequence[str] = DEFAULT_LEVELS, group_size: int = 32,
+def run_levels(model: str, dataset: str, levels: Sequence[str] | None = None, group_size: int = 32,
                texts: int = PERPLEXITY_TEXTS, measure_config: MeasureConfig = MeasureConfig(),
                store: RunStore | None = None, progress: Progress = no_progress) -> Sweep:
     """Each level of `model` against one measurement of it as loaded: size, load time, tokens/s, perplexity."""
+    levels = default_levels() if levels is None else levels
     unknown = [level for level in levels if level not in LEVELS]
     if unknown or not levels:
         raise MicrobudgetError(f"Unknown or no levels: {', '.join(unknown) or 'none given'}.",
@@ -57,11 +77,14 @@ class LevelRow:
     """One quantization level of the language model, against it as loaded."""
 
     level: str = column("level")
-    bits: int = column("bits")
+    backend: str = column("backend")
+    bits: float = column("bits per weight")
+    tensor_types: str = column("tensor types")
     size_mb: float = column("size MB")
     x_smaller: float = column("x smaller")
     load_s: float | None = column("load s")
     tokens_per_s: float = column("tokens/s")
+    prompt_tokens_per_s: float | None = column("prompt tokens/s")
     perplexity: float = column("perplexity")
     perplexity_x: float = column("perplexity x")
     same_tokens: float = column("same tokens")
@@ -72,10 +95,8 @@ def level_rows(runs: Sequence[Run]) -> list[LevelRow]:
     """The original then each level: bits, size, load time, tokens/s, perplexity, and the same prompt's completion."""
     if not runs:
         return []
-    rows = [_row(ORIGINAL, 32, runs[0].baseline, runs[0].baseline)]
-    for run in runs:
-        rows.append(_row(level_of(run), LEVELS.get(level_of(run), (32, []))[0], run.result, run.baseline))
-    return rows
+    rows = [_row(ORIGINAL, runs[0].baseline, runs[0].baseline)]
+    return rows + [_row(level_of(run), run.result, run.baseline) for run in runs]
 
 
 def level_of(run: Run) -> str:
@@ -89,10 +110,15 @@ def level_of(run: Run) -> str:
     return run.label
 
 
-def _row(level: str, bits: int, metrics: dict[str, Any], original: dict[str, Any]) -> LevelRow:
-    return LevelRow(level=level, bits=bits, size_mb=metrics["size_bytes"] / 1e6,
+def _row(level: str, metrics: dict[str, Any], original: dict[str, Any]) -> LevelRow:
+    types = metrics.get("tensor_types", {})
+    return LevelRow(level=level, backend=backend(level),
+                    bits=metrics.get("bits_per_weight") or LEVELS.get(level, (32, []))[0],
+                    tensor_types=", ".join(f"{kind} x{count}" for kind, count in types.items()) or "-",
+                    size_mb=metrics["size_bytes"] / 1e6,
                     x_smaller=original["size_bytes"] / metrics["size_bytes"], load_s=metrics.get("load_seconds"),
-                    tokens_per_s=metrics["tokens_per_s"], perplexity=metrics["perplexity"],
+                    tokens_per_s=metrics["tokens_per_s"], prompt_tokens_per_s=metrics.get("prompt_tokens_per_s"),
+                    perplexity=metrics["perplexity"],
                     perplexity_x=metrics["perplexity"] / original["perplexity"], same_tokens=metrics["fidelity"],
                     completion=metrics["completion"])
 

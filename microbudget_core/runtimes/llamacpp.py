@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -149,6 +150,48 @@ def tensor_types(path: Path) -> dict[str, int]:
 
     found = collections.Counter(tensor.tensor_type.name for tensor in gguf.GGUFReader(path).tensors)
     return dict(found.most_common())
+
+
+def bits_per_weight(path: Path) -> float:
+    """Stored bits per weight over all the file's tensors (what a level's mix of types averages to)."""
+    import gguf
+
+    tensors = gguf.GGUFReader(path).tensors
+    return 8 * sum(int(t.n_bytes) for t in tensors) / sum(int(t.n_elements) for t in tensors)
+
+
+CHATML = ('TEMPLATE """{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
+          '<|im_start|>assistant\n"""')  # Ollama's Go template for ChatML, the chat format of SmolLM2, Qwen, ...
+
+
+def modelfile(path: Path) -> str:
+    """An Ollama Modelfile for the GGUF file: FROM, the chat template, its default system prompt and stop tokens."""
+    import gguf
+
+    fields = gguf.GGUFReader(path).fields
+    template = fields["tokenizer.chat_template"].contents() if "tokenizer.chat_template" in fields else ""
+    tokens = fields["tokenizer.ggml.tokens"].contents()
+    end = tokens[fields["tokenizer.ggml.eos_token_id"].contents()]
+    lines = [f"FROM ./{path.name}"]
+    if "<|im_start|>" in template:
+        lines.append(CHATML)
+        system = re.search(r"<\|im_start\|>system\n(.+?)<\|im_end\|>", template)
+        if system:
+            lines.append(f'SYSTEM """{system.group(1)}"""')
+        stops = ["<|im_end|>", "<|im_start|>"]
+    else:  # Ollama reads the template from the file's metadata (tokenizer.chat_template) for known families
+        lines.append("# The chat template: Ollama takes it from the file's metadata (tokenizer.chat_template).")
+        stops = [end]
+    lines += [f'PARAMETER stop "{stop}"' for stop in dict.fromkeys(stops)]
+    return "\n".join(lines) + "\n"
+
+
+def take_away(folder: Path, name: str) -> str:
+    """Write the Ollama Modelfile beside an exported GGUF file; the model card's section on running it."""
+    (folder / "Modelfile").write_text(modelfile(folder / FILE))
+    tag = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-")
+    return (f"## Run it with Ollama\n\n`{FILE}` is a llama.cpp file; `Modelfile` names it, with the chat template "
+            f"and stop tokens.\n\n```sh\nollama create {tag} -f Modelfile\nollama run {tag}\n```\n")
 
 
 def run(model: GgufModel, features: dict[str, torch.Tensor]) -> np.ndarray:

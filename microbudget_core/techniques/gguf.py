@@ -49,8 +49,8 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     progress(1.0, f"Wrote {config.level}")
     note = f"{config.level} by llama.cpp's quantizer from {origin}: tensors stored as " + ", ".join(
         f"{kind} x{count}" for kind, count in types.items()) + "." + fallback_note(target, config.level)
-    return bundle.derived(model, note=note, runtime=LLAMACPP, report={"tensor_types": types},
-                          **{ID: asdict(config)})
+    report = {"tensor_types": types, "bits_per_weight": llamacpp.bits_per_weight(target)}
+    return bundle.derived(model, note=note, runtime=LLAMACPP, report=report, **{ID: asdict(config)})
 
 
 def quantize(source: Path, target: Path, level: str) -> None:
