@@ -77,3 +77,24 @@ def tiny_llama(folder: Path, zero_head: bool = False) -> Path:
 @pytest.fixture(scope="session")
 def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama with SmolLM2's real BPE tokenizer (read from the bundled GGUF), 256 wide (whole K-quant
+    blocks), which llama.cpp's converter takes; larger weights than the default init, so greedy choices are clear."""
+    from microbudget_core.assets import SMOLLM2, asset_path
+
+    gguf = asset_path(SMOLLM2)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    folder = tmp_path_factory.mktemp("tiny-gguf-llama")
+    config = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, intermediate_size=512,
+                                      max_position_embeddings=256, tie_word_embeddings=True, initializer_range=0.2,
+                                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    # A tokenizer read from a GGUF saves the GGUF itself as its "slow" tokenizer.model; tokenizer.json is the real one.
+    (folder / "tokenizer.model").unlink(missing_ok=True)
+    return folder

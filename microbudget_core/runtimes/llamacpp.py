@@ -89,7 +89,7 @@ class GgufModel:
             # Both thread counts: n_threads_batch left at its default made generation 5-10x slower here.
             # logits_all keeps every position's logits (perplexity reads them); the buffer is only touched
             # as far as a sequence goes.
-            self._llama = llama_cpp.Llama(str(self.path), n_ctx=CONTEXT, n_threads=self.threads,
+            self._llama = llama_cpp.Llama(str(self.path), n_ctx=context_length(self.path), n_threads=self.threads,
                                           n_threads_batch=self.threads, logits_all=True, verbose=False)
             # Freed with this object or at exit, while llama_cpp is still there (its own __del__ runs too late).
             self._close = weakref.finalize(self, self._llama.close)
@@ -127,6 +127,16 @@ class GgufModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(Path(state["path"]), state["threads"])
+
+
+def context_length(path: Path) -> int:
+    """The model's trained context, capped at CONTEXT."""
+    import gguf
+
+    fields = gguf.GGUFReader(path).fields
+    architecture = fields["general.architecture"].contents()
+    trained = fields.get(f"{architecture}.context_length")
+    return min(CONTEXT, int(trained.contents())) if trained else CONTEXT
 
 
 @contextlib.contextmanager
