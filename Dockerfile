@@ -2,9 +2,10 @@
 # the same --no-deps asset step; the app then starts as in `make app`, listening on all interfaces.
 FROM python:3.11-slim
 
-# make runs the setup; Debian's Fashion-MNIST becomes the bundled fashion-mnist-5k dataset.
+# make runs the setup (g++ and CMake compile llama.cpp); Debian's Fashion-MNIST becomes the bundled fashion-mnist-5k
+# dataset.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends make dataset-fashion-mnist \
+    && apt-get install -y --no-install-recommends make g++ cmake dataset-fashion-mnist \
     && rm -rf /var/lib/apt/lists/*
 
 # Spaces run containers as user 1000; so does this image, whatever the host.
@@ -22,7 +23,9 @@ ENV HOME=/home/user \
 WORKDIR /home/user/app
 
 # Requirements first: the virtualenv layer is rebuilt only when they change.
-COPY --chown=user Makefile requirements.txt requirements-assets.txt ./
+# llama.cpp is built portably (tools/build_llamacpp.sh: GGML_NATIVE=OFF), so the image runs on any x86-64 CPU with AVX2.
+COPY --chown=user Makefile requirements.txt requirements-assets.txt requirements-llamacpp.txt ./
+COPY --chown=user tools ./tools
 RUN make setup PYTHON=python3.11
 COPY --chown=user . .
 

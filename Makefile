@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup app warm test debian-packages
+.PHONY: setup app warm test debian-packages test-debian-packages
 
 $(VENV)/.app-installed: requirements.txt requirements-assets.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -17,23 +17,33 @@ $(VENV)/.app-installed: requirements.txt requirements-assets.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-assets.txt
 	touch $@
 
-$(VENV)/.test-installed: $(VENV)/.app-installed requirements-test.txt
+# llama.cpp is compiled once (about 5 minutes on 2 cores; pip caches the wheel). A failed build does not stop the
+# setup: the app runs without its GGUF levels and says why (the log stays in the virtualenv).
+$(VENV)/.llamacpp-installed: $(VENV)/.app-installed requirements-llamacpp.txt tools/build_llamacpp.sh
+	tools/build_llamacpp.sh $(VENV)
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.llamacpp-installed requirements-test.txt
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
-setup: $(VENV)/.app-installed
+setup: $(VENV)/.llamacpp-installed
 
-# From Debian: Chromium for the end-to-end browser test (Playwright drives it; no browser download),
-# and Fashion-MNIST, a bundled dataset where it is installed (its real-asset test reads it).
-DEBIAN_PACKAGES := chromium dataset-fashion-mnist
+# From Debian: a C++ compiler and CMake to build llama.cpp, and Fashion-MNIST, a bundled dataset where it is
+# installed; for the tests also Chromium, for the end-to-end browser test (Playwright drives it; no browser download).
+APP_DEBIAN_PACKAGES := g++ cmake dataset-fashion-mnist
+TEST_DEBIAN_PACKAGES := $(APP_DEBIAN_PACKAGES) chromium
+apt_install = @dpkg -s $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(1); }
 debian-packages:
-	@dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(DEBIAN_PACKAGES); }
+	$(call apt_install,$(APP_DEBIAN_PACKAGES))
+test-debian-packages:
+	$(call apt_install,$(TEST_DEBIAN_PACKAGES))
 
-app: setup
+app: debian-packages setup
 	$(PY) -m streamlit run app.py
 
-warm: setup
+warm: debian-packages setup
 	$(PY) -m microbudget_core warm
 
-test: $(VENV)/.test-installed debian-packages
+test: test-debian-packages $(VENV)/.test-installed
 	$(PY) -m pytest

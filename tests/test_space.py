@@ -39,15 +39,19 @@ def test_the_dockerfile_runs_the_readmes_setup_as_a_non_root_user_and_starts_the
     setup = next(i for i, (kind, args) in enumerate(steps) if kind == "RUN" and args.startswith("make setup"))
     # The README's two commands both go through the Makefile's setup: the pins, then the --no-deps asset step.
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^app: setup$", makefile, re.M) and "--no-deps -r requirements-assets.txt" in makefile
+    assert re.search(r"^app: debian-packages setup$", makefile, re.M) and "--no-deps -r requirements-assets.txt" in makefile
+    assert "tools/build_llamacpp.sh" in makefile  # llama.cpp is compiled by the same setup, in the image too
     assert "make app" in (ROOT / "README.md").read_text()
     # What the setup reads is in the image before it runs; the rest of the tree is copied after.
     copied = " ".join(args for kind, args in steps[:setup] if kind == "COPY")
-    assert all(name in copied for name in ("Makefile", "requirements.txt", "requirements-assets.txt"))
+    assert all(name in copied for name in ("Makefile", "requirements.txt", "requirements-assets.txt",
+                                           "requirements-llamacpp.txt", "tools"))
+    apt = " ".join(args for kind, args in steps[:setup] if kind == "RUN")
+    assert all(package in apt.split() for package in ("g++", "cmake"))  # what compiles llama.cpp
     users = [(i, args) for i, (kind, args) in enumerate(steps) if kind == "USER"]
     assert users and users[-1][0] < setup and users[-1][1] not in ("root", "0")
     command = json.loads(next(args for kind, args in steps if kind == "CMD"))
-    app_line = re.search(r"^app: setup\n\t(.*)$", makefile, re.M).group(1)  # the README's app command
+    app_line = re.search(r"^app: debian-packages setup\n\t(.*)$", makefile, re.M).group(1)  # the README's app command
     assert app_line.split()[1:] == command[1:5] == ["-m", "streamlit", "run", "app.py"]
     assert "--server.address=0.0.0.0" in command and "--server.port=8501" in command
 

@@ -24,7 +24,8 @@ build() {
     cp -r "${tree[0]}"/{convert_hf_to_gguf.py,conversion,gguf-py,LICENSE} "$SHARE"/ || return 1
     rm -rf "$scratch"
 }
-if "$PY" -c "import llama_cpp" 2>/dev/null && [ -f "$SHARE/convert_hf_to_gguf.py" ]; then
+if "$PY" -c "import sys, llama_cpp; sys.exit(llama_cpp.__version__ != '$VERSION')" 2>/dev/null \
+        && [ -f "$SHARE/convert_hf_to_gguf.py" ]; then
     exit 0
 fi
 echo "Compiling llama.cpp once (llama-cpp-python $VERSION from source: about 5 minutes on 2 cores; pip caches it)..."
