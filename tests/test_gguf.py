@@ -13,11 +13,13 @@ from streamlit.testing.v1 import AppTest
 
 from microbudget_core import export, pipeline
 from microbudget_core.errors import MicrobudgetError
-from microbudget_core.labs import llm_quantization
+from microbudget_core.baseline import RECIPES
+from microbudget_core.labs import llm_quantization, specialist
 from microbudget_core.measure import MeasureConfig
-from microbudget_core.models import CAUSAL_LM
+from microbudget_core.models import CAUSAL_LM, TEXT
 from microbudget_core.runs import RunStore
 from microbudget_core.runtimes import llamacpp
+from microbudget_core.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = MeasureConfig(memory=False, latency_runs=3, warmup=1, prompt="The film was", new_tokens=8)
@@ -124,3 +126,28 @@ def test_the_llm_quantization_page_runs_a_gguf_level_and_generates_with_it(tiny_
     live.set_value(next(run.run_id for run in runs if run.steps[0]["technique"] == "gguf")).run()
     at.button(key="llmq_generate").click().run()
     assert not at.exception and not at.error
+
+
+def test_the_contest_deploys_the_fastest_level_within_ten_percent_perplexity(tiny_gguf_llama, tiny_text_model,
+                                                                             texts_id, monkeypatch):
+    monkeypatch.setitem(RECIPES, TEXT, TrainConfig(epochs=1, learning_rate=1e-3))
+    llm = str(tiny_gguf_llama)
+    assert specialist.deployed_level(llm, texts_id) is None  # no sweep yet: the LLM as loaded
+    sweep = llm_quantization.run_levels(llm, texts_id, ["GGUF F32", "GGUF Q8_0"], texts=20, measure_config=QUICK)
+    within = [run for run in sweep.runs if run.ratios["perplexity"] <= specialist.PERPLEXITY_KEPT]
+    chosen = specialist.deployed_level(llm, texts_id)
+    assert chosen == max(within, key=lambda run: run.result["tokens_per_s"])
+    runs = specialist.run_contest(texts_id, [llm], shots=2, specialist=str(tiny_text_model), eval_limit=20,
+                                  measure_config=QUICK)
+    assert [step["technique"] for step in runs[1].steps] == ["gguf", "few-shot"]
+    rows = specialist.contest_rows(runs)
+    level = llm_quantization.level_of(chosen)
+    assert [row.contender for row in rows][2:] == [f"{llm} zero-shot", f"{llm} {level} 2-shot"]
+    assert all(0 <= row.accuracy <= 1 and row.p50_ms > 0 for row in rows)
+    # The llama.cpp classifier reloads from its artifact and answers as it did when measured.
+    from microbudget_core.runs import load_run_model
+
+    reloaded = load_run_model(runs[1])
+    assert reloaded.runtime.ID == llamacpp.ID and reloaded.preprocess.shots
+    texts = ["the film was good", "the film was awful"]
+    assert reloaded.predict(texts).shape == (2,)

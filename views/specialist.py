@@ -21,6 +21,11 @@ extra = left.text_input("Another LLM (hub id or folder, optional)", key="spec_ex
 shots = middle.slider("Examples in the prompt (k)", 0, 16, 4, key="spec_shots")
 eval_limit = right.slider("Eval texts", 50, 1000, 200, step=50, key="spec_eval",
                           help="The LLM reads the prompt once per label: about a second per text on 2 cores.")
+level = lab.deployed_level(model, dataset) if model and dataset else None
+st.caption(f"The LLM's few-shot contender runs at **{lab.llm_quantization.level_of(level)}**, the fastest level of the "
+           "last LLM quantization sweep on these texts that keeps perplexity within 10% (what a user would deploy)."
+           if level else "The LLM's contenders run as loaded (fp32, PyTorch): sweep its levels on these texts on the "
+                         "LLM quantization page first, and the fastest level within 10% perplexity is deployed here.")
 if st.button("Run the contest", type="primary", disabled=not (model and dataset and specialist)):
     llms = [model] + ([extra] if extra else [])
     ui.run_with_progress("Specialist vs generalist", lambda progress: lab.run_contest(

@@ -5,10 +5,11 @@ Every row is a stored run, made by the same techniques and measure() as the othe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from .. import labs
+from . import llm_quantization
 from ..measure import MeasureConfig
 from ..models import CAUSAL_LM, ModelSpec, load_model
 from ..pipeline import Request, prepare, resolve, run_steps
@@ -18,19 +19,25 @@ from ..runs import Run, RunStore
 from .compare import DEFAULT_PRICE_PER_HOUR, serving_cost
 
 
+PERPLEXITY_KEPT = 1.10  # a level deployed for the contest keeps the LLM's perplexity within 10%
+
+
 @labs.job
 def run_contest(dataset: str, llms: Sequence[str] = ("smollm2-135m",), shots: int = 4,
                 specialist: str = "minilm-l6", eval_limit: int = 200,
                 measure_config: MeasureConfig = MeasureConfig(memory=False), store: RunStore | None = None,
                 progress: Progress = no_progress) -> list[Run]:
-    """The fine-tuned specialist and its int8 version; each LLM zero-shot and (shots > 0) few-shot; same eval texts.
+    """The fine-tuned specialist and its int8 version; each LLM zero-shot as loaded, and at the level a user would
+    deploy (`deployed_level`) with `shots` examples in the prompt; the same eval texts for all.
 
     Each run holds two contenders: its baseline (fine-tuned specialist, or the LLM zero-shot) and its result.
     """
-    few_shot = resolve([("few-shot", {"shots": shots})]) if shots else []  # bad knobs fail before slow work
+    few_shot = [("few-shot", {"shots": shots})] if shots else []
+    resolve(few_shot)  # bad knobs fail before slow work
     for llm in llms:  # so does an LLM id that is not one, or a hub id while offline
         load_model(ModelSpec(llm), task=CAUSAL_LM)
-    contenders = [(specialist, resolve([("onnx-int8-dynamic", {})]))] + [(llm, few_shot) for llm in llms]
+    contenders = [(specialist, resolve([("onnx-int8-dynamic", {})]))] + [
+        (llm, resolve(_steps_of(deployed_level(llm, dataset)) + few_shot)) for llm in llms]
     runs = []
     for number, (model, steps) in enumerate(contenders):
         span = scaled(progress, number / len(contenders), (number + 1) / len(contenders))
@@ -59,14 +66,25 @@ class ContestRow:
     run: str = column("run")
 
 
+def deployed_level(llm: str, dataset: str) -> Run | None:
+    """The fastest level of the LLM's last level sweep on this dataset that keeps perplexity within 10% (its cost
+    per prediction is then what a user would deploy); None where no sweep was run or no level keeps it."""
+    kept = [run for run in llm_quantization.latest_levels(llm, dataset) if run.ratios["perplexity"] <= PERPLEXITY_KEPT]
+    return max(kept, key=lambda run: run.result["tokens_per_s"], default=None)
+
+
+def _steps_of(run: Run | None) -> list[tuple[str, dict[str, Any]]]:
+    return [(step["technique"], step["config"]) for step in run.steps] if run else []
+
+
 def contest_rows(runs: Sequence[Run], price_per_hour: float = DEFAULT_PRICE_PER_HOUR) -> list[ContestRow]:
-    """One row per contender, with its serving cost (the Compare page's cost model)."""
+    """One row per contender, with its serving cost (the Compare page's cost model); the specialist's run first."""
     return [ContestRow(contender=name, model=run.model, params_m=metrics["params"] / 1e6,
                        size_mb=metrics["size_bytes"] / 1e6, accuracy=metrics["accuracy"],
                        macro_f1=metrics["macro_f1"], p50_ms=metrics["latency_ms_p50"],
                        cost_per_million=serving_cost(metrics["throughput_per_s"], price_per_hour).per_million,
                        run=run.run_id)
-            for run in runs for name, metrics in _contenders(run)]
+            for number, run in enumerate(runs) for name, metrics in _contenders(run, specialist=number == 0)]
 
 
 def contest_headline(rows: list[ContestRow]) -> str:
@@ -83,14 +101,17 @@ def contest_headline(rows: list[ContestRow]) -> str:
             f"{best.cost_per_million / specialist.cost_per_million:.0f}x cheaper per prediction.")
 
 
-def _contenders(run: Run) -> list[tuple[str, dict[str, Any]]]:
-    """A run's two contenders: the specialist fine-tuned and compressed, or the LLM zero-shot and few-shot."""
-    techniques = [step["technique"] for step in run.steps]
-    if techniques and techniques[0] != "few-shot":
+def _contenders(run: Run, specialist: bool) -> list[tuple[str, dict[str, Any]]]:
+    """A run's two contenders: the specialist fine-tuned and compressed, or the LLM zero-shot and (at its deployed
+    level, with its shots) as the run made it."""
+    if specialist:
         return [(f"{run.model} fine-tuned", run.baseline), (f"{run.model} fine-tuned -> {run.label}", run.result)]
     found = [(f"{run.model} zero-shot", run.baseline)]
+    techniques = [step["technique"] for step in run.steps]
     if techniques:
-        found.append((f"{run.model} {run.steps[0]['config']['shots']}-shot", run.result))
+        level = llm_quantization.level_of(replace(run, steps=[s for s in run.steps if s["technique"] != "few-shot"]))
+        shots = next((f"{s['config']['shots']}-shot" for s in run.steps if s["technique"] == "few-shot"), "zero-shot")
+        found.append((f"{run.model} {'' if level == 'original' else level + ' '}{shots}", run.result))
     return found
 
 

@@ -14,7 +14,7 @@ from ..errors import MicrobudgetError
 from ..exclusive import one_at_a_time
 from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, TEXT, ModelBundle, ModelSpec, count_params
 from .hf import hf_config, load_hf_classifier, load_saved_hf
-from .llm import as_classifier, load_causal_lm, load_saved_llm, smollm2_folder
+from .llm import as_classifier, as_saved, load_causal_lm, load_saved_llm, smollm2_folder
 from .vision import load_mobilenet_v2, load_saved_mobilenet, preprocessor_for
 
 __all__ = ["ModelBundle", "ModelSpec", "load_model", "load_saved", "count_params", "OFFLINE_MODELS",
@@ -110,6 +110,10 @@ def load_saved(folder: Path) -> ModelBundle:
     info = json.loads((folder / "microbudget.json").read_text())
     meta = info["meta"]
     runtime = runtimes.of(meta)
+    if runtime.SELF_CONTAINED and meta.get("family") in (CAUSAL_LM, PROMPTED_LM):  # a language model file (GGUF)
+        lm = ModelBundle(model=runtime.load(folder), task=CAUSAL_LM, labels=[], name=info["name"], meta=dict(meta),
+                         preprocess=kinds.get(CAUSAL_LM).hf_preprocessor(str(folder)))
+        return as_saved(lm, info)
     if runtime.SELF_CONTAINED:  # the file is the whole model: only its preprocessing is rebuilt
         return ModelBundle(model=runtime.load(folder), task=info["task"], labels=list(info["labels"]),
                            preprocess=saved_preprocessor(folder, info), name=info["name"], meta=dict(meta))

@@ -123,16 +123,22 @@ class PromptedClassifier(torch.nn.Module):
         # The vocabulary projection only where a label token is predicted: it is a fifth of the model's work
         # per position, and the other positions' predictions are never read.
         rows, positions = torch.nonzero(scored[:, 1:], as_tuple=True)
-        logits = self.lm.get_output_embeddings()(hidden[rows, positions]).float()
-        token_scores = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[rows, positions + 1, None])[:, 0]
-        per_row = torch.zeros(len(input_ids), dtype=token_scores.dtype).index_add_(0, rows, token_scores)
-        return per_row.view(-1, self.labels)  # one row per text, one log-likelihood per label
+        logits = self.lm.get_output_embeddings()(hidden[rows, positions])
+        return label_log_likelihoods(logits, input_ids, rows, positions, self.labels)
+
+
+def label_log_likelihoods(logits: torch.Tensor, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor,
+                          labels: int) -> torch.Tensor:
+    """Each label's log-likelihood per text, from the logits at the positions that predict a label token."""
+    token_scores = torch.log_softmax(logits.float(), dim=-1).gather(-1, input_ids[rows, positions + 1, None])[:, 0]
+    per_row = torch.zeros(len(input_ids), dtype=token_scores.dtype).index_add_(0, rows, token_scores)
+    return per_row.view(-1, labels)  # one row per text, one log-likelihood per label
 
 
 def as_classifier(lm: ModelBundle, labels: Sequence[str], shots: Sequence[tuple[str, str]] = ()) -> ModelBundle:
     """The LM answering a classification task zero-shot (no shots) or few-shot."""
     preprocess = PromptPreprocessor(lm.preprocess.tokenizer, tuple(labels), tuple(shots), lm.preprocess.max_length)
-    return ModelBundle(model=PromptedClassifier(lm.model, len(labels)), task=TEXT, labels=list(labels),
+    return ModelBundle(model=lm.runtime.prompted(lm.model, len(labels)), task=TEXT, labels=list(labels),
                        preprocess=preprocess, name=lm.name,
                        meta={**lm.meta, "family": PROMPTED_FAMILY, "shots": [list(s) for s in shots]})
 
@@ -148,6 +154,11 @@ def load_saved_llm(folder: Path, info: dict[str, Any]) -> ModelBundle:
     model.tie_weights()  # skipped with the initialisation; weight-only's restructure finds the tie by it
     lm = ModelBundle(model=model, task=CAUSAL_LM, labels=[], preprocess=lm_preprocessor(folder, config), name=info["name"],
                      meta=dict(info["meta"]))
+    return as_saved(lm, info)
+
+
+def as_saved(lm: ModelBundle, info: dict[str, Any]) -> ModelBundle:
+    """A saved LM as it was saved: as it is, or answering the saved classification task with the saved shots."""
     if info["meta"]["family"] == PROMPTED_FAMILY:
         lm = as_classifier(lm, info["labels"], [tuple(s) for s in info["meta"].get("shots", [])])
         lm.meta = dict(info["meta"])

@@ -9,7 +9,8 @@ Adding a runtime is adding a module here that holds:
 - `save(model, folder)` and `load(folder, model=None) -> model` (the rebuilt architecture when not
   self-contained);
 - `parameter_count(model)`, `digest(model)` (a sha256 of the weights) and `set_threads(model, n)`;
-- for a runtime of language models, `greedy(model, ids)`: an endless iterator of the next greedy token.
+- for a runtime of language models, `greedy(model, ids)`: an endless iterator of the next greedy token, and
+  `prompted(model, labels)`: the model answering a classification task by each label's log-likelihood.
 
 `measure()` only calls these, so a new runtime needs no change there.
 """

@@ -72,11 +72,14 @@ def scratch_file() -> Path:
 class GgufModel:
     """A GGUF file and a llama.cpp context on it, made when first run (and again when the thread count changes).
 
-    The file is never modified. `owned` files (a technique's output in scratch) are removed with the object.
+    As a language model it returns logits per position; with `labels` (a causal LM answering a classification
+    task from a prompt, see models.llm.as_classifier) each label's log-likelihood per text. The file is never
+    modified. `owned` files (a technique's output in scratch) are removed with the object and its copies.
     """
 
-    def __init__(self, path: Path, threads: int | None = None, owned: bool = False):
-        self.path, self.threads, self._llama, self._close = Path(path), threads or torch.get_num_threads(), None, None
+    def __init__(self, path: Path, threads: int | None = None, owned: bool = False, labels: int = 0):
+        self.path, self.threads, self.labels = Path(path), threads or torch.get_num_threads(), labels
+        self._llama, self._close = None, None
         if owned:
             weakref.finalize(self, shutil.rmtree, self.path.parent, ignore_errors=True)
 
@@ -102,10 +105,31 @@ class GgufModel:
         self._llama = self._close = None
 
     def logits(self, ids: list[int]) -> np.ndarray:
-        """Logits at every position of one sequence, from an empty cache."""
-        self.llama.reset()
-        self.llama.eval(ids)
-        return np.array(self.llama.scores[: len(ids)])
+        """Logits at every position of one sequence. The part it shares with the last sequence is not read again:
+        llama.cpp keeps it cached, as Ollama and llama-server do (a prompt's labels, or a few-shot prefix)."""
+        llama = self.llama
+        kept = 0
+        for cached, new in zip(llama.input_ids[: min(llama.n_tokens, len(ids) - 1)], ids):
+            if cached != new:
+                break
+            kept += 1
+        llama.n_tokens = kept  # eval() drops the cache past this point, then reads the rest
+        llama.eval(ids[kept:])
+        return np.array(llama.scores[: len(ids)])
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 scored: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits per position of right-padded token ids (zeros where padded); label scores when `scored` is given."""
+        rows = [self.logits(row[: int(length)].tolist()) for row, length in zip(input_ids, attention_mask.sum(dim=1))]
+        logits = torch.zeros(len(rows), input_ids.shape[1], rows[0].shape[1])
+        for number, row in enumerate(rows):
+            logits[number, : len(row)] = torch.from_numpy(row)
+        if scored is None:
+            return logits
+        from ..models.llm import label_log_likelihoods
+
+        rows, positions = torch.nonzero(scored[:, 1:], as_tuple=True)
+        return label_log_likelihoods(logits[rows, positions], input_ids, rows, positions, self.labels)
 
     def greedy(self, ids: list[int]) -> Iterator[int]:
         """The most likely next token, again and again (each one fed back), from an empty cache."""
@@ -118,15 +142,15 @@ class GgufModel:
             llama.eval([token])
 
     def __deepcopy__(self, memo: dict) -> "GgufModel":
-        twin = GgufModel(self.path, self.threads)  # the file is read-only: copies share it
+        twin = GgufModel(self.path, self.threads, labels=self.labels)  # the file is read-only: copies share it
         twin._keeps = self  # ... and keep an owned file alive while they live
         return twin
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": str(self.path), "threads": self.threads}
+        return {"path": str(self.path), "threads": self.threads, "labels": self.labels}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(Path(state["path"]), state["threads"])
+        self.__init__(Path(state["path"]), state["threads"], labels=state["labels"])
 
 
 def context_length(path: Path) -> int:
@@ -205,13 +229,12 @@ def take_away(folder: Path, name: str) -> str:
 
 
 def run(model: GgufModel, features: dict[str, torch.Tensor]) -> np.ndarray:
-    """Logits per position for right-padded token ids (padding positions left at zero)."""
-    ids, mask = features["input_ids"], features["attention_mask"]
-    rows = [model.logits(row[: int(length)].tolist()) for row, length in zip(ids, mask.sum(dim=1))]
-    out = np.zeros((len(rows), ids.shape[1], rows[0].shape[1]), dtype=np.float32)
-    for number, row in enumerate(rows):
-        out[number, : len(row)] = row
-    return out
+    return model(**features).numpy()
+
+
+def prompted(model: GgufModel, labels: int) -> GgufModel:
+    """The same file answering a classification task: each label's log-likelihood (see models.llm.as_classifier)."""
+    return GgufModel(model.path, model.threads, labels=labels)
 
 
 def greedy(model: GgufModel, ids: list[int]) -> Iterator[int]:

@@ -39,6 +39,13 @@ def greedy(model: torch.nn.Module, ids: list[int]) -> Iterator[int]:
         yield int(step[0, 0])
 
 
+def prompted(model: torch.nn.Module, labels: int) -> torch.nn.Module:
+    """A causal LM answering a classification task: each label's log-likelihood (see models.llm.as_classifier)."""
+    from ..models.llm import PromptedClassifier  # models build on runtimes: imported when asked
+
+    return PromptedClassifier(model, labels)
+
+
 def save(model: torch.nn.Module, folder: Path) -> None:
     state = model.state_dict()
     if all(type(t) is torch.Tensor and not t.is_quantized for t in state.values()):

@@ -13,7 +13,7 @@ from ..models import ModelBundle
 from ..models.bundle import TEXT
 from ..models.llm import PromptPreprocessor
 from ..progress import Progress, no_progress
-from ..runtimes import PYTORCH
+from ..runtimes import LLAMACPP, PYTORCH
 from . import applies_to
 
 ID = "few-shot"
@@ -27,7 +27,7 @@ class Config:
     seed: int = 0  # which training examples
 
 
-@applies_to(ID, (TEXT,), (PYTORCH,),
+@applies_to(ID, (TEXT,), (PYTORCH, LLAMACPP),
             instead="Pick a language model such as smollm2-135m and a text dataset: it then answers as a classifier.")
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:

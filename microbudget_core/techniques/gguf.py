@@ -12,7 +12,7 @@ from pathlib import Path
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
-from ..models.bundle import CAUSAL_LM
+from ..models.bundle import CAUSAL_LM, PROMPTED_LM, TEXT
 from ..paths import home
 from ..progress import Progress, no_progress
 from ..runtimes import LLAMACPP, PYTORCH, llamacpp
@@ -33,10 +33,15 @@ class Config:
     level: str = field(default="Q4_K_M", metadata={"choices": tuple(LEVELS)})
 
 
-@applies_to(ID, (CAUSAL_LM,), (PYTORCH, LLAMACPP),
-            instead="Use a causal language model (smollm2-135m, or a hub id of one) with --language-model.")
+@applies_to(ID, (CAUSAL_LM, TEXT), (PYTORCH, LLAMACPP),
+            instead="Use a causal language model (smollm2-135m, or a hub id of one).")
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
+    """The language model, or a language model answering a classification task from a prompt, as a GGUF level."""
+    if bundle.task == TEXT and bundle.meta.get("family") != PROMPTED_LM:
+        raise MicrobudgetError(f"gguf does not apply to '{bundle.name}', a text classifier: it quantizes language "
+                               "models (or one answering a classification task from a prompt).",
+                               "Use a causal language model such as smollm2-135m.")
     if config.level not in LEVELS:
         raise MicrobudgetError(f"gguf level={config.level!r} is not a GGUF level.", f"Use one of: {', '.join(LEVELS)}.")
     llamacpp.require()
@@ -44,7 +49,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     progress(0.6, f"Quantizing to {config.level} with llama.cpp")
     target = llamacpp.scratch_file()
     quantize(source, target, config.level)
-    model = llamacpp.GgufModel(target, owned=True)
+    model = llamacpp.GgufModel(target, owned=True, labels=len(bundle.labels) if bundle.task == TEXT else 0)
     types = llamacpp.tensor_types(target)
     progress(1.0, f"Wrote {config.level}")
     note = f"{config.level} by llama.cpp's quantizer from {origin}: tensors stored as " + ", ".join(
@@ -82,7 +87,8 @@ def source_file(bundle: ModelBundle, progress: Progress) -> tuple[Path, str]:
 
 def converted(bundle: ModelBundle, progress: Progress) -> Path:
     """The model's folder converted to an F32 GGUF by llama.cpp's converter, once (cached by its weights)."""
-    target = home() / "models" / f"gguf-{bundle.runtime.digest(bundle.model)[:16]}-f32.gguf"
+    lm = bundle.model.lm if bundle.task == TEXT else bundle.model  # a prompted classifier: the LM it reads
+    target = home() / "models" / f"gguf-{bundle.runtime.digest(lm)[:16]}-f32.gguf"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
