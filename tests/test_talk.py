@@ -47,9 +47,9 @@ def unplugged(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def warmed(tmp_path_factory, tiny_text_model, tiny_causal_lm, sentiment_csv) -> tuple[Path, talk.Plan, list]:
+def warmed(tmp_path_factory, tiny_text_model, tiny_gguf_llama, sentiment_csv) -> tuple[Path, talk.Plan, list]:
     """One warm of a tiny plan, unplugged, in a data folder of its own: (folder, plan, what warm reported)."""
-    plan = talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_causal_lm),
+    plan = talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_gguf_llama),
                      eval_limit=40, llm_texts=16, live_examples_per_class=16, architectures=(str(tiny_text_model),))
     home = tmp_path_factory.mktemp("warmed-home")
     with pytest.MonkeyPatch.context() as patch:
