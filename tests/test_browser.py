@@ -233,10 +233,10 @@ def test_compare_page_shows_the_stored_runs(page, app_url):
 
 
 def test_talk_mode_steps_through_the_labs_results_with_the_arrow_keys(page, app_url, e2e_home, tiny_text_model,
-                                                                     tiny_causal_lm, sentiment_csv, monkeypatch):
+                                                                     tiny_gguf_llama, sentiment_csv, monkeypatch):
     # `warm` on the tiny models, into the app's data folder: it keeps what the tests above computed.
     monkeypatch.setenv("MICROBUDGET_HOME", str(e2e_home))
-    talk.warm(talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_causal_lm),
+    talk.warm(talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_gguf_llama),
                         eval_limit=500, llm_texts=16, architectures=(str(tiny_text_model),)))
     page.goto(f"{app_url}/talk")
     for number, step in enumerate(talk.STEPS):
