@@ -32,8 +32,8 @@ def levels() -> list[str]:
              "(the same token ids for both backends); tokens/s of one greedy 32-token completion at batch 1 (prompt "
              "pass included), prompt tokens/s of that pass; load = a fresh process reading the stored artifact. "
              "PyTorch n-bit: weight-only, group size 32.", "",
-             "| level | backend | tensor types | bits/weight | size MB | x smaller | load s | tokens/s | prompt tokens/s "
-             "| perplexity | perplexity x | same tokens |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| level | backend | tensor types | bits/weight | size MB | x smaller | load s | tokens/s "
+             "| prompt tokens/s | perplexity | perplexity x | same tokens |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row.level} | {row.backend} | {row.tensor_types} | {row.bits:.2f} | {row.size_mb:.1f} | "
                      f"{row.x_smaller:.2f} | {row.load_s or float('nan'):.2f} | {row.tokens_per_s:.1f} | "

@@ -39,7 +39,8 @@ def test_the_dockerfile_runs_the_readmes_setup_as_a_non_root_user_and_starts_the
     setup = next(i for i, (kind, args) in enumerate(steps) if kind == "RUN" and args.startswith("make setup"))
     # The README's two commands both go through the Makefile's setup: the pins, then the --no-deps asset step.
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^app: debian-packages setup$", makefile, re.M) and "--no-deps -r requirements-assets.txt" in makefile
+    assert re.search(r"^app: debian-packages setup$", makefile, re.M)
+    assert "--no-deps -r requirements-assets.txt" in makefile
     assert "tools/build_llamacpp.sh" in makefile  # llama.cpp is compiled by the same setup, in the image too
     assert "make app" in (ROOT / "README.md").read_text()
     # What the setup reads is in the image before it runs; the rest of the tree is copied after.

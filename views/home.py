@@ -51,7 +51,7 @@ st.caption(f"Selected: **{model or '—'}** on **{dataset or '—'}**. Open a la
 st.page_link("views/transfer.py", label="Go to the Transfer learning lab", icon=":material/school:")
 st.page_link("views/distillation.py", label="Go to the Distillation lab", icon=":material/science:")
 st.page_link("views/quantization.py", label="Go to the Quantization lab", icon=":material/compress:")
-st.page_link("views/llm_quantization.py", label="Quantize a small LLM to GGUF Q8_0, Q4_K_M, Q2_K (llama.cpp, as in Ollama)", icon=":material/chat:")
+st.page_link("views/llm_quantization.py", label="A small LLM at GGUF Q8_0, Q4_K_M, Q2_K (llama.cpp)", icon=":material/chat:")
 st.page_link("views/specialist.py", label="A small specialist against a general LLM", icon=":material/balance:")
 st.page_link("views/architectures.py", label="Compare efficient architectures", icon=":material/architecture:")
 st.page_link("views/compare.py", label="Compare every run and decide what to ship", icon=":material/insights:")

@@ -25,8 +25,8 @@ levels = left.multiselect("Levels", list(lab.LEVELS), default=list(lab.default_l
                                "torchao) have no fast kernels on this kind of CPU: expect them many times slower "
                                "(minutes per level).")
 group_size = middle.select_slider("Group size (PyTorch n-bit)", [16, 32, 64, 128], 32, key="llmq_group",
-                                  help="Weights sharing one scale and zero-point; smaller = more accurate, bigger file. "
-                                       "GGUF levels have their own fixed block sizes.")
+                                  help="Weights sharing one scale and zero-point; smaller = more accurate, bigger "
+                                       "file. GGUF levels have their own fixed block sizes.")
 texts = right.slider("Texts for perplexity", 50, 500, lab.PERPLEXITY_TEXTS, step=50, key="llmq_texts")
 prompt = st.text_area("Prompt for the side-by-side completions (plain text: no chat template is added)",
                       MeasureConfig.prompt, max_chars=600, key="llmq_prompt")

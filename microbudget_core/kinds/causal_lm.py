@@ -87,5 +87,5 @@ def hf_loader(source: str, task: str, labels: list[str] | None) -> Callable[[], 
 
 
 def hf_preprocessor(source: str) -> TextPreprocessor:
-    """The tokenizer saved beside a self-contained artifact (a GGUF file), which has no config to read a context from."""
+    """The tokenizer saved beside a self-contained artifact (a GGUF file): no config to read a context from."""
     return lm_preprocessor(source, config=None)
