@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -98,3 +100,17 @@ def tiny_gguf_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # A tokenizer read from a GGUF saves the GGUF itself as its "slow" tokenizer.model; tokenizer.json is the real one.
     (folder / "tokenizer.model").unlink(missing_ok=True)
     return folder
+
+
+def pick_model_and_texts(at: Any, key: str, model: str, dataset: str) -> None:
+    """An LLM page's pickers (AppTest): "other…", then the model folder and the dataset id typed in."""
+    at.selectbox(key=f"{key}_model").set_value("other…").run()
+    at.text_input(key=f"{key}_model_other").input(model).run()
+    at.selectbox(key=f"{key}_dataset").set_value("other…").run()
+    at.text_input(key=f"{key}_dataset_other").input(dataset).run()
+
+
+def charts_have_data(at: Any) -> bool:
+    """Every plotly chart on the page (AppTest) has a trace with points."""
+    charts = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
+    return bool(charts) and all(any(len(trace.get("y", [])) for trace in chart) for chart in charts)

@@ -11,6 +11,8 @@ import gguf
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import charts_have_data, pick_model_and_texts
+
 from microbudget_core import export, pipeline
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.baseline import RECIPES
@@ -108,10 +110,7 @@ def test_gguf_starts_from_the_model_as_loaded(tiny_gguf_llama, texts_id):
 def test_the_llm_quantization_page_runs_a_gguf_level_and_generates_with_it(tiny_gguf_llama, texts_id):
     at = AppTest.from_file(str(ROOT / "views" / "llm_quantization.py"), default_timeout=300).run()
     assert list(at.multiselect(key="llmq_levels").value) == list(llm_quantization.TALK_LEVELS)
-    at.selectbox(key="llmq_model").set_value("other…").run()
-    at.text_input(key="llmq_model_other").input(str(tiny_gguf_llama)).run()
-    at.selectbox(key="llmq_dataset").set_value("other…").run()
-    at.text_input(key="llmq_dataset_other").input(texts_id).run()
+    pick_model_and_texts(at, "llmq", str(tiny_gguf_llama), texts_id)
     at.multiselect(key="llmq_levels").set_value(["GGUF Q4_K_M", "4-bit"])
     at.slider(key="llmq_texts").set_value(50)
     at.slider(key="llmq_tokens").set_value(8)
@@ -119,6 +118,7 @@ def test_the_llm_quantization_page_runs_a_gguf_level_and_generates_with_it(tiny_
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert list(table["backend"]) == ["PyTorch", "llama.cpp", "PyTorch"] and "Q4_K x" in table["tensor types"][1]
+    assert charts_have_data(at)
     traces = [trace for chart in at.get("plotly_chart") for trace in json.loads(chart.proto.spec)["data"]]
     assert {trace.get("name") for trace in traces} >= {"llama.cpp", "PyTorch"}
     live = at.selectbox(key="llmq_live_level")

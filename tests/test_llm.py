@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from streamlit.testing.v1 import AppTest
 
-from conftest import tiny_llama
+from conftest import charts_have_data, pick_model_and_texts, tiny_llama
 from microbudget_core import cli, quant_math
 from microbudget_core.labs import llm_quantization, specialist
 from microbudget_core.baseline import RECIPES
@@ -187,22 +187,10 @@ def test_the_cli_measures_a_language_model_by_perplexity(tiny_causal_lm, texts_i
     assert "not a causal language model" in capsys.readouterr().err
 
 
-def _pick(at: AppTest, key: str, model: str, dataset: str) -> None:
-    at.selectbox(key=f"{key}_model").set_value("other…").run()
-    at.text_input(key=f"{key}_model_other").input(model).run()
-    at.selectbox(key=f"{key}_dataset").set_value("other…").run()
-    at.text_input(key=f"{key}_dataset_other").input(dataset).run()
-
-
-def _charts_have_data(at: AppTest) -> bool:
-    charts = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
-    return bool(charts) and all(any(len(trace.get("y", [])) for trace in chart) for chart in charts)
-
-
 def test_llm_quantization_page_with_a_tiny_llama(tiny_causal_lm, texts_id):
     at = AppTest.from_file(str(ROOT / "views" / "llm_quantization.py"), default_timeout=300).run()
     assert not at.exception
-    _pick(at, "llmq", str(tiny_causal_lm), texts_id)
+    pick_model_and_texts(at, "llmq", str(tiny_causal_lm), texts_id)
     assert any("No levels" in info.value for info in at.info)
     at.multiselect(key="llmq_levels").set_value(["8-bit", "2-bit"])
     at.slider(key="llmq_texts").set_value(50)
@@ -211,7 +199,7 @@ def test_llm_quantization_page_with_a_tiny_llama(tiny_causal_lm, texts_id):
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert list(table["level"]) == [llm_quantization.ORIGINAL, "8-bit", "2-bit"] and (table["perplexity"] > 0).all()
-    assert _charts_have_data(at)
+    assert charts_have_data(at)
     at.button(key="llmq_generate").click().run()
     assert not at.exception and not at.error
 
@@ -220,11 +208,11 @@ def test_specialist_page_with_tiny_models(tiny_causal_lm, tiny_text_model, texts
     monkeypatch.setitem(RECIPES, TEXT, TrainConfig(epochs=1, learning_rate=1e-3))
     at = AppTest.from_file(str(ROOT / "views" / "specialist.py"), default_timeout=300).run()
     assert not at.exception
-    _pick(at, "spec", str(tiny_causal_lm), texts_id)
+    pick_model_and_texts(at, "spec", str(tiny_causal_lm), texts_id)
     at.text_input(key="spec_specialist").input(str(tiny_text_model)).run()
     at.slider(key="spec_shots").set_value(2)
     at.slider(key="spec_eval").set_value(50)
     at.button[0].click().run()
     assert not at.exception and not at.error
-    assert len(at.dataframe[0].value) == 4 and _charts_have_data(at)
+    assert len(at.dataframe[0].value) == 4 and charts_have_data(at)
     assert any("x cheaper per prediction" in m.value for m in at.markdown)
