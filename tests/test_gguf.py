@@ -9,9 +9,6 @@ from pathlib import Path
 
 import gguf
 import pytest
-from streamlit.testing.v1 import AppTest
-
-from conftest import charts_have_data, pick_model_and_texts
 
 from microbudget_core import export, pipeline
 from microbudget_core.errors import MicrobudgetError
@@ -105,27 +102,6 @@ def test_gguf_starts_from_the_model_as_loaded(tiny_gguf_llama, texts_id):
     with pytest.raises(MicrobudgetError, match="not a GGUF level"):
         pipeline.run_pipeline(pipeline.Request(str(tiny_gguf_llama), texts_id, [("gguf", {"level": "Q9"})], 10,
                                                CAUSAL_LM), RunStore(), QUICK)
-
-
-def test_the_llm_quantization_page_runs_a_gguf_level_and_generates_with_it(tiny_gguf_llama, texts_id):
-    at = AppTest.from_file(str(ROOT / "views" / "llm_quantization.py"), default_timeout=300).run()
-    assert list(at.multiselect(key="llmq_levels").value) == list(llm_quantization.TALK_LEVELS)
-    pick_model_and_texts(at, "llmq", str(tiny_gguf_llama), texts_id)
-    at.multiselect(key="llmq_levels").set_value(["GGUF Q4_K_M", "4-bit"])
-    at.slider(key="llmq_texts").set_value(50)
-    at.slider(key="llmq_tokens").set_value(8)
-    at.button[0].click().run()
-    assert not at.exception and not at.error
-    table = at.dataframe[0].value
-    assert list(table["backend"]) == ["PyTorch", "llama.cpp", "PyTorch"] and "Q4_K x" in table["tensor types"][1]
-    assert charts_have_data(at)
-    traces = [trace for chart in at.get("plotly_chart") for trace in json.loads(chart.proto.spec)["data"]]
-    assert {trace.get("name") for trace in traces} >= {"llama.cpp", "PyTorch"}
-    live = at.selectbox(key="llmq_live_level")
-    runs = llm_quantization.latest_levels(str(tiny_gguf_llama), texts_id)
-    live.set_value(next(run.run_id for run in runs if run.steps[0]["technique"] == "gguf")).run()
-    at.button(key="llmq_generate").click().run()
-    assert not at.exception and not at.error
 
 
 def test_the_contest_deploys_the_fastest_level_within_ten_percent_perplexity(tiny_gguf_llama, tiny_text_model,

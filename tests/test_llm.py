@@ -187,19 +187,25 @@ def test_the_cli_measures_a_language_model_by_perplexity(tiny_causal_lm, texts_i
     assert "not a causal language model" in capsys.readouterr().err
 
 
-def test_llm_quantization_page_with_a_tiny_llama(tiny_causal_lm, texts_id):
+def test_llm_quantization_page_runs_both_backends_and_generates_with_a_gguf_level(tiny_gguf_llama, texts_id):
     at = AppTest.from_file(str(ROOT / "views" / "llm_quantization.py"), default_timeout=300).run()
     assert not at.exception
-    pick_model_and_texts(at, "llmq", str(tiny_causal_lm), texts_id)
+    assert list(at.multiselect(key="llmq_levels").value) == list(llm_quantization.TALK_LEVELS)
+    pick_model_and_texts(at, "llmq", str(tiny_gguf_llama), texts_id)
     assert any("No levels" in info.value for info in at.info)
-    at.multiselect(key="llmq_levels").set_value(["8-bit", "2-bit"])
+    at.multiselect(key="llmq_levels").set_value(["GGUF Q4_K_M", "4-bit"])
     at.slider(key="llmq_texts").set_value(50)
     at.slider(key="llmq_tokens").set_value(8)
     at.button[0].click().run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    assert list(table["level"]) == [llm_quantization.ORIGINAL, "8-bit", "2-bit"] and (table["perplexity"] > 0).all()
-    assert charts_have_data(at)
+    assert list(table["level"]) == [llm_quantization.ORIGINAL, "GGUF Q4_K_M", "4-bit"]
+    assert list(table["backend"]) == ["PyTorch", "llama.cpp", "PyTorch"] and "Q4_K x" in table["tensor types"][1]
+    assert (table["perplexity"] > 0).all() and charts_have_data(at)
+    traces = [trace for chart in at.get("plotly_chart") for trace in json.loads(chart.proto.spec)["data"]]
+    assert {trace.get("name") for trace in traces} >= {"llama.cpp", "PyTorch"}
+    runs = llm_quantization.latest_levels(str(tiny_gguf_llama), texts_id)
+    at.selectbox(key="llmq_live_level").set_value(next(r.run_id for r in runs if r.steps[0]["technique"] == "gguf"))
     at.button(key="llmq_generate").click().run()
     assert not at.exception and not at.error
 
