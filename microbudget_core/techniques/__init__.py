@@ -86,6 +86,10 @@ def make_config(technique: ModuleType, settings: dict[str, str] | None = None) -
             raise MicrobudgetError(f"Technique '{technique.ID}' has no setting '{key}'.",
                                    f"Its settings are: {known}.")
         values[key] = _parse(hints[key], text, f"{technique.ID}.{key}")
+        choices = fields[key].metadata.get("choices")
+        if choices and values[key] not in choices:  # refused here, before any model or dataset is loaded
+            raise MicrobudgetError(f"Setting {key}={values[key]!r} is out of range: it must be one of "
+                                   f"{', '.join(map(str, choices))}.", f"Fix {technique.ID}'s {key} and run again.")
     return technique.Config(**values)
 
 
