@@ -15,6 +15,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from functools import lru_cache
@@ -79,7 +80,7 @@ class GgufModel:
 
     def __init__(self, path: Path, threads: int | None = None, owned: bool = False, labels: int = 0):
         self.path, self.threads, self.labels = Path(path), threads or torch.get_num_threads(), labels
-        self._llama, self._close = None, None
+        self._llama, self._close, self._lock = None, None, threading.Lock()
         if owned:
             weakref.finalize(self, shutil.rmtree, self.path.parent, ignore_errors=True)
 
@@ -100,22 +101,29 @@ class GgufModel:
 
     def unload(self) -> None:
         """Free the llama.cpp context (the next run makes a new one)."""
-        if self._close:
-            self._close()
-        self._llama = self._close = None
+        with self._lock:
+            if self._close:
+                self._close()
+            self._llama = self._close = None
 
     def logits(self, ids: list[int]) -> np.ndarray:
-        """Logits at every position of one sequence. The part it shares with the last sequence is not read again:
-        llama.cpp keeps it cached, as Ollama and llama-server do (a prompt's labels, or a few-shot prefix)."""
-        llama = self.llama
-        kept = 0
-        for cached, new in zip(llama.input_ids[: min(llama.n_tokens, len(ids) - 1)], ids):
-            if cached != new:
-                break
-            kept += 1
-        llama.n_tokens = kept  # eval() drops the cache past this point, then reads the rest
-        llama.eval(ids[kept:])
-        return np.array(llama.scores[: len(ids)])
+        """Logits at every position of one sequence."""
+        return self._read(ids, slice(0, len(ids)))
+
+    def _read(self, ids: list[int], rows: slice) -> np.ndarray:
+        """Evaluate `ids` and copy out the logits of `rows`. The part they share with what the context last read
+        is not read again: llama.cpp keeps it cached, as Ollama and llama-server do (a prompt's labels, a few-shot
+        prefix, each next token of a completion). One reader at a time: the app's sessions share loaded models."""
+        with self._lock:
+            llama = self.llama
+            kept = 0
+            for cached, new in zip(llama.input_ids[: min(llama.n_tokens, len(ids) - 1)], ids):
+                if cached != new:
+                    break
+                kept += 1
+            llama.n_tokens = kept  # eval() drops the cache past this point, then reads the rest
+            llama.eval(ids[kept:])
+            return np.array(llama.scores[rows])
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  scored: torch.Tensor | None = None) -> torch.Tensor:
@@ -132,14 +140,12 @@ class GgufModel:
         return label_log_likelihoods(logits[rows, positions], input_ids, rows, positions, self.labels)
 
     def greedy(self, ids: list[int]) -> Iterator[int]:
-        """The most likely next token, again and again (each one fed back), from an empty cache."""
-        llama = self.llama
-        llama.reset()
-        llama.eval(ids)
+        """The most likely next token, again and again, each one fed back (only it is read: the rest is cached)."""
+        ids = list(ids)
         while True:
-            token = int(np.argmax(llama.scores[llama.n_tokens - 1]))
+            token = int(np.argmax(self._read(ids, slice(len(ids) - 1, len(ids)))[0]))
             yield token
-            llama.eval([token])
+            ids.append(token)
 
     def __deepcopy__(self, memo: dict) -> "GgufModel":
         twin = GgufModel(self.path, self.threads, labels=self.labels)  # the file is read-only: copies share it
