@@ -94,7 +94,9 @@ def test_every_slide_has_a_headline_and_charts_with_data(warmed_home):
         assert shown.figures and all(trace.y is not None and len(trace.y) for figure in shown.figures
                                      for trace in figure.data), step.title
     assert talk.slide(0, warmed_home).headline.startswith("finetune-head of pretrained ")
-    assert talk.slide(3, warmed_home).headline.startswith("At most 1 pt of accuracy lost: ")
+    assert talk.slide(3, warmed_home).headline.startswith("Against fp32 (as loaded) ")
+    assert "GGUF Q4_K_M" in talk.slide(3, warmed_home).headline  # the talk's LLM demo, on llama.cpp
+    assert talk.slide(len(talk.STEPS) - 1, warmed_home).headline.startswith("At most 1 pt of accuracy lost: ")
 
 
 def _charts(at: AppTest) -> list[dict]:

@@ -99,6 +99,14 @@ def level_rows(runs: Sequence[Run]) -> list[LevelRow]:
     return rows + [_row(level_of(run), run.result, run.baseline) for run in runs]
 
 
+def headline(rows: list[LevelRow]) -> str:
+    """Each level against the original in one sentence: how much smaller, how much faster, how much perplexity."""
+    original = rows[0]
+    levels = "; ".join(f"{row.level} {row.x_smaller:.1f}x smaller, {row.tokens_per_s / original.tokens_per_s:.1f}x "
+                       f"the tokens/s, perplexity x{row.perplexity_x:.2f}" for row in rows[1:])
+    return f"Against {original.level} ({original.size_mb:.0f} MB, {original.tokens_per_s:.0f} tokens/s): {levels}."
+
+
 def level_of(run: Run) -> str:
     """The LEVELS name of a run's steps (its label where it matches none)."""
     steps = [(step["technique"], step["config"]) for step in run.steps]

@@ -91,8 +91,7 @@ def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
             picked or list(built_in.values()), plan.dataset, progress=progress)),
     ]
     if text:  # the language-model pages work on texts
-        jobs += [(labs.LLM_LEVELS, [plan.llm, plan.dataset], lambda progress: llm_quantization.run_levels(
-                     plan.llm, plan.dataset, texts=plan.llm_texts, progress=progress)),
+        jobs += [(labs.LLM_LEVELS, [plan.llm, plan.dataset], lambda progress: _llm_levels(plan, progress)),
                  (labs.SPECIALIST, [plan.dataset], lambda progress: specialist.run_contest(
                      plan.dataset, (plan.llm,), specialist=plan.model, progress=progress))]
     return jobs
@@ -184,6 +183,18 @@ def _quantization_slide(plan: Plan) -> Shown:
     return f"{runs[0].label}: {plots.summary(runs[0])}.", figures
 
 
+def _llm_levels(plan: Plan, progress: Progress) -> None:
+    """The LLM at the page's default levels: the talk's GGUF Q8_0 / Q4_K_M / Q2_K (and F16) on llama.cpp."""
+    llm_quantization.run_levels(plan.llm, plan.dataset, texts=plan.llm_texts, progress=progress)
+
+
+def _llm_slide(plan: Plan) -> Shown:
+    rows = llm_quantization.level_rows(llm_quantization.latest_levels(plan.llm, plan.dataset))
+    if not rows:
+        return "", []
+    return llm_quantization.headline(rows), [plots.levels_figure(rows)]
+
+
 TALK_LIMITS = Limits(max_accuracy_drop_pt=1.0)  # what the Compare step recommends under
 
 
@@ -207,6 +218,8 @@ STEPS = [
         "distil a student and its control from {k} labelled examples per class, then int8 (a few minutes)"),
     Step("Quantization", _quantization_slide, _quantization_live,
          "quantize the model to int8 with ONNX Runtime and measure it (under a minute)"),
+    Step("An LLM at GGUF levels", _llm_slide, _llm_levels,
+         "quantize the LLM to each level with llama.cpp and measure it, as Ollama runs it (a few minutes)"),
     Step("Compare and decide", _compare_slide, lambda plan, progress: None,
          "read every run stored now, live ones included, and recommend again (instant)"),
 ]
