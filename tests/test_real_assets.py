@@ -72,3 +72,20 @@ def test_smollm2_loads_from_its_gguf_and_packs_to_under_a_third_in_4_bits(tmp_pa
         perplexities[bits] = perplexity(bundle, texts)
     assert sizes[4] <= 0.3 * sizes[32] and sizes[2] < sizes[4]
     assert perplexities[32] < perplexities[4] < perplexities[2]  # 2 bits blows up, as the 2-bit row shows
+
+
+def test_the_bundled_smollm2_quantizes_in_llama_cpp_with_its_real_tensor_types(tmp_path):
+    from microbudget_core.runtimes import llamacpp
+    from microbudget_core.techniques import gguf
+
+    source = assets.asset_path(assets.SMOLLM2)  # sha256-checked
+    target = tmp_path / llamacpp.FILE
+    gguf.quantize(source, target, "Q4_K_M")
+    types = llamacpp.tensor_types(target)
+    # 576 wide: most matrices cannot hold whole 256-value K-quant blocks and fall back to Q5_0.
+    assert sum(types.values()) == 272 and types["Q5_0"] > types.get("Q4_K", 0) > 0
+    assert "rows of 576 values" in gguf.fallback_note(target, "Q4_K_M")
+    model = llamacpp.GgufModel(target, threads=2)
+    assert target.stat().st_size <= 0.25 * 4 * llamacpp.parameter_count(model)  # the floor against fp32
+    tokens = [next(model.greedy([1, 504, 1296])) for _ in range(2)]
+    assert tokens[0] == tokens[1] and 0 <= tokens[0] < 49152  # greedy is deterministic over a cached prefix
