@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
@@ -110,10 +111,11 @@ class GgufModel:
         """Logits at every position of one sequence."""
         return self._read(ids, slice(0, len(ids)))
 
-    def _read(self, ids: list[int], rows: slice) -> np.ndarray:
-        """Evaluate `ids` and copy out the logits of `rows`. The part they share with what the context last read
-        is not read again: llama.cpp keeps it cached, as Ollama and llama-server do (a prompt's labels, a few-shot
-        prefix, each next token of a completion). One reader at a time: the app's sessions share loaded models."""
+    def _read(self, ids: list[int], rows: slice | np.ndarray) -> np.ndarray:
+        """Evaluate `ids` and copy out the logits of `rows` (a slice or position indices). The part they share
+        with what the context last read is not read again: llama.cpp keeps it cached, as Ollama and llama-server
+        do (a prompt's labels, a few-shot prefix, each next token of a completion). One reader at a time: the
+        app's sessions share loaded models."""
         with self._lock:
             llama = self.llama
             kept = 0
@@ -128,16 +130,21 @@ class GgufModel:
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  scored: torch.Tensor | None = None) -> torch.Tensor:
         """Logits per position of right-padded token ids (zeros where padded); label scores when `scored` is given."""
-        rows = [self.logits(row[: int(length)].tolist()) for row, length in zip(input_ids, attention_mask.sum(dim=1))]
-        logits = torch.zeros(len(rows), input_ids.shape[1], rows[0].shape[1])
-        for number, row in enumerate(rows):
-            logits[number, : len(row)] = torch.from_numpy(row)
+        sequences = [row[: int(length)].tolist() for row, length in zip(input_ids, attention_mask.sum(dim=1))]
         if scored is None:
+            rows = [self.logits(sequence) for sequence in sequences]
+            logits = torch.zeros(len(rows), input_ids.shape[1], rows[0].shape[1])
+            for number, row in enumerate(rows):
+                logits[number, : len(row)] = torch.from_numpy(row)
             return logits
         from ..models.llm import label_log_likelihoods
 
+        # Only the positions that predict a label token are copied out: a batch's logits at every position
+        # would be gigabytes (rows x tokens x vocabulary). nonzero() lists them row by row, as read here.
         rows, positions = torch.nonzero(scored[:, 1:], as_tuple=True)
-        return label_log_likelihoods(logits[rows, positions], input_ids, rows, positions, self.labels)
+        picked = [torch.from_numpy(self._read(sequence, positions[rows == number].numpy()))
+                  for number, sequence in enumerate(sequences)]
+        return label_log_likelihoods(torch.cat(picked), input_ids, rows, positions, self.labels)
 
     def greedy(self, ids: list[int]) -> Iterator[int]:
         """The most likely next token, again and again, each one fed back (only it is read: the rest is cached)."""
@@ -159,14 +166,46 @@ class GgufModel:
         self.__init__(Path(state["path"]), state["threads"], labels=state["labels"])
 
 
-def context_length(path: Path) -> int:
-    """The model's trained context, capped at CONTEXT."""
+@dataclass(frozen=True)
+class Header:
+    """What the engine reads from a GGUF file's header, read once per file (gguf's reader parses the whole
+    vocabulary: about 1.6 s for SmolLM2, so not once per question)."""
+
+    tensor_types: dict[str, int]  # GGML type -> number of tensors stored in it, most common first
+    parameters: int  # elements of all tensors
+    tensor_bytes: int
+    row_widths: tuple[int, ...]  # values per row of each matrix (the tensors of two or more dimensions)
+    context_length: int | None  # the model's trained context, where the file says
+    chat_template: str
+    end_token: str
+
+
+def header(path: Path) -> Header:
+    """The file's header; hard links to one file (a technique's output and its run's artifact) share one read."""
+    stat = Path(path).stat()
+    return _read_header(str(path), (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=16)
+def _read_header(path: str, identity: tuple[int, ...]) -> Header:
     import gguf
 
-    fields = gguf.GGUFReader(path).fields
-    architecture = fields["general.architecture"].contents()
-    trained = fields.get(f"{architecture}.context_length")
-    return min(CONTEXT, int(trained.contents())) if trained else CONTEXT
+    reader = gguf.GGUFReader(path)
+    fields, tensors = reader.fields, reader.tensors
+    trained = fields.get(f"{fields['general.architecture'].contents()}.context_length")
+    template = fields.get("tokenizer.chat_template")
+    return Header(
+        tensor_types=dict(collections.Counter(t.tensor_type.name for t in tensors).most_common()),
+        parameters=sum(int(t.n_elements) for t in tensors), tensor_bytes=sum(int(t.n_bytes) for t in tensors),
+        row_widths=tuple(int(t.shape[0]) for t in tensors if len(t.shape) >= 2),
+        context_length=int(trained.contents()) if trained else None,
+        chat_template=template.contents() if template else "",
+        end_token=fields["tokenizer.ggml.tokens"].contents()[fields["tokenizer.ggml.eos_token_id"].contents()])
+
+
+def context_length(path: Path) -> int:
+    """The model's trained context, capped at CONTEXT."""
+    return min(CONTEXT, header(path).context_length or CONTEXT)
 
 
 @contextlib.contextmanager
@@ -185,19 +224,14 @@ def output_to_log() -> Iterator[Path]:
 
 
 def tensor_types(path: Path) -> dict[str, int]:
-    """GGML type -> number of tensors stored in it, read from the file (the real mix behind a level's label)."""
-    import gguf
-
-    found = collections.Counter(tensor.tensor_type.name for tensor in gguf.GGUFReader(path).tensors)
-    return dict(found.most_common())
+    """GGML type -> number of tensors stored in it (the real mix behind a level's label)."""
+    return header(path).tensor_types
 
 
 def bits_per_weight(path: Path) -> float:
     """Stored bits per weight over all the file's tensors (what a level's mix of types averages to)."""
-    import gguf
-
-    tensors = gguf.GGUFReader(path).tensors
-    return 8 * sum(int(t.n_bytes) for t in tensors) / sum(int(t.n_elements) for t in tensors)
+    found = header(path)
+    return 8 * found.tensor_bytes / found.parameters
 
 
 CHATML = ('TEMPLATE """{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
@@ -206,12 +240,7 @@ CHATML = ('TEMPLATE """{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Conten
 
 def modelfile(path: Path) -> str:
     """An Ollama Modelfile for the GGUF file: FROM, the chat template, its default system prompt and stop tokens."""
-    import gguf
-
-    fields = gguf.GGUFReader(path).fields
-    template = fields["tokenizer.chat_template"].contents() if "tokenizer.chat_template" in fields else ""
-    tokens = fields["tokenizer.ggml.tokens"].contents()
-    end = tokens[fields["tokenizer.ggml.eos_token_id"].contents()]
+    template, end = header(path).chat_template, header(path).end_token
     lines = [f"FROM ./{path.name}"]
     if "<|im_start|>" in template:
         lines.append(CHATML)
@@ -263,9 +292,7 @@ def load(folder: Path, model: Any = None) -> GgufModel:
 
 def parameter_count(model: GgufModel) -> int:
     """Elements of the file's tensors."""
-    import gguf
-
-    return sum(int(tensor.n_elements) for tensor in gguf.GGUFReader(model.path).tensors)
+    return header(model.path).parameters
 
 
 def digest(model: GgufModel, skip: Any = None) -> str:

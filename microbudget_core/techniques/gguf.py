@@ -124,14 +124,11 @@ def model_folder(source: str) -> Path:
 
 def fallback_note(path: Path, level: str) -> str:
     """Why a K-quant level holds other types: llama.cpp falls back where a row is not whole super-blocks."""
-    import gguf
-
     if "_K" not in level:
         return ""
-    matrices = [t for t in gguf.GGUFReader(path).tensors if len(t.shape) >= 2]
-    narrow = [t for t in matrices if int(t.shape[0]) % K_BLOCK]
+    widths = llamacpp.header(path).row_widths
+    narrow = [width for width in widths if width % K_BLOCK]
     if not narrow:
         return ""
-    width = int(narrow[0].shape[0])
-    return (f" {len(narrow)} of {len(matrices)} weight matrices have rows of {width} values, not a multiple of "
+    return (f" {len(narrow)} of {len(widths)} weight matrices have rows of {narrow[0]} values, not a multiple of "
             f"{K_BLOCK} as K-quants need, so llama.cpp stored them in a legacy type instead (Q4_0 / Q5_0 / Q8_0).")
