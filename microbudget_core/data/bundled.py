@@ -11,7 +11,8 @@ import pandas as pd
 
 from ..assets import MNIST_5K, ROTTEN_TOMATOES, asset_path
 from ..errors import MicrobudgetError
-from . import IMAGE, TEXT, BundledDataset
+from . import AUDIO, IMAGE, TEXT, BundledDataset, Dataset, DatasetSpec, Split, load_dataset, transcribed
+from . import audio
 
 
 def rotten_tomatoes() -> tuple[list[Any], list[str]]:
@@ -61,6 +62,41 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dimensions).reshape(shape)
 
 
+SPOKEN_SOURCE = "rotten-tomatoes"  # the text dataset read aloud for speech-clips' training speech
+
+
+def speech_clips(seed: int) -> Dataset:
+    """The recorded clips for evaluation; for training, flite reading snippets of SPOKEN_SOURCE (never the same
+    sentences: the recorded ones are from a novel and card names)."""
+    audios, texts = audio.recorded_clips()
+    train = _spoken_split(load_dataset(DatasetSpec(SPOKEN_SOURCE, seed=seed)).train, audio.SPOKEN_TRAIN, seed,
+                          SPOKEN_SOURCE)
+    return transcribed("speech-clips", train, Split(audios, np.array(texts, dtype=object)),
+                       BUNDLED["speech-clips"].description)
+
+
+def spoken_dataset(source_id: str, seed: int) -> Dataset:
+    """A text dataset's texts read aloud by flite: its train texts for training, its eval texts for evaluation."""
+    source = load_dataset(DatasetSpec(source_id, seed=seed))
+    if source.modality != TEXT:
+        raise MicrobudgetError(f"spoken:{source_id} reads a text dataset aloud, and '{source_id}' holds "
+                               f"{source.modality}.", f"Use a text dataset, e.g. spoken:{SPOKEN_SOURCE}.")
+    train = _spoken_split(source.train, audio.SPOKEN_TRAIN, seed, source_id)
+    seen = {" ".join(t.lower().split()) for t in train.labels}  # a text quoted in both splits stays in train only
+    held_out = [t for t in source.eval.inputs if " ".join(t.lower().split()) not in seen]
+    eval_split = _spoken_split(Split(held_out, np.zeros(len(held_out))), audio.SPOKEN_EVAL, seed + 1, source_id)
+    return transcribed(f"spoken:{source_id}", train, eval_split,
+                       f"{source.description}, read aloud by flite in {len(audio.FLITE_VOICES)} voices")
+
+
+def _spoken_split(texts: Split, limit: int, seed: int, source: str) -> Split:
+    chosen = audio.speakable(texts.inputs, limit)
+    if not chosen:
+        raise MicrobudgetError(f"'{source}' has no text short enough to speak ({audio.MAX_SPOKEN_WORDS} words or "
+                               "fewer).", "Use a dataset of sentences.")
+    return Split(audio.spoken(chosen, seed, source), np.array(chosen, dtype=object))
+
+
 BUNDLED = {
     d.id: d
     for d in [
@@ -71,6 +107,9 @@ BUNDLED = {
                        image_size=64),
         BundledDataset("fashion-mnist-5k", IMAGE, "Fashion-MNIST clothing, 500 per class (5k, Debian package)",
                        fashion_mnist_5k, image_size=64, installed=FASHION_MNIST.is_dir),
+        BundledDataset("speech-clips", AUDIO, "10 recorded English clips (LibriVox, spoken cards) with transcripts; "
+                       "trains on flite speech (Debian packages)", lambda: ([], []),
+                       installed=lambda: audio.recorded_installed() and audio.flite_installed(), splits=speech_clips),
     ]
 }
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import re
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -164,7 +165,7 @@ def _fewest_values(frame: pd.DataFrame, columns: list[str]) -> str | None:
 # --- Images ------------------------------------------------------------------------------------
 
 
-class _Entry(NamedTuple):
+class Entry(NamedTuple):
     name: str  # the path as the user sees it, for messages
     parts: tuple[str, ...]  # path components below the zip root or folder
     read: Callable[[], bytes]
@@ -173,36 +174,40 @@ class _Entry(NamedTuple):
 
 def read_images(source: str | Path | bytes) -> tuple[list[np.ndarray], list[str]]:
     """RGB uint8 images and their class-folder names, from a zip (path or upload bytes) or a folder."""
-    if isinstance(source, bytes):
-        return _read_zip(io.BytesIO(source), "uploaded zip")
-    path = Path(source)
-    if path.is_dir():
-        return _load_entries(_folder_entries(path), f"folder {path}")
-    if not path.is_file():
-        raise MicrobudgetError(f"Image zip or folder not found: {path}.", "Check the path.")
-    return _read_zip(path, f"zip {path}")
+    with archive_entries(source, "Image", "Upload a .zip with one folder per class, e.g. cat/1.png, dog/2.jpg.") as (
+            entries, name):
+        return _load_entries(entries, name)
 
 
-def _read_zip(file: Path | io.BytesIO, name: str) -> tuple[list[np.ndarray], list[str]]:
-    """Check every member name and the totals first, then decode members straight from the zip.
+@contextlib.contextmanager
+def archive_entries(source: str | Path | bytes, what: str, layout: str) -> Iterator[tuple[list[Entry], str]]:
+    """The files of a zip (a path or upload bytes) or a folder, and a name for messages; readable inside the block.
 
-    Nothing is extracted to disk, so a hostile member name can never write anywhere.
+    Every zip member name is checked first and nothing is extracted to disk, so a hostile member name can never
+    write anywhere. `what` ("Image", "Audio") and `layout` (the expected layout) word the messages.
     """
+    if isinstance(source, bytes):
+        file, name = io.BytesIO(source), "uploaded zip"
+    else:
+        path = Path(source)
+        if path.is_dir():
+            yield _folder_entries(path), f"folder {path}"
+            return
+        if not path.is_file():
+            raise MicrobudgetError(f"{what} zip or folder not found: {path}.", "Check the path.")
+        file, name = path, f"zip {path}"
     try:
         archive = zipfile.ZipFile(file)
     except zipfile.BadZipFile as error:
-        raise MicrobudgetError(f"The {name} is not a valid zip file.",
-                               "Upload a .zip with one folder per class, e.g. cat/1.png, dog/2.jpg.") from error
+        raise MicrobudgetError(f"The {name} is not a valid zip file.", layout) from error
     with archive:
         infos = archive.infolist()
         for info in infos:
             _check_member_name(info.filename, name)
         # Reading a member never yields more than its declared size, so the size limit checked on the
         # declared sizes also holds for what is actually decompressed.
-        entries = [_Entry(info.filename, PurePosixPath(info.filename).parts,
-                          lambda info=info: archive.read(info), info.file_size)
-                   for info in infos if not info.is_dir()]
-        return _load_entries(entries, name)
+        yield [Entry(info.filename, PurePosixPath(info.filename).parts, lambda info=info: archive.read(info),
+                      info.file_size) for info in infos if not info.is_dir()], name
 
 
 def _check_member_name(member: str, name: str) -> None:
@@ -215,28 +220,34 @@ def _check_member_name(member: str, name: str) -> None:
             "Zip the class folders themselves (e.g. cat/1.png, dog/2.jpg) with no absolute or '..' paths.")
 
 
-def _folder_entries(root: Path) -> list[_Entry]:
+def _folder_entries(root: Path) -> list[Entry]:
     """Every file under root, skipping symlinks that lead outside it."""
     inside = root.resolve()
     entries = []
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.resolve().is_relative_to(inside):
             relative = path.relative_to(root)
-            entries.append(_Entry(str(relative), relative.parts, path.read_bytes, path.stat().st_size))
+            entries.append(Entry(str(relative), relative.parts, path.read_bytes, path.stat().st_size))
     return entries
 
 
-def _load_entries(entries: list[_Entry], name: str) -> tuple[list[np.ndarray], list[str]]:
-    """The shared rules for zips and folders: limits, layout, extensions, then decoding."""
+def within_limits(entries: list[Entry], name: str, what: str) -> list[Entry]:
+    """The entries without system clutter, refused when there are too many or they unpack too large."""
     entries = [e for e in entries if not any(p.startswith(".") or p in CLUTTER for p in e.parts)]
     if len(entries) > MAX_FILES:
         raise MicrobudgetError(f"The {name} has {len(entries):,} files; the limit is {MAX_FILES:,}.",
-                               "Use a smaller sample of images per class.")
+                               f"Use a smaller sample of {what}.")
     total = sum(e.size for e in entries)
     if total > MAX_UNPACKED_BYTES:
         raise MicrobudgetError(
             f"The {name} unpacks to {total / 1024**3:.1f} GB; the limit is {MAX_UNPACKED_BYTES / 1024**3:.0f} GB.",
-            "Use fewer or smaller images.")
+            f"Use fewer or smaller {what}.")
+    return entries
+
+
+def _load_entries(entries: list[Entry], name: str) -> tuple[list[np.ndarray], list[str]]:
+    """The shared rules for zips and folders: limits, layout, extensions, then decoding."""
+    entries = within_limits(entries, name, "images")
     if not entries:
         raise MicrobudgetError(f"The {name} contains no images.",
                                "Put images in one folder per class, e.g. cat/1.png, dog/2.jpg.")

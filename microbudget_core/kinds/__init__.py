@@ -1,11 +1,11 @@
-"""Kinds of model: text classification, image classification, causal LM; one module each.
+"""Kinds of model: text classification, image classification, causal LM, speech recognition; one module each.
 
 A kind owns what differs between kinds of model, so the rest of the engine asks it instead of
-comparing task strings. Adding a kind (speech recognition, say) is adding a module here that holds:
+comparing task strings. Adding a kind is adding a module here that holds:
 
 - `ID` (the task string a bundle and a run carry), `DESCRIPTION` ("text classifier"), `DOES`
   ("classifies text") and `PICK` (a model to suggest), for messages; `INPUTS`, the dataset modality
-  it reads (data.TEXT or data.IMAGE); `WORD_EMBEDDINGS`, whether its inputs are looked up in a word table;
+  it reads (data.TEXT, data.IMAGE or data.AUDIO); `WORD_EMBEDDINGS`, whether its inputs are looked up in a word table;
 - `QUALITY` (the metric that ranks its runs: "accuracy", "perplexity", ...), `HIGHER_IS_BETTER`,
   and `Metrics`, a dataclass of the figures `measure()` adds for it;
 - `quality(bundle, eval_split, reference, config, progress) -> (Metrics, predictions)`, the part of
@@ -40,8 +40,10 @@ def get(task: str) -> ModuleType:
 
 
 def for_inputs(modality: str) -> ModuleType:
-    """The kind that classifies a dataset of this modality (text or image): a dataset's default task."""
-    return next(kind for kind in registry().values() if kind.INPUTS == modality and kind.QUALITY == "accuracy")
+    """A dataset's default task: the kind that classifies its modality (text, image), else the one kind that reads
+    it (audio: speech recognition)."""
+    readers = [kind for kind in registry().values() if kind.INPUTS == modality]
+    return next((kind for kind in readers if kind.QUALITY == "accuracy"), readers[0])
 
 
 def for_config(config: Any) -> ModuleType:

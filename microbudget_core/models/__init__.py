@@ -9,16 +9,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import kinds, runtimes
-from ..assets import MINILM, SMOLLM2, asset_path
+from ..assets import MINILM, SMOLLM2, WHISPER_BASE, WHISPER_TINY_EN, Asset, asset_path
 from ..errors import MicrobudgetError
 from ..exclusive import one_at_a_time
-from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, TEXT, ModelBundle, ModelSpec, count_params
+from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, SPEECH, TEXT, ModelBundle, ModelSpec, count_params
 from .hf import hf_config, load_hf_classifier, load_saved_hf
 from .llm import as_classifier, as_saved, load_causal_lm, load_saved_llm, smollm2_folder
+from .speech import converted_whisper, load_whisper
 from .vision import load_mobilenet_v2, load_saved_mobilenet, preprocessor_for
 
 __all__ = ["ModelBundle", "ModelSpec", "load_model", "load_saved", "count_params", "OFFLINE_MODELS",
-           "TEXT", "IMAGE", "CAUSAL_LM"]
+           "TEXT", "IMAGE", "CAUSAL_LM", "SPEECH"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,15 @@ def _mobilenet(labels: list[str] | None, image_size: int | None) -> ModelBundle:
     return load_mobilenet_v2(labels, image_size or 224)
 
 
+def _whisper(model_id: str, parts: tuple[Asset, ...]) -> Callable[[list[str] | None, int | None], ModelBundle]:
+    """A bundled CTranslate2 Whisper, converted to transformers once (cached under home()/models)."""
+    def load(labels: list[str] | None, image_size: int | None) -> ModelBundle:
+        files = [asset_path(part) for part in parts]  # verifies each file's sha256 first
+        return load_whisper(converted_whisper(model_id, files, "".join(part.sha256 or "" for part in parts)),
+                            name=model_id)
+    return load
+
+
 OFFLINE_MODELS = {
     m.id: m
     for m in [
@@ -51,6 +61,10 @@ OFFLINE_MODELS = {
         OfflineModel("mobilenet-v2", IMAGE, "MobileNetV2, ImageNet-1k weights (3.5M params), vision", _mobilenet),
         OfflineModel("smollm2-135m", CAUSAL_LM, "SmolLM2-135M-Instruct language model (GGUF Q4_1, 135M params)",
                      _smollm2),
+        OfflineModel("whisper-tiny.en", SPEECH, "Whisper tiny.en speech recognizer (37.8M params), English speech",
+                     _whisper("whisper-tiny.en", (WHISPER_TINY_EN,))),
+        OfflineModel("whisper-base", SPEECH, "Whisper base speech recognizer, multilingual (72.6M params), speech",
+                     _whisper("whisper-base", WHISPER_BASE)),
     ]
 }
 
@@ -125,6 +139,9 @@ def load_saved(folder: Path) -> ModelBundle:
         bundle = load_saved_mobilenet(folder, info, with_weights=not structure)
     elif family in (CAUSAL_LM, PROMPTED_LM):
         bundle = load_saved_llm(folder, info)  # always the bare architecture: the weights are filled below
+    elif family == "whisper":
+        bundle = load_whisper(folder, info["name"], with_weights=not structure)
+        bundle.meta = dict(meta)
     else:
         bundle = load_saved_hf(folder, info, with_weights=not structure)
     if structure:

@@ -18,6 +18,7 @@ from ..runtimes.pytorch import parameter_count as count_params  # noqa: F401 (th
 TEXT = "text-classification"
 IMAGE = "image-classification"
 CAUSAL_LM = "causal-lm"
+SPEECH = "speech-recognition"
 PROMPTED_LM = "prompted-lm"  # the family of a causal LM wrapped as a prompted classifier
 
 

@@ -1,0 +1,135 @@
+"""Speech recognition: audio in, a transcript out; scored by word error rate (jiwer) after Whisper's normalizer."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import transformers
+
+from .. import data
+from ..data import Split
+from ..data.audio import SAMPLE_RATE
+from ..measure import MeasureConfig
+from ..models.bundle import SPEECH, ModelBundle
+from ..models.speech import SpeechPreprocessor, is_whisper, load_whisper, speech_preprocessor, transcribe
+from ..progress import Progress
+
+ID = SPEECH
+DESCRIPTION = "speech recognizer"
+DOES = "transcribes speech"
+PICK = "a speech model such as whisper-tiny.en"
+WORD_EMBEDDINGS = False  # the decoder has a token table, but techniques that trim or freeze one target text encoders
+PROMPTED_FOR: tuple[str, ...] = ()
+OPTIMUM_CLASS = "ORTModelForSpeechSeq2Seq"  # optimum.onnxruntime's class: an encoder and a decoder graph
+INPUTS = data.AUDIO
+QUALITY = "wer"
+HIGHER_IS_BETTER = False
+CLIP_SECONDS = 5  # multiply-adds are counted for a clip this long (the encoder still reads a 30 s window)
+card_usage = ('from microbudget_core.models.speech import transcribe\n'
+              'print(transcribe(model, waveform_16khz_float32).text)')
+
+
+@dataclass
+class Metrics:
+    latency_ms_p50: float  # per clip, batch 1, the whole transcript
+    latency_ms_p95: float
+    rtf: float  # real-time factor: processing seconds per second of audio (below 1 = faster than real time)
+    throughput_per_s: float  # clips per second, one after another
+    wer: float  # word error rate against the references, after Whisper's English normalizer
+    cer: float  # character error rate, same normalization
+    fidelity: float  # 1 - WER of these transcripts against the original model's (0 at worst)
+    audio_seconds: float
+    transcripts: list[str]
+
+
+def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None, config: MeasureConfig,
+            progress: Progress) -> tuple[Metrics, np.ndarray]:
+    """Every eval clip transcribed at batch 1 and timed; the transcripts are the predictions."""
+    progress(0.15, "Transcribing: warm-up")
+    for clip in eval_split.inputs[: max(1, min(config.warmup, 2))]:
+        transcribe(bundle, clip)
+    results = []
+    for n, clip in enumerate(eval_split.inputs):
+        progress(0.2 + 0.75 * n / len(eval_split), f"Transcribing clip {n + 1} of {len(eval_split)}")
+        results.append(transcribe(bundle, clip))
+    texts = [r.text for r in results]
+    per_clip_ms = [r.seconds * 1000 for r in results]
+    audio_seconds = sum(len(clip) for clip in eval_split.inputs) / SAMPLE_RATE
+    metrics = Metrics(
+        latency_ms_p50=statistics.median(per_clip_ms),
+        latency_ms_p95=float(np.percentile(per_clip_ms, 95)),
+        rtf=sum(per_clip_ms) / 1000 / audio_seconds,
+        throughput_per_s=len(results) / (sum(per_clip_ms) / 1000),
+        wer=error_rate(list(eval_split.labels), texts),
+        cer=error_rate(list(eval_split.labels), texts, characters=True),
+        fidelity=1.0 if reference is None else max(0.0, 1 - error_rate(list(reference), texts)),
+        audio_seconds=audio_seconds,
+        transcripts=texts,
+    )
+    return metrics, np.array(texts, dtype=object)
+
+
+def normalize(text: str) -> str:
+    """Whisper's English normalizer: case, punctuation, numbers ("ten" = "10"), contractions. Its British-to-American
+    spelling table is a hub file, absent offline, so spellings are compared as written."""
+    return _normalizer()(text)
+
+
+def error_rate(references: list[str], hypotheses: list[str], characters: bool = False) -> float:
+    """jiwer's WER (or CER) over the normalized pairs, whose references are not empty after normalizing."""
+    import jiwer
+
+    pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses)]
+    pairs = [(r, h) for r, h in pairs if r]
+    if not pairs:
+        return 0.0
+    measure = jiwer.cer if characters else jiwer.wer
+    return float(measure([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+_english: list[Any] = []
+
+
+def _normalizer() -> Any:
+    if not _english:
+        from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+        _english.append(EnglishTextNormalizer({}))
+    return _english[0]
+
+
+def quality_ratio(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, float | None]:
+    """How much the word error rate grew (1 = unchanged; None when the original made no error)."""
+    return {"wer": result["wer"] / baseline["wer"] if baseline["wer"] else None}
+
+
+def example_inputs() -> list[np.ndarray]:
+    """Two clips of different lengths (silence)."""
+    return [np.zeros(SAMPLE_RATE, dtype=np.float32), np.zeros(2 * SAMPLE_RATE, dtype=np.float32)]
+
+
+def counting_input() -> list[np.ndarray]:
+    return [np.zeros(CLIP_SECONDS * SAMPLE_RATE, dtype=np.float32)]
+
+
+def dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
+    return {name: {0: "batch"} for name in names}
+
+
+def recognises(config: Any) -> bool:
+    return is_whisper(config)
+
+
+def hf_loader(source: str, task: str, labels: list[str] | None) -> Callable[[], ModelBundle]:
+    return lambda: load_whisper(source)
+
+
+def hf_model_class(config: Any, fresh_head: bool = False) -> Any:
+    return transformers.WhisperForConditionalGeneration
+
+
+def hf_preprocessor(source: str) -> SpeechPreprocessor:
+    return speech_preprocessor(source)

@@ -1,0 +1,134 @@
+"""Speech recognition models (Whisper): the bundled tiny.en and base, any Whisper hub id or folder, one path.
+
+A speech bundle's `preprocess` turns waveforms into log-mel features plus the decoder's start tokens, so
+`bundle.logits()` is one forward pass (the first transcript token's logits: what the memory probe serves);
+`transcribe()` is the real work, greedy decoding through the model's own `generate`, in any runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import transformers
+
+from ..data.audio import SAMPLE_RATE
+from ..paths import home
+from .bundle import SPEECH, ModelBundle
+from .hf import from_pretrained, quiet
+
+WINDOW_SECONDS = 30  # Whisper reads 30 s windows: longer audio is transcribed window by window
+MAX_NEW_TOKENS = 128  # a 30 s window holds at most ~100 words of speech
+
+
+@dataclass(frozen=True)
+class SpeechPreprocessor:
+    """Waveforms (float32, 16 kHz) -> Whisper's log-mel `input_features` and the decoder's start tokens."""
+
+    processor: Any  # transformers' WhisperProcessor: feature extractor + tokenizer
+    generation: Any  # the model's GenerationConfig: its start tokens (saved with the processor: ONNX keeps no config)
+
+    @property
+    def start_ids(self) -> list[int]:
+        """<|startoftranscript|>, then English and transcribe on a multilingual model, then no timestamps."""
+        ids = [self.generation.decoder_start_token_id]
+        if getattr(self.generation, "is_multilingual", False):
+            ids += [self.generation.lang_to_id["<|en|>"], self.generation.task_to_id["transcribe"]]
+        return [*ids, self.generation.no_timestamps_token_id]
+
+    def __call__(self, audios: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+        features = self.processor.feature_extractor([np.asarray(a, dtype=np.float32) for a in audios],
+                                                    sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        starts = torch.tensor([self.start_ids] * len(audios))
+        return {"input_features": features.input_features, "decoder_input_ids": starts}
+
+    def decode(self, ids: Any) -> list[str]:
+        return [text.strip() for text in self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    def save_pretrained(self, folder: Path) -> None:
+        self.processor.save_pretrained(folder)
+        self.generation.save_pretrained(folder)
+
+
+def is_whisper(config: Any) -> bool:
+    return getattr(config, "model_type", None) == "whisper"
+
+
+def speech_preprocessor(source: str | Path, generation: Any = None) -> SpeechPreprocessor:
+    """The processor and generation config saved with a Whisper model."""
+    processor = from_pretrained(transformers.WhisperProcessor, str(source))
+    return SpeechPreprocessor(processor, generation or from_pretrained(transformers.GenerationConfig, str(source)))
+
+
+def load_whisper(source: str | Path, name: str | None = None, with_weights: bool = True) -> ModelBundle:
+    """A Whisper model (hub id or folder saved with save_pretrained) as a speech bundle, in fp32; only its
+    architecture when `with_weights` is False (models.load_saved fills it)."""
+    with quiet():
+        if with_weights:
+            model = from_pretrained(transformers.WhisperForConditionalGeneration, str(source),
+                                    torch_dtype=torch.float32)
+        else:
+            config = from_pretrained(transformers.WhisperConfig, str(source))
+            model = transformers.WhisperForConditionalGeneration(config)
+    preprocess = speech_preprocessor(source)
+    model.generation_config = preprocess.generation
+    return ModelBundle(model=model.eval(), task=SPEECH, labels=[], name=name or str(source), preprocess=preprocess,
+                       meta={"family": "whisper", "source": str(source)})
+
+
+CONVERSION_VERSION = 1  # bump when the CTranslate2 conversion changes what a converted folder holds
+
+
+def converted_whisper(model_id: str, files: list[Path], checksum: str) -> Path:
+    """The transformers folder converted once from a CTranslate2 model.bin (in parts, in order) and cached."""
+    key = hashlib.sha256(f"{checksum}-{CONVERSION_VERSION}".encode()).hexdigest()[:16]
+    target = home() / "models" / f"{model_id}-{key}"
+    if not (target / "config.json").exists():
+        from .whisper_ct2 import convert  # reads CTranslate2's format: needed once per machine
+
+        convert(files, files[0].parent, target)
+    return target
+
+
+def windows(audio: np.ndarray) -> list[np.ndarray]:
+    """A waveform cut into WINDOW_SECONDS pieces (one piece when it is shorter)."""
+    step = WINDOW_SECONDS * SAMPLE_RATE
+    return [audio[start:start + step] for start in range(0, max(len(audio), 1), step)]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    seconds: float  # wall time, preprocessing included
+    tokens: int
+
+
+def transcribe(bundle: ModelBundle, audio: np.ndarray) -> Transcript:
+    """Greedy transcript of one clip, window by window, timed."""
+    start, texts, tokens = time.perf_counter(), [], 0
+    for window in windows(audio):
+        features = bundle.preprocess([window])
+        ids = generate(bundle, features)
+        tokens += int((ids < bundle.preprocess.generation.eos_token_id).sum())  # text tokens: specials come after
+        texts += bundle.preprocess.decode(ids)
+    return Transcript(" ".join(t for t in texts if t), time.perf_counter() - start, tokens)
+
+
+@torch.inference_mode()
+def generate(bundle: ModelBundle, features: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Token ids (start tokens included) from the model's own greedy `generate`, in PyTorch or ONNX Runtime: English
+    transcription without timestamps (a multilingual model is told the language rather than guessing it)."""
+    model, inputs = bundle.model, features["input_features"]
+    dtype = getattr(model, "dtype", torch.float32)
+    if dtype in (torch.float16, torch.bfloat16):  # half-precision weights want half inputs
+        inputs = inputs.to(dtype)
+    multilingual = getattr(bundle.preprocess.generation, "is_multilingual", False)
+    with quiet():  # transformers' notices about its own logits processors and the pad token: expected here
+        return model.generate(input_features=inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1,
+                              return_timestamps=False, **({"language": "en", "task": "transcribe"} if multilingual
+                                                          else {}))
