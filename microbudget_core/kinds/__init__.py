@@ -12,7 +12,8 @@ comparing task strings. Adding a kind is adding a module here that holds:
   `measure()` that differs (predictions are what fidelity compares), and `quality_ratio(baseline, result)`,
   its part of the run's ratios;
 - `example_inputs()` and `dynamic_axes(names)` for ONNX export, `counting_input()` for multiply-adds,
-  `card_usage` (the model card's snippet), `OPTIMUM_CLASS` (Optimum's exporter for it);
+  `card_usage` (the model card's snippet), `OPTIMUM_CLASS` (Optimum's exporter for it); a kind whose ONNX form
+  is not one graph has its own `to_onnx(bundle)` and `to_onnx_int8(bundle, preset, per_channel)` (speech);
 - Hugging Face models of the kind: `recognises(config)` (the `FALLBACK` kind is asked last),
   `hf_loader(source, task, labels)`, `hf_model_class(config, fresh_head)`, `hf_preprocessor(source)`,
   and `PROMPTED_FOR`, the other tasks it answers from a prompt (a causal LM answers text classification).

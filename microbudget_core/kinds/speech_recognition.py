@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import statistics
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -12,10 +14,12 @@ import transformers
 from .. import data
 from ..data import Split
 from ..data.audio import SAMPLE_RATE
+from ..errors import MicrobudgetError
 from ..measure import MeasureConfig
 from ..models.bundle import SPEECH, ModelBundle
 from ..models.speech import SpeechPreprocessor, is_whisper, load_whisper, speech_preprocessor, transcribe
 from ..progress import Progress
+from ..runtimes import ORT_SEQ2SEQ
 
 ID = SPEECH
 DESCRIPTION = "speech recognizer"
@@ -117,6 +121,29 @@ def counting_input() -> list[np.ndarray]:
 
 def dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
     return {name: {0: "batch"} for name in names}
+
+
+def to_onnx(bundle: ModelBundle) -> ModelBundle:
+    """The model as Optimum exports Whisper: an encoder and a merged decoder graph (runtimes.ort_seq2seq)."""
+    from ..models.onnx_speech import export_speech_onnx
+
+    if bundle.runtime.ID == ORT_SEQ2SEQ:
+        return bundle
+    if bundle.meta.get("structure"):
+        raise MicrobudgetError(f"A model already changed in PyTorch ({', '.join(bundle.meta['structure'])}) cannot "
+                               "be exported to ONNX.", "Put the ONNX step first; ONNX Runtime quantizes the "
+                               "exported graphs itself.")
+    with tempfile.TemporaryDirectory() as folder:
+        model = export_speech_onnx(bundle.save(Path(folder)))
+    return bundle.derived(model, runtime=ORT_SEQ2SEQ)
+
+
+def to_onnx_int8(bundle: ModelBundle, preset: str, per_channel: bool) -> ModelBundle:
+    """The exported graphs with ONNX Runtime's dynamic int8 (each graph quantized by Optimum's ORTQuantizer)."""
+    from ..models.onnx_speech import quantize_speech_int8
+
+    exported = to_onnx(bundle)
+    return exported.derived(quantize_speech_int8(exported.model, preset, per_channel))
 
 
 def recognises(config: Any) -> bool:

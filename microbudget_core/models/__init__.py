@@ -140,7 +140,7 @@ def load_saved(folder: Path) -> ModelBundle:
     elif family in (CAUSAL_LM, PROMPTED_LM):
         bundle = load_saved_llm(folder, info)  # always the bare architecture: the weights are filled below
     elif family == "whisper":
-        bundle = load_whisper(folder, info["name"], with_weights=not structure)
+        bundle = load_whisper(folder, info["name"], with_weights=False)  # the weights are filled below
         bundle.meta = dict(meta)
     else:
         bundle = load_saved_hf(folder, info, with_weights=not structure)
@@ -149,7 +149,7 @@ def load_saved(folder: Path) -> ModelBundle:
 
         for technique_id in structure:
             bundle.model = techniques.get(technique_id).restructure(bundle.model, meta)
-    if structure or family in (CAUSAL_LM, PROMPTED_LM) or (folder / "model.pt").exists():
+    if structure or family in (CAUSAL_LM, PROMPTED_LM, "whisper") or (folder / "model.pt").exists():
         runtime.load(folder, bundle.model)
     return bundle
 

@@ -26,6 +26,7 @@ from ..registry import entry, modules_by_id
 PYTORCH = "pytorch"  # the runtime of a bundle whose meta names none
 ORT = "onnxruntime"
 LLAMACPP = "llama.cpp"
+ORT_SEQ2SEQ = "onnxruntime-seq2seq"  # an encoder and a decoder graph (speech recognition)
 
 
 @lru_cache(maxsize=1)

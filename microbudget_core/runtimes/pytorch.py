@@ -49,7 +49,9 @@ def prompted(model: torch.nn.Module, labels: int) -> torch.nn.Module:
 def save(model: torch.nn.Module, folder: Path) -> None:
     state = model.state_dict()
     if all(type(t) is torch.Tensor and not t.is_quantized for t in state.values()):
-        save_model(model, str(folder / "model.safetensors"))
+        # format=pt: transformers refuses a file without it, and safetensors' own metadata (the names of tied weights
+        # it stored once, e.g. Whisper's output layer) would otherwise be all there is.
+        save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
     else:
         # Quantized modules keep packed params (torch.ao) or tensor subclasses (torchao) that safetensors cannot hold;
         # torch.save of a state_dict loads back with weights_only=True.

@@ -10,7 +10,7 @@ import torch
 from ..cpu import cpu_flags, is_arm
 from ..data import Dataset
 from ..models import ModelBundle
-from ..models.bundle import CAUSAL_LM, IMAGE, TEXT
+from ..models.bundle import CAUSAL_LM, IMAGE, SPEECH, TEXT
 from ..progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import applies_to
@@ -48,7 +48,7 @@ def technique(technique_id: str, dtype: torch.dtype) -> tuple:
     name = str(dtype).removeprefix("torch.")
     description = f"{technique_id} weights ({name}: half the bytes; slower than fp32 on CPUs without native kernels)"
 
-    @applies_to(technique_id, (TEXT, IMAGE, CAUSAL_LM), (PYTORCH,),
+    @applies_to(technique_id, (TEXT, IMAGE, CAUSAL_LM, SPEECH), (PYTORCH,),
                 instead=f"Apply {technique_id} before any ONNX step.")
     def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
               progress: Progress = no_progress) -> ModelBundle:

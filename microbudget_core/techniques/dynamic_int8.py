@@ -19,7 +19,7 @@ from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..measure import MeasureConfig, latencies_ms
 from ..models import ModelBundle
-from ..models.bundle import CAUSAL_LM, IMAGE, TEXT
+from ..models.bundle import CAUSAL_LM, IMAGE, SPEECH, TEXT
 from ..progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import applies_to
@@ -37,7 +37,7 @@ class Config:
     backend: str = field(default="auto", metadata={"choices": ("auto", *BACKENDS)})
 
 
-@applies_to(ID, (TEXT, IMAGE, CAUSAL_LM), (PYTORCH,))
+@applies_to(ID, (TEXT, IMAGE, CAUSAL_LM, SPEECH), (PYTORCH,))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     if not any(isinstance(module, torch.nn.Linear) for module in bundle.model.modules()):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import kinds
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
-from ..models.bundle import IMAGE, TEXT
+from ..models.bundle import IMAGE, SPEECH, TEXT
 from ..models.onnx_model import export_onnx, onnx_bundle, optimize_onnx
 from ..progress import Progress, no_progress
-from ..runtimes import ORT, PYTORCH
+from ..runtimes import ORT, ORT_SEQ2SEQ, PYTORCH
 from . import applies_to
 
 ID = "onnx"
@@ -25,12 +26,18 @@ class Config:
     optimization: str = field(default="O2", metadata={"choices": LEVELS})
 
 
-@applies_to(ID, (TEXT, IMAGE), (PYTORCH, ORT))
+@applies_to(ID, (TEXT, IMAGE, SPEECH), (PYTORCH, ORT, ORT_SEQ2SEQ))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     if config.optimization not in LEVELS:
         raise MicrobudgetError(f"Unknown optimization level '{config.optimization}'.", f"Use one of: {', '.join(LEVELS)}.")
     progress(0.0, "Exporting to ONNX")
+    kind = kinds.get(bundle.task)
+    if hasattr(kind, "to_onnx"):  # several graphs (an encoder and a decoder): the kind's own export
+        result = kind.to_onnx(bundle)
+        progress(1.0, "Exported")
+        return result.derived(result.model, note="Exported by Optimum as an encoder and a merged decoder graph; "
+                              "ONNX Runtime's session optimizations (ORTOptimizer's fusions are not applied here).")
     onnx_bytes = export_onnx(bundle)
     transformers_graph = hasattr(bundle.model, "config")
     if config.optimization != "none" and transformers_graph:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import kinds
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
-from ..models.bundle import IMAGE, TEXT
+from ..models.bundle import IMAGE, SPEECH, TEXT
 from ..models.onnx_model import cpu_preset, export_onnx, onnx_bundle, quantize_dynamic_int8
 from ..progress import Progress, no_progress
-from ..runtimes import ORT, PYTORCH
+from ..runtimes import ORT, ORT_SEQ2SEQ, PYTORCH
 from . import applies_to
 
 ID = "onnx-int8-dynamic"
@@ -26,18 +27,23 @@ class Config:
     preset: str = field(default="auto", metadata={"choices": PRESETS})  # auto = from this CPU's flags
 
 
-@applies_to(ID, (TEXT, IMAGE), (PYTORCH, ORT))
+@applies_to(ID, (TEXT, IMAGE, SPEECH), (PYTORCH, ORT, ORT_SEQ2SEQ))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     if config.preset not in PRESETS:
         raise MicrobudgetError(f"Unknown preset '{config.preset}'.", f"Use one of: {', '.join(PRESETS)}.")
     preset = cpu_preset() if config.preset == "auto" else config.preset
-    progress(0.0, "Exporting to ONNX")
-    onnx_bytes = export_onnx(bundle)
-    progress(0.5, f"Quantizing to int8 with the {preset} preset")
     chosen = "chosen from this CPU's flags" if config.preset == "auto" else "chosen by you"
     note = (f"ONNX Runtime dynamic int8, Optimum's {preset} preset ({chosen}), "
             f"per-channel {'on' if config.per_channel else 'off'}.")
+    progress(0.0, "Exporting to ONNX, then quantizing to int8")
+    kind = kinds.get(bundle.task)
+    if hasattr(kind, "to_onnx_int8"):  # several graphs (an encoder and a decoder): the kind's own export
+        result = kind.to_onnx_int8(bundle, preset, config.per_channel)
+        progress(1.0, "Quantized")
+        return result.derived(result.model, note=note + " Each graph (encoder, merged decoder) quantized.")
+    onnx_bytes = export_onnx(bundle)
+    progress(0.5, f"Quantizing to int8 with the {preset} preset")
     result = onnx_bundle(bundle, quantize_dynamic_int8(onnx_bytes, preset, config.per_channel), note)
     progress(1.0, "Quantized")
     return result

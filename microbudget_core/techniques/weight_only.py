@@ -12,7 +12,7 @@ from .. import quant_math
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
-from ..models.bundle import CAUSAL_LM, IMAGE, TEXT
+from ..models.bundle import CAUSAL_LM, IMAGE, SPEECH, TEXT
 from ..progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import applies_to
@@ -91,7 +91,7 @@ class PackedEmbedding(torch.nn.Module):
         return torch.nn.functional.embedding(ids, self.rows.weight())
 
 
-@applies_to(ID, (TEXT, IMAGE, CAUSAL_LM), (PYTORCH,), instead="Put it before any ONNX step.")
+@applies_to(ID, (TEXT, IMAGE, CAUSAL_LM, SPEECH), (PYTORCH,), instead="Put it before any ONNX step.")
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     if not quant_math.MIN_BITS <= config.bits <= quant_math.MAX_BITS:
