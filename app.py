@@ -15,6 +15,7 @@ pages = [
     st.Page("views/quantization.py", title="Quantization", icon=":material/compress:"),
     st.Page("views/llm_quantization.py", title="LLM quantization", icon=":material/chat:"),
     st.Page("views/specialist.py", title="Specialist vs generalist", icon=":material/balance:"),
+    st.Page("views/speech.py", title="Speech", icon=":material/mic:"),
     st.Page("views/architectures.py", title="Architectures", icon=":material/architecture:"),
     st.Page("views/compare.py", title="Compare and decide", icon=":material/insights:"),
     st.Page("views/talk.py", title="Talk mode", icon=":material/slideshow:"),

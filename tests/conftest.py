@@ -114,3 +114,38 @@ def charts_have_data(at: Any) -> bool:
     """Every plotly chart on the page (AppTest) has a trace with points."""
     charts = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")]
     return bool(charts) and all(any(len(trace.get("y", [])) for trace in chart) for chart in charts)
+
+
+SPOKEN = ["the cat sat on the mat", "ten of clubs", "a quiet evening by the river", "he was not an ill man",
+          "small models can be fast", "the film was long and dull"]
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Whisper (d_model 64) with tiny.en's real tokenizer, processor and generation config."""
+    from microbudget_core.assets import WHISPER_TINY_EN, asset_path
+    from microbudget_core.models.whisper_ct2 import convert
+
+    real = convert([asset_path(WHISPER_TINY_EN)], asset_path(WHISPER_TINY_EN).parent,
+                   tmp_path_factory.mktemp("tiny-en") / "converted")
+    folder = tmp_path_factory.mktemp("tiny-whisper")
+    config = transformers.WhisperConfig.from_pretrained(real)
+    config.update(dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                       decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128))
+    torch.manual_seed(0)
+    transformers.WhisperForConditionalGeneration(config).save_pretrained(folder)
+    transformers.WhisperProcessor.from_pretrained(real).save_pretrained(folder)
+    transformers.GenerationConfig.from_pretrained(real).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def spoken_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six flite clips and a file,text CSV: an audio:PATH dataset."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("clips")
+    for n, text in enumerate(SPOKEN):
+        subprocess.run(["flite", "-voice", "kal16", "-t", text, "-o", str(folder / f"clip{n}.wav")], check=True)
+    (folder / "transcripts.csv").write_text("file,text\n" + "".join(f"clip{n}.wav,{t}\n" for n, t in enumerate(SPOKEN)))
+    return folder

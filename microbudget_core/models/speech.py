@@ -8,6 +8,7 @@ A speech bundle's `preprocess` turns waveforms into log-mel features plus the de
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from .bundle import SPEECH, ModelBundle
 from .hf import from_pretrained, quiet
 
 WINDOW_SECONDS = 30  # Whisper reads 30 s windows: longer audio is transcribed window by window
+HOP = 160  # samples per log-mel frame: 100 frames a second
+CLIP_FILE = "clip_frames.json"  # saved beside the processor when features are cut to the clip's length
 MAX_NEW_TOKENS = 128  # a 30 s window holds at most ~100 words of speech
 
 
@@ -32,6 +35,9 @@ class SpeechPreprocessor:
 
     processor: Any  # transformers' WhisperProcessor: feature extractor + tokenizer
     generation: Any  # the model's GenerationConfig: its start tokens (saved with the processor: ONNX keeps no config)
+    # 0: every window padded to 30 s; else only the clip's own frames, padded up to a multiple of this many (an
+    # encoder that reads the clip alone, whisper.cpp's audio_ctx: see speech_distillation.clip_encoder)
+    clip_frames: int = 0
 
     @property
     def start_ids(self) -> list[int]:
@@ -42,8 +48,9 @@ class SpeechPreprocessor:
         return [*ids, self.generation.no_timestamps_token_id]
 
     def __call__(self, audios: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+        cut = {"padding": "longest", "pad_to_multiple_of": self.clip_frames * HOP} if self.clip_frames else {}
         features = self.processor.feature_extractor([np.asarray(a, dtype=np.float32) for a in audios],
-                                                    sampling_rate=SAMPLE_RATE, return_tensors="pt")
+                                                    sampling_rate=SAMPLE_RATE, return_tensors="pt", **cut)
         starts = torch.tensor([self.start_ids] * len(audios))
         return {"input_features": features.input_features, "decoder_input_ids": starts}
 
@@ -53,6 +60,8 @@ class SpeechPreprocessor:
     def save_pretrained(self, folder: Path) -> None:
         self.processor.save_pretrained(folder)
         self.generation.save_pretrained(folder)
+        if self.clip_frames:
+            (Path(folder) / CLIP_FILE).write_text(json.dumps({"clip_frames": self.clip_frames}))
 
 
 def is_whisper(config: Any) -> bool:
@@ -60,9 +69,12 @@ def is_whisper(config: Any) -> bool:
 
 
 def speech_preprocessor(source: str | Path, generation: Any = None) -> SpeechPreprocessor:
-    """The processor and generation config saved with a Whisper model."""
+    """The processor and generation config saved with a Whisper model (and its clip length, if it has one)."""
     processor = from_pretrained(transformers.WhisperProcessor, str(source))
-    return SpeechPreprocessor(processor, generation or from_pretrained(transformers.GenerationConfig, str(source)))
+    clip = Path(source) / CLIP_FILE
+    clip_frames = json.loads(clip.read_text())["clip_frames"] if clip.is_file() else 0
+    return SpeechPreprocessor(processor, generation or from_pretrained(transformers.GenerationConfig, str(source)),
+                              clip_frames)
 
 
 def load_whisper(source: str | Path, name: str | None = None, with_weights: bool = True) -> ModelBundle:

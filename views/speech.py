@@ -1,0 +1,75 @@
+"""Speech: Whisper against a larger Whisper, int8 and a distilled student, by word error rate and time per clip."""
+
+import streamlit as st
+
+import ui
+from microbudget_core import plots
+from microbudget_core.data import DatasetSpec, load_dataset
+from microbudget_core.data.audio import SAMPLE_RATE
+from microbudget_core.errors import MicrobudgetError
+from microbudget_core.labs import speech as lab
+
+st.title("Speech recognition")
+st.markdown("Whisper transcribes speech; Distil-Whisper keeps its encoder and cuts its decoder, and the distilled "
+            "variants are *\"50% smaller and up to 6 times faster with a very small quality loss\"* (quoted). Here "
+            "Whisper tiny.en, a larger Whisper (base), their int8 forms and a student distilled on this machine "
+            "transcribe the same clips, scored by word error rate (WER: words substituted, dropped or added, per "
+            "reference word, after Whisper's English normalizer) against the time each clip takes.")
+
+left, middle = st.columns(2)
+model = left.selectbox("Model", lab.MODELS, key="speech_model")
+dataset = middle.selectbox("Clips", lab.DATASETS, key="speech_dataset",
+                           help="speech-clips: 10 recorded clips (LibriVox, spoken cards); its training speech is "
+                                "flite reading movie-review snippets. spoken:rotten-tomatoes: held-out snippets "
+                                "read by flite in 4 voices. Any zip of clips runs from the CLI: audio:PATH.")
+rows = st.multiselect("Rows", list(lab.ROWS), default=list(lab.DEFAULT_ROWS), key="speech_rows",
+                      help="distilled: the original's encoder (reading only the clip, not a 30 s window) and 2 of "
+                           "its decoder layers, trained on its transcripts of the training speech (minutes).")
+larger = st.checkbox(f"Also the larger Whisper ({lab.LARGER.get(model, 'none')})", value=model in lab.LARGER,
+                     key="speech_larger", disabled=model not in lab.LARGER)
+
+if st.button("Transcribe and measure", type="primary"):
+    ui.run_with_progress(f"{model} on {dataset}", lambda progress: lab.run_speech(
+        model, dataset, rows, "" if larger else None, progress=progress), live_curves=True)
+
+runs = ui.results_or_stop(lab.latest(model, dataset), f"No comparison of {model} on {dataset} yet: press the button "
+                          "(about a minute per row; the distilled rows train first).")
+table = lab.rows_of(runs)
+st.subheader("Size, time per clip and word error rate")
+st.markdown(lab.headline(table))
+st.plotly_chart(plots.lineup_figure(table, "name", [("size_mb", "Size", "MB"), ("seconds_per_clip",
+                "Seconds per clip (p50, batch 1)", "s"), ("wer", "Word error rate (lower is better)", "%")]),
+                width="stretch", config={"displayModeBar": False})
+ui.number_table(table, {"size MB": "%.1f", "x smaller": "%.2fx", "s per clip (p50)": "%.3f", "x faster": "%.2fx",
+                        "real-time factor": "%.3f", "WER": "percent", "CER": "percent", "train s": "%.0f"},
+                hidden=("run",))
+for run in runs:
+    for note in run.notes:
+        st.caption(f"**{lab.name_of(run)}**: {note}")
+
+st.subheader("What each model heard")
+st.caption("Words that differ from the reference (after the normalizer) are highlighted; missing ones struck through.")
+try:
+    clips = load_dataset(DatasetSpec(dataset)).eval
+except MicrobudgetError as error:
+    st.error(str(error))
+    st.stop()
+for n, clip in enumerate(lab.clip_rows(runs, list(clips.labels))):
+    with st.expander(f"Clip {n + 1}: {clip.reference}", expanded=n == 0):
+        st.audio(clips.inputs[n], sample_rate=SAMPLE_RATE)
+        st.markdown("<br>".join(f"**{name}**: {lab.marked_differences(clip.reference, text)}"
+                                for name, text in clip.transcripts.items()), unsafe_allow_html=True)
+
+st.subheader("Your own voice")
+recorded = st.audio_input("Record yourself", key="speech_record")
+uploaded = st.file_uploader("or upload a clip (wav, flac, mp3, ogg)", type=["wav", "flac", "mp3", "ogg"],
+                            key="speech_upload")
+source = recorded or uploaded
+if source is not None:
+    try:
+        heard = lab.transcribe_upload(source.getvalue(), source.name, model, [run.run_id for run in runs])
+    except MicrobudgetError as error:
+        st.error(str(error))
+    else:
+        for name, transcript in heard.items():
+            st.markdown(f"**{name}** · {transcript.seconds:.2f} s: {transcript.text or '(nothing heard)'}")
