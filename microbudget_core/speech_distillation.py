@@ -34,7 +34,6 @@ from .models.variants import pick_layers
 from .progress import Progress, scaled
 from .runs import load_run_model, stored_run
 from .runtimes import PYTORCH
-from .training import TrainReport
 
 AUDIO_CONTEXTS = ("clip", "window")
 CLIP_FRAMES = 100  # clip features are padded up to whole seconds: few distinct lengths, so batches share one
@@ -79,8 +78,7 @@ def decoder_layers(total: int, keep: int, how: str) -> list[int]:
 
 def cut_decoder(bundle: ModelBundle, layers: list[int]) -> ModelBundle:
     """A copy of a Whisper keeping its encoder and only the decoder layers at `layers`, with their weights."""
-    model = copy.deepcopy(bundle.model)
-    model.config = copy.deepcopy(model.config)  # shared with the original's submodules: never edit it there
+    model = copy.deepcopy(bundle.model)  # its config too: the teacher's is left as it is
     decoder = model.model.decoder
     decoder.layers = nn.ModuleList(decoder.layers[i] for i in layers)
     for index, layer in enumerate(decoder.layers):  # the key/value cache is indexed by position in the stack
@@ -101,11 +99,11 @@ def distill(bundle: ModelBundle, config: Any, dataset: Dataset | None, progress:
     targets, soft, cached = _targets(teacher, student, train, control, scaled(progress, 0.0, 0.35))
     kl_usable = soft is not None and not control
     encoded = _encoded(student, train, scaled(progress, 0.35, 0.45))
-    train_texts = student.preprocess.decode([ids for ids in targets[-held_out:]]) if held_out else []
+    validation_texts = student.preprocess.decode(targets[len(fit):])
     rate = config.learning_rate or RATE
     start = time.perf_counter()
-    model, history = _train(student, config, targets, soft if kl_usable else None, encoded, len(fit), validation,
-                            train_texts, rate, scaled(progress, 0.45, 1.0))
+    model, history, best_epoch = _train(student, config, targets, soft if kl_usable else None, encoded, fit,
+                                        validation, validation_texts, rate, scaled(progress, 0.45, 1.0))
     seconds = time.perf_counter() - start
     series = "control (hard labels)" if control else "student (distilled)"
     if control:
@@ -117,12 +115,15 @@ def distill(bundle: ModelBundle, config: Any, dataset: Dataset | None, progress:
     note = (f"{how}: student {student.name} with {_params(model) / 1e6:.2f}M parameters, teacher {teacher.name} with "
             f"{_params(teacher.model) / 1e6:.2f}M; decoder trained, encoder frozen, reading "
             f"{'the clip alone' if config.audio_context == 'clip' else '30 s windows'}; {len(history)} epochs on "
-            f"{len(fit):,} clips, learning rate {rate:g}; teacher's outputs "
-            f"{'from the cache' if cached else 'computed once and cached'}.")
+            f"{len(fit):,} clips, learning rate {rate:g}, "
+            + (f"epoch {best_epoch} kept by validation WER" if best_epoch else "no epoch beat the untrained student's "
+               "validation WER, so it is kept untrained")
+            + (f"; teacher's outputs {'from the cache' if cached else 'computed once and cached'}." if not control
+               else "."))
     trainable = sum(p.numel() for p in model.model.decoder.parameters())
     report = {"trainable_params": trainable, "epochs_run": len(history), "teacher_params": _params(teacher.model),
               "student_params": _params(model), "student": student.name, "distill_role": series,
-              "audio_context": config.audio_context, "kl": kl_usable}
+              "audio_context": config.audio_context, "kl": kl_usable, "best_epoch": best_epoch}
     return replace(student, head_trained=True).derived(
         model, note=note, structure="distill" if config.audio_context == "clip" else None,
         audio_context=config.audio_context, train_seconds=seconds, train_examples=len(fit), history=history,
@@ -263,27 +264,35 @@ def _positions(samples: int) -> int:
 
 
 def _train(student: ModelBundle, config: Any, targets: list[np.ndarray], soft: list[np.ndarray] | None,
-           encoded: list[torch.Tensor] | None, fit: int, validation: Split, validation_texts: list[str], rate: float,
-           progress: Progress) -> tuple[nn.Module, list[dict[str, float]]]:
-    """AdamW on the decoder, batches of clips with one encoder length; the best epoch by validation WER."""
+           encoded: list[torch.Tensor] | None, fit: Split, validation: Split, validation_texts: list[str], rate: float,
+           progress: Progress) -> tuple[nn.Module, list[dict[str, float]], int]:
+    """AdamW on the decoder, batches of clips with one encoder length; the best epoch by validation WER (0: none
+    beat the untrained student)."""
     model = student.model
     rng = np.random.default_rng(config.seed)
-    batches = _batches(student, targets[:fit], encoded, fit)
+    batches = _batches(encoded, len(fit))
+
+    def encoder_states(batch: list[int]) -> torch.Tensor:
+        if encoded is not None:
+            return torch.stack([encoded[i] for i in batch])
+        with torch.no_grad():  # a window student: its frozen encoder runs in each step
+            features = student.preprocess([fit.inputs[i] for i in batch])
+            return model.model.encoder(features["input_features"]).last_hidden_state
+
     parameters = [p for p in model.model.decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=rate, weight_decay=0.01)
     total = config.epochs * len(batches)
     warmup = max(1, total // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(  # warm up, then decay linearly to 0
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))))
-    best_wer, best_state, since_best, history = _wer(student, validation, validation_texts), None, 0, []
+    best_wer, best_state, best_epoch, history = _wer(student, validation, validation_texts), None, 0, []
     for epoch in range(1, config.epochs + 1):
         model.train()
         losses = []
         for b, index in enumerate(rng.permutation(len(batches))):
-            loss = _loss(model, student, [targets[i] for i in batches[index]],
-                         None if soft is None else [soft[i] for i in batches[index]],
-                         encoded and torch.stack([encoded[i] for i in batches[index]]),
-                         batches[index], config)
+            batch = batches[index]
+            loss = _loss(model, student, [targets[i] for i in batch], None if soft is None else [soft[i] for i in batch],
+                         encoder_states(batch), config)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -298,18 +307,15 @@ def _train(student: ModelBundle, config: Any, targets: list[np.ndarray], soft: l
         progress(epoch * (len(batches) + 1) / (total + config.epochs), f"Epoch {epoch}: validation WER {wer:.1%}",
                  **history[-1])
         if wer < best_wer or best_state is None and wer == best_wer:
-            best_wer, best_state, since_best = wer, copy.deepcopy(model.model.decoder.state_dict()), 0
-        else:
-            since_best += 1
-            if since_best >= config.patience:
-                break
+            best_wer, best_state, best_epoch = wer, copy.deepcopy(model.model.decoder.state_dict()), epoch
+        elif epoch - best_epoch >= config.patience:
+            break
     if best_state is not None:
         model.model.decoder.load_state_dict(best_state)
-    return model.eval(), history
+    return model.eval(), history, best_epoch
 
 
-def _batches(student: ModelBundle, targets: list[np.ndarray], encoded: list[torch.Tensor] | None,
-             count: int) -> list[list[int]]:
+def _batches(encoded: list[torch.Tensor] | None, count: int) -> list[list[int]]:
     """Clip numbers in batches of BATCH, each batch of one encoder length (cross-attention takes no mask)."""
     by_length: dict[int, list[int]] = {}
     for n in range(count):
@@ -318,17 +324,13 @@ def _batches(student: ModelBundle, targets: list[np.ndarray], encoded: list[torc
 
 
 def _loss(model: nn.Module, student: ModelBundle, targets: list[np.ndarray], soft: list[np.ndarray] | None,
-          encoded: torch.Tensor | None, clips: list[int], config: Any) -> torch.Tensor:
+          encoded: torch.Tensor, config: Any) -> torch.Tensor:
     """(1 - alpha) * cross-entropy on the target tokens + alpha * T^2 * KL(teacher's top-k || student) per token."""
     eos, starts = student.preprocess.generation.eos_token_id, len(student.preprocess.start_ids)
     width = max(len(t) for t in targets) - 1
     inputs = torch.full((len(targets), width), eos)
     for row, ids in enumerate(targets):
         inputs[row, :len(ids) - 1] = torch.from_numpy(ids[:-1])
-    if encoded is None:  # a window student: its frozen encoder runs here
-        with torch.no_grad():
-            features = student.preprocess([student_clip for student_clip in _clips(student, clips)])
-            encoded = model.model.encoder(features["input_features"]).last_hidden_state
     hidden = model.model.decoder(input_ids=inputs, encoder_hidden_states=encoded).last_hidden_state
     # Only the positions that predict transcript tokens: the start tokens are given, the padding is not text.
     rows = torch.cat([torch.full((len(ids) - starts,), r) for r, ids in enumerate(targets)])

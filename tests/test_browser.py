@@ -233,11 +233,14 @@ def test_compare_page_shows_the_stored_runs(page, app_url):
 
 
 def test_talk_mode_steps_through_the_labs_results_with_the_arrow_keys(page, app_url, e2e_home, tiny_text_model,
-                                                                     tiny_gguf_llama, sentiment_csv, monkeypatch):
+                                                                     tiny_gguf_llama, sentiment_csv, tiny_whisper,
+                                                                     spoken_folder, monkeypatch):
     # `warm` on the tiny models, into the app's data folder: it keeps what the tests above computed.
     monkeypatch.setenv("MICROBUDGET_HOME", str(e2e_home))
     talk.warm(talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_gguf_llama),
-                        eval_limit=500, llm_texts=16, architectures=(str(tiny_text_model),)))
+                        eval_limit=500, llm_texts=16, architectures=(str(tiny_text_model),),
+                        speech_model=str(tiny_whisper), speech_dataset=f"audio:{spoken_folder}",
+                        speech_rows=("int8 (PyTorch)",)))
     page.goto(f"{app_url}/talk")
     for number, step in enumerate(talk.STEPS):
         page.get_by_role("heading", name=step.title).first.wait_for(timeout=60_000)

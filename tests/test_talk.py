@@ -47,10 +47,13 @@ def unplugged(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def warmed(tmp_path_factory, tiny_text_model, tiny_gguf_llama, sentiment_csv) -> tuple[Path, talk.Plan, list]:
+def warmed(tmp_path_factory, tiny_text_model, tiny_gguf_llama, sentiment_csv, tiny_whisper,
+           spoken_folder) -> tuple[Path, talk.Plan, list]:
     """One warm of a tiny plan, unplugged, in a data folder of its own: (folder, plan, what warm reported)."""
     plan = talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_gguf_llama),
-                     eval_limit=40, llm_texts=16, live_examples_per_class=16, architectures=(str(tiny_text_model),))
+                     eval_limit=40, llm_texts=16, live_examples_per_class=16, architectures=(str(tiny_text_model),),
+                     speech_model=str(tiny_whisper), speech_dataset=f"audio:{spoken_folder}",
+                     speech_rows=("int8 (PyTorch)",))
     home = tmp_path_factory.mktemp("warmed-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MICROBUDGET_HOME", str(home))
@@ -71,7 +74,7 @@ def warmed_home(warmed, tmp_path, monkeypatch) -> talk.Plan:
 def test_warm_computes_every_lab_once_then_keeps_them(warmed, monkeypatch, unplugged):
     home, plan, report = warmed
     assert [w.lab for w in report] == [labs.TRANSFER, labs.DISTILLATION, labs.QUANTIZATION, labs.ARCHITECTURES,
-                                       labs.LLM_LEVELS, labs.SPECIALIST]
+                                       labs.LLM_LEVELS, labs.SPECIALIST, labs.SPEECH]
     assert all(w.status == "computed" and w.seconds > 0 for w in report), report
     monkeypatch.setenv("MICROBUDGET_HOME", str(home))
     assert talk.last_plan() == plan
@@ -96,6 +99,8 @@ def test_every_slide_has_a_headline_and_charts_with_data(warmed_home):
     assert talk.slide(0, warmed_home).headline.startswith("finetune-head of pretrained ")
     assert talk.slide(3, warmed_home).headline.startswith("Against fp32 (as loaded) ")
     assert "GGUF Q4_K_M" in talk.slide(3, warmed_home).headline  # the talk's LLM demo, on llama.cpp
+    assert talk.slide(4, warmed_home).headline.startswith("Against the original (")  # the talk's Whisper demo
+    assert "int8 (PyTorch)" in talk.slide(4, warmed_home).headline
     assert talk.slide(len(talk.STEPS) - 1, warmed_home).headline.startswith("At most 1 pt of accuracy lost: ")
 
 

@@ -37,9 +37,7 @@ runs = ui.results_or_stop(lab.latest(model, dataset), f"No comparison of {model}
 table = lab.rows_of(runs)
 st.subheader("Size, time per clip and word error rate")
 st.markdown(lab.headline(table))
-st.plotly_chart(plots.lineup_figure(table, "name", [("size_mb", "Size", "MB"), ("seconds_per_clip",
-                "Seconds per clip (p50, batch 1)", "s"), ("wer", "Word error rate (lower is better)", "%")]),
-                width="stretch", config={"displayModeBar": False})
+st.plotly_chart(plots.lineup_figure(table, "name", lab.PANELS), width="stretch", config={"displayModeBar": False})
 ui.number_table(table, {"size MB": "%.1f", "x smaller": "%.2fx", "s per clip (p50)": "%.3f", "x faster": "%.2fx",
                         "real-time factor": "%.3f", "WER": "percent", "CER": "percent", "train s": "%.0f"},
                 hidden=("run",))

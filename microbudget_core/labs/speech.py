@@ -39,6 +39,9 @@ ROWS: dict[str, list[tuple[str, dict[str, Any]]]] = {
 }
 DEFAULT_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", "distilled", "distilled + int8")
 ORIGINAL = "original"
+# The chart's panels: (row field, title, unit)
+PANELS = [("size_mb", "Size", "MB"), ("seconds_per_clip", "Seconds per clip (p50, batch 1)", "s"),
+          ("wer", "Word error rate (lower is better)", "%")]
 
 
 @labs.job

@@ -15,7 +15,7 @@ from ..errors import MicrobudgetError
 from ..pipeline import Request
 from ..progress import Progress, no_progress, scaled
 from ..runs import RunStore
-from . import architectures, distillation, llm_quantization, quantization, specialist, transfer
+from . import architectures, distillation, llm_quantization, quantization, specialist, speech, transfer
 from .compare import Limits, candidates, eval_sizes, measured_on, recommend
 
 
@@ -30,6 +30,9 @@ class Plan:
     llm_texts: int = 100  # texts for the LLM levels' perplexity
     live_examples_per_class: int = 128  # the labelled budget of a live re-run: a minute or two, not ten
     architectures: tuple[str, ...] = ()  # built-in architecture ids, hub ids or folders; none: the built-in ones
+    speech_model: str = "whisper-tiny.en"  # the Speech page's: Whisper beside a larger and a distilled Whisper
+    speech_dataset: str = "speech-clips"
+    speech_rows: tuple[str, ...] = speech.DEFAULT_ROWS
 
 
 def use_plan(plan: Plan) -> None:
@@ -40,7 +43,10 @@ def use_plan(plan: Plan) -> None:
 def last_plan() -> Plan:
     """The plan `warm` last computed (the presenter view shows it); the defaults if it never ran."""
     kept = labs.recall(labs.TALK, [])
-    return Plan(**{**kept, "architectures": tuple(kept["architectures"])}) if kept else Plan()
+    if not kept:
+        return Plan()
+    tuples = {name: tuple(kept[name]) for name in ("architectures", "speech_rows") if name in kept}
+    return Plan(**{**kept, **tuples})
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
         jobs += [(labs.LLM_LEVELS, [plan.llm, plan.dataset], lambda progress: _llm_levels(plan, progress)),
                  (labs.SPECIALIST, [plan.dataset], lambda progress: specialist.run_contest(
                      plan.dataset, (plan.llm,), specialist=plan.model, progress=progress))]
+    jobs.append((labs.SPEECH, [plan.speech_model, plan.speech_dataset], lambda progress: _speech(plan, progress)))
     return jobs
 
 
@@ -195,6 +202,18 @@ def _llm_slide(plan: Plan) -> Shown:
     return llm_quantization.headline(rows), [plots.levels_figure(rows)]
 
 
+def _speech(plan: Plan, progress: Progress) -> None:
+    """Whisper beside the larger Whisper, its int8 forms and a distilled student, on the same clips."""
+    speech.run_speech(plan.speech_model, plan.speech_dataset, plan.speech_rows, progress=progress)
+
+
+def _speech_slide(plan: Plan) -> Shown:
+    rows = speech.rows_of(speech.latest(plan.speech_model, plan.speech_dataset))
+    if not rows:
+        return "", []
+    return speech.headline(rows), [plots.lineup_figure(rows, "name", speech.PANELS)]
+
+
 TALK_LIMITS = Limits(max_accuracy_drop_pt=1.0)  # what the Compare step recommends under
 
 
@@ -220,6 +239,8 @@ STEPS = [
          "quantize the model to int8 with ONNX Runtime and measure it (under a minute)"),
     Step("An LLM at GGUF levels", _llm_slide, _llm_levels,
          "quantize the LLM to each level with llama.cpp and measure it, as Ollama runs it (a few minutes)"),
+    Step("Whisper and a distilled Whisper", _speech_slide, _speech,
+         "transcribe the clips with each model again, the student distilled anew (a few minutes)"),
     Step("Compare and decide", _compare_slide, lambda plan, progress: None,
          "read every run stored now, live ones included, and recommend again (instant)"),
 ]

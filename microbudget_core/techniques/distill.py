@@ -3,7 +3,8 @@
 Hard labels punish a small model for any doubt; the teacher's soft targets say which wrong answers are
 nearly right, a richer signal per example (Hinton et al. 2015). The student is built from the teacher
 (fewer layers, a narrower width, a trimmed word table) or is any model id. `alpha` 0 is the hard-label
-control: the same student and budget, the teacher unused.
+control: the same student and budget, the teacher unused. Speech models are distilled the Distil-Whisper way
+(fewer decoder layers, trained on the teacher's transcripts): see microbudget_core.speech_distillation.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .. import kinds, runtimes
 from ..cache import cached_array
 from ..data import Dataset, DatasetSpec, Split, load_dataset
 from ..errors import MicrobudgetError
-from ..models import IMAGE, TEXT, ModelBundle, ModelSpec, load_model
+from ..models import IMAGE, SPEECH, TEXT, ModelBundle, ModelSpec, load_model
 from ..models.anatomy import head_inputs, head_name
 from ..models.variants import LAYER_CHOICES, keep_layers, narrow, pick_layers, trim_vocab
 from ..progress import Progress, no_progress, scaled
@@ -37,19 +38,24 @@ TEACHER_VERSION = 1
 REST = "rest"  # `unlabeled`: the train split beyond the labelled budget
 CONTROL, STUDENT = "control (hard labels)", "student (distilled)"  # the two kinds of run, as the lab names them  # bump when the way the teacher's outputs are computed changes: old cache entries stop matching
 INITS = ("teacher", "random")
+# auto: evenly for text (the top layer of each group), spaced for speech (Distil-Whisper's first and last)
+WHICH_LAYERS = ("auto", *LAYER_CHOICES, "spaced")
+AUDIO_CONTEXTS = ("clip", "window")  # speech: the encoder reads the clip alone (whisper.cpp's audio_ctx) or 30 s
 
 
 @dataclass(frozen=True)
 class Config:
     student: str = field(default="layers", metadata={"choices": STUDENTS})
-    layers: int = 2  # layers student: how many of the teacher's transformer layers it keeps
-    which_layers: str = field(default="evenly", metadata={"choices": LAYER_CHOICES})
+    layers: int = 2  # layers student: how many of the teacher's transformer layers (a Whisper's: decoder layers) it keeps
+    which_layers: str = field(default="auto", metadata={"choices": WHICH_LAYERS})
     width: float = 0.5  # narrow student: its channels (MobileNetV2) or hidden size (BERT) as a share of the teacher's
     init: str = field(default="teacher", metadata={"choices": INITS})  # narrow: the teacher's weights sliced, or random
     student_model: str = ""  # model student: a model id or folder, trained with a fresh head
     trim_vocab: bool = True  # text: keep only the word-table rows of tokens the training texts use
     temperature: float = 2.0  # softens both softmaxes; higher shows more of the teacher's "dark knowledge"
-    alpha: float = 0.5  # weight of the soft-target term, the rest on the labels; 0 is the hard-label control
+    # weight of the soft-target term, the rest on the labels (speech: on the teacher's transcripts); 0 is the
+    # hard-label control (speech: the student trained on the dataset's reference transcripts, the teacher unused)
+    alpha: float = 0.5
     # layers student of a layer-mean teacher (others ignore it): weight of pulling each kept layer's mean-pooled
     # output towards the teacher's (MSE). MiniLM-L6 -> 2 layers: 0.803 with token-level matching, 0.795 without.
     hidden_weight: float = 1.0
@@ -63,11 +69,17 @@ class Config:
     examples_per_class: int = 0  # labelled budget: 0 all, else the first k of each class
     patience: int = 2  # epochs without validation gain before stopping
     seed: int = 0
+    # speech: "clip" the student's encoder reads the clip's own frames (in whole seconds) rather than a 30 s window
+    audio_context: str = field(default="clip", metadata={"choices": AUDIO_CONTEXTS})
 
 
-@applies_to(ID, (TEXT, IMAGE), (PYTORCH, ORT))
+@applies_to(ID, (TEXT, IMAGE, SPEECH), (PYTORCH, ORT))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
+    if bundle.task == SPEECH:
+        from .. import speech_distillation  # Whisper students and their training: loaded for speech models only
+
+        return speech_distillation.distill(bundle, config, dataset, progress)
     _check(config, dataset)
     teacher = _teacher(bundle, config)
     everything, validation = split_for_training(dataset.train, TrainConfig())
@@ -117,6 +129,17 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     return _finetune.result(trained, trained.model, train_report, note, details=details)
 
 
+def restructure(model: torch.nn.Module, meta: dict) -> torch.nn.Module:
+    """A saved speech student whose encoder reads the clip alone: the encoder swapped back in (same weights)."""
+    from ..speech_distillation import clip_encoder
+
+    return clip_encoder(model) if meta.get("audio_context") == "clip" else model
+
+
+def _which_layers(config: Config) -> str:
+    return "evenly" if config.which_layers == "auto" else config.which_layers
+
+
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
                       temperature: float, alpha: float) -> torch.Tensor:
     """alpha * KL(teacher/T || student/T) * T^2 + (1 - alpha) * cross-entropy(labels).
@@ -134,7 +157,7 @@ def softened(logits: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def _check(config: Config, dataset: Dataset | None) -> None:
-    for name, rule in (("student", STUDENTS), ("which_layers", LAYER_CHOICES), ("init", INITS)):
+    for name, rule in (("student", STUDENTS), ("which_layers", ("auto", *LAYER_CHOICES)), ("init", INITS)):
         _finetune.require(getattr(config, name) in rule, name, getattr(config, name), f"one of {', '.join(rule)}")
     _finetune.require(config.temperature > 0, "temperature", config.temperature, "above 0")
     _finetune.require(0 <= config.alpha <= 1, "alpha", config.alpha, "from 0 to 1")
@@ -182,7 +205,7 @@ def _student(teacher: ModelBundle, config: Config, texts: list) -> tuple[ModelBu
         if not total:
             raise MicrobudgetError(f"A layers student needs a transformer teacher; {teacher.name} has no layers.",
                                    "Use a narrow student for MobileNetV2.")
-        student = keep_layers(teacher, pick_layers(total, config.layers, config.which_layers))
+        student = keep_layers(teacher, pick_layers(total, config.layers, _which_layers(config)))
     elif config.student == "narrow":
         student = narrow(teacher, config.width, from_teacher=config.init == "teacher", seed=config.seed)
     else:
@@ -236,7 +259,7 @@ def _objective(soft: np.ndarray, features: np.ndarray | None, teacher: ModelBund
     targets = None
     if hidden_weight:
         total = teacher.model.config.num_hidden_layers
-        states = [0] + [i + 1 for i in pick_layers(total, config.layers, config.which_layers)]
+        states = [0] + [i + 1 for i in pick_layers(total, config.layers, _which_layers(config))]
         targets = torch.from_numpy(features.reshape(len(features), total + 1, -1)[:, states])
 
     def objective(bundle: ModelBundle, inputs: list, labels: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
