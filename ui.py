@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from microbudget_core import cli, kinds, labs, plots
-from microbudget_core.data import IMAGE, TEXT
+from microbudget_core.data import AUDIO, IMAGE, TEXT
 from microbudget_core.data.files import decode_image, preview_csv
 from microbudget_core.data.preview import Preview, preview
 from microbudget_core.data.uploads import save_upload
@@ -54,19 +54,34 @@ def pick_model_and_dataset() -> tuple[str, str]:
 
 def pick_language_model_and_texts(key: str) -> tuple[str, str]:
     """A causal LM (bundled, hub id or folder) and a text dataset, for the LLM pages."""
+    return _pick_model_and_data(key, "perplexity", TEXT, "Language model", "a causal LM",
+                                "Texts (a text classification dataset)", "Dataset id: csv:PATH or hf:NAME")
+
+
+def pick_speech_model_and_clips(key: str) -> tuple[str, str]:
+    """A speech model (bundled, hub id or folder) and speech clips, for the Speech page."""
+    return _pick_model_and_data(key, "wer", AUDIO, "Speech model", "a Whisper model", "Clips",
+                                "Dataset id: audio:PATH (a zip or folder of clips and transcripts) or spoken:DATASET "
+                                "(a text dataset read aloud)", extra=("spoken:rotten-tomatoes",))
+
+
+def _pick_model_and_data(key: str, quality: str, modality: str, model_label: str, model_kind: str, data_label: str,
+                         data_id_label: str, extra: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The bundled models ranked by `quality` and the bundled datasets of `modality` (plus `extra`), each with an
+    OTHER choice that takes an id or folder."""
     listing = cli.catalog()
-    models = {m["id"]: m["description"] for m in listing["models"] if m["quality"] == "perplexity"}
-    texts = {d["id"]: d["description"] for d in listing["datasets"] if d["modality"] == "text" and ":" not in d["id"]}
+    models = {m["id"]: m["description"] for m in listing["models"] if m["quality"] == quality}
+    found = {d["id"]: d["description"] for d in listing["datasets"] if d["modality"] == modality and ":" not in d["id"]}
+    found |= {i: i for i in extra}
     left, right = st.columns(2)
-    choice = left.selectbox("Language model", [*models, OTHER], key=f"{key}_model",
+    choice = left.selectbox(model_label, [*models, OTHER], key=f"{key}_model",
                             format_func=lambda i: f"{i} — {models[i]}" if i in models else i)
     model = choice if choice != OTHER else left.text_input(
-        "Hugging Face model id or local folder of a causal LM", key=f"{key}_model_other",
+        f"Hugging Face model id or local folder of {model_kind}", key=f"{key}_model_other",
         help="Hub ids need a network; a folder saved with save_pretrained() works offline.").strip()
-    choice = right.selectbox("Texts (a text classification dataset)", [*texts, OTHER], key=f"{key}_dataset",
-                             format_func=lambda i: f"{i} — {texts[i]}" if i in texts else i)
-    dataset = choice if choice != OTHER else right.text_input("Dataset id: csv:PATH or hf:NAME",
-                                                              key=f"{key}_dataset_other").strip()
+    choice = right.selectbox(data_label, [*found, OTHER], key=f"{key}_dataset",
+                             format_func=lambda i: f"{i} — {found[i]}" if found.get(i, i) != i else i)
+    dataset = choice if choice != OTHER else right.text_input(data_id_label, key=f"{key}_dataset_other").strip()
     return model, dataset
 
 

@@ -27,6 +27,7 @@ from .runs import RunStore
 ROWS = [("size_bytes", "size (MB)", 1e-6), ("params", "params (M)", 1e-6), ("latency_ms_p50", "p50 ms", 1),
         ("latency_ms_p95", "p95 ms", 1), ("throughput_per_s", "per s @32", 1), ("accuracy", "accuracy", 1),
         ("macro_f1", "macro F1", 1), ("perplexity", "perplexity", 1), ("tokens_per_s", "tokens/s", 1),
+        ("wer", "WER", 1), ("cer", "CER", 1), ("rtf", "real-time x", 1),
         ("load_seconds", "load s", 1), ("fidelity", "fidelity", 1), ("peak_rss_mb", "peak RSS MB", 1)]
 
 
@@ -127,7 +128,9 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _quality(metrics: dict[str, Any]) -> str:
-    """Accuracy for a classifier, perplexity for a language model."""
+    """Accuracy for a classifier, perplexity for a language model, word error rate for a speech model."""
+    if "wer" in metrics:
+        return f"WER {metrics['wer']:.1%}"
     if "perplexity" in metrics:
         return f"perplexity {metrics['perplexity']:.1f}"
     return f"accuracy {metrics['accuracy']:.3f}"
@@ -191,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(command=_list)
     run = commands.add_parser("run", help="run techniques on a model and compare with the original")
     run.add_argument("--model", required=True, help="an id from `list`, a hub id, or a local folder")
-    run.add_argument("--dataset", required=True, help="an id from `list`, csv:PATH, images:PATH or hf:NAME")
+    run.add_argument("--dataset", required=True, help="an id from `list`, csv:PATH, images:PATH, audio:PATH, spoken:DATASET or hf:NAME")
     run.add_argument("--technique", action="append", help="repeat to chain steps, in order")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="a technique setting (repeatable)")
     run.add_argument("--eval-limit", type=int, help="measure on the first N eval examples only")

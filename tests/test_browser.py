@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from microbudget_core.labs import talk
+from microbudget_core.labs import speech, talk
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -221,6 +221,22 @@ def test_specialist_page_runs_the_contest_and_draws_it(page, app_url, tiny_causa
     _assert_no_error(page)
     assert page.locator('[data-testid="stPlotlyChart"] .bars .point').count() == 12  # 3 panels x 4 contenders
     page.screenshot(path=str(ARTIFACTS / "specialist.png"), full_page=True)
+
+
+def test_speech_page_opens_on_its_last_comparison_and_plays_the_clips(page, app_url, e2e_home, tiny_whisper,
+                                                                     spoken_folder, monkeypatch):
+    # The comparison the page opens on, made by the core into the app's data folder (as `warm` would).
+    monkeypatch.setenv("MICROBUDGET_HOME", str(e2e_home))
+    speech.run_speech(str(tiny_whisper), f"audio:{spoken_folder}", ["int8 (PyTorch)"], larger=None)
+    page.goto(f"{app_url}/speech")
+    page.get_by_text("Whisper transcribes speech").wait_for(timeout=60_000)
+    _choose_other(page, "Speech model", "Hugging Face model id or local folder of a Whisper model", str(tiny_whisper))
+    _choose_other(page, "Clips", "Dataset id: audio:PATH", f"audio:{spoken_folder}")
+    page.get_by_text("What each model heard").wait_for(timeout=120_000)
+    _wait_for_marks(page, 6)  # 3 panels x (original, int8)
+    page.locator("audio").first.wait_for(timeout=60_000)
+    _assert_no_error(page)
+    page.screenshot(path=str(ARTIFACTS / "speech.png"), full_page=True)
 
 
 def test_compare_page_shows_the_stored_runs(page, app_url):

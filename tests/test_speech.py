@@ -147,3 +147,40 @@ def test_cli_speech_contract_and_listing(tiny_whisper: Path, spoken_folder: Path
     assert done.returncode == 0, done.stderr[-2000:]
     run = json.loads(done.stdout)
     assert {"wer", "cer", "rtf"} <= set(run["baseline"]) and "wer" in run["ratios"]
+
+
+def test_speech_page_compares_and_marks_the_word_differences(tiny_whisper: Path, spoken_folder: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "views" / "speech.py"), default_timeout=900)
+    at.run()
+    assert "No comparison" in at.info[0].value
+    at.selectbox(key="speech_model").select("other…").run()
+    at.text_input(key="speech_model_other").input(str(tiny_whisper)).run()
+    at.selectbox(key="speech_dataset").select("other…").run()
+    at.text_input(key="speech_dataset_other").input(f"audio:{spoken_folder}").run()
+    at.multiselect(key="speech_rows").set_value(["int8 (PyTorch)"]).run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.get("plotly_chart") and "Against the original" in at.markdown[1].value
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["original", "int8 (PyTorch)"]
+    assert any("<mark>" in m.value or "<s>" in m.value for m in at.markdown)  # a random model mishears
+
+
+def test_marked_differences_show_substitutions_insertions_and_deletions() -> None:
+    from microbudget_core.labs.speech import marked_differences
+
+    assert marked_differences("ten of clubs", "10 of clubs") == "10 of clubs"  # the normalizer agrees
+    assert marked_differences("the cat sat", "the dog sat down") == "the <mark>dog</mark> <s>cat</s> sat <mark>down</mark>"
+
+
+def test_an_upload_is_transcribed_by_the_original_and_each_row(tiny_whisper: Path, spoken_folder: Path) -> None:
+    from microbudget_core.labs import speech
+
+    sweep = speech.run_speech(str(tiny_whisper), f"audio:{spoken_folder}", ["int8 (PyTorch)"], larger=None)
+    heard = speech.transcribe_upload((spoken_folder / "clip1.wav").read_bytes(), "clip1.wav", str(tiny_whisper),
+                                     [run.run_id for run in sweep.runs])
+    assert list(heard) == ["original", "int8 (PyTorch)"] and all(t.seconds > 0 for t in heard.values())
+    with pytest.raises(MicrobudgetError, match="not audio"):
+        speech.transcribe_upload(b"garbage", "voice.wav", str(tiny_whisper), [])

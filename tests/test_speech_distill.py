@@ -20,6 +20,12 @@ TEXTS = ["the film was good", "a dull plot", "great actors", "the story is weak"
          "a boring movie", "superb and moving", "clumsy and tedious", "the plot was great", "an awful film"]
 
 
+@pytest.fixture(autouse=True)
+def short_transcripts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A random Whisper rarely ends a transcript: 8 tokens keep greedy decoding (and these tests) quick."""
+    monkeypatch.setattr("microbudget_core.models.speech.MAX_NEW_TOKENS", 8)
+
+
 @pytest.fixture(scope="module")
 def teacher_folder(tiny_whisper: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """conftest's tiny Whisper (tiny.en's tokenizer, d_model 64) with 4 decoder layers, so a student can keep 2."""

@@ -16,17 +16,12 @@ st.markdown("Whisper transcribes speech; Distil-Whisper keeps its encoder and cu
             "transcribe the same clips, scored by word error rate (WER: words substituted, dropped or added, per "
             "reference word, after Whisper's English normalizer) against the time each clip takes.")
 
-left, middle = st.columns(2)
-model = left.selectbox("Model", lab.MODELS, key="speech_model")
-dataset = middle.selectbox("Clips", lab.DATASETS, key="speech_dataset",
-                           help="speech-clips: 10 recorded clips (LibriVox, spoken cards); its training speech is "
-                                "flite reading movie-review snippets. spoken:rotten-tomatoes: held-out snippets "
-                                "read by flite in 4 voices. Any zip of clips runs from the CLI: audio:PATH.")
+model, dataset = ui.pick_speech_model_and_clips("speech")
 rows = st.multiselect("Rows", list(lab.ROWS), default=list(lab.DEFAULT_ROWS), key="speech_rows",
                       help="distilled: the original's encoder (reading only the clip, not a 30 s window) and 2 of "
                            "its decoder layers, trained on its transcripts of the training speech (minutes).")
-larger = st.checkbox(f"Also the larger Whisper ({lab.LARGER.get(model, 'none')})", value=model in lab.LARGER,
-                     key="speech_larger", disabled=model not in lab.LARGER)
+larger = model in lab.LARGER and st.checkbox(f"Also the larger Whisper ({lab.LARGER[model]}), as it is",
+                                            value=True, key="speech_larger")
 
 if st.button("Transcribe and measure", type="primary"):
     ui.run_with_progress(f"{model} on {dataset}", lambda progress: lab.run_speech(

@@ -26,8 +26,6 @@ from ..progress import Progress, no_progress, scaled
 from ..rows import column
 from ..runs import Run, RunStore, load_run_model
 
-MODELS = ("whisper-tiny.en", "whisper-base")
-DATASETS = ("speech-clips", "spoken:rotten-tomatoes")
 LARGER = {"whisper-tiny.en": "whisper-base"}  # the larger Whisper the talk sets beside the small one
 # Row name -> steps on the model. The distilled rows keep the teacher's encoder and 2 of its 4 decoder layers.
 ROWS: dict[str, list[tuple[str, dict[str, Any]]]] = {
