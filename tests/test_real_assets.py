@@ -89,3 +89,30 @@ def test_the_bundled_smollm2_quantizes_in_llama_cpp_with_its_real_tensor_types(t
     assert target.stat().st_size <= 0.25 * 4 * llamacpp.parameter_count(model)  # the issue's floor against fp32
     tokens = [next(model.greedy([1, 504, 1296])) for _ in range(2)]
     assert tokens[0] == tokens[1] and 0 <= tokens[0] < 49152  # greedy is deterministic over a cached prefix
+
+
+@pytest.mark.parametrize("model", ["whisper-tiny.en", "whisper-base"])
+def test_both_bundled_whispers_transcribe_the_recorded_clips_under_the_wer_floor(model, shared_home):
+    """The converted CTranslate2 files transcribe the 10 recorded clips: WER at most 10% (7.7% / 6.6% measured)."""
+    from microbudget_core.data import DatasetSpec, load_dataset
+    from microbudget_core.data.audio import POCKETSPHINX
+    from microbudget_core.kinds.speech_recognition import error_rate
+    from microbudget_core.models.speech import transcribe
+
+    bundle = load_model(ModelSpec(model))
+    assert bundle.task == "speech-recognition" and bundle.parameter_count() > 37e6
+    clips = load_dataset(DatasetSpec("speech-clips")).eval
+    heard = [transcribe(bundle, clip).text for clip in clips.inputs]
+    assert len(heard) == 10 and (POCKETSPHINX / "librivox").is_dir()
+    assert error_rate(list(clips.labels), heard) <= 0.10, heard
+    assert "dashwood had then leisure to consider" in heard[0].lower()
+
+
+def test_a_corrupt_whisper_part_is_caught_by_its_checksum(tmp_path, monkeypatch):
+    part = assets.WHISPER_BASE[1]
+    copy = tmp_path / part.package / part.relative_path
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"not the second half of whisper base")
+    monkeypatch.setattr(assets, "package_dir", lambda package: tmp_path / package)
+    with pytest.raises(MicrobudgetError, match="does not match its published sha256"):
+        assets.asset_path(part)
