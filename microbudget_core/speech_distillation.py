@@ -281,7 +281,7 @@ def _train(student: ModelBundle, config: Any, targets: list[np.ndarray], soft: l
 
     parameters = [p for p in model.model.decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=rate, weight_decay=0.01)
-    total = config.epochs * len(batches)
+    total, share = config.epochs * len(batches), 1 / (config.epochs * (len(batches) + 1))  # a validation per epoch
     warmup = max(1, total // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(  # warm up, then decay linearly to 0
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))))
@@ -299,12 +299,12 @@ def _train(student: ModelBundle, config: Any, targets: list[np.ndarray], soft: l
             optimizer.step()
             schedule.step()
             losses.append(float(loss))
-            progress(((epoch - 1) * len(batches) + b + 1) / (total + config.epochs),
+            progress(((epoch - 1) * (len(batches) + 1) + b + 1) * share,
                      f"Epoch {epoch}/{config.epochs}: batch {b + 1} of {len(batches)}, loss {np.mean(losses):.3f}")
         model.eval()
         wer = _wer(student, validation, validation_texts)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_wer": wer})
-        progress(epoch * (len(batches) + 1) / (total + config.epochs), f"Epoch {epoch}: validation WER {wer:.1%}",
+        progress(epoch / config.epochs, f"Epoch {epoch}: validation WER {wer:.1%}",
                  **history[-1])
         if wer < best_wer or best_state is None and wer == best_wer:
             best_wer, best_state, best_epoch = wer, copy.deepcopy(model.model.decoder.state_dict()), epoch

@@ -28,12 +28,14 @@ from ..runs import Run, RunStore, load_run_model
 
 LARGER = {"whisper-tiny.en": "whisper-base"}  # the larger Whisper the talk sets beside the small one
 # Row name -> steps on the model. The distilled rows keep the teacher's encoder and 2 of its 4 decoder layers.
+# PyTorch int8 also packs the embedding table (half of tiny.en's weights) to 8 bits per row.
+INT8 = ("dynamic-int8", {"backend": "torch.ao", "embeddings": True})
 ROWS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "int8 (ONNX Runtime)": [("onnx-int8-dynamic", {})],
-    "int8 (PyTorch)": [("dynamic-int8", {"backend": "torch.ao"})],
+    "int8 (PyTorch)": [INT8],
     "fp16": [("fp16", {})],
     "distilled": [("distill", {})],
-    "distilled + int8": [("distill", {}), ("dynamic-int8", {"backend": "torch.ao"})],
+    "distilled + int8": [("distill", {}), INT8],
 }
 DEFAULT_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", "distilled", "distilled + int8")
 ORIGINAL = "original"

@@ -35,6 +35,9 @@ TIMED = 7  # calibration examples each backend is timed on (batch 1, after a war
 @dataclass(frozen=True)
 class Config:
     backend: str = field(default="auto", metadata={"choices": ("auto", *BACKENDS)})
+    # Also store the embedding tables in 8 bits, one scale per row (torch.ao's weight-only embedding quantization):
+    # a large share of a model with a big vocabulary (Whisper's 51,865 x 384 table is half of tiny.en).
+    embeddings: bool = False
 
 
 @applies_to(ID, (TEXT, IMAGE, CAUSAL_LM, SPEECH), (PYTORCH,))
@@ -51,7 +54,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
             raise MicrobudgetError("backend=auto times both backends on real examples, and no dataset was given.",
                                    "Run it with a dataset, or pick backend=torch.ao or torchao.")
         examples, timing = dataset.calibration.inputs[:TIMED], MeasureConfig(warmup=1, latency_runs=TIMED)
-        candidates = {backend: _quantize(bundle.model, backend) for backend in BACKENDS}
+        candidates = {backend: _quantize(bundle.model, backend, config.embeddings) for backend in BACKENDS}
         timings = {backend: statistics.median(latencies_ms(bundle.derived(model), examples, timing))
                    for backend, model in candidates.items()}
         backend = min(timings, key=timings.get)
@@ -61,25 +64,42 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
                "calibration examples, timed here).")
         report = {f"backend_ms_{name.replace('.', '_')}": ms for name, ms in timings.items()}
     else:
-        backend, model = config.backend, _quantize(bundle.model, config.backend)
+        backend, model = config.backend, _quantize(bundle.model, config.backend, config.embeddings)
         how, report = f"{backend} chosen by hand.", {}
     progress(1.0, "Quantized")
     share = _linear_share(bundle.model)
-    note = (f"{share:.0%} of the weights are in Linear layers and became int8; the rest (embeddings, "
-            f"convolutions, norms) stay fp32. Backend: {how}")
+    rest = "convolutions, norms" if config.embeddings else "embeddings, convolutions, norms"
+    note = (f"{share:.0%} of the weights are in Linear layers and became int8"
+            f"{', the embedding tables 8-bit per row' if config.embeddings else ''}; the rest ({rest}) stay fp32. "
+            f"Backend: {how}")
     if share < 0.2:
         note += " So dynamic int8 barely changes this model: convolutional models need static int8."
     return bundle.derived(model, note=note, structure=ID, dynamic_int8_backend=backend,
-                          report={"dynamic_int8_backend": backend, **report})
+                          dynamic_int8_embeddings=config.embeddings, report={"dynamic_int8_backend": backend, **report})
 
 
 def restructure(model: torch.nn.Module, meta: dict) -> torch.nn.Module:
     """The quantized structure for a saved artifact (artifacts from before the knob used torch.ao)."""
-    return _quantize(model, meta.get("dynamic_int8_backend", "torch.ao"))
+    return _quantize(model, meta.get("dynamic_int8_backend", "torch.ao"), meta.get("dynamic_int8_embeddings", False))
 
 
-def _quantize(model: torch.nn.Module, backend: str) -> torch.nn.Module:
-    """A quantized copy of `model`: every nn.Linear gets int8 weights and dynamic int8 activations."""
+def _quantize(model: torch.nn.Module, backend: str, embeddings: bool = False) -> torch.nn.Module:
+    """A quantized copy of `model`: every nn.Linear gets int8 weights and dynamic int8 activations (and, with
+    `embeddings`, every nn.Embedding 8-bit rows)."""
+    quantized = _quantize_linear(model, backend)
+    if not embeddings:
+        return quantized
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice, as below
+        from torch.ao.quantization import float_qparams_weight_only_qconfig
+
+        # Exactly nn.Embedding (not subclasses such as Whisper's positional table, which index .weight directly).
+        return torch.ao.quantization.quantize_dynamic(quantized, {torch.nn.Embedding: float_qparams_weight_only_qconfig},
+                                                      inplace=True)  # `quantized` is already a copy
+
+
+def _quantize_linear(model: torch.nn.Module, backend: str) -> torch.nn.Module:
+    """A copy of `model` whose nn.Linear layers have int8 weights and dynamic int8 activations."""
     with warnings.catch_warnings():
         # torch.ao.quantization warns it is deprecated in favour of torchao; both are offered here.
         warnings.simplefilter("ignore")
