@@ -10,7 +10,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .labs.compare import Candidate, pareto_front
+from .labs.compare import Candidate, pareto_front, quality_name, score
 from .runs import Run
 
 if TYPE_CHECKING:  # annotations only: importing the explainer would pull torch and the model loaders in here
@@ -224,10 +224,12 @@ PARETO_AXES = [("latency_ms_p50", 1, "p50 latency, batch 1 (ms)"), ("size_bytes"
 
 
 def pareto_figure(found: list[Candidate]) -> go.Figure:
-    """Accuracy against latency and against size: point size = parameters, colour = technique, the originals
-    as stars, each panel's Pareto frontier drawn and the runs it dominates faded."""
+    """Accuracy (a speech model's WER) against latency and against size: point size = parameters, colour =
+    technique, the originals as stars, each panel's Pareto frontier drawn and the runs it dominates faded."""
+    quality = quality_name(found)
     figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
-                           subplot_titles=["Accuracy vs latency", "Accuracy vs size"])
+                           subplot_titles=[f"{quality.capitalize() if quality == 'accuracy' else quality} vs {axis}"
+                                           for axis in ("latency", "size")])
     # The originals last, so their stars sit on top of the runs that cluster around them.
     techniques = sorted(dict.fromkeys(c.technique for c in found), key=lambda t: t == "original")
     colours = {t: ORIGINAL_COLOUR if t == "original" else TECHNIQUE_PALETTE[i % len(TECHNIQUE_PALETTE)]
@@ -235,8 +237,8 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
     largest = max((c.metrics.get("params") or 1 for c in found), default=1)
     for column, (key, scale, title) in enumerate(PARETO_AXES, start=1):
         xs = [c.metrics[key] * scale for c in found]
-        ys = [c.metrics["accuracy"] * 100 for c in found]
-        front = pareto_front(xs, ys)
+        ys = [abs(score(c.metrics)) * 100 for c in found]  # accuracy or WER, in %
+        front = pareto_front(xs, [score(c.metrics) for c in found])
         for technique in techniques:
             members = [i for i, c in enumerate(found) if c.technique == technique]
             figure.add_trace(go.Scatter(
@@ -249,7 +251,7 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
                             opacity=[1.0 if front[i] or technique == "original" else 0.25 for i in members],
                             line=dict(width=1.5 if technique == "original" else 0, color="#1e293b")),
                 hovertemplate="%{text}<br>%{x:,.2f} " + title.split("(")[-1].rstrip(")")
-                              + ", accuracy %{y:.1f}%<extra></extra>"),
+                              + f", {quality} %{{y:.1f}}%<extra></extra>"),
                 row=1, col=column)
         frontier = sorted((xs[i], ys[i]) for i in range(len(found)) if front[i])
         figure.add_trace(go.Scatter(x=[x for x, _ in frontier], y=[y for _, y in frontier], mode="lines",
@@ -257,7 +259,8 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
                                     legendgroup="frontier", showlegend=column == 1, hoverinfo="skip"),
                          row=1, col=column)
         figure.update_xaxes(title_text=title, type="log", row=1, col=column)
-    figure.update_yaxes(title_text="eval accuracy (%)", row=1, col=1)
+    figure.update_yaxes(title_text=f"eval {quality} (%)" + (" (lower is better)" if quality == "WER" else ""),
+                        row=1, col=1)
     figure.update_layout(height=460, margin=dict(l=20, r=20, t=50, b=20),
                          legend=dict(orientation="h", yanchor="top", y=-0.18))
     return figure
@@ -276,7 +279,8 @@ def architectures_figure(rows: list[dict]) -> go.Figure:
             marker=dict(size=12, color=TECHNIQUE_PALETTE[column - 1]), showlegend=False,
             hovertemplate="%{text}: %{x:,.1f}, accuracy %{y:.1f}%<extra></extra>"), row=1, col=column)
         figure.update_xaxes(title_text=title, type="log", row=1, col=column)
-    figure.update_yaxes(title_text="eval accuracy (%)", row=1, col=1)
+    figure.update_yaxes(title_text=f"eval {quality} (%)" + (" (lower is better)" if quality == "WER" else ""),
+                        row=1, col=1)
     figure.update_layout(height=420, margin=dict(l=70, r=70, t=50, b=20))
     return figure
 

@@ -102,3 +102,23 @@ def test_only_runs_measured_on_the_same_eval_examples_are_compared():
     assert eval_sizes(runs) == [1000, 300]
     assert [r.result["eval_examples"] for r in measured_on(runs)] == [1000, 1000]  # the largest by default
     assert len(measured_on(runs, 300)) == 2 and measured_on([], None) == []
+
+
+def speech_candidate(name: str, wer: float, latency: float, size_mb: float, original: bool = False) -> Candidate:
+    return Candidate(name, "whisper", "original" if original else "t",
+                     {"wer": wer, "latency_ms_p50": latency, "size_bytes": size_mb * 1e6, "throughput_per_s": 3.0},
+                     None if original else name)
+
+
+def test_speech_runs_rank_by_the_lowest_word_error_rate():
+    found = [speech_candidate("original", 0.077, 350, 156, original=True), speech_candidate("int8", 0.066, 170, 66),
+             speech_candidate("student", 0.09, 120, 120), speech_candidate("worse", 0.20, 400, 160)]
+    assert recommend(found, Limits()).best.name == "int8"  # the lowest WER wins, not the highest
+    assert recommend(found, Limits(max_latency_ms=150)).best.name == "student"
+    # WER rise against the original: the student's 1.3 pt is within 2, not within 1
+    assert recommend(found, Limits(max_latency_ms=150, max_accuracy_drop_pt=2)).best.name == "student"
+    assert recommend(found, Limits(max_latency_ms=150, max_accuracy_drop_pt=1)).best is None
+    assert "WER 6.6%" in recommend(found, Limits()).message
+    rows = comparison_rows(found)
+    assert [r.pareto_latency for r in rows] == [False, True, True, False]  # "worse" is slower and worse
+    assert rows[1].wer == 0.066 and rows[1].accuracy is None

@@ -9,13 +9,18 @@ import ui
 
 from microbudget_core import plots
 from microbudget_core.labs.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates,
-                                      comparison_rows, eval_sizes, measured_on, recommend)
+                                           comparison_rows, eval_sizes, measured_on, quality_name, recommend)
 from microbudget_core.export import export_zip, model_card
 from microbudget_core.runs import RunStore
 
 st.title("Compare and decide")
 store = RunStore()
 runs = store.list()
+speech_runs = store.list(quality="wer")  # speech models are ranked by word error rate, apart from the classifiers
+if speech_runs:
+    ranked = st.radio("Models", ["classifiers (accuracy)", "speech recognizers (WER)"], index=0 if runs else 1,
+                      horizontal=True, key="compare_quality")
+    runs = speech_runs if ranked.startswith("speech") else runs
 if not runs:
     st.info("No runs yet: run a technique in a lab and it appears here.")
     st.stop()
@@ -25,7 +30,7 @@ dataset = st.selectbox("Dataset", datasets, key="compare_dataset")
 runs = [run for run in runs if run.dataset == dataset]
 sizes = eval_sizes(runs)
 size = st.selectbox("Measured on", sizes, key="compare_eval", format_func=lambda n: f"the first {n:,} eval examples",
-                    help="Accuracy compares only between runs measured on the same examples.")
+                    help="Accuracy (or WER) compares only between runs measured on the same examples.")
 runs = measured_on(runs, size)
 left, middle, right = st.columns(3)
 models = left.multiselect("Models", sorted({r.model for r in runs}), key="compare_models", placeholder="all")
@@ -47,25 +52,30 @@ with st.expander("Cost of serving", expanded=True):
     st.caption(f"From each model's measured throughput at batch 32 on 2 CPU threads. Default price: "
                f"{DEFAULT_PRICE_SOURCE}.")
 
-table = ui.row_frame(comparison_rows(found, price, rate))
+table = ui.row_frame(comparison_rows(found, price, rate)).dropna(axis=1, how="all")  # accuracy or WER
+speech = quality_name(found) == "WER"
 
 chart = st.plotly_chart(plots.pareto_figure(found), key="pareto", on_select="rerun", selection_mode="points")
 st.caption("Faded points are dominated: another run is at least as accurate and at least as fast (or small). "
-           "Select a point to see its run below.")
+           "Select a point to see its run below." + (" A speech model's throughput is clips per second, one after "
+                                                      "another." if speech else ""))
 
 st.subheader("Your limits")
 columns = st.columns(4)
 limits = Limits(
     columns[0].number_input("Max size (MB)", min_value=0.0, value=None, key="limit_size"),
     columns[1].number_input("Max p50 latency (ms)", min_value=0.0, value=None, key="limit_latency"),
-    columns[2].number_input("Min accuracy", min_value=0.0, max_value=1.0, value=None, key="limit_accuracy"),
-    columns[3].number_input("Max accuracy drop (points)", min_value=0.0, value=None, key="limit_drop"))
+    None if speech else columns[2].number_input("Min accuracy", min_value=0.0, max_value=1.0, value=None,
+                                                key="limit_accuracy"),
+    columns[3].number_input("Max WER rise (points)" if speech else "Max accuracy drop (points)", min_value=0.0,
+                            value=None, key="limit_drop"))
 pick = recommend(found, limits)
 (st.success if pick.best else st.warning)(pick.message)
 
 st.subheader("All runs")
 st.dataframe(table, hide_index=True, width="stretch",
              column_config={"accuracy": st.column_config.NumberColumn(format="%.3f"),
+                            "WER": st.column_config.NumberColumn(format="percent"),
                             "size MB": st.column_config.NumberColumn(format="%.1f"),
                             "p50 ms": st.column_config.NumberColumn(format="%.2f"),
                             "$ per 1M": st.column_config.NumberColumn(format="$%.4f"),

@@ -1,6 +1,7 @@
 """Which model to ship: every run of a dataset side by side, its Pareto frontier, a pick under limits, and cost.
 
-All pure functions of stored runs, shared by the Compare page and the CLI's `compare`.
+All pure functions of stored runs, shared by the Compare page and the CLI's `compare`. Classifiers are ranked by
+accuracy, speech models by word error rate (lower is better): `score` puts both on one higher-is-better scale.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ class Candidate:
     @property
     def artifact_missing(self) -> bool:
         return not self.is_original and not artifact_saved(self.artifact_path)
+
+
+def score(metrics: dict[str, Any]) -> float:
+    """Higher is better: a classifier's accuracy, or minus a speech model's word error rate."""
+    return -metrics["wer"] if "wer" in metrics else metrics["accuracy"]
+
+
+def quality_name(found: Sequence[Candidate]) -> str:
+    """What ranks these candidates: "WER" for speech models, else "accuracy"."""
+    return "WER" if found and "wer" in found[0].metrics else "accuracy"
 
 
 def eval_sizes(runs: Sequence[Run]) -> list[int]:
@@ -82,8 +93,8 @@ class Limits:
 
     max_size_mb: float | None = None
     max_latency_ms: float | None = None
-    min_accuracy: float | None = None
-    max_accuracy_drop_pt: float | None = None  # against the best original's accuracy
+    min_accuracy: float | None = None  # classifiers only
+    max_accuracy_drop_pt: float | None = None  # against the best original (for speech models: the WER rise)
 
 
 @dataclass(frozen=True)
@@ -94,16 +105,16 @@ class Recommendation:
 
 
 def recommend(found: Sequence[Candidate], limits: Limits) -> Recommendation:
-    """The most accurate candidate within every limit (then the fastest, then the smallest), or what misses."""
+    """The most accurate candidate (lowest WER for speech) within every limit (then the fastest, then the smallest),
+    or what misses."""
     if not found:
         return Recommendation(None, "No runs for this dataset yet: run a technique in a lab first.")
     originals = [c for c in found if c.is_original] or list(found)
-    reference = max(c.metrics["accuracy"] for c in originals)  # what "accuracy drop" is measured from
+    reference = max(score(c.metrics) for c in originals)  # what "accuracy drop" (or WER rise) is measured from
     misses = [_misses(c, limits, reference) for c in found]
     meeting = [c for c, missed in zip(found, misses) if not missed]
     if meeting:
-        best = max(meeting, key=lambda c: (c.metrics["accuracy"], -c.metrics["latency_ms_p50"],
-                                           -c.metrics["size_bytes"]))
+        best = max(meeting, key=lambda c: (score(c.metrics), -c.metrics["latency_ms_p50"], -c.metrics["size_bytes"]))
         return Recommendation(best, f"Ship {best.name}: {_describe(best)}.")
     never = [limit for limit in _limit_names(limits) if all(limit in missed for missed in misses)]
     # The nearest: the smallest total shortfall, each limit's shortfall relative to the limit itself.
@@ -126,11 +137,11 @@ def _limit_names(limits: Limits) -> list[str]:
     return [name for name in UNITS if getattr(limits, name) is not None]
 
 
-def _misses(candidate: Candidate, limits: Limits, reference_accuracy: float) -> dict[str, float]:
-    """Each limit this candidate breaks, and by how much (in the limit's unit)."""
+def _misses(candidate: Candidate, limits: Limits, reference_score: float) -> dict[str, float]:
+    """Each limit this candidate breaks, and by how much (in the limit's unit); min_accuracy binds classifiers only."""
     m = candidate.metrics
     value = {"max_size_mb": m["size_bytes"] / 1e6, "max_latency_ms": m["latency_ms_p50"],
-             "min_accuracy": m["accuracy"], "max_accuracy_drop_pt": (reference_accuracy - m["accuracy"]) * 100}
+             "min_accuracy": m.get("accuracy", math.inf), "max_accuracy_drop_pt": (reference_score - score(m)) * 100}
     over = {name: (getattr(limits, name) - value[name]) if name == "min_accuracy" else (value[name] - getattr(limits, name))
             for name in _limit_names(limits)}
     return {name: gap for name, gap in over.items() if gap > 1e-12}
@@ -138,8 +149,8 @@ def _misses(candidate: Candidate, limits: Limits, reference_accuracy: float) -> 
 
 def _describe(c: Candidate) -> str:
     m = c.metrics
-    return (f"accuracy {m['accuracy']:.3f}, {m['size_bytes'] / 1e6:.1f} MB, "
-            f"p50 {m['latency_ms_p50']:.1f} ms at batch 1")
+    quality = f"WER {m['wer']:.1%}" if "wer" in m else f"accuracy {m['accuracy']:.3f}"
+    return f"{quality}, {m['size_bytes'] / 1e6:.1f} MB, p50 {m['latency_ms_p50']:.1f} ms at batch 1"
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,8 @@ class ComparisonRow:
     name: str = column("name")
     model: str = column("model")
     technique: str = column("technique")
-    accuracy: float = column("accuracy")
+    accuracy: float | None = column("accuracy")  # classifiers
+    wer: float | None = column("WER")  # speech models
     size_mb: float = column("size MB")
     p50_ms: float = column("p50 ms")
     params_m: float = column("params M")
@@ -183,14 +195,15 @@ class ComparisonRow:
 def comparison_rows(found: Sequence[Candidate], price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
                     requests_per_s: float = 10.0) -> list[ComparisonRow]:
     """One table row per candidate: its figures, its serving cost, and whether it is on each Pareto frontier."""
-    accuracy = [c.metrics["accuracy"] for c in found]
-    fastest = pareto_front([c.metrics["latency_ms_p50"] for c in found], accuracy)
-    smallest = pareto_front([c.metrics["size_bytes"] for c in found], accuracy)
+    scores = [score(c.metrics) for c in found]
+    fastest = pareto_front([c.metrics["latency_ms_p50"] for c in found], scores)
+    smallest = pareto_front([c.metrics["size_bytes"] for c in found], scores)
     rows = []
     for c, fast, small in zip(found, fastest, smallest):
         cost = serving_cost(c.metrics["throughput_per_s"], price_per_hour, requests_per_s)
         rows.append(ComparisonRow(
-            name=c.name, model=c.model, technique=c.technique, accuracy=c.metrics["accuracy"],
+            name=c.name, model=c.model, technique=c.technique, accuracy=c.metrics.get("accuracy"),
+            wer=c.metrics.get("wer"),
             size_mb=c.metrics["size_bytes"] / 1e6, p50_ms=c.metrics["latency_ms_p50"],
             params_m=(c.metrics.get("params") or 0) / 1e6, throughput=c.metrics["throughput_per_s"],
             cost_per_million=cost.per_million, cost_per_month=cost.per_month, pareto_latency=fast,
