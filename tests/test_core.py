@@ -166,7 +166,7 @@ def test_pipeline_stores_a_run_with_the_contract(tiny_text_model, sentiment_csv,
     assert run.ratios["size"] == pytest.approx(run.baseline["size_bytes"] / run.result["size_bytes"])
     assert run.ratios["latency"] == pytest.approx(run.baseline["latency_ms_p50"] / run.result["latency_ms_p50"])
     assert run.result["eval_examples"] == 30
-    assert run.steps == [{"technique": "dynamic-int8", "config": {"backend": "auto"}}]
+    assert run.steps == [{"technique": "dynamic-int8", "config": {"backend": "auto", "embeddings": False}}]
     assert run.result["dynamic_int8_backend"] in ("torch.ao", "torchao")  # auto timed both, kept one
     assert [r.run_id for r in store.list()] == [run.run_id]
     assert (tmp_path / "runs.sqlite").exists()
