@@ -38,10 +38,12 @@ from .runtimes import PYTORCH
 AUDIO_CONTEXTS = ("clip", "window")
 CLIP_FRAMES = 100  # clip features are padded up to whole seconds: few distinct lengths, so batches share one
 TOP_K = 64  # the teacher's distribution kept per token: all 51,865 probabilities of every token would not fit on disk
-RATE = 3e-4  # AdamW's rate when learning_rate is 0
+RATE = 1e-4  # AdamW's rate when learning_rate is 0
 BATCH = 8
+ENCODER_EPOCHS = 10  # a clip student's encoder learns the teacher's window states for its frames: a regression, quick
+ENCODER_RATE = 3e-4
 VALIDATION = 32  # train clips held out to pick the best epoch
-TEACHER_VERSION = 1  # bump when the teacher's cached outputs are computed differently
+TEACHER_VERSION = 2  # bump when the teacher's cached outputs are computed differently
 STUDENTS = ("layers", "model")
 # Text and vision settings with no meaning for a Whisper student: changing one is refused rather than ignored.
 CLASSIFIER_ONLY = ("width", "init", "trim_vocab", "hidden_weight", "unlabeled", "use_labels", "examples_per_class")
@@ -98,7 +100,8 @@ def distill(bundle: ModelBundle, config: Any, dataset: Dataset | None, progress:
     control = config.alpha == 0
     targets, soft, cached = _targets(teacher, student, train, control, scaled(progress, 0.0, 0.35))
     kl_usable = soft is not None and not control
-    encoded = _encoded(student, train, scaled(progress, 0.35, 0.45))
+    matched = _match_encoder(teacher, student, fit, config, scaled(progress, 0.35, 0.42))
+    encoded = _encoded(student, train, scaled(progress, 0.42, 0.45))
     validation_texts = student.preprocess.decode(targets[len(fit):])
     rate = config.learning_rate or RATE
     start = time.perf_counter()
@@ -123,7 +126,8 @@ def distill(bundle: ModelBundle, config: Any, dataset: Dataset | None, progress:
     trainable = sum(p.numel() for p in model.model.decoder.parameters())
     report = {"trainable_params": trainable, "epochs_run": len(history), "teacher_params": _params(teacher.model),
               "student_params": _params(model), "student": student.name, "distill_role": series,
-              "audio_context": config.audio_context, "kl": kl_usable, "best_epoch": best_epoch}
+              "audio_context": config.audio_context, "kl": kl_usable, "best_epoch": best_epoch,
+              "encoder_losses": matched}
     return replace(student, head_trained=True).derived(
         model, note=note, structure="distill" if config.audio_context == "clip" else None,
         audio_context=config.audio_context, train_seconds=seconds, train_examples=len(fit), history=history,
@@ -184,6 +188,10 @@ def _student(teacher: ModelBundle, config: Any) -> ModelBundle:
     torch.manual_seed(config.seed)
     model = clip_encoder(student.model) if config.audio_context == "clip" else student.model
     model.model.encoder.requires_grad_(False)  # Distil-Whisper's recipe: the encoder is kept as it is
+    # The token table (tied to the output layer: half of tiny.en's weights) and the positions stay as pretrained:
+    # a few hundred clips of synthetic speech would pull the 51,864 rows towards their few hundred words.
+    model.model.decoder.embed_tokens.requires_grad_(False)
+    model.model.decoder.embed_positions.requires_grad_(False)
     preprocess = dataclasses.replace(student.preprocess,
                                      clip_frames=CLIP_FRAMES if config.audio_context == "clip" else 0)
     return replace(student, model=model, preprocess=preprocess)
@@ -235,6 +243,54 @@ def _teacher_pass(teacher: ModelBundle, split: Split, progress: Progress) -> np.
         rows.append(np.concatenate([np.full((steps, 1), n), ids[starts:, None].numpy(), top.values.numpy(),
                                     top.indices.numpy()], axis=1).astype(np.float32))  # ids < 2^24: exact in fp32
     return np.concatenate(rows)
+
+
+def _match_encoder(teacher: ModelBundle, student: ModelBundle, split: Split, config: Any,
+                   progress: Progress) -> list[float]:
+    """A clip student's encoder trained to give, for the clip's own frames, the states the teacher's encoder gives
+    them inside its 30 s window (MSE): the decoder then reads what it was trained on. Per-epoch losses ([] when the
+    student reads 30 s windows, as the teacher does)."""
+    if not student.preprocess.clip_frames:
+        return []
+    lengths = [_positions(len(clip)) for clip in split.inputs]
+
+    @torch.inference_mode()
+    def window_states() -> np.ndarray:
+        states = []
+        for n, clip in enumerate(split.inputs):
+            progress(0.5 * n / len(split), f"Teacher's encoder: clip {n + 1} of {len(split)} (once)")
+            full = teacher.model.model.encoder(teacher.preprocess([clip])["input_features"]).last_hidden_state
+            states.append(full[0, :lengths[n]].numpy())
+        return np.concatenate(states)
+
+    flat, _ = cached_array("speech-teacher-encoder", teacher.name, [
+        teacher.runtime.digest(teacher.model), split.fingerprint(), CLIP_FRAMES, TEACHER_VERSION], window_states)
+    targets = list(torch.from_numpy(flat).split(lengths))
+    encoder = student.model.model.encoder
+    encoder.requires_grad_(True)
+    encoder.embed_positions.requires_grad_(False)
+    parameters = [p for p in encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=ENCODER_RATE, weight_decay=0.01)
+    batches = _batches(targets, len(split))
+    rng, losses = np.random.default_rng(config.seed), []
+    encoder.train()
+    for epoch in range(ENCODER_EPOCHS):
+        total = []
+        for b, index in enumerate(rng.permutation(len(batches))):
+            batch = batches[index]
+            features = student.preprocess([split.inputs[i] for i in batch])["input_features"]
+            loss = F.mse_loss(encoder(features).last_hidden_state, torch.stack([targets[i] for i in batch]))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            total.append(float(loss))
+            progress(0.5 + 0.5 * (epoch * len(batches) + b + 1) / (ENCODER_EPOCHS * len(batches)),
+                     f"Encoder epoch {epoch + 1}/{ENCODER_EPOCHS}: matching the teacher's states, loss "
+                     f"{np.mean(total):.4f}")
+        losses.append(float(np.mean(total)))
+    encoder.eval().requires_grad_(False)  # frozen again while the decoder trains
+    return losses
 
 
 def _encoded(student: ModelBundle, split: Split, progress: Progress) -> list[torch.Tensor] | None:

@@ -31,7 +31,7 @@ def teacher_folder(tiny_whisper: Path, tmp_path_factory: pytest.TempPathFactory)
     """conftest's tiny Whisper (tiny.en's tokenizer, d_model 64) with 4 decoder layers, so a student can keep 2."""
     folder = tmp_path_factory.mktemp("tiny-whisper-4")
     config = transformers.WhisperConfig.from_pretrained(tiny_whisper)
-    config.update(dict(decoder_layers=4))
+    config.update({"decoder_layers": 4})
     torch.manual_seed(0)
     transformers.WhisperForConditionalGeneration(config).save_pretrained(folder)
     transformers.WhisperProcessor.from_pretrained(tiny_whisper).save_pretrained(folder)

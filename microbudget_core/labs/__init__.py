@@ -76,6 +76,16 @@ def runs_kept(kept: dict[str, Any]) -> list[Run]:
     return runs if runs and all(runs) else []
 
 
+def row_name(run: Run, rows: dict[str, list[tuple[str, dict[str, Any]]]]) -> str:
+    """The name of the lab row whose steps a run followed (same techniques, and the row's settings), else its label."""
+    steps = [(step["technique"], step["config"]) for step in run.steps]
+    for name, row in rows.items():
+        if [tid for tid, _ in steps] == [tid for tid, _ in row] and all(
+                config.get(key) == value for (_, config), (_, wanted) in zip(steps, row) for key, value in wanted.items()):
+            return name
+    return run.label
+
+
 def _file(lab: str, key: list[str]) -> Path:
     folder = workspace() / "lab-results"  # ("labs" held plain lists of run ids)
     folder.mkdir(parents=True, exist_ok=True)

@@ -109,13 +109,7 @@ def headline(rows: list[LevelRow]) -> str:
 
 def level_of(run: Run) -> str:
     """The LEVELS name of a run's steps (its label where it matches none)."""
-    steps = [(step["technique"], step["config"]) for step in run.steps]
-    for name, (_, level_steps) in LEVELS.items():
-        if [tid for tid, _ in steps] == [tid for tid, _ in level_steps] and all(
-                config.get(key) == value for (_, config), (_, wanted) in zip(steps, level_steps)
-                for key, value in wanted.items()):
-            return name
-    return run.label
+    return labs.row_name(run, {name: steps for name, (_, steps) in LEVELS.items()})
 
 
 def _row(level: str, metrics: dict[str, Any], original: dict[str, Any]) -> LevelRow:

@@ -34,10 +34,12 @@ ROWS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "int8 (ONNX Runtime)": [("onnx-int8-dynamic", {})],
     "int8 (PyTorch)": [INT8],
     "fp16": [("fp16", {})],
+    "control (reference transcripts)": [("distill", {"alpha": 0})],  # the same student, the teacher unused
     "distilled": [("distill", {})],
     "distilled + int8": [("distill", {}), INT8],
 }
-DEFAULT_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", "distilled", "distilled + int8")
+DEFAULT_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", "control (reference transcripts)", "distilled",
+                "distilled + int8")
 ORIGINAL = "original"
 # The chart's panels: (row field, title, unit)
 PANELS = [("size_mb", "Size", "MB"), ("seconds_per_clip", "Seconds per clip (p50, batch 1)", "s"),
@@ -104,8 +106,7 @@ def name_of(run: Run) -> str:
     """The ROWS name of a run's steps, or the model's id for a model as it is."""
     if not run.steps:
         return run.model
-    techniques = [step["technique"] for step in run.steps]
-    return next((name for name, steps in ROWS.items() if [tid for tid, _ in steps] == techniques), run.label)
+    return labs.row_name(run, ROWS)
 
 
 def _row(name: str, run_id: str, metrics: dict[str, Any], original: dict[str, Any]) -> SpeechRow:

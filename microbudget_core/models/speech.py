@@ -133,14 +133,22 @@ def transcribe(bundle: ModelBundle, audio: np.ndarray) -> Transcript:
 
 @torch.inference_mode()
 def generate(bundle: ModelBundle, features: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Token ids (start tokens included) from the model's own greedy `generate`, in PyTorch or ONNX Runtime: English
-    transcription without timestamps (a multilingual model is told the language rather than guessing it)."""
-    model, inputs = bundle.model, features["input_features"]
+    """Greedy token ids, start tokens included: English transcription without timestamps.
+
+    A PyTorch model goes through transformers' plain GenerationMixin.generate from the start tokens (the generation
+    config's suppressed tokens applied): Whisper's own `generate` pads every input to a 30 s window, which would undo
+    a student that reads the clip alone, and adds per-token work that short-form transcription does not need.
+    ONNX Runtime's model keeps Optimum's Whisper generate (its encoder graph reads 30 s windows anyway).
+    """
+    model, inputs, starts = bundle.model, features["input_features"], features["decoder_input_ids"]
     dtype = getattr(model, "dtype", torch.float32)
     if dtype in (torch.float16, torch.bfloat16):  # half-precision weights want half inputs
         inputs = inputs.to(dtype)
-    multilingual = getattr(bundle.preprocess.generation, "is_multilingual", False)
-    with quiet():  # transformers' notices about its own logits processors and the pad token: expected here
-        return model.generate(input_features=inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1,
-                              return_timestamps=False, **({"language": "en", "task": "transcribe"} if multilingual
-                                                          else {}))
+    with quiet():  # transformers' notice about the pad token (the same as the end of text): expected here
+        if isinstance(model, torch.nn.Module):
+            return transformers.GenerationMixin.generate(model, input_features=inputs, decoder_input_ids=starts,
+                                                         max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1)
+        ids = model.generate(input_features=inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1,
+                             return_timestamps=False, language="en" if bundle.preprocess.generation.get(
+                                 "is_multilingual", False) else None)
+        return torch.cat([starts, ids], dim=1) if ids[0, 0] != starts[0, 0] else ids
