@@ -148,7 +148,7 @@ def generate(bundle: ModelBundle, features: dict[str, torch.Tensor]) -> torch.Te
         if isinstance(model, torch.nn.Module):
             return transformers.GenerationMixin.generate(model, input_features=inputs, decoder_input_ids=starts,
                                                          max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1)
+        multilingual = getattr(bundle.preprocess.generation, "is_multilingual", False)
         ids = model.generate(input_features=inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1,
-                             return_timestamps=False, language="en" if bundle.preprocess.generation.get(
-                                 "is_multilingual", False) else None)
-        return torch.cat([starts, ids], dim=1) if ids[0, 0] != starts[0, 0] else ids
+                             return_timestamps=False, language="en" if multilingual else None)
+        return torch.cat([starts, ids], dim=1) if ids[0, 0] != starts[0, 0] else ids  # Whisper's drops them
