@@ -194,7 +194,8 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(command=_list)
     run = commands.add_parser("run", help="run techniques on a model and compare with the original")
     run.add_argument("--model", required=True, help="an id from `list`, a hub id, or a local folder")
-    run.add_argument("--dataset", required=True, help="an id from `list`, csv:PATH, images:PATH, audio:PATH, spoken:DATASET or hf:NAME")
+    run.add_argument("--dataset", required=True,
+                     help="an id from `list`, csv:PATH, images:PATH, audio:PATH, spoken:DATASET or hf:NAME")
     run.add_argument("--technique", action="append", help="repeat to chain steps, in order")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="a technique setting (repeatable)")
     run.add_argument("--eval-limit", type=int, help="measure on the first N eval examples only")

@@ -279,8 +279,7 @@ def architectures_figure(rows: list[dict]) -> go.Figure:
             marker=dict(size=12, color=TECHNIQUE_PALETTE[column - 1]), showlegend=False,
             hovertemplate="%{text}: %{x:,.1f}, accuracy %{y:.1f}%<extra></extra>"), row=1, col=column)
         figure.update_xaxes(title_text=title, type="log", row=1, col=column)
-    figure.update_yaxes(title_text=f"eval {quality} (%)" + (" (lower is better)" if quality == "WER" else ""),
-                        row=1, col=1)
+    figure.update_yaxes(title_text="eval accuracy (%)", row=1, col=1)
     figure.update_layout(height=420, margin=dict(l=70, r=70, t=50, b=20))
     return figure
 

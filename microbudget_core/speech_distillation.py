@@ -367,7 +367,8 @@ def _train(student: ModelBundle, config: Any, targets: list[np.ndarray], soft: l
         losses = []
         for b, index in enumerate(rng.permutation(len(batches))):
             batch = batches[index]
-            loss = _loss(model, student, [targets[i] for i in batch], None if soft is None else [soft[i] for i in batch],
+            loss = _loss(model, student, [targets[i] for i in batch],
+                         None if soft is None else [soft[i] for i in batch],
                          encoder_states(batch), config)
             optimizer.zero_grad()
             loss.backward()

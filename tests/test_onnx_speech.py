@@ -1,4 +1,4 @@
-"""Whisper in ONNX Runtime on a tiny local model: same logits and tokens as PyTorch, saved and copied intact, int8 smaller."""
+"""Whisper in ONNX Runtime on a tiny local model: PyTorch's logits and tokens, saved and copied intact, int8 smaller."""
 
 from __future__ import annotations
 

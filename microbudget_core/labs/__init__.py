@@ -80,8 +80,9 @@ def row_name(run: Run, rows: dict[str, list[tuple[str, dict[str, Any]]]]) -> str
     """The name of the lab row whose steps a run followed (same techniques, and the row's settings), else its label."""
     steps = [(step["technique"], step["config"]) for step in run.steps]
     for name, row in rows.items():
-        if [tid for tid, _ in steps] == [tid for tid, _ in row] and all(
-                config.get(key) == value for (_, config), (_, wanted) in zip(steps, row) for key, value in wanted.items()):
+        same_settings = all(config.get(key) == value for (_, config), (_, wanted) in zip(steps, row)
+                            for key, value in wanted.items())
+        if [tid for tid, _ in steps] == [tid for tid, _ in row] and same_settings:
             return name
     return run.label
 

@@ -46,7 +46,7 @@ AUDIO_CONTEXTS = ("clip", "window")  # speech: the encoder reads the clip alone 
 @dataclass(frozen=True)
 class Config:
     student: str = field(default="layers", metadata={"choices": STUDENTS})
-    layers: int = 2  # layers student: how many of the teacher's transformer layers (a Whisper's: decoder layers) it keeps
+    layers: int = 2  # layers student: how many of the teacher's transformer layers (a Whisper's decoder's) it keeps
     which_layers: str = field(default="auto", metadata={"choices": WHICH_LAYERS})
     width: float = 0.5  # narrow student: its channels (MobileNetV2) or hidden size (BERT) as a share of the teacher's
     init: str = field(default="teacher", metadata={"choices": INITS})  # narrow: the teacher's weights sliced, or random

@@ -94,8 +94,8 @@ def _quantize(model: torch.nn.Module, backend: str, embeddings: bool = False) ->
         from torch.ao.quantization import float_qparams_weight_only_qconfig
 
         # Exactly nn.Embedding (not subclasses such as Whisper's positional table, which index .weight directly).
-        return torch.ao.quantization.quantize_dynamic(quantized, {torch.nn.Embedding: float_qparams_weight_only_qconfig},
-                                                      inplace=True)  # `quantized` is already a copy
+        tables = {torch.nn.Embedding: float_qparams_weight_only_qconfig}
+        return torch.ao.quantization.quantize_dynamic(quantized, tables, inplace=True)  # `quantized` is a copy
 
 
 def _quantize_linear(model: torch.nn.Module, backend: str) -> torch.nn.Module:
