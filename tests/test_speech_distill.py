@@ -117,3 +117,17 @@ def test_bad_settings_give_one_clear_error(teacher, dataset, settings: dict[str,
         distill(teacher, dataset, **settings)
     with pytest.raises(MicrobudgetError, match="out of range"):
         techniques.make_config(techniques.get("distill"), {"audio_context": "30s"})
+
+
+def test_a_clip_student_in_int8_with_its_token_table_packed_still_transcribes_and_reloads(teacher, dataset,
+                                                                                          tmp_path) -> None:
+    student = distill(teacher, dataset, epochs="1")
+    int8 = techniques.get("dynamic-int8")
+    quantized = int8.apply(student, techniques.make_config(int8, {"backend": "torch.ao", "embeddings": "true"}),
+                           dataset)
+    decoder_table = quantized.model.model.decoder.embed_tokens
+    assert type(decoder_table).__module__.startswith("torch.ao")  # the token table is 8-bit
+    assert type(quantized.model.model.encoder.embed_positions) is torch.nn.Embedding  # read as .weight: kept
+    clip = dataset.train.inputs[1]
+    reloaded = load_saved(quantized.save(tmp_path / "int8"))
+    assert transcribe(reloaded, clip).text == transcribe(quantized, clip).text

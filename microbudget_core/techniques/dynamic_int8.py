@@ -93,8 +93,10 @@ def _quantize(model: torch.nn.Module, backend: str, embeddings: bool = False) ->
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice, as below
         from torch.ao.quantization import float_qparams_weight_only_qconfig
 
-        # Exactly nn.Embedding (not subclasses such as Whisper's positional table, which index .weight directly).
-        tables = {torch.nn.Embedding: float_qparams_weight_only_qconfig}
+        # Token tables, not positional ones: those are small, and some models (Whisper's encoder) read their .weight
+        # directly, which a quantized table does not have.
+        tables = {name: float_qparams_weight_only_qconfig for name, module in quantized.named_modules()
+                  if type(module) is torch.nn.Embedding and "position" not in name}
         return torch.ao.quantization.quantize_dynamic(quantized, tables, inplace=True)  # `quantized` is a copy
 
 
