@@ -18,8 +18,10 @@ st.markdown("Whisper transcribes speech; Distil-Whisper keeps its encoder and cu
 
 model, dataset = ui.pick_speech_model_and_clips("speech")
 rows = st.multiselect("Rows", list(lab.ROWS), default=list(lab.DEFAULT_ROWS), key="speech_rows",
-                      help="distilled: the original's encoder (reading only the clip, not a 30 s window) and 2 of "
-                           "its decoder layers, trained on its transcripts of the training speech (minutes).")
+                      help="distilled: the original's weights, its encoder reading only the clip (not a 30 s window) "
+                           "and matched to the original's states, its decoder trained on the original's transcripts "
+                           "of the training speech (minutes). control: the same student trained on the reference "
+                           "transcripts instead.")
 larger = model in lab.LARGER and st.checkbox(f"Also the larger Whisper ({lab.LARGER[model]}), as it is",
                                             value=True, key="speech_larger")
 
