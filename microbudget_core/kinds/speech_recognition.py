@@ -14,7 +14,6 @@ import transformers
 from .. import data
 from ..data import Split
 from ..data.audio import SAMPLE_RATE
-from ..errors import MicrobudgetError
 from ..measure import MeasureConfig
 from ..models.bundle import SPEECH, ModelBundle
 from ..models.speech import SpeechPreprocessor, is_whisper, load_whisper, speech_preprocessor, transcribe
@@ -125,14 +124,12 @@ def dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
 
 def to_onnx(bundle: ModelBundle) -> ModelBundle:
     """The model as Optimum exports Whisper: an encoder and a merged decoder graph (runtimes.ort_seq2seq)."""
+    from ..models.onnx_model import refuse_changed
     from ..models.onnx_speech import export_speech_onnx
 
     if bundle.runtime.ID == ORT_SEQ2SEQ:
         return bundle
-    if bundle.meta.get("structure"):
-        raise MicrobudgetError(f"A model already changed in PyTorch ({', '.join(bundle.meta['structure'])}) cannot "
-                               "be exported to ONNX.", "Put the ONNX step first; ONNX Runtime quantizes the "
-                               "exported graphs itself.")
+    refuse_changed(bundle)
     with tempfile.TemporaryDirectory() as folder:
         model = export_speech_onnx(bundle.save(Path(folder)))
     return bundle.derived(model, runtime=ORT_SEQ2SEQ)

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
 
-import numpy as np
-
 from .. import labs
-from ..data.audio import SAMPLE_RATE, decode_audio
+from ..data.audio import decode_audio
 from ..errors import MicrobudgetError
 from ..kinds.speech_recognition import normalize
 from ..measure import MeasureConfig
@@ -99,9 +97,14 @@ def rows_of(runs: Sequence[Run]) -> list[SpeechRow]:
     """The original first, then each run (the larger Whisper is a run with no steps), against the original."""
     if not runs:
         return []
-    original = next((run.baseline for run in runs if run.steps), runs[0].baseline)
+    original = _original(runs)
     return [_row(ORIGINAL, "", original, original)] + [_row(name_of(run), run.run_id, run.result, original)
                                                        for run in runs]
+
+
+def _original(runs: Sequence[Run]) -> dict[str, Any]:
+    """The original's measurement: the baseline of a run with steps (a larger Whisper's run has none)."""
+    return next((run.baseline for run in runs if run.steps), runs[0].baseline)
 
 
 def name_of(run: Run) -> str:
@@ -138,7 +141,7 @@ class ClipRow:
 
 def clip_rows(runs: Sequence[Run], reference_texts: Sequence[str]) -> list[ClipRow]:
     """Per clip, the reference and every row's transcript (the original's from the runs' baseline)."""
-    named = {ORIGINAL: next((run.baseline for run in runs if run.steps), runs[0].baseline)["transcripts"]}
+    named = {ORIGINAL: _original(runs)["transcripts"]}
     named |= {name_of(run): run.result["transcripts"] for run in runs}
     return [ClipRow(reference, {name: texts[n] for name, texts in named.items() if n < len(texts)})
             for n, reference in enumerate(reference_texts)]
@@ -179,7 +182,3 @@ def _model(model: str, run_id: str) -> ModelBundle:
     if run is None:
         raise MicrobudgetError(f"Run {run_id} was deleted.", "Run the comparison again.")
     return load_run_model(run)
-
-
-def seconds(audio: np.ndarray) -> float:
-    return len(audio) / SAMPLE_RATE

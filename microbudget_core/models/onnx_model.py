@@ -46,15 +46,20 @@ def export_onnx(bundle: ModelBundle) -> bytes:
     """The bundle's torch model as ONNX bytes."""
     if isinstance(bundle.model, OnnxClassifier):
         return bundle.model.onnx_bytes
-    changed = bundle.meta.get("structure")  # PyTorch-side int8 / packed / half modules
-    if changed:
-        raise MicrobudgetError(f"A model already changed in PyTorch ({', '.join(changed)}) cannot be exported to ONNX.",
-                               "Put the ONNX step first; ONNX Runtime quantizes the exported graph itself.")
+    refuse_changed(bundle)
     from .layer_mean import uses_layer_mean
 
     if bundle.meta.get("family") == "mobilenet-v2" or uses_layer_mean(getattr(bundle.model, "config", None)):
         return _export_torch(bundle)
     return _export_optimum(bundle)
+
+
+def refuse_changed(bundle: ModelBundle) -> None:
+    """One message for a model that PyTorch-side techniques changed (int8, packed or half modules): none exports."""
+    changed = bundle.meta.get("structure")
+    if changed:
+        raise MicrobudgetError(f"A model already changed in PyTorch ({', '.join(changed)}) cannot be exported to ONNX.",
+                               "Put the ONNX step first; ONNX Runtime quantizes the exported graph itself.")
 
 
 def onnx_bundle(bundle: ModelBundle, onnx_bytes: bytes, note: str | None = None) -> ModelBundle:

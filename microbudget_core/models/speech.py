@@ -2,7 +2,7 @@
 
 A speech bundle's `preprocess` turns waveforms into log-mel features plus the decoder's start tokens, so
 `bundle.logits()` is one forward pass (the first transcript token's logits: what the memory probe serves);
-`transcribe()` is the real work, greedy decoding through the model's own `generate`, in any runtime.
+`transcribe()` is the real work: greedy decoding through transformers' `generate`, in any runtime.
 """
 
 from __future__ import annotations
