@@ -5,7 +5,7 @@ FROM python:3.11-slim
 # make runs the setup (g++ and CMake compile llama.cpp); Debian's Fashion-MNIST becomes the bundled fashion-mnist-5k
 # dataset.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends make g++ cmake dataset-fashion-mnist flite pocketsphinx-testdata \
+    && apt-get install -y --no-install-recommends make g++ cmake dataset-fashion-mnist flite pocketsphinx-testdata tuxpaint-stamps-default \
     && rm -rf /var/lib/apt/lists/*
 
 # Spaces run containers as user 1000; so does this image, whatever the host.

@@ -30,9 +30,10 @@ $(VENV)/.test-installed: $(VENV)/.llamacpp-installed requirements-test.txt
 setup: $(VENV)/.llamacpp-installed
 
 # From Debian: a C++ compiler and CMake to build llama.cpp; Fashion-MNIST, a bundled dataset where it is installed;
-# recorded speech clips (pocketsphinx-testdata) and a speech synthesizer (flite) for the Speech lab; for the tests
+# recorded speech clips (pocketsphinx-testdata) and a speech synthesizer (flite) for the Speech lab; photo cut-outs
+# (tuxpaint-stamps-default), the photos-12 dataset; for the tests
 # also Chromium, for the end-to-end browser test (Playwright drives it; no browser download).
-APP_DEBIAN_PACKAGES := g++ cmake dataset-fashion-mnist flite pocketsphinx-testdata
+APP_DEBIAN_PACKAGES := g++ cmake dataset-fashion-mnist flite pocketsphinx-testdata tuxpaint-stamps-default
 TEST_DEBIAN_PACKAGES := $(APP_DEBIAN_PACKAGES) chromium
 apt_install = @dpkg -s $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(1); }
 debian-packages:

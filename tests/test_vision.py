@@ -1,4 +1,4 @@
-"""MobileNetV2 and its preprocessing: architecture and preprocessing checks run without assets."""
+"""The project's vision networks and their preprocessing: architecture and preprocessing checks run without assets."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from microbudget_core.models.vision import (
     IMAGENET_CLASSES,
     ImagePreprocessor,
     MobileNetV2,
-    load_mobilenet_v2,
-    load_saved_mobilenet,
+    load_pretrained,
+    load_saved_network,
 )
 
 
@@ -102,7 +102,7 @@ def test_save_and_load_saved_round_trip(tmp_path):
     bundle = ModelBundle(model=model, task=IMAGE, labels=labels, preprocess=ImagePreprocessor(96, 110),
                          name="mobilenet-v2", meta=meta)
     folder = bundle.save(tmp_path / "saved")
-    loaded = load_saved_mobilenet(folder, json.loads((folder / "microbudget.json").read_text()))
+    loaded = load_saved_network(folder, json.loads((folder / "microbudget.json").read_text()))
     images = [np.random.default_rng(1).integers(0, 256, (120, 90, 3), dtype=np.uint8)]
     assert loaded.labels == labels and loaded.meta == meta and loaded.head_trained
     assert loaded.preprocess == bundle.preprocess
@@ -116,7 +116,7 @@ def test_corrupt_weights_fail_the_checksum(tmp_path, monkeypatch):
     monkeypatch.setattr(assets, "package_dir", lambda package: tmp_path)
     assets._sha256.cache_clear()
     with pytest.raises(MicrobudgetError, match="sha256"):
-        load_mobilenet_v2()
+        load_pretrained("mobilenet-v2")
 
 
 def test_unreadable_weights_say_reinstall(tmp_path, monkeypatch):
@@ -124,7 +124,7 @@ def test_unreadable_weights_say_reinstall(tmp_path, monkeypatch):
     junk.write_bytes(b"not a checkpoint")
     monkeypatch.setattr(vision, "asset_path", lambda asset: junk)
     with pytest.raises(MicrobudgetError, match="unreadable") as error:
-        load_mobilenet_v2()
+        load_pretrained("mobilenet-v2")
     assert "--force-reinstall" in str(error.value)
 
 
@@ -132,16 +132,16 @@ def test_unreadable_weights_say_reinstall(tmp_path, monkeypatch):
 def test_china_jpg_is_a_palace():
     from sklearn.datasets import load_sample_image
 
-    bundle = load_mobilenet_v2()
+    bundle = load_pretrained("mobilenet-v2")
     assert bundle.head_trained and bundle.labels == IMAGENET_CLASSES
     assert bundle.labels[int(bundle.predict([load_sample_image("china.jpg")])[0])] == "palace"
 
 
 @pytest.mark.slow
 def test_new_labels_get_a_reproducible_fresh_head():
-    first = load_mobilenet_v2(labels=["cat", "dog"], image_size=160)
+    first = load_pretrained("mobilenet-v2", ["cat", "dog"], 160)
     torch.manual_seed(123)  # the head must not depend on the caller's RNG
-    second = load_mobilenet_v2(labels=["cat", "dog"], image_size=160)
+    second = load_pretrained("mobilenet-v2", ["cat", "dog"], 160)
     assert not first.head_trained and first.meta["num_classes"] == 2
     assert first.preprocess == ImagePreprocessor(size=160, resize=183)
     assert torch.equal(first.model.classifier[1].weight, second.model.classifier[1].weight)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from ..assets import MNIST_5K, ROTTEN_TOMATOES, asset_path
 from ..errors import MicrobudgetError
@@ -62,6 +64,43 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dimensions).reshape(shape)
 
 
+# Debian's tuxpaint-stamps-default package (apt): photo cut-outs (RGBA on transparent backgrounds) in folders by
+# subject. The photo folders of 9 or more pictures; cartoons, SVG drawings and mirrored copies left out.
+TUXPAINT_STAMPS = Path("/usr/share/tuxpaint/stamps")
+PHOTO_CLASSES = ["animals/mammals", "animals/birds", "food/fruit", "plants/flowers", "food/vegetables",
+                 "seasonal/christmas", "vehicles", "household/tools", "animals/fish", "hobbies/music", "space/planets",
+                 "animals/insects"]
+PHOTO_SIZE = 224
+
+
+@lru_cache(maxsize=1)
+def photos_12() -> tuple[list[Any], list[str]]:
+    """257 photos in 12 classes (9 to 65 each), composited on white and padded to a 224 px square, RGB uint8.
+
+    Decoded once per process (about 5 s): every load returns these same arrays, so never change them in place.
+    """
+    if not TUXPAINT_STAMPS.is_dir():
+        raise MicrobudgetError("The photos (Tux Paint's stamps) are not installed on this machine.",
+                               "Install Debian's package (sudo apt install tuxpaint-stamps-default) or pick mnist-5k.")
+    images, labels = [], []
+    for folder in PHOTO_CLASSES:
+        for path in sorted((TUXPAINT_STAMPS / folder).rglob("*.png")):
+            if "cartoon" not in path.relative_to(TUXPAINT_STAMPS).parts and "_mirror" not in path.stem:
+                images.append(_on_white_square(path, PHOTO_SIZE))
+                labels.append(folder.rsplit("/", 1)[-1])
+    return images, labels
+
+
+def _on_white_square(path: Path, size: int) -> np.ndarray:
+    """A cut-out composited on white, padded (white) to a square around its centre, resized to `size` px."""
+    with Image.open(path) as picture:
+        rgba = picture.convert("RGBA")
+    side = max(rgba.size)
+    square = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+    square.alpha_composite(rgba, ((side - rgba.width) // 2, (side - rgba.height) // 2))
+    return np.asarray(square.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
+
+
 SPOKEN_SOURCE = "rotten-tomatoes"  # the text dataset read aloud for speech-clips' training speech
 
 
@@ -107,6 +146,9 @@ BUNDLED = {
                        image_size=64),
         BundledDataset("fashion-mnist-5k", IMAGE, "Fashion-MNIST clothing, 500 per class (5k, Debian package)",
                        fashion_mnist_5k, image_size=64, installed=FASHION_MNIST.is_dir),
+        # image_size None: each network runs at the resolution it was trained at (224, 240, 260 px).
+        BundledDataset("photos-12", IMAGE, "Photos of 12 subjects (animals, fruit, flowers, vehicles, ...; 257 "
+                       "cut-outs on white, Debian package)", photos_12, installed=TUXPAINT_STAMPS.is_dir),
         BundledDataset("speech-clips", AUDIO, "10 recorded English clips (LibriVox, spoken cards) with transcripts; "
                        "trains on flite speech (Debian packages)", lambda: ([], []),
                        installed=lambda: audio.recorded_installed() and audio.flite_installed(), splits=speech_clips),

