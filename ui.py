@@ -25,8 +25,9 @@ from microbudget_core.rows import labelled
 OTHER = "other…"
 
 
-def pick_model_and_dataset() -> tuple[str, str]:
-    """Model and dataset pickers whose choice persists across pages (session state)."""
+def pick_model_and_dataset(image_default: str = "") -> tuple[str, str]:
+    """Model and dataset pickers whose choice persists across pages (session state); `image_default`, where it is
+    installed, is the first image dataset offered (a page's own default until the user picks another)."""
     listing = cli.catalog()
     # Classifiers here; language models have their own pages (LLM quantization, Specialist vs generalist).
     models = {m["id"]: m for m in listing["models"] if m["quality"] == "accuracy"}
@@ -40,6 +41,7 @@ def pick_model_and_dataset() -> tuple[str, str]:
     modality = models.get(model, {}).get("inputs", TEXT)
     bundled = [d for d in listing["datasets"] if ":" not in d["id"]]
     fitting = [d["id"] for d in bundled if d["modality"] == modality or model not in models]
+    fitting.sort(key=lambda i: i != image_default)  # stable: the rest keep the catalog's order
     with right:
         choice = st.selectbox("Dataset", [*fitting, OTHER], key=f"dataset_choice_{modality}",
                               format_func=lambda i: next((f"{i} — {d['description']}" for d in bundled
@@ -114,11 +116,11 @@ def _preview(dataset: str) -> Preview:
     return preview(dataset)
 
 
-def dataset_preview(dataset: str) -> None:
+def dataset_preview(dataset: str, expanded: bool = False) -> None:
     """A few examples per class (thumbnails for images) and the class counts, in an expander."""
     if not dataset:
         return
-    with st.expander("A look at the data"):
+    with st.expander("A look at the data", expanded=expanded):
         try:
             shown = _preview(dataset)
         except MicrobudgetError as error:

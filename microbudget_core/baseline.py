@@ -19,9 +19,10 @@ from .exclusive import one_at_a_time
 from .models import IMAGE, TEXT, ModelBundle, ModelSpec, load_model, load_saved
 from .paths import home
 from .progress import Progress, no_progress
-from .training import TrainConfig, train_classifier
+from .training import MIN_STEPS, TrainConfig, train_classifier
 
-RECIPE_VERSION = 2  # bump when training code changes what a cached baseline would contain (2: layer-mean text head)
+# bump when training code changes what a cached baseline would contain (2: layer-mean text head, 3: MIN_STEPS)
+RECIPE_VERSION = 3
 
 # Full fine-tuning within minutes on 2 CPU cores (times and accuracies in the README).
 RECIPES = {
@@ -57,7 +58,8 @@ def _load_cached(folder: Path) -> ModelBundle:
 def _train_and_cache(pretrained: ModelBundle, dataset: Dataset, recipe: TrainConfig, folder: Path,
                      progress: Progress) -> None:
     progress(0.0, f"First run: fine-tuning {pretrained.name} on {dataset.id} (cached afterwards)")
-    trained, report = train_classifier(pretrained, dataset.train, recipe, progress)
+    # A small dataset (photos-12: 165 examples, 6 batches an epoch) repeats its examples up to MIN_STEPS updates.
+    trained, report = train_classifier(pretrained, dataset.train, recipe, progress, min_steps=MIN_STEPS)
     trained.meta.update(train_seconds=report.train_seconds, train_examples=report.train_examples,
                         history=report.history, recipe=asdict(recipe), dataset=dataset.id)
     with folder_atomically(folder) as partial:  # an interrupted build leaves no half entry

@@ -26,7 +26,7 @@ from .runs import RunStore
 
 ROWS = [("size_bytes", "size (MB)", 1e-6), ("params", "params (M)", 1e-6), ("latency_ms_p50", "p50 ms", 1),
         ("latency_ms_p95", "p95 ms", 1), ("throughput_per_s", "per s @32", 1), ("accuracy", "accuracy", 1),
-        ("macro_f1", "macro F1", 1), ("perplexity", "perplexity", 1), ("tokens_per_s", "tokens/s", 1),
+        ("balanced_accuracy", "balanced accuracy", 1), ("macro_f1", "macro F1", 1), ("perplexity", "perplexity", 1), ("tokens_per_s", "tokens/s", 1),
         ("wer", "WER", 1), ("cer", "CER", 1), ("rtf", "real-time x", 1),
         ("load_seconds", "load s", 1), ("fidelity", "fidelity", 1), ("peak_rss_mb", "peak RSS MB", 1)]
 

@@ -45,14 +45,15 @@ def export_zip(run: Run) -> bytes:
 def model_card(run: Run) -> str:
     """What was done, on which data, what it measured, and how to load it."""
     steps = "\n".join(f"{n}. `{s['technique']}` with `{json.dumps(s['config'])}`" for n, s in enumerate(run.steps, 1))
-    rows = [("accuracy", "accuracy", 1, ".3f"), ("macro F1", "macro_f1", 1, ".3f"),
+    rows = [("accuracy", "accuracy", 1, ".3f"), ("balanced accuracy", "balanced_accuracy", 1, ".3f"),
+            ("macro F1", "macro_f1", 1, ".3f"),
             ("size (MB)", "size_bytes", 1e-6, ".1f"), ("parameters", "params", 1, ",.0f"),
             ("p50 latency, batch 1 (ms)", "latency_ms_p50", 1, ".1f"),
             ("perplexity", "perplexity", 1, ".2f"), ("generation (tokens/s)", "tokens_per_s", 1, ".1f"),
             ("word error rate", "wer", 1, ".3f"), ("character error rate", "cer", 1, ".3f"),
             ("real-time factor (s per s of audio)", "rtf", 1, ".3f")]
     if "wer" not in run.result:  # a speech model's clips are timed one by one: the p50 says it
-        rows.insert(5, ("throughput, batch 32 (/s)", "throughput_per_s", 1, ",.0f"))
+        rows.insert(6, ("throughput, batch 32 (/s)", "throughput_per_s", 1, ",.0f"))
     table = "\n".join(f"| {name} | {run.baseline[key] * scale:{spec}} | {run.result[key] * scale:{spec}} |"
                       for name, key, scale, spec in rows if key in run.baseline and key in run.result)
     notes = "\n".join(f"- {note}" for note in run.notes) or "- none"

@@ -16,6 +16,10 @@ from .data import Split
 from .models import ModelBundle
 from .progress import Progress, no_progress
 
+# Small budgets get at least this many optimizer steps (their few examples repeated within each epoch), so 8
+# examples per class are trained rather than touched. Every strategy and the baseline recipe have the same rule.
+MIN_STEPS = 50
+
 # (model being trained, a batch of raw inputs, their labels, their positions in the fit split) -> loss.
 # The default is cross-entropy on the labels; distillation passes one that also reads the teacher's logits.
 Objective = Callable[[ModelBundle, list[Any], torch.Tensor, np.ndarray], torch.Tensor]
@@ -51,6 +55,7 @@ class TrainReport:
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: loss, val_accuracy
     trainable_params: int = 0
     examples_per_class: int = 0  # mean over the classes of the examples trained on
+    feature_seconds: float = 0.0  # head-only training: computing the frozen features (part of train_seconds)
 
 
 def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, progress: Progress = no_progress, *,

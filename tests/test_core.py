@@ -21,7 +21,7 @@ from microbudget_core.training import TrainConfig, train_classifier
 
 FAST = MeasureConfig(memory=False, warmup=1, latency_runs=5)
 CONTRACT = {"size_bytes", "params", "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "accuracy",
-            "macro_f1", "fidelity", "peak_rss_mb"}
+            "balanced_accuracy", "macro_f1", "fidelity", "peak_rss_mb"}
 LEARN_FAST = TrainConfig(epochs=8, learning_rate=3e-3, batch_size=16, patience=3)
 
 

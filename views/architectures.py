@@ -23,17 +23,24 @@ own = right.text_input("…or your own: csv:PATH, images:PATH (zip or folder of 
                        key=f"arch_dataset_other_{kind}").strip()
 dataset = own or chosen
 built_in = {a.id: a for a in architectures.choices(task)}
-picked = st.multiselect("Architectures", list(built_in), default=list(built_in), key=f"arch_models_{kind}",
+picked = st.multiselect("Architectures", list(built_in), default=[a.id for a in architectures.defaults(task)],
+                        key=f"arch_models_{kind}",
                         format_func=lambda i: f"{i} — {built_in[i].description}")
 extra = st.text_input("More models: Hugging Face ids or local folders, comma-separated", key=f"arch_extra_{kind}",
                       help="Hub ids need a network; each is used as published, with a new head for this dataset.")
 hub_ids = [i.strip() for i in extra.split(",") if i.strip()]
 if hub_ids and not all(i.startswith((".", "/", "~")) for i in hub_ids) and not hub_reachable():
     st.info("No network here: hub models cannot be downloaded. The built-in architectures still work offline.")
-left, right = st.columns(2)
+left, middle, right = st.columns(3)
+weights = left.radio("Train", architectures.WEIGHTS, key=f"arch_weights_{kind}", horizontal=True,
+                     index=architectures.WEIGHTS.index("head" if kind == "image" else "all"),
+                     format_func={"all": "all weights", "head": "head only (frozen features)"}.get,
+                     help="All weights: each network fine-tuned for the epochs below. Head only: each backbone frozen "
+                          "and a linear head trained on its cached features: what each pretrained network's "
+                          "features are worth, in seconds (the default for the small photo sets).")
 budget = architectures.Budget(
-    examples_per_class=left.number_input("Examples per class", 8, 5000, 128, key="arch_examples"),
-    epochs=right.number_input("Epochs", 1, 20, 3, key="arch_epochs"))
+    examples_per_class=middle.number_input("Examples per class", 2, 5000, 128, key="arch_examples"),
+    epochs=right.number_input("Epochs", 1, 20, 3, key="arch_epochs", disabled=weights == "head"), weights=weights)
 
 candidates = [built_in[i] for i in picked] + [architectures.hub_architecture(i) for i in hub_ids]
 if st.button("Train and measure", type="primary", disabled=not candidates):
@@ -44,18 +51,20 @@ if st.button("Train and measure", type="primary", disabled=not candidates):
 latest = architectures.latest(dataset) if dataset else None
 if latest:
     budget_done, rows = latest
-    st.subheader(f"Measured on {dataset}: {budget_done.examples_per_class} examples per class, "
-                 f"{budget_done.epochs} epochs each")
+    trained = "head only" if budget_done.weights == "head" else f"all weights, {budget_done.epochs} epochs each"
+    st.subheader(f"Measured on {dataset}: {budget_done.examples_per_class} examples per class, {trained}")
     st.plotly_chart(plots.architectures_figure(rows), width="stretch")
     table = pd.DataFrame([{"architecture": r["architecture"], "params (M)": r["params"] / 1e6,
                            "multiply-adds (M)": r["multiply_adds"] / 1e6,
-                           "multiply-adds at 224 px (G)": (r["multiply_adds_224px"] or float("nan")) / 1e9,
+                           "multiply-adds as published (G)": (r.get("multiply_adds_published") or float("nan")) / 1e9,
                            "size MB": r["size_bytes"] / 1e6, "p50 ms": r["latency_ms_p50"],
                            "per s @32": r["throughput_per_s"], "accuracy": r["accuracy"],
+                           "balanced accuracy": r.get("balanced_accuracy", float("nan")),
                            "train s": r["train_seconds"]} for r in rows])
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(f"Multiply-adds: torch.utils.flop_counter, per input ({architectures.TEXT_TOKENS} tokens for "
-               "text, the dataset's image size for images; at 224 px to compare with the quoted figures).")
+               "text, the dataset's image size for images; at the resolution each network was published at to compare "
+               "with the quoted figures). Rows marked *random* start from random weights: what pretraining is worth.")
 
 st.subheader("Quoted from the literature (not measured here)")
 st.dataframe(pd.DataFrame(architectures.QUOTED), hide_index=True, width="stretch")

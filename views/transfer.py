@@ -11,6 +11,8 @@ from microbudget_core.pipeline import Request
 
 from microbudget_core.runs import RunStore, load_run_model
 
+curve_defaults = st.cache_data(max_entries=8, show_spinner=False)(lab.curve_examples)
+
 STRATEGIES = ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch", "setfit-style"]
 
 st.title("Transfer learning")
@@ -19,8 +21,8 @@ st.markdown("Keep what a pretrained model learned from a large dataset and train
             "the same architecture with random weights and the same budget. The dashed line is the default "
             "recipe (full fine-tune on all the data) that the other labs start from.")
 
-model, dataset = ui.pick_model_and_dataset()
-ui.dataset_preview(dataset)
+model, dataset = ui.pick_model_and_dataset(image_default="photos-12")  # the talk's demo: photos, not digits
+ui.dataset_preview(dataset, expanded=True)
 strategy = st.selectbox("Strategy", STRATEGIES, key="transfer_strategy",
                         format_func=lambda t: f"{t} — {techniques.get(t).DESCRIPTION}")
 with st.expander("Budget and knobs", expanded=True):
@@ -80,8 +82,12 @@ st.markdown("Each strategy trained with only *k* examples per class: how little 
             "and how far from-scratch training falls behind with the same budget.")
 left, right = st.columns(2)
 chosen = left.multiselect("Strategies", STRATEGIES, default=list(lab.CURVE_STRATEGIES), key="curve_strategies")
-counts = right.multiselect("Examples per class (0 = all)", [8, 16, 32, 64, 128, 256, 512, 0],
-                           default=list(lab.CURVE_EXAMPLES), key="curve_counts")
+try:
+    defaults = curve_defaults(dataset) if dataset else lab.CURVE_EXAMPLES
+except MicrobudgetError:  # an unreadable dataset: the preview above says why
+    defaults = lab.CURVE_EXAMPLES
+counts = right.multiselect("Examples per class (0 = all)", [2, 4, 8, 16, 32, 64, 128, 256, 512, 0],
+                           default=list(defaults), key=f"curve_counts_{dataset}")
 clicked = st.button("Run the curve", disabled=not (model and dataset and chosen and counts))
 request = Request(model, dataset, [], eval_limit)
 curve = ui.kept_rows(labs.CURVE, [model, dataset], f"data-efficiency curve on {model}", clicked and (

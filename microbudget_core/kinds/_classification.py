@@ -1,4 +1,4 @@
-"""What the two classifier kinds share: accuracy, macro-F1, confusion, agreement, batch-1 latency, throughput."""
+"""What the two classifier kinds share: accuracy, balanced accuracy, macro-F1, confusion, agreement, batch-1 latency, throughput."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 from ..data import Split
 from ..measure import MeasureConfig, latencies_ms
@@ -27,6 +27,7 @@ class Metrics:
     latency_ms_p95: float
     throughput_per_s: float  # batch MeasureConfig.batch_size
     accuracy: float
+    balanced_accuracy: float  # mean recall over the classes: small classes count as much as large ones
     macro_f1: float
     fidelity: float  # share of eval predictions equal to the original's
     confusion_matrix: list[list[int]]  # rows: true class, columns: predicted, both in bundle.labels order
@@ -45,6 +46,7 @@ def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
         latency_ms_p95=float(np.percentile(latencies, 95)),
         throughput_per_s=throughput,
         accuracy=float(accuracy_score(labels, predictions)),
+        balanced_accuracy=float(balanced_accuracy_score(labels, predictions)),
         macro_f1=float(f1_score(labels, predictions, average="macro", zero_division=0)),
         fidelity=1.0 if reference is None else float(np.mean(predictions == reference)),
         confusion_matrix=confusion_matrix(labels, predictions, labels=range(len(bundle.labels))).tolist(),

@@ -7,7 +7,7 @@ Figures quoted from the literature sit beside them, marked as quoted.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -15,15 +15,17 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from .. import kinds, labs, limits
-from ..data import DatasetSpec, load_dataset
+from ..data import DatasetSpec, Split, load_dataset
 from ..errors import MicrobudgetError
 from ..kinds.text_classification import TOKENS
 from ..measure import MeasureConfig, measure
 from ..models import OFFLINE_MODELS, ModelBundle, ModelSpec, load_model
 from ..models.variants import keep_layers, narrow
+from ..models.vision import FAMILIES as VISION_FAMILIES
 from ..progress import Progress, no_progress, scaled
+from ..techniques import finetune_head
 from ..techniques._finetune import recipe_rate
-from ..training import TrainConfig, train_classifier
+from ..training import TrainConfig, TrainReport, train_classifier
 
 TEXT_TOKENS = TOKENS  # multiply-adds of a text model are counted for one input of this many tokens
 
@@ -34,6 +36,7 @@ class Architecture:
     description: str
     base: str  # the model id it is built from
     build: Callable[[ModelBundle], ModelBundle]  # from the base, loaded with the dataset's labels
+    default: bool = True  # in the page's default selection (the control rows are offered, not preselected)
 
 
 def _as_is(bundle: ModelBundle) -> ModelBundle:
@@ -46,19 +49,30 @@ BUILT_IN = [
                  lambda b: keep_layers(b, [1, 3, 5])),
     Architecture("minilm-l6 / 2 layers", "MiniLM-L6 keeping layers 2 and 5 (pretrained)", "minilm-l6",
                  lambda b: keep_layers(b, [2, 5])),
-    Architecture("mobilenet-v2", "MobileNetV2 1.0, ImageNet weights", "mobilenet-v2", _as_is),
-    Architecture("mobilenet-v2 x0.5", "MobileNetV2 at half width, random weights (none ship offline)",
-                 "mobilenet-v2", lambda b: narrow(b, 0.5, from_teacher=False)),
-    Architecture("mobilenet-v2 x0.35", "MobileNetV2 at 0.35 width, random weights (none ship offline)",
-                 "mobilenet-v2", lambda b: narrow(b, 0.35, from_teacher=False)),
+    Architecture("mobilenet-v2", "MobileNetV2 1.0, ImageNet weights, 224 px", "mobilenet-v2", _as_is),
+    Architecture("efficientnet-lite0", "EfficientNet-Lite0, ImageNet weights, 224 px", "efficientnet-lite0", _as_is),
+    Architecture("efficientnet-lite1", "EfficientNet-Lite1, ImageNet weights, 240 px", "efficientnet-lite1", _as_is),
+    Architecture("efficientnet-lite2", "EfficientNet-Lite2, ImageNet weights, 260 px", "efficientnet-lite2", _as_is),
+    # Controls: what pretraining is worth (no narrow MobileNetV2 weights ship offline, so these start random).
+    Architecture("mobilenet-v2 x0.5 (random)", "MobileNetV2 at half width from random weights: what pretraining "
+                 "is worth", "mobilenet-v2", lambda b: narrow(b, 0.5, from_teacher=False), default=False),
+    Architecture("mobilenet-v2 x0.35 (random)", "MobileNetV2 at 0.35 width from random weights: what pretraining "
+                 "is worth", "mobilenet-v2", lambda b: narrow(b, 0.35, from_teacher=False), default=False),
 ]
 
-# Quoted, not measured here: ImageNet-1k at 224 px (MobileNetV2: Sandler et al. 2018 and the TF-Slim table;
-# ResNet-50: He et al. 2016 / torchvision), and the text encoders' model cards.
+# Quoted, not measured here: ImageNet-1k (MobileNetV2: Sandler et al. 2018 and the TF-Slim table; EfficientNet-Lite:
+# the TensorFlow TPU repository's Lite table, float and int8; ResNet-50: He et al. 2016 / torchvision), and the
+# text encoders' model cards.
 QUOTED = [
     {"model": "MobileNetV2 1.0 (224 px)", "params (M)": 3.47, "multiply-adds (G)": 0.300, "reported": "ImageNet top-1 71.8%"},
     {"model": "MobileNetV2 0.5 (224 px)", "params (M)": 1.95, "multiply-adds (G)": 0.097, "reported": "ImageNet top-1 65.4%"},
     {"model": "MobileNetV2 0.35 (224 px)", "params (M)": 1.66, "multiply-adds (G)": 0.059, "reported": "ImageNet top-1 60.3%"},
+    {"model": "EfficientNet-Lite0 (224 px)", "params (M)": 4.7, "multiply-adds (G)": None,
+     "reported": "ImageNet top-1 75.1% (int8 74.4%)"},
+    {"model": "EfficientNet-Lite1 (240 px)", "params (M)": 5.4, "multiply-adds (G)": None,
+     "reported": "ImageNet top-1 76.7% (int8 75.9%)"},
+    {"model": "EfficientNet-Lite2 (260 px)", "params (M)": 6.1, "multiply-adds (G)": None,
+     "reported": "ImageNet top-1 77.6% (int8 77.0%)"},
     {"model": "ResNet-50 (224 px)", "params (M)": 25.6, "multiply-adds (G)": 4.09, "reported": "ImageNet top-1 76.1%"},
     {"model": "BERT-base", "params (M)": 110, "multiply-adds (G)": None, "reported": "12 layers, 768 wide"},
     {"model": "DistilBERT", "params (M)": 66, "multiply-adds (G)": None, "reported": "97% of BERT-base on GLUE"},
@@ -66,13 +80,27 @@ QUOTED = [
 ]
 
 
+WEIGHTS = ("all", "head")
+
+
 @dataclass(frozen=True)
 class Budget:
-    """The same training for every architecture: all weights, `examples_per_class`, `epochs`."""
+    """The same training for every architecture: `examples_per_class`, `epochs`, and which weights train.
+
+    `weights` "all": every weight fine-tuned for `epochs`; "head": the backbone frozen and a linear head trained on
+    its cached features (finetune-head's recipe: its own epochs and rate), which compares what each pretrained
+    network's features are worth, in seconds.
+    """
 
     examples_per_class: int = 128
     epochs: int = 3
     learning_rate: float = 0.0  # 0: the baseline recipe's rate for the task
+    weights: str = field(default="all", metadata={"choices": WEIGHTS})
+
+
+def defaults(task: str) -> list[Architecture]:
+    """The page's default selection for a task: the pretrained architectures, not the controls."""
+    return [a for a in choices(task) if a.default]
 
 
 def choices(task: str) -> list[Architecture]:
@@ -99,19 +127,28 @@ def compare_architectures(architectures: list[Architecture], dataset_id: str, bu
         span(0.0, f"{architecture.id}: building")
         bundle = architecture.build(load_model(ModelSpec(architecture.base), dataset.label_names, task,
                                                dataset.image_size))
-        rate = recipe_rate(budget, task)
-        recipe = TrainConfig(epochs=budget.epochs, learning_rate=rate, patience=budget.epochs)
-        trained, report = train_classifier(bundle, dataset.train, recipe, scaled(span, 0.0, 0.8),
-                                           examples_per_class=budget.examples_per_class)
+        trained, report = _train(bundle, dataset.train, budget, task, scaled(span, 0.0, 0.8))
         measured = measure(trained, dataset.eval, config=measure_config, progress=scaled(span, 0.8, 1.0)).metrics
+        family = VISION_FAMILIES.get(trained.meta.get("family"))
         rows.append({"architecture": architecture.id, "description": architecture.description,
                      "multiply_adds": multiply_adds(trained), "train_seconds": report.train_seconds,
-                     # fully convolutional: also counted at the resolution it was published at
-                     "multiply_adds_224px": multiply_adds(trained, 224) if trained.meta.get("family") == "mobilenet-v2"
-                     else None,
+                     # fully convolutional: also counted at the resolution it was published at, as quoted
+                     "multiply_adds_published": multiply_adds(trained, family.image_size) if family else None,
                      "train_examples": report.train_examples, **measured})
     labs.remember(labs.ARCHITECTURES, [dataset_id], {"budget": asdict(budget), "rows": rows})
     return rows
+
+
+def _train(bundle: ModelBundle, train: Split, budget: Budget, task: str,
+           progress: Progress) -> tuple[ModelBundle, TrainReport]:
+    """The budget's training: every weight, or a linear head on the frozen backbone's cached features."""
+    if budget.weights == "head":
+        config = finetune_head.Config(examples_per_class=budget.examples_per_class)
+        model, report, _ = finetune_head.fit_head(bundle, train, config, progress)
+        return bundle.derived(model), report
+    rate = recipe_rate(budget, task)
+    recipe = TrainConfig(epochs=budget.epochs, learning_rate=rate, patience=budget.epochs)
+    return train_classifier(bundle, train, recipe, progress, examples_per_class=budget.examples_per_class)
 
 
 def latest(dataset_id: str) -> tuple[Budget, list[dict[str, Any]]] | None:

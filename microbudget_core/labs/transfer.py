@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import labs
+from ..data import DatasetSpec, load_dataset
 from ..measure import MeasureConfig
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows
 from ..progress import Progress, no_progress, scaled
@@ -14,8 +15,10 @@ from ..rows import column
 from ..runs import Run, RunStore
 from ..training import TrainConfig, split_for_training
 
-# Examples per class for the data-efficiency curve; 0 = all of the train split.
+# Examples per class for the data-efficiency curve; 0 = all of the train split. Datasets whose classes are small
+# (photos-12: 7 to 51 training examples each) get the small budgets.
 CURVE_EXAMPLES = (8, 32, 128, 512, 0)
+SMALL_CURVE_EXAMPLES = (2, 4, 8, 16, 0)
 CURVE_STRATEGIES = ("finetune-head", "finetune-full", "from-scratch")
 
 
@@ -51,14 +54,22 @@ def recipe_rows(run: Run) -> list[RecipeRow]:
             RecipeRow(run.label, done["accuracy"], done["train_seconds"], done["train_examples"])]
 
 
+def curve_examples(dataset_id: str) -> tuple[int, ...]:
+    """The curve's default budgets for a dataset: the small ones where its mean class has under 128 examples."""
+    dataset = load_dataset(DatasetSpec(dataset_id))
+    return SMALL_CURVE_EXAMPLES if len(dataset.train) / len(dataset.label_names) < 128 else CURVE_EXAMPLES
+
+
 @labs.job
 def run_curve(request: Request, strategies: tuple[str, ...] = CURVE_STRATEGIES,
-              examples_per_class: tuple[int, ...] = CURVE_EXAMPLES, store: RunStore | None = None,
+              examples_per_class: tuple[int, ...] | None = None, store: RunStore | None = None,
               measure_config: MeasureConfig = MeasureConfig(memory=False), progress: Progress = no_progress) -> Sweep:
     """The data-efficiency curve: each strategy trained on k examples per class, for each k.
 
     A k that every class falls short of trains on all the data: it runs once, as the first such k (or 'all').
+    `examples_per_class` None: the dataset's `curve_examples`.
     """
+    examples_per_class = examples_per_class or curve_examples(request.dataset)
     rows = {(strategy, k): resolve([(strategy, {"examples_per_class": k})])  # bad ids fail before slow work
             for strategy in strategies for k in examples_per_class}
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.2))

@@ -14,11 +14,8 @@ from .. import kinds
 from ..models import ModelBundle, ModelSpec, count_params, load_model
 from ..models.anatomy import reinitialised
 from ..progress import Progress
-from ..training import TrainConfig, TrainReport, train_classifier
+from ..training import MIN_STEPS, TrainConfig, TrainReport, train_classifier
 
-# Small budgets get at least this many optimizer steps (their few examples repeated within each
-# epoch), so 8 examples per class are trained rather than touched. Every strategy has the same rule.
-MIN_STEPS = 50
 
 
 def require(condition: bool, setting: str, value: Any, rule: str) -> None:

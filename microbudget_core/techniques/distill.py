@@ -25,7 +25,7 @@ from ..models.variants import LAYER_CHOICES, keep_layers, narrow, pick_layers, t
 from ..progress import Progress, no_progress, scaled
 from ..runs import load_run_model, stored_run
 from ..runtimes import ORT, PYTORCH
-from ..training import TrainConfig, batched_logits, logits_of, split_for_training, train_classifier
+from ..training import MIN_STEPS, TrainConfig, batched_logits, logits_of, split_for_training, train_classifier
 from . import _finetune, applies_to
 
 ID = "distill"
@@ -110,7 +110,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     objective = _objective(soft, features[:len(inputs)] if hidden_weight else None, teacher, config, hidden_weight)
     trained, train_report = train_classifier(
         student, Split(inputs, labels), _finetune.recipe(config, rate, freeze_embeddings=freeze), report,
-        min_steps=_finetune.MIN_STEPS, validation=validation, objective=objective)
+        min_steps=MIN_STEPS, validation=validation, objective=objective)
     student_params, teacher_params = trained.parameter_count(), teacher.parameter_count()
     how = "Hard-label control" if series == CONTROL else (
         f"Distilled (T={config.temperature:g}, alpha={config.alpha:g}"

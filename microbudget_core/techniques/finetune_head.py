@@ -49,21 +49,32 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     _finetune.require(config.min_image_size >= 0, "min_image_size", config.min_image_size, "0 or more")
     size = bundle.meta.get("image_size")
     start = _finetune.pretrained(ID, bundle, config, dataset, size and max(size, config.min_image_size))
-    model = copy.deepcopy(start.model)  # the result; load_model's cached original stays as it is
-    head = head_name(model, len(start.labels))
-    started = time.perf_counter()
-    features, cached = _features(start, model, head, dataset.train, scaled(progress, 0.0, 0.4))
-    feature_seconds = time.perf_counter() - started
-    trained_head, report = train_head(start, model.get_submodule(head), Split(list(features), dataset.train.labels),
-                                      config, scaled(progress, 0.0 if cached else 0.4, 1.0), config.head)
-    model.set_submodule(head, trained_head)
-    report.train_seconds += feature_seconds  # the run that computes the features pays for them
+    model, report, cached = fit_head(start, dataset.train, config, progress)
+    feature_seconds = report.feature_seconds
     how = ("loaded from the cache" if cached else f"computed once ({feature_seconds:.0f} s) and cached")
     note = f"Head only ({config.head}): {_finetune.trainable(report, model)}; backbone frozen, its features {how}."
     mlp = config.head == "mlp"
     details = {"head": config.head, "features_cached": cached, "feature_seconds": feature_seconds}
+    head = head_name(start.model, len(start.labels))  # where the new head went (an MLP's last Linear is inside it)
     return _finetune.result(start, model, report, note, structure=ID if mlp else None, details=details,
                             **({"mlp_head": {"module": head, "hidden": MLP_HIDDEN}} if mlp else {}))
+
+
+def fit_head(start: ModelBundle, train: Split, config: Config,
+             progress: Progress = no_progress) -> tuple[nn.Module, TrainReport, bool]:
+    """A copy of `start`'s model with a new head trained on its frozen features; its report; whether the features
+    came from the cache. The report's train_seconds include computing the features (the run that does pays)."""
+    model = copy.deepcopy(start.model)  # the result; load_model's cached original stays as it is
+    head = head_name(model, len(start.labels))
+    started = time.perf_counter()
+    features, cached = _features(start, model, head, train, scaled(progress, 0.0, 0.4))
+    feature_seconds = time.perf_counter() - started
+    trained_head, report = train_head(start, model.get_submodule(head), Split(list(features), train.labels),
+                                      config, scaled(progress, 0.0 if cached else 0.4, 1.0), config.head)
+    model.set_submodule(head, trained_head)
+    report.train_seconds += feature_seconds
+    report.feature_seconds = feature_seconds
+    return model, report, cached
 
 
 def train_head(start: ModelBundle, old_head: nn.Linear, rows: Split, config: Any, progress: Progress,
