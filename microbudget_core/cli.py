@@ -104,7 +104,8 @@ def _progress_bar() -> Iterator[Progress]:
 
 def _warm(args: argparse.Namespace) -> int:
     plan = talk.Plan(args.model, args.dataset, args.llm, args.eval_limit, args.llm_texts,
-                     speech_model=args.speech_model, speech_dataset=args.speech_dataset)
+                     speech_model=args.speech_model, speech_dataset=args.speech_dataset,
+                     vision_model=args.vision_model, vision_dataset=args.vision_dataset)
     with _progress_bar() as progress:
         warmed = talk.warm(plan, force=args.force, progress=progress)
     for lab in warmed:
@@ -233,6 +234,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="the Speech page's model (default: %(default)s)")
     warm.add_argument("--speech-dataset", default=defaults.speech_dataset,
                       help="the Speech page's clips (default: %(default)s)")
+    warm.add_argument("--vision-model", default=defaults.vision_model,
+                      help="the Transfer and Architectures pages' image model, for a text dataset (default: %(default)s)")
+    warm.add_argument("--vision-dataset", default=defaults.vision_dataset,
+                      help="their image dataset (default: %(default)s)")
     warm.add_argument("--force", action="store_true", help="compute every lab again, even where results are kept")
     warm.set_defaults(command=_warm)
     export = commands.add_parser("export", help="a run's model and its model card, into a new folder")

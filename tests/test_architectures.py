@@ -10,8 +10,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from microbudget_core.labs.architectures import (Architecture, Budget, compare_architectures, hub_architecture,
-                                                multiply_adds)
+from microbudget_core.labs.architectures import (Architecture, Budget, choices, compare_architectures, defaults,
+                                                hub_architecture, multiply_adds)
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
@@ -82,6 +82,21 @@ def test_every_architecture_gets_the_same_budget_and_one_row(tiny_text_model, se
     assert rows[1]["params"] < rows[0]["params"] and rows[1]["multiply_adds"] < rows[0]["multiply_adds"]
     assert all(0 <= r["accuracy"] <= 1 and r["latency_ms_p50"] > 0 for r in rows)
     assert any("tiny / 1 layer" in m for m in messages)
+
+
+def test_a_head_only_budget_trains_only_the_head_on_frozen_features(tiny_text_model, sentiment_csv):
+    architecture = hub_architecture(str(tiny_text_model))
+    rows = compare_architectures([architecture], f"csv:{sentiment_csv}", Budget(examples_per_class=20, weights="head"),
+                                 FAST)
+    assert rows[0]["train_examples"] == 40 and 0 <= rows[0]["accuracy"] <= 1
+    assert rows[0]["multiply_adds_published"] is None  # not a fully convolutional network
+
+
+def test_the_image_defaults_are_the_pretrained_networks_and_the_random_ones_are_controls():
+    assert [a.id for a in defaults(IMAGE)] == ["mobilenet-v2", "efficientnet-lite0", "efficientnet-lite1",
+                                              "efficientnet-lite2"]
+    controls = [a for a in choices(IMAGE) if not a.default]
+    assert controls and all("random" in a.id and "what pretraining is worth" in a.description for a in controls)
 
 
 def test_architectures_page_plots_what_it_measured(tiny_text_model, sentiment_csv):

@@ -416,3 +416,45 @@ def test_mnist_5k():
     assert len(dataset.train) + len(dataset.eval) == 5000
     image = dataset.train.inputs[0]
     assert image.shape == (28, 28) and image.dtype == np.uint8
+
+
+def test_photos_are_composited_on_white_and_padded_to_a_square(tmp_path, monkeypatch):
+    folder = tmp_path / "stamps" / "animals" / "birds"
+    folder.mkdir(parents=True)
+    cut_out = np.zeros((40, 80, 4), dtype=np.uint8)  # a wide red bird on a transparent background
+    cut_out[10:30, 20:60] = (255, 0, 0, 255)
+    Image.fromarray(cut_out, "RGBA").save(folder / "robin.png")
+    Image.fromarray(cut_out, "RGBA").save(folder / "robin_mirror.png")  # a mirrored copy: left out
+    (folder / "cartoon").mkdir()
+    Image.fromarray(cut_out, "RGBA").save(folder / "cartoon" / "tweety.png")  # a drawing: left out
+    monkeypatch.setattr(bundled, "TUXPAINT_STAMPS", tmp_path / "stamps")
+    monkeypatch.setattr(bundled, "PHOTO_CLASSES", ["animals/birds"])
+    bundled.photos_12.cache_clear()
+    try:
+        images, labels = bundled.photos_12()
+    finally:
+        bundled.photos_12.cache_clear()
+    assert labels == ["birds"] and images[0].shape == (224, 224, 3) and images[0].dtype == np.uint8
+    picture = images[0].astype(int)
+    assert (picture[:40] >= 250).all() and (picture[-40:] >= 250).all()  # padding above and below: white
+    assert picture[112, 112, 0] > 200 and picture[112, 112, 1] < 60  # the bird, in the middle
+
+
+def test_photos_not_installed_are_unlisted_and_explained(tmp_path, monkeypatch):
+    monkeypatch.setitem(bundled.BUNDLED, "photos-12", dataclasses.replace(
+        bundled.BUNDLED["photos-12"], installed=(tmp_path / "missing").is_dir))
+    monkeypatch.setattr(bundled, "TUXPAINT_STAMPS", tmp_path / "missing")
+    bundled.photos_12.cache_clear()
+    assert "photos-12" not in [d["id"] for d in catalog()["datasets"]]
+    error = error_of(load_dataset, DatasetSpec("photos-12"))
+    assert "not installed" in error.problem and "apt install tuxpaint-stamps-default" in error.fix
+
+
+@pytest.mark.skipif(not bundled.TUXPAINT_STAMPS.is_dir(), reason="Debian's tuxpaint-stamps-default is not installed")
+def test_photos_12_has_its_257_photos_in_12_classes_split_by_class():
+    dataset = load_dataset(DatasetSpec("photos-12"))
+    counts = np.bincount(np.concatenate([dataset.train.labels, dataset.eval.labels]))
+    assert len(dataset.label_names) == 12 and counts.sum() == 257
+    assert dict(zip(dataset.label_names, counts))["mammals"] == 65 and counts.min() == 9
+    assert np.all(np.bincount(dataset.eval.labels, minlength=12) >= 1)  # every class is evaluated
+    assert dataset.image_size is None  # each network runs at its own resolution

@@ -3,6 +3,8 @@ no button pressed, and the presenter view walks the steps and re-runs one live."
 
 from __future__ import annotations
 
+import dataclasses
+
 import errno
 import json
 import shutil
@@ -53,7 +55,7 @@ def warmed(tmp_path_factory, tiny_text_model, tiny_gguf_llama, sentiment_csv, ti
     plan = talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_gguf_llama),
                      eval_limit=40, llm_texts=16, live_examples_per_class=16, architectures=(str(tiny_text_model),),
                      speech_model=str(tiny_whisper), speech_dataset=f"audio:{spoken_folder}",
-                     speech_rows=("int8 (PyTorch)",))
+                     speech_rows=("int8 (PyTorch)",), vision_model="")
     home = tmp_path_factory.mktemp("warmed-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MICROBUDGET_HOME", str(home))
@@ -79,6 +81,14 @@ def test_warm_computes_every_lab_once_then_keeps_them(warmed, monkeypatch, unplu
     monkeypatch.setenv("MICROBUDGET_HOME", str(home))
     assert talk.last_plan() == plan
     assert {w.status for w in talk.warm(plan)} == {"kept"}
+
+
+def test_warm_also_runs_the_image_pages_on_photos_where_the_labs_read_text(tiny_text_model, sentiment_csv):
+    plan = talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}")
+    jobs = [(lab, key) for lab, key, _ in talk._jobs(plan)]
+    assert (labs.TRANSFER, ["mobilenet-v2", "photos-12"]) in jobs and (labs.ARCHITECTURES, ["photos-12"]) in jobs
+    assert (labs.TRANSFER, ["mobilenet-v2", "photos-12"]) not in [
+        (lab, key) for lab, key, _ in talk._jobs(dataclasses.replace(plan, vision_model=""))]
 
 
 def test_warm_recomputes_a_lab_whose_run_was_deleted(warmed_home, unplugged):

@@ -342,3 +342,12 @@ def test_setfit_pulls_same_class_sentences_together_and_keeps_the_original(tiny_
 def test_setfit_on_an_image_model_says_what_to_use_instead(vision):
     with pytest.raises(MicrobudgetError, match="For images use finetune-head"):
         run("setfit-style", *vision)
+
+
+def test_the_curve_offers_small_budgets_where_classes_are_small(sentiment_csv, tmp_path):
+    from microbudget_core.labs.transfer import CURVE_EXAMPLES, SMALL_CURVE_EXAMPLES, curve_examples
+
+    assert curve_examples(f"csv:{sentiment_csv}") == SMALL_CURVE_EXAMPLES  # a few dozen sentences per class
+    big = tmp_path / "big.csv"
+    big.write_text("text,label\n" + "".join(f"sentence number {i},{'ab'[i % 2]}\n" for i in range(400)))
+    assert curve_examples(f"csv:{big}") == CURVE_EXAMPLES  # 160 training rows per class

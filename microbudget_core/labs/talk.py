@@ -4,13 +4,14 @@ charts each, from those results) with a short live re-run per step for the prese
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 import plotly.graph_objects as go
 
 from .. import kinds, labs, plots
 from ..data import TEXT, DatasetSpec, load_dataset
+from ..models import IMAGE
 from ..errors import MicrobudgetError
 from ..pipeline import Request
 from ..progress import Progress, no_progress, scaled
@@ -33,6 +34,10 @@ class Plan:
     speech_model: str = "whisper-tiny.en"  # the Speech page's: Whisper beside a larger and a distilled Whisper
     speech_dataset: str = "speech-clips"
     speech_rows: tuple[str, ...] = speech.DEFAULT_ROWS
+    # The Transfer and Architectures pages' image runs, where the labs' dataset is text: the talk's first demo,
+    # MobileNetV2 transfer learning on photos, and the pretrained vision networks side by side on them.
+    vision_model: str = "mobilenet-v2"
+    vision_dataset: str = "photos-12"
 
 
 def use_plan(plan: Plan) -> None:
@@ -96,7 +101,14 @@ def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
         (labs.ARCHITECTURES, [plan.dataset], lambda progress: architectures.compare_architectures(
             picked or list(built_in.values()), plan.dataset, progress=progress)),
     ]
-    if text:  # the language-model pages work on texts
+    if text and plan.vision_model:  # the image runs of the Transfer and Architectures pages (none: ""); the
+        # language-model pages work on texts
+        vision = replace(plan, model=plan.vision_model, dataset=plan.vision_dataset)
+        jobs += [(labs.TRANSFER, [plan.vision_model, plan.vision_dataset], lambda progress: _transfer(vision, 0,
+                                                                                                    progress)),
+                 (labs.ARCHITECTURES, [plan.vision_dataset], lambda progress: architectures.compare_architectures(
+                     architectures.defaults(IMAGE), plan.vision_dataset, architectures.Budget(weights="head"),
+                     progress=progress))]
         jobs += [(labs.LLM_LEVELS, [plan.llm, plan.dataset], lambda progress: _llm_levels(plan, progress)),
                  (labs.SPECIALIST, [plan.dataset], lambda progress: specialist.run_contest(
                      plan.dataset, (plan.llm,), specialist=plan.model, progress=progress))]
