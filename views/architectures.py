@@ -33,7 +33,7 @@ if hub_ids and not all(i.startswith((".", "/", "~")) for i in hub_ids) and not h
     st.info("No network here: hub models cannot be downloaded. The built-in architectures still work offline.")
 left, middle, right = st.columns(3)
 weights = left.radio("Train", architectures.WEIGHTS, key=f"arch_weights_{kind}", horizontal=True,
-                     index=architectures.WEIGHTS.index("head" if kind == "image" else "all"),
+                     index=architectures.WEIGHTS.index(architectures.default_budget(task).weights),
                      format_func={"all": "all weights", "head": "head only (frozen features)"}.get,
                      help="All weights: each network fine-tuned for the epochs below. Head only: each backbone frozen "
                           "and a linear head trained on its cached features: what each pretrained network's "

@@ -1,4 +1,5 @@
-"""What the two classifier kinds share: accuracy, balanced accuracy, macro-F1, confusion, agreement, batch-1 latency, throughput."""
+"""What the two classifier kinds share: accuracy, balanced accuracy, macro-F1, confusion, agreement, batch-1
+latency, throughput."""
 
 from __future__ import annotations
 

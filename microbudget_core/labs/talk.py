@@ -30,7 +30,7 @@ class Plan:
     eval_limit: int = 500  # one size for every classification row, so the Compare page shows them together
     llm_texts: int = 100  # texts for the LLM levels' perplexity
     live_examples_per_class: int = 128  # the labelled budget of a live re-run: a minute or two, not ten
-    architectures: tuple[str, ...] = ()  # built-in architecture ids, hub ids or folders; none: the built-in ones
+    architectures: tuple[str, ...] = ()  # built-in architecture ids, hub ids or folders; none: the page's defaults
     speech_model: str = "whisper-tiny.en"  # the Speech page's: Whisper beside a larger and a distilled Whisper
     speech_dataset: str = "speech-clips"
     speech_rows: tuple[str, ...] = speech.DEFAULT_ROWS
@@ -99,16 +99,16 @@ def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
         (labs.DISTILLATION, key, lambda progress: distillation.run_distillation(request, {}, progress=progress)),
         (labs.QUANTIZATION, key, lambda progress: _quantization(plan, progress)),
         (labs.ARCHITECTURES, [plan.dataset], lambda progress: architectures.compare_architectures(
-            picked or list(built_in.values()), plan.dataset, progress=progress)),
+            picked or architectures.defaults(task), plan.dataset, architectures.default_budget(task),
+            progress=progress)),
     ]
-    if text and plan.vision_model:  # the image runs of the Transfer and Architectures pages (none: ""); the
-        # language-model pages work on texts
-        vision = replace(plan, model=plan.vision_model, dataset=plan.vision_dataset)
-        jobs += [(labs.TRANSFER, [plan.vision_model, plan.vision_dataset], lambda progress: _transfer(vision, 0,
-                                                                                                    progress)),
-                 (labs.ARCHITECTURES, [plan.vision_dataset], lambda progress: architectures.compare_architectures(
-                     architectures.defaults(IMAGE), plan.vision_dataset, architectures.Budget(weights="head"),
+    if text and plan.vision_model:  # the image runs of the Transfer and Architectures pages (none: "")
+        vision = _on_photos(plan)
+        jobs += [(labs.TRANSFER, [vision.model, vision.dataset], lambda progress: _transfer(vision, 0, progress)),
+                 (labs.ARCHITECTURES, [vision.dataset], lambda progress: architectures.compare_architectures(
+                     architectures.defaults(IMAGE), vision.dataset, architectures.default_budget(IMAGE),
                      progress=progress))]
+    if text:  # the language-model pages work on texts
         jobs += [(labs.LLM_LEVELS, [plan.llm, plan.dataset], lambda progress: _llm_levels(plan, progress)),
                  (labs.SPECIALIST, [plan.dataset], lambda progress: specialist.run_contest(
                      plan.dataset, (plan.llm,), specialist=plan.model, progress=progress))]
@@ -120,6 +120,16 @@ def _ready(lab: str, key: list[str]) -> bool:
     """Whether the lab has results for `key` (and, for runs, that none was deleted since)."""
     kept = labs.recall(lab, key)
     return kept is not None and ("runs" not in kept or labs.runs_kept(kept))
+
+
+def _on_photos(plan: Plan) -> Plan:
+    """The plan of the talk's transfer demo: its image model and dataset (MobileNetV2 on photos)."""
+    return replace(plan, model=plan.vision_model, dataset=plan.vision_dataset)
+
+
+def _transfer_plan(plan: Plan) -> Plan:
+    """Whose transfer run the talk shows: the image demo where warm computes one, else the labs' own model's."""
+    return _on_photos(plan) if plan.vision_model and kinds.get(_task(plan)).INPUTS == TEXT else plan
 
 
 def _transfer(plan: Plan, examples_per_class: int, progress: Progress) -> None:
@@ -170,6 +180,7 @@ class Step:
 
 
 def _transfer_slide(plan: Plan) -> Shown:
+    plan = _transfer_plan(plan)
     runs, _ = labs.recall_runs(labs.TRANSFER, [plan.model, plan.dataset])
     if not runs:
         return "", []
@@ -241,7 +252,7 @@ def _compare_slide(plan: Plan) -> Shown:
 
 STEPS = [
     Step("Transfer learning", _transfer_slide,
-         lambda plan, progress: _transfer(plan, plan.live_examples_per_class, progress),
+         lambda plan, progress: _transfer(_transfer_plan(plan), plan.live_examples_per_class, progress),
          "train only the head on {k} examples per class (about a minute)"),
     Step("Distillation", _distillation_slide, lambda plan, progress: distillation.run_distillation(
         Request(plan.model, plan.dataset, eval_limit=plan.eval_limit),

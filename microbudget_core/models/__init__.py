@@ -16,7 +16,8 @@ from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, SPEECH, TEXT, ModelBundle, Mo
 from .hf import hf_config, load_hf_classifier, load_saved_hf
 from .llm import as_classifier, as_saved, load_causal_lm, load_saved_llm, smollm2_folder
 from .speech import converted_whisper, load_whisper
-from .vision import FAMILIES as VISION_FAMILIES, is_project_network, load_pretrained, load_saved_network, preprocessor_of
+from .vision import FAMILIES as VISION_FAMILIES
+from .vision import is_project_network, load_pretrained, load_saved_network, preprocessor_of
 
 __all__ = ["ModelBundle", "ModelSpec", "load_model", "load_saved", "count_params", "OFFLINE_MODELS",
            "TEXT", "IMAGE", "CAUSAL_LM", "SPEECH"]
@@ -58,7 +59,8 @@ OFFLINE_MODELS = {
     m.id: m
     for m in [
         OfflineModel("minilm-l6", TEXT, "all-MiniLM-L6-v2 sentence encoder (22.7M params), text", _minilm),
-        *(OfflineModel(family.id, IMAGE, family.description, _vision(family.id)) for family in VISION_FAMILIES.values()),
+        *(OfflineModel(family.id, IMAGE, family.description, _vision(family.id))
+          for family in VISION_FAMILIES.values()),
         OfflineModel("smollm2-135m", CAUSAL_LM, "SmolLM2-135M-Instruct language model (GGUF Q4_1, 135M params)",
                      _smollm2),
         OfflineModel("whisper-tiny.en", SPEECH, "Whisper tiny.en speech recognizer (37.8M params), English speech",
