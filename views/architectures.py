@@ -5,18 +5,20 @@ import streamlit as st
 
 import ui
 from microbudget_core import cli, kinds, plots
+from microbudget_core.data.bundled import PHOTOS
 from microbudget_core.labs import architectures
 from microbudget_core.network import hub_reachable
 
 st.title("Efficient architectures")
 st.markdown("A smaller architecture saves at every prediction. Each candidate below is trained with the **same "
-            "budget** on the same data (all weights, the same examples per class and epochs), then measured "
-            "like every run: parameters, multiply-adds, size, p50 latency at batch 1, throughput at batch 32, "
-            "accuracy on held-out data. Figures from the literature are beside them, marked as quoted.")
+            "budget** on the same data (the same examples per class; all weights for the same epochs, or only a "
+            "head on each frozen network's features), then measured like every run: parameters, multiply-adds, "
+            "size, p50 latency at batch 1, throughput at batch 32, accuracy on held-out data. Figures from the "
+            "literature are beside them, marked as quoted.")
 
 kind = st.radio("Task", ["text", "image"], horizontal=True, key="arch_kind")
 task = kinds.for_inputs(kind).ID
-datasets = [d["id"] for d in cli.catalog()["datasets"] if d["modality"] == kind]
+datasets = sorted((d["id"] for d in cli.catalog()["datasets"] if d["modality"] == kind), key=lambda i: i != PHOTOS)
 left, right = st.columns(2)
 chosen = left.selectbox("Dataset", datasets, key=f"arch_dataset_{kind}")
 own = right.text_input("…or your own: csv:PATH, images:PATH (zip or folder of class folders), hf:NAME",
@@ -61,7 +63,7 @@ if latest:
                            "per s @32": r["throughput_per_s"], "accuracy": r["accuracy"],
                            "balanced accuracy": r.get("balanced_accuracy", float("nan")),
                            "train s": r["train_seconds"]} for r in rows])
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(table.round(3), hide_index=True, width="stretch")
     st.caption(f"Multiply-adds: torch.utils.flop_counter, per input ({architectures.TEXT_TOKENS} tokens for "
                "text, the dataset's image size for images; at the resolution each network was published at to compare "
                "with the quoted figures). Rows marked *random* start from random weights: what pretraining is worth.")

@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 from microbudget_core import labs, plots, techniques
+from microbudget_core.data.bundled import PHOTOS
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.labs import transfer as lab
 from microbudget_core.pipeline import Request
@@ -21,7 +22,7 @@ st.markdown("Keep what a pretrained model learned from a large dataset and train
             "the same architecture with random weights and the same budget. The dashed line is the default "
             "recipe (full fine-tune on all the data) that the other labs start from.")
 
-model, dataset = ui.pick_model_and_dataset(image_default="photos-12")  # the talk's demo: photos, not digits
+model, dataset = ui.pick_model_and_dataset(image_default=PHOTOS)
 ui.dataset_preview(dataset, expanded=True)
 strategy = st.selectbox("Strategy", STRATEGIES, key="transfer_strategy",
                         format_func=lambda t: f"{t} — {techniques.get(t).DESCRIPTION}")

@@ -71,6 +71,7 @@ PHOTO_CLASSES = ["animals/mammals", "animals/birds", "food/fruit", "plants/flowe
                  "seasonal/christmas", "vehicles", "household/tools", "animals/fish", "hobbies/music", "space/planets",
                  "animals/insects"]
 PHOTO_SIZE = 224
+PHOTOS = "photos-12"  # the image pages' default dataset where it is installed: the talk's demo is photos, not digits
 
 
 @lru_cache(maxsize=1)
@@ -147,7 +148,7 @@ BUNDLED = {
         BundledDataset("fashion-mnist-5k", IMAGE, "Fashion-MNIST clothing, 500 per class (5k, Debian package)",
                        fashion_mnist_5k, image_size=64, installed=FASHION_MNIST.is_dir),
         # image_size None: each network runs at the resolution it was trained at (224, 240, 260 px).
-        BundledDataset("photos-12", IMAGE, "Photos of 12 subjects (animals, fruit, flowers, vehicles, ...; 257 "
+        BundledDataset(PHOTOS, IMAGE, "Photos of 12 subjects (animals, fruit, flowers, vehicles, ...; 257 "
                        "cut-outs on white, Debian package)", photos_12, installed=TUXPAINT_STAMPS.is_dir),
         BundledDataset("speech-clips", AUDIO, "10 recorded English clips (LibriVox, spoken cards) with transcripts; "
                        "trains on flite speech (Debian packages)", lambda: ([], []),

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from .. import kinds, labs, plots
 from ..data import TEXT, DatasetSpec, load_dataset
+from ..data.bundled import PHOTOS
 from ..models import IMAGE
 from ..errors import MicrobudgetError
 from ..pipeline import Request
@@ -37,7 +38,7 @@ class Plan:
     # The Transfer and Architectures pages' image runs, where the labs' dataset is text: the talk's first demo,
     # MobileNetV2 transfer learning on photos, and the pretrained vision networks side by side on them.
     vision_model: str = "mobilenet-v2"
-    vision_dataset: str = "photos-12"
+    vision_dataset: str = PHOTOS
 
 
 def use_plan(plan: Plan) -> None:

@@ -170,7 +170,7 @@ LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
 
 FAMILIES = {f.id: f for f in [
     VisionFamily("mobilenet-v2", "MobileNetV2, ImageNet-1k weights (3.5M params), vision", MOBILENET_V2,
-                 lambda meta: MobileNetV2(meta["num_classes"], meta.get("width_mult", 1.0)), 224),
+                 lambda meta: MobileNetV2(meta["num_classes"], meta.get("width_mult", 1.0)), 224),  # narrow() sets it
     *(VisionFamily(variant, f"EfficientNet-{variant[13:].capitalize()}, ImageNet-1k weights ({params}M params, "
                    f"{SCALINGS[variant].image_size} px), vision", weights,
                    lambda meta: EfficientNetLite(meta["family"], meta["num_classes"], meta["image_size"]),
@@ -194,8 +194,6 @@ def load_pretrained(family_id: str, labels: list[str] | None = None, image_size:
         ) from error
     image_size = image_size or family.image_size
     meta = {"family": family_id, "num_classes": len(IMAGENET_CLASSES), "image_size": image_size}
-    if family_id == "mobilenet-v2":
-        meta["width_mult"] = 1.0
     model = family.build(meta)
     model.load_state_dict(state)
     head_trained = labels is None or list(labels) == IMAGENET_CLASSES
