@@ -177,7 +177,9 @@ def test_transfer_page_trains_shows_curves_confusion_and_tries_a_sentence(tiny_t
 def test_transfer_page_data_efficiency_curve(tiny_text_model, sentiment_csv):
     at = _choose(page("views/transfer.py", 600).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
     at.slider(key="transfer_eval").set_value(50)
-    at.multiselect(key="curve_counts").set_value([8, 32])
+    counts = at.multiselect(key=f"curve_counts_csv:{sentiment_csv}")
+    assert counts.value == [2, 4, 8, 16, 0]  # a few dozen sentences per class: the small budgets by default
+    counts.set_value([8, 32])
     at.multiselect(key="curve_strategies").set_value(["finetune-head", "from-scratch"])
     at.button[1].click().run()
     assert not at.exception and not at.error

@@ -26,13 +26,15 @@ def test_minilm_loads_as_a_classifier_for_the_dataset_labels():
     assert 22_000_000 < sum(p.numel() for p in bundle.model.parameters()) < 23_500_000
 
 
-def test_a_corrupt_minilm_file_is_caught_by_its_checksum(tmp_path, monkeypatch):
-    weights = tmp_path / assets.MINILM.relative_path
+@pytest.mark.parametrize("asset, model, task", [(assets.MINILM, "minilm-l6", "text-classification"),
+                                                (assets.EFFICIENTNET_LITE2, "efficientnet-lite2", "image-classification")])
+def test_a_corrupt_weights_file_is_caught_by_its_checksum(asset, model, task, tmp_path, monkeypatch):
+    weights = tmp_path / asset.relative_path
     weights.parent.mkdir(parents=True)
-    weights.write_bytes(b"not safetensors")
+    weights.write_bytes(b"not a weights file")
     monkeypatch.setattr(assets, "package_dir", lambda package: tmp_path)
     with pytest.raises(MicrobudgetError, match="does not match its published sha256"):
-        load_model(ModelSpec("minilm-l6"), ["neg", "pos"], "text-classification")
+        load_model(ModelSpec(model), ["neg", "pos"], task)
 
 
 @pytest.mark.parametrize("model, dataset, floor", [("minilm-l6", "rotten-tomatoes", 0.80),
