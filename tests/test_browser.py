@@ -183,7 +183,7 @@ def test_architectures_page_measures_a_model_at_the_same_budget(page, app_url, t
     page.get_by_role("textbox", name="More models", exact=False).fill(str(tiny_text_model))
     page.keyboard.press("Enter")
     page.get_by_role("button", name="Train and measure").click()
-    page.get_by_text("examples per class, 3 epochs each").wait_for(timeout=300_000)
+    page.get_by_text("examples per class, all weights, 3 epochs each").wait_for(timeout=300_000)
     _wait_for_marks(page, 2)  # the model against multiply-adds and against latency
     _assert_no_error(page)
     page.screenshot(path=str(ARTIFACTS / "architectures.png"), full_page=True)
