@@ -49,10 +49,9 @@ BUILT_IN = [
                  lambda b: keep_layers(b, [1, 3, 5])),
     Architecture("minilm-l6 / 2 layers", "MiniLM-L6 keeping layers 2 and 5 (pretrained)", "minilm-l6",
                  lambda b: keep_layers(b, [2, 5])),
-    Architecture("mobilenet-v2", "MobileNetV2 1.0, ImageNet weights, 224 px", "mobilenet-v2", _as_is),
-    Architecture("efficientnet-lite0", "EfficientNet-Lite0, ImageNet weights, 224 px", "efficientnet-lite0", _as_is),
-    Architecture("efficientnet-lite1", "EfficientNet-Lite1, ImageNet weights, 240 px", "efficientnet-lite1", _as_is),
-    Architecture("efficientnet-lite2", "EfficientNet-Lite2, ImageNet weights, 260 px", "efficientnet-lite2", _as_is),
+    # Every vision network the project defines, pretrained, at the resolution it was trained at.
+    *(Architecture(f.id, f"{f.name}, ImageNet weights, {f.image_size} px", f.id, _as_is)
+      for f in VISION_FAMILIES.values()),
     # Controls: what pretraining is worth (no narrow MobileNetV2 weights ship offline, so these start random).
     Architecture("mobilenet-v2 x0.5 (random)", "MobileNetV2 at half width from random weights: what pretraining "
                  "is worth", "mobilenet-v2", lambda b: narrow(b, 0.5, from_teacher=False), default=False),

@@ -51,8 +51,8 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _padded_conv(inp: int, out: int, kernel: int, stride: int, size: int, groups: int = 1) -> tuple[nn.Module,
-                                                                                                   nn.Conv2d]:
+def _padded_conv(inp: int, out: int, kernel: int, stride: int, size: int,
+                 groups: int = 1) -> tuple[nn.Module, nn.Conv2d]:
     """(padding module, convolution) for TensorFlow SAME padding at input `size`."""
     before, after = _same_padding(size, kernel, stride)
     conv = nn.Conv2d(inp, out, kernel, stride, before if before == after else 0, groups=groups, bias=False)

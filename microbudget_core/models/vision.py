@@ -149,7 +149,8 @@ class VisionFamily:
     """A vision network defined in the project: its shipped ImageNet weights, how to build it, its preprocessing."""
 
     id: str
-    description: str
+    name: str  # as papers write it
+    params_millions: float  # with its ImageNet head
     weights: Asset
     build: Callable[[dict[str, Any]], nn.Module]  # meta (num_classes, image_size, ...) -> the bare network
     image_size: int  # the resolution it was trained at
@@ -157,6 +158,10 @@ class VisionFamily:
     std: tuple[float, float, float] = IMAGENET_STD
     crop_padding: int | None = None  # resize to size + crop_padding before the centre crop (TensorFlow's eval);
     # None keeps torchvision's 256/224 ratio at every size
+
+    @property
+    def description(self) -> str:
+        return f"{self.name}, ImageNet-1k weights ({self.params_millions}M params, {self.image_size} px), vision"
 
     def preprocessor(self, image_size: int) -> ImagePreprocessor:
         if self.crop_padding is None:
@@ -169,15 +174,13 @@ class VisionFamily:
 LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
 
 FAMILIES = {f.id: f for f in [
-    VisionFamily("mobilenet-v2", "MobileNetV2, ImageNet-1k weights (3.5M params), vision", MOBILENET_V2,
+    VisionFamily("mobilenet-v2", "MobileNetV2", 3.5, MOBILENET_V2,
                  lambda meta: MobileNetV2(meta["num_classes"], meta.get("width_mult", 1.0)), 224),  # narrow() sets it
-    *(VisionFamily(variant, f"EfficientNet-{variant[13:].capitalize()}, ImageNet-1k weights ({params}M params, "
-                   f"{SCALINGS[variant].image_size} px), vision", weights,
+    *(VisionFamily(f"efficientnet-lite{n}", f"EfficientNet-Lite{n}", params, weights,
                    lambda meta: EfficientNetLite(meta["family"], meta["num_classes"], meta["image_size"]),
-                   SCALINGS[variant].image_size, LITE_MEAN, LITE_STD, crop_padding=32)
-      for variant, weights, params in [("efficientnet-lite0", EFFICIENTNET_LITE0, 4.7),
-                                       ("efficientnet-lite1", EFFICIENTNET_LITE1, 5.4),
-                                       ("efficientnet-lite2", EFFICIENTNET_LITE2, 6.1)]),
+                   SCALINGS[f"efficientnet-lite{n}"].image_size, LITE_MEAN, LITE_STD, crop_padding=32)
+      for n, weights, params in [(0, EFFICIENTNET_LITE0, 4.7), (1, EFFICIENTNET_LITE1, 5.4),
+                                 (2, EFFICIENTNET_LITE2, 6.1)]),
 ]}
 
 
