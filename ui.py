@@ -25,12 +25,14 @@ from microbudget_core.rows import labelled
 OTHER = "other…"
 
 
-def pick_model_and_dataset(image_default: str = "") -> tuple[str, str]:
-    """Model and dataset pickers whose choice persists across pages (session state); `image_default`, where it is
-    installed, is the first image dataset offered (a page's own default until the user picks another)."""
+def pick_model_and_dataset(image_default: str = "", model_default: str = "") -> tuple[str, str]:
+    """Model and dataset pickers whose choice persists across pages (session state); `image_default` and
+    `model_default`, where installed, are the first image dataset and model offered (a page's own defaults until
+    the user picks another)."""
     listing = cli.catalog()
     # Classifiers here; language models have their own pages (LLM quantization, Specialist vs generalist).
-    models = {m["id"]: m for m in listing["models"] if m["quality"] == "accuracy"}
+    models = {m["id"]: m for m in sorted(listing["models"], key=lambda m: m["id"] != model_default)
+              if m["quality"] == "accuracy"}
     left, right = st.columns(2)
     with left:
         choice = st.selectbox("Base model", [*models, OTHER], key="model_choice",
@@ -208,31 +210,32 @@ def run_with_progress(label: str, job: Callable[[Progress], Any], live_curves: b
         return result
 
 
-def technique_settings(technique: ModuleType, key: str, skip: tuple[str, ...] = (), columns: int = 1
-                       ) -> dict[str, Any]:
-    """One widget per field of the technique's Config (those not in `skip`, in a grid `columns` wide); the values
-    go to the core as settings."""
+def technique_settings(technique: ModuleType, key: str, skip: tuple[str, ...] = (), columns: int = 1,
+                       defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One widget per field of the technique's Config (those not in `skip`, in a grid `columns` wide), starting at
+    `defaults` where given, else the Config's; the values go to the core as settings."""
     fields = [f for f in dataclasses.fields(technique.Config) if f.name not in skip]
     cells = [cell for _ in range(0, len(fields), columns) for cell in st.columns(columns)]
     settings: dict[str, Any] = {}
     for field, cell in zip(fields, cells):
         with cell:
-            settings[field.name] = _setting_widget(field, f"{key}.{field.name}")
+            settings[field.name] = _setting_widget(field, f"{key}.{field.name}",
+                                                   (defaults or {}).get(field.name, field.default))
     return settings
 
 
-def _setting_widget(field: dataclasses.Field, key: str) -> Any:
-    """The widget for one Config field, by its type (a choice list where the field declares one)."""
+def _setting_widget(field: dataclasses.Field, key: str, default: Any) -> Any:
+    """The widget for one Config field, by its type (a choice list where the field declares one), at `default`."""
     label = field.name.replace("_", " ")
     if "choices" in field.metadata:
         choices = list(field.metadata["choices"])
-        return st.selectbox(label, choices, index=choices.index(field.default), key=key)
-    if isinstance(field.default, bool):
-        return st.checkbox(label, field.default, key=key)
-    if isinstance(field.default, float):
+        return st.selectbox(label, choices, index=choices.index(default), key=key)
+    if isinstance(default, bool):
+        return st.checkbox(label, default, key=key)
+    if isinstance(default, float):
         # Steps at the default's scale, shown in full: 0.003 would read "0.00" and step to -0.007.
-        step = 10.0 ** math.floor(math.log10(field.default)) if field.default > 0 else 0.001
-        return st.number_input(label, value=field.default, step=step, format="%g", key=key)
-    if isinstance(field.default, int):
-        return st.number_input(label, value=field.default, key=key)
-    return st.text_input(label, str(field.default), key=key)
+        step = 10.0 ** math.floor(math.log10(default)) if default > 0 else 0.001
+        return st.number_input(label, value=default, step=step, format="%g", key=key)
+    if isinstance(default, int):
+        return st.number_input(label, value=default, key=key)
+    return st.text_input(label, str(default), key=key)

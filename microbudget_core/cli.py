@@ -48,7 +48,7 @@ def catalog() -> dict[str, list[dict[str, str]]]:
     return {
         "models": [{"id": m.id, "task": m.task, "inputs": kinds.get(m.task).INPUTS,
                     "quality": kinds.get(m.task).QUALITY, "description": m.description}
-                   for m in OFFLINE_MODELS.values()],
+                   for m in OFFLINE_MODELS.values() if m.installed()],
         "datasets": [{"id": d.id, "modality": d.modality, "description": d.description} for d in BUNDLED.values()
                      if d.installed()]
         + [{"id": "csv:PATH", "modality": "text", "description": "your CSV: a text column and a label column"},
@@ -105,7 +105,7 @@ def _progress_bar() -> Iterator[Progress]:
 def _warm(args: argparse.Namespace) -> int:
     plan = talk.Plan(args.model, args.dataset, args.llm, args.eval_limit, args.llm_texts,
                      speech_model=args.speech_model, speech_dataset=args.speech_dataset,
-                     vision_model=args.vision_model, vision_dataset=args.vision_dataset)
+                     vision_model=args.vision_model, vision_dataset=args.vision_dataset, teacher=args.teacher)
     with _progress_bar() as progress:
         warmed = talk.warm(plan, force=args.force, progress=progress)
     for lab in warmed:
@@ -238,6 +238,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="the Transfer and Architectures pages' image model, for a text dataset (default: %(default)s)")
     warm.add_argument("--vision-dataset", default=defaults.vision_dataset,
                       help="their image dataset (default: %(default)s)")
+    warm.add_argument("--teacher", default=defaults.teacher,
+                      help="the Distillation page's teacher, for a text dataset; '' for the labs' model "
+                           "(default: %(default)s)")
     warm.add_argument("--force", action="store_true", help="compute every lab again, even where results are kept")
     warm.set_defaults(command=_warm)
     export = commands.add_parser("export", help="a run's model and its model card, into a new folder")

@@ -256,7 +256,7 @@ def test_talk_mode_steps_through_the_labs_results_with_the_arrow_keys(page, app_
     talk.warm(talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_gguf_llama),
                         eval_limit=500, llm_texts=16, architectures=(str(tiny_text_model),),
                         speech_model=str(tiny_whisper), speech_dataset=f"audio:{spoken_folder}",
-                        speech_rows=("int8 (PyTorch)",), vision_model=""))
+                        speech_rows=("int8 (PyTorch)",), vision_model="", teacher=""))
     page.goto(f"{app_url}/talk")
     for number, step in enumerate(talk.STEPS):
         page.get_by_role("heading", name=step.title).first.wait_for(timeout=60_000)

@@ -55,7 +55,7 @@ def warmed(tmp_path_factory, tiny_text_model, tiny_gguf_llama, sentiment_csv, ti
     plan = talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_gguf_llama),
                      eval_limit=40, llm_texts=16, live_examples_per_class=16, architectures=(str(tiny_text_model),),
                      speech_model=str(tiny_whisper), speech_dataset=f"audio:{spoken_folder}",
-                     speech_rows=("int8 (PyTorch)",), vision_model="")
+                     speech_rows=("int8 (PyTorch)",), vision_model="", teacher="")
     home = tmp_path_factory.mktemp("warmed-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MICROBUDGET_HOME", str(home))
@@ -86,6 +86,10 @@ def test_warm_computes_every_lab_once_then_keeps_them(warmed, monkeypatch, unplu
 def test_warm_also_runs_the_image_pages_on_photos_where_the_labs_read_text(tiny_text_model, sentiment_csv):
     plan = talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}")
     jobs = [(lab, key) for lab, key, _ in talk._jobs(plan)]
+    # The large teacher distils for a text plan (MiniLM-L6 its student); without one, the labs' model teaches.
+    assert plan.teacher == "mpnet-base" and (labs.DISTILLATION, ["mpnet-base", plan.dataset]) in jobs
+    assert (labs.DISTILLATION, [plan.model, plan.dataset]) in [
+        (lab, key) for lab, key, _ in talk._jobs(dataclasses.replace(plan, teacher=""))]
     assert (labs.TRANSFER, ["mobilenet-v2", "photos-12"]) in jobs and (labs.ARCHITECTURES, ["photos-12"]) in jobs
     assert (labs.TRANSFER, ["mobilenet-v2", "photos-12"]) not in [
         (lab, key) for lab, key, _ in talk._jobs(dataclasses.replace(plan, vision_model=""))]

@@ -11,6 +11,7 @@ from microbudget_core import plots
 from microbudget_core.labs.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates,
                                            comparison_rows, eval_sizes, measured_on, quality_name, recommend)
 from microbudget_core.export import export_zip, model_card
+from microbudget_core.labs import distillation
 from microbudget_core.runs import RunStore
 
 st.title("Compare and decide")
@@ -71,6 +72,8 @@ limits = Limits(
                             value=None, key="limit_drop"))
 pick = recommend(found, limits)
 (st.success if pick.best else st.warning)(pick.message)
+for said in distillation.headlines(dataset, [c.model for c in found]):  # what a teacher bought, where one taught
+    st.info(f"Distillation: {said}")
 
 st.subheader("All runs")
 st.dataframe(table, hide_index=True, width="stretch",

@@ -44,13 +44,13 @@ def recognises(config: Any) -> bool:
 
 
 def hf_model_class(config: Any, fresh_head: bool = False) -> Any:
-    """Ours for a BERT encoder given a new head, and its saved results (it reads the mean of the layers); else
-    Auto's."""
+    """Ours for a BERT or MPNet encoder given a new head, and its saved results (it reads the mean of the layers);
+    else Auto's."""
     # Imported here: it loads transformers' modeling code (and torchao's noisy import), which a bad id never needs.
-    from ..models.layer_mean import LayerMeanBertForSequenceClassification, uses_layer_mean
+    from ..models.layer_mean import CLASSES, uses_layer_mean
 
-    if uses_layer_mean(config) or (fresh_head and config.model_type == "bert"):
-        return LayerMeanBertForSequenceClassification
+    if config.model_type in CLASSES and (uses_layer_mean(config) or fresh_head):
+        return CLASSES[config.model_type]
     return transformers.AutoModelForSequenceClassification
 
 

@@ -49,6 +49,8 @@ BUILT_IN = [
                  lambda b: keep_layers(b, [1, 3, 5])),
     Architecture("minilm-l6 / 2 layers", "MiniLM-L6 keeping layers 2 and 5 (pretrained)", "minilm-l6",
                  lambda b: keep_layers(b, [2, 5])),
+    Architecture("mpnet-base", "all-mpnet-base-v2 as shipped: 12 layers, 768 wide (the large teacher)",
+                 "mpnet-base", _as_is),
     # Every vision network the project defines, pretrained, at the resolution it was trained at.
     *(Architecture(f.id, f"{f.name}, ImageNet weights, {f.image_size} px", f.id, _as_is)
       for f in VISION_FAMILIES.values()),
@@ -76,6 +78,7 @@ QUOTED = [
     {"model": "BERT-base", "params (M)": 110, "multiply-adds (G)": None, "reported": "12 layers, 768 wide"},
     {"model": "DistilBERT", "params (M)": 66, "multiply-adds (G)": None, "reported": "97% of BERT-base on GLUE"},
     {"model": "all-MiniLM-L6-v2", "params (M)": 22.7, "multiply-adds (G)": None, "reported": "6 layers, 384 wide"},
+    {"model": "all-mpnet-base-v2", "params (M)": 109.5, "multiply-adds (G)": None, "reported": "12 layers, 768 wide"},
 ]
 
 
@@ -110,7 +113,7 @@ def defaults(task: str) -> list[Architecture]:
 
 def choices(task: str) -> list[Architecture]:
     """The built-in architectures for a task (text or image classification)."""
-    return [a for a in BUILT_IN if OFFLINE_MODELS[a.base].task == task]
+    return [a for a in BUILT_IN if OFFLINE_MODELS[a.base].task == task and OFFLINE_MODELS[a.base].installed()]
 
 
 def hub_architecture(model_id: str) -> Architecture:

@@ -11,7 +11,7 @@ from .. import labs
 from ..baseline import build_baseline
 from ..data import DatasetSpec, load_dataset
 from ..measure import MeasureConfig
-from ..models import ModelBundle
+from ..models import OFFLINE_MODELS, TEXT, ModelBundle
 from ..pipeline import Request, Sweep, prepare, resolve, run_steps
 from ..progress import Progress, no_progress, scaled
 from ..rows import column
@@ -21,6 +21,22 @@ from .quantization import fast_int8
 
 TEMPERATURES = (1, 2, 4, 8)
 QUANTIZED = "student + int8"
+# The large teacher of a kind, the page's default where it is installed, and the student settings it starts with:
+# MiniLM-L6 (its own tokenizer; only the teacher's outputs are distilled), one epoch as its baseline recipe trains
+# it, so the default button (control, student, int8) fits in minutes once the teacher's outputs are cached.
+TEACHERS = {TEXT: "mpnet-base"}
+STUDENT_SETTINGS = {"mpnet-base": {"student": "model", "student_model": "minilm-l6", "epochs": 1}}
+
+
+def default_teacher(task: str = TEXT) -> str:
+    """The large teacher for a kind of model where it is installed, else "" (the page then offers the first)."""
+    teacher = TEACHERS.get(task, "")
+    return teacher if teacher in OFFLINE_MODELS and OFFLINE_MODELS[teacher].installed() else ""
+
+
+def default_settings(teacher: str) -> dict[str, Any]:
+    """The distill settings the page starts with for this teacher (the technique's own defaults elsewhere)."""
+    return dict(STUDENT_SETTINGS.get(teacher, {}))
 
 
 @labs.job
@@ -65,6 +81,7 @@ class LineupRow:
     """One model of the line-up, against the teacher."""
 
     model: str = column("model")
+    network: str = column("network")  # which network the row is: the teacher's id, the student's
     size_mb: float = column("size MB")
     params_m: float = column("params (M)")
     p50_ms: float = column("p50 ms")
@@ -83,14 +100,17 @@ def lineup(runs: Sequence[Run]) -> list[LineupRow]:
     chosen = runs[0].steps[0]["config"].get("teacher_run")
     teacher_run = RunStore().get(chosen) if chosen else None
     teacher = teacher_run.result if teacher_run else runs[0].baseline
-    rows = [("teacher", teacher, teacher_run.result["fidelity"] if teacher_run else 1.0)]
-    rows += [(role(run), run.result, run.result["fidelity"]) for run in runs]
-    return [LineupRow(model=name, size_mb=m["size_bytes"] / 1e6, params_m=m["params"] / 1e6,
+    student = next((run.result["student"] for run in runs if run.result.get("student")), "student")
+    rows = [("teacher", teacher_run.label if teacher_run else runs[0].model, teacher,
+             teacher_run.result["fidelity"] if teacher_run else 1.0)]
+    rows += [(role(run), f"{student} int8" if role(run) == QUANTIZED else student, run.result, run.result["fidelity"])
+             for run in runs]
+    return [LineupRow(model=name, network=network, size_mb=m["size_bytes"] / 1e6, params_m=m["params"] / 1e6,
                       p50_ms=m["latency_ms_p50"], accuracy=m["accuracy"], fidelity=fidelity,
                       x_smaller=teacher["size_bytes"] / m["size_bytes"],
                       x_faster=teacher["latency_ms_p50"] / m["latency_ms_p50"],
                       teacher_share=100 * m["accuracy"] / teacher["accuracy"])
-            for name, m, fidelity in rows]
+            for name, network, m, fidelity in rows]
 
 
 def headline(rows: list[LineupRow]) -> str:
@@ -100,12 +120,19 @@ def headline(rows: list[LineupRow]) -> str:
     best = by_name.get(QUANTIZED) or by_name.get(STUDENT)
     if best is None:
         return ""
-    said = (f"The {best.model} is {best.x_smaller:.1f}x smaller and {best.x_faster:.1f}x faster than the "
-            f"teacher and keeps {best.teacher_share:.0f}% of its accuracy.")
+    said = (f"The {best.model} ({best.network}) is {best.x_smaller:.1f}x smaller and {best.x_faster:.1f}x faster "
+            f"than the teacher ({by_name['teacher'].network}) and keeps {best.teacher_share:.0f}% of its accuracy.")
     if STUDENT in by_name and CONTROL in by_name:
         gain = (by_name[STUDENT].accuracy - by_name[CONTROL].accuracy) * 100
-        said += f" Distillation itself: {gain:+.1f} pt over the same student trained on the labels alone."
+        said += (f" Distillation itself: {gain:+.1f} pt over the same student ({by_name[CONTROL].network}) trained "
+                 "on the labels alone.")
     return said
+
+
+def headlines(dataset: str, models: Sequence[str]) -> list[str]:
+    """The headline of each model's last distillation on this dataset (the Compare page shows them)."""
+    kept = [latest(model, dataset) for model in dict.fromkeys(models)]
+    return [said for said in (headline(lineup(runs)) for runs in kept if runs) if said]
 
 
 def histories(runs: Sequence[Run]) -> tuple[dict[str, list[dict]], float | None]:

@@ -4,7 +4,7 @@ charts each, from those results) with a short live re-run per step for the prese
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import plotly.graph_objects as go
@@ -39,6 +39,9 @@ class Plan:
     # MobileNetV2 transfer learning on photos, and the pretrained vision networks side by side on them.
     vision_model: str = "mobilenet-v2"
     vision_dataset: str = PHOTOS
+    # The Distillation page's teacher, where the labs' dataset is text: the large teacher where installed (it
+    # teaches MiniLM-L6); "" for the labs' own model teaching a copy of itself.
+    teacher: str = field(default_factory=distillation.default_teacher)
 
 
 def use_plan(plan: Plan) -> None:
@@ -90,14 +93,13 @@ def warm(plan: Plan = Plan(), force: bool = False, progress: Progress = no_progr
 def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
     """(lab, the key its page reads, the job that computes it), in the order of the talk."""
     key = [plan.model, plan.dataset]
-    request = Request(plan.model, plan.dataset, eval_limit=plan.eval_limit)
     task = _task(plan)
     text = kinds.get(task).INPUTS == TEXT
     built_in = {a.id: a for a in architectures.choices(task)}
     picked = [built_in.get(i) or architectures.hub_architecture(i) for i in plan.architectures]
     jobs = [
         (labs.TRANSFER, key, lambda progress: _transfer(plan, 0, progress)),
-        (labs.DISTILLATION, key, lambda progress: distillation.run_distillation(request, {}, progress=progress)),
+        (labs.DISTILLATION, _distilled(plan), lambda progress: _distill(plan, {}, progress)),
         (labs.QUANTIZATION, key, lambda progress: _quantization(plan, progress)),
         (labs.ARCHITECTURES, [plan.dataset], lambda progress: architectures.compare_architectures(
             picked or architectures.defaults(task), plan.dataset, architectures.default_budget(task),
@@ -131,6 +133,19 @@ def _on_photos(plan: Plan) -> Plan:
 def _transfer_plan(plan: Plan) -> Plan:
     """Whose transfer run the talk shows: the image demo where warm computes one, else the labs' own model's."""
     return _on_photos(plan) if plan.vision_model and kinds.get(_task(plan)).INPUTS == TEXT else plan
+
+
+def _distilled(plan: Plan) -> list[str]:
+    """Whose distillation the talk shows: the large teacher's where there is one for text, else the labs' model's."""
+    teacher = plan.teacher if plan.teacher and kinds.get(_task(plan)).INPUTS == TEXT else plan.model
+    return [teacher, plan.dataset]
+
+
+def _distill(plan: Plan, settings: dict[str, Any], progress: Progress) -> None:
+    """The Distillation page's button with its defaults for the teacher (and `settings` on top)."""
+    teacher, dataset = _distilled(plan)
+    distillation.run_distillation(Request(teacher, dataset, eval_limit=plan.eval_limit),
+                                  {**distillation.default_settings(teacher), **settings}, progress=progress)
 
 
 def _transfer(plan: Plan, examples_per_class: int, progress: Progress) -> None:
@@ -196,7 +211,7 @@ def _transfer_slide(plan: Plan) -> Shown:
 
 
 def _distillation_slide(plan: Plan) -> Shown:
-    runs = distillation.latest(plan.model, plan.dataset)
+    runs = distillation.latest(*_distilled(plan))
     if not runs:
         return "", []
     rows = distillation.lineup(runs)
@@ -255,9 +270,8 @@ STEPS = [
     Step("Transfer learning", _transfer_slide,
          lambda plan, progress: _transfer(_transfer_plan(plan), plan.live_examples_per_class, progress),
          "train only the head on {k} examples per class (about a minute)"),
-    Step("Distillation", _distillation_slide, lambda plan, progress: distillation.run_distillation(
-        Request(plan.model, plan.dataset, eval_limit=plan.eval_limit),
-        {"examples_per_class": plan.live_examples_per_class}, progress=progress),
+    Step("Distillation", _distillation_slide, lambda plan, progress: _distill(
+        plan, {"examples_per_class": plan.live_examples_per_class}, progress),
         "distil a student and its control from {k} labelled examples per class, then int8 (a few minutes)"),
     Step("Quantization", _quantization_slide, _quantization_live,
          "quantize the model to int8 with ONNX Runtime and measure it (under a minute)"),

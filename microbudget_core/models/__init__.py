@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import kinds, runtimes
-from ..assets import MINILM, SMOLLM2, WHISPER_BASE, WHISPER_TINY_EN, Asset, asset_path
+from ..assets import MINILM, MPNET_PARTS, SMOLLM2, WHISPER_BASE, WHISPER_TINY_EN, Asset, asset_path, package_dir
 from ..errors import MicrobudgetError
 from ..exclusive import one_at_a_time
 from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, SPEECH, TEXT, ModelBundle, ModelSpec, count_params
 from .hf import hf_config, load_hf_classifier, load_saved_hf
 from .llm import as_classifier, as_saved, load_causal_lm, load_saved_llm, smollm2_folder
 from .speech import converted_whisper, load_whisper
+from .split_zip import SplitZip, unpacked
 from .vision import FAMILIES as VISION_FAMILIES
 from .vision import is_project_network, load_pretrained, load_saved_network, preprocessor_of
 
@@ -29,11 +30,27 @@ class OfflineModel:
     task: str
     description: str
     load: Callable[[list[str] | None, int | None], ModelBundle]  # (labels, image_size)
+    # How the baseline recipe trains it for a dataset: "all" its weights, or only a "head" on its frozen features
+    # (a model too large to fine-tune in minutes on 2 CPU cores)
+    baseline_weights: str = "all"
+    packages: tuple[Asset, ...] = ()  # asset packages that are optional (the rest are always set up)
+
+    def installed(self) -> bool:
+        return all(package_dir(asset.package) for asset in self.packages)
 
 
 def _minilm(labels: list[str] | None, image_size: int | None) -> ModelBundle:
     folder = asset_path(MINILM).parent  # verifies the weights' sha256 first
     return load_hf_classifier(str(folder), TEXT, labels, name="minilm-l6")
+
+
+MPNET = SplitZip("all-mpnet-base-v2", MPNET_PARTS, "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+                 "all-mpnet-base-v2", (("model.safetensors",
+                                        "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"),))
+
+
+def _mpnet(labels: list[str] | None, image_size: int | None) -> ModelBundle:
+    return load_hf_classifier(str(unpacked(MPNET)), TEXT, labels, name="mpnet-base")
 
 
 def _smollm2(labels: list[str] | None, image_size: int | None) -> ModelBundle:
@@ -59,6 +76,8 @@ OFFLINE_MODELS = {
     m.id: m
     for m in [
         OfflineModel("minilm-l6", TEXT, "all-MiniLM-L6-v2 sentence encoder (22.7M params), text", _minilm),
+        OfflineModel("mpnet-base", TEXT, "all-mpnet-base-v2 sentence encoder (109M params, 12 layers), text: the "
+                     "large teacher", _mpnet, baseline_weights="head", packages=MPNET_PARTS),
         *(OfflineModel(family.id, IMAGE, family.description, _vision(family.id))
           for family in VISION_FAMILIES.values()),
         OfflineModel("smollm2-135m", CAUSAL_LM, "SmolLM2-135M-Instruct language model (GGUF Q4_1, 135M params)",

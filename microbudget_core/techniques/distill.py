@@ -51,6 +51,7 @@ class Config:
     width: float = 0.5  # narrow student: its channels (MobileNetV2) or hidden size (BERT) as a share of the teacher's
     init: str = field(default="teacher", metadata={"choices": INITS})  # narrow: the teacher's weights sliced, or random
     student_model: str = ""  # model student: a model id or folder, trained with a fresh head
+    model_layers: int = 0  # model student: keep this many of its transformer layers (which_layers says which); 0 all
     trim_vocab: bool = True  # text: keep only the word-table rows of tokens the training texts use
     temperature: float = 2.0  # softens both softmaxes; higher shows more of the teacher's "dark knowledge"
     # weight of the soft-target term, the rest on the labels (speech: on the teacher's transcripts); 0 is the
@@ -65,7 +66,7 @@ class Config:
     unlabeled: str = ""
     use_labels: bool = True  # False: the student never sees a human label, only the teacher's predictions
     epochs: int = 3
-    learning_rate: float = 0.0  # 0: 3e-4 for text, 1e-3 for vision (see RATES)
+    learning_rate: float = 0.0  # 0: 3e-4 for text, 1e-3 for vision (see RATES); a model student: the baseline's
     examples_per_class: int = 0  # labelled budget: 0 all, else the first k of each class
     patience: int = 2  # epochs without validation gain before stopping
     seed: int = 0
@@ -103,10 +104,14 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
         extras = {"teacher_accuracy": teacher_accuracy, "series": series} if "epoch" in metrics else {}
         progress(0.3 + 0.7 * fraction, message, **metrics, **extras)
 
-    rate = config.learning_rate or RATES[teacher.task]
+    # A pretrained model student is trained as the baseline recipe trains it (its rate, its word table frozen):
+    # its hard-label control is then that model fine-tuned on the labels, and the gap is the teacher's alone.
+    pretrained_student = config.student == "model"
+    rate = (_finetune.recipe_rate(config, teacher.task) if pretrained_student
+            else config.learning_rate or RATES[teacher.task])
     # The word table comes from the teacher (which kept the pretrained one): frozen, as in the baseline recipe.
-    freeze = kinds.get(student.task).WORD_EMBEDDINGS and (config.student, config.init) in {
-        ("layers", "teacher"), ("layers", "random"), ("narrow", "teacher")}
+    freeze = kinds.get(student.task).WORD_EMBEDDINGS and (pretrained_student or (config.student, config.init) in {
+        ("layers", "teacher"), ("layers", "random"), ("narrow", "teacher")})
     objective = _objective(soft, features[:len(inputs)] if hidden_weight else None, teacher, config, hidden_weight)
     trained, train_report = train_classifier(
         student, Split(inputs, labels), _finetune.recipe(config, rate, freeze_embeddings=freeze), report,
@@ -164,6 +169,7 @@ def _check(config: Config, dataset: Dataset | None) -> None:
     _finetune.require(config.hidden_weight >= 0, "hidden_weight", config.hidden_weight, "0 or more")
     _finetune.require(config.student != "model" or bool(config.student_model.strip()), "student_model",
                       config.student_model, "a model id or folder when the student is 'model'")
+    _finetune.require(config.model_layers >= 0, "model_layers", config.model_layers, "0 (all) or more")
     _finetune.require(config.epochs >= 1, "epochs", config.epochs, "at least 1")
     _finetune.require(config.examples_per_class >= 0, "examples_per_class", config.examples_per_class, "0 or more")
     _finetune.require(config.patience >= 1, "patience", config.patience, "at least 1")
@@ -211,6 +217,9 @@ def _student(teacher: ModelBundle, config: Config, texts: list) -> tuple[ModelBu
     else:
         student = load_model(ModelSpec(config.student_model.strip()), teacher.labels, teacher.task,
                              teacher.meta.get("image_size")).copy()
+        if config.model_layers:  # e.g. MiniLM-L6 cut to 3 layers, then taught by mpnet-base
+            total = getattr(getattr(student.model, "config", None), "num_hidden_layers", 0)
+            student = keep_layers(student, pick_layers(total, config.model_layers, _which_layers(config)))
     if config.trim_vocab and kinds.get(student.task).WORD_EMBEDDINGS:
         return trim_vocab(student, texts)
     return student, 0
