@@ -58,6 +58,20 @@ def tiny_text_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_mpnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer MPNet (another family and tokenizer than the tiny BERT), saved like any hub model folder."""
+    folder = tmp_path_factory.mktemp("tiny-mpnet")
+    vocab = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"] + sorted(set(POSITIVE + NEGATIVE + FILLER))
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    transformers.MPNetTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    config = transformers.MPNetConfig(vocab_size=len(vocab), hidden_size=48, num_hidden_layers=2,
+                                      num_attention_heads=2, intermediate_size=96, max_position_embeddings=66)
+    torch.manual_seed(0)
+    transformers.MPNetModel(config).save_pretrained(folder)
+    return folder
+
+
 def tiny_llama(folder: Path, zero_head: bool = False) -> Path:
     """A 2-layer Llama with a word-level vocabulary (the sentiment words and labels), tied head, 128 positions."""
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(POSITIVE + NEGATIVE + FILLER + ["pos", "neg"]))
