@@ -130,11 +130,11 @@ def test_distillation_trains_a_smaller_student_reports_the_teacher_and_leaves_it
 def test_teacher_logits_are_computed_once(teacher, dataset, monkeypatch, private_home):
     calls = []
     real = head_inputs
-    monkeypatch.setattr("microbudget_core.techniques.distill.head_inputs",
+    monkeypatch.setattr("microbudget_core.techniques.finetune_head.head_inputs",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     distill(teacher, dataset, layers=1, epochs=1)
     control = distill(teacher, dataset, layers=1, epochs=1, alpha=0, hidden_weight=0)
-    assert len(calls) == 1 and len(list((private_home / "teacher-features").glob("*.npz"))) == 1
+    assert len(calls) == 1 and len(list((private_home / "features").glob("*.npz"))) == 1
     assert control.meta["notes"][-1].startswith("Hard-label control")
     assert control.meta["report"]["distill_role"] == "control (hard labels)"
 

@@ -138,6 +138,8 @@ def test_a_large_teacher_distils_into_a_student_of_another_family_cut_to_k_layer
                                           settings, measure_config=FAST)
     assert teacher.runtime.digest(teacher.model) == before  # the teacher is read, never changed
     control, student, quantized = sweep.runs
+    # The head-only teacher's features of these texts were cached when its head was trained: no second pass.
+    assert "teacher's outputs from the cache" in control.notes[-1]
     assert [distillation.role(r) for r in sweep.runs] == [distillation.CONTROL, distillation.STUDENT,
                                                           distillation.QUANTIZED]
     reloaded = load_saved(Path(student.artifact_path))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -64,19 +64,7 @@ class Split:
 
     def fingerprint(self) -> str:
         """A sha256 of the examples and labels, for cache keys that must change when the data does."""
-        digest = hashlib.sha256()
-        for example in self.inputs:
-            if isinstance(example, str):
-                digest.update(example.encode())
-            else:
-                array = np.asarray(example)
-                digest.update(str(array.shape).encode() + array.tobytes())
-            digest.update(b"\0")  # a boundary, so ["ab"] and ["a", "b"] differ
-        if self.labels.dtype == object:  # transcripts
-            digest.update("\0".join(self.labels).encode())
-        else:
-            digest.update(self.labels.tobytes())
-        return digest.hexdigest()
+        return fingerprint(self.inputs, self.labels)
 
 
 @dataclass
@@ -100,6 +88,21 @@ class BundledDataset:
     image_size: int | None = None
     installed: Callable[[], bool] = lambda: True  # a system package's dataset is listed only where it is
     splits: Callable[[int], Dataset] | None = None  # a dataset that comes split (seed -> Dataset), instead of load
+
+
+def fingerprint(inputs: Sequence[Any], labels: np.ndarray | None = None) -> str:
+    """A sha256 of inputs (and their labels, where given: a model's outputs depend on the inputs alone)."""
+    digest = hashlib.sha256()
+    for example in inputs:
+        if isinstance(example, str):
+            digest.update(example.encode())
+        else:
+            array = np.asarray(example)
+            digest.update(str(array.shape).encode() + array.tobytes())
+        digest.update(b"\0")  # a boundary, so ["ab"] and ["a", "b"] differ
+    if labels is not None:
+        digest.update("\0".join(labels).encode() if labels.dtype == object else labels.tobytes())  # object: transcripts
+    return digest.hexdigest()
 
 
 def split(dataset_id: str, modality: str, inputs: list[Any], labels: list[str], seed: int = 0,

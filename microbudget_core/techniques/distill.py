@@ -17,16 +17,17 @@ import torch.nn.functional as F
 
 from .. import kinds, runtimes
 from ..cache import cached_array
-from ..data import Dataset, DatasetSpec, Split, load_dataset
+from ..data import Dataset, DatasetSpec, Split, fingerprint, load_dataset
 from ..errors import MicrobudgetError
 from ..models import IMAGE, SPEECH, TEXT, ModelBundle, ModelSpec, load_model
-from ..models.anatomy import head_inputs, head_name
+from ..models.anatomy import head_name
 from ..models.variants import LAYER_CHOICES, keep_layers, narrow, pick_layers, trim_vocab
 from ..progress import Progress, no_progress, scaled
 from ..runs import load_run_model, stored_run
 from ..runtimes import ORT, PYTORCH
 from ..training import MIN_STEPS, TrainConfig, batched_logits, logits_of, split_for_training, train_classifier
 from . import _finetune, applies_to
+from .finetune_head import frozen_features
 
 ID = "distill"
 DESCRIPTION = "Knowledge distillation: a smaller student (fewer layers, narrower, or any model) trained on the teacher's soft predictions"
@@ -34,9 +35,9 @@ STUDENTS = ("layers", "narrow", "model")
 # A student starts further from a good model than a fine-tuned copy does: text students take twice the baseline
 # recipe's rate (MiniLM-L6 -> 2 layers, 4 epochs: 0.795 at 3e-4; at 1.5e-4 it stopped after 2, 0.768 after int8).
 RATES = {TEXT: 3e-4, IMAGE: 1e-3}
-TEACHER_VERSION = 1
+TEACHER_VERSION = 1  # bump when the way the teacher's outputs are computed changes: old cache entries stop matching
 REST = "rest"  # `unlabeled`: the train split beyond the labelled budget
-CONTROL, STUDENT = "control (hard labels)", "student (distilled)"  # the two kinds of run, as the lab names them  # bump when the way the teacher's outputs are computed changes: old cache entries stop matching
+CONTROL, STUDENT = "control (hard labels)", "student (distilled)"  # the two kinds of run, as the lab names them
 INITS = ("teacher", "random")
 # auto: evenly for text (the top layer of each group), spaced for speech (Distil-Whisper's first and last)
 WHICH_LAYERS = ("auto", *LAYER_CHOICES, "spaced")
@@ -240,19 +241,18 @@ def _teacher_outputs(teacher: ModelBundle, inputs: list, progress: Progress) -> 
     """The teacher's logits for every input, the features its head reads (None for an exported teacher), and
     whether they came from the cache.
 
-    One pass computes the features, cached on disk (the control and later runs reuse them); the logits are
-    the head applied to them, exactly what the whole model gives.
+    One pass computes the features, cached on disk (the control and later runs reuse them, and a head-only
+    teacher's were cached when its head was trained); the logits are the head applied to them, exactly what the
+    whole model gives.
     """
-    fingerprint = Split(inputs, np.zeros(len(inputs), dtype=np.int64)).fingerprint()
-    key = [teacher.name, teacher.runtime.digest(teacher.model), fingerprint, TEACHER_VERSION]
     progress(0.0, f"Teacher {teacher.name}: its view of {len(inputs):,} examples (once)")
     if teacher.runtime.ID != runtimes.PYTORCH:  # an exported graph has no head to stop at
+        key = [teacher.name, teacher.runtime.digest(teacher.model), fingerprint(inputs), TEACHER_VERSION]
         logits, cached = cached_array("teacher-logits", teacher.name, key,
                                       lambda: batched_logits(teacher, inputs, progress=progress))
         return logits, None, cached
     head = head_name(teacher.model, len(teacher.labels))
-    features, cached = cached_array("teacher-features", teacher.name, key + [head], lambda: head_inputs(
-        teacher.model, head, teacher.preprocess, inputs, progress=progress))
+    features, cached = frozen_features(teacher, teacher.model, head, inputs, progress)
     with torch.no_grad():
         logits = teacher.model.get_submodule(head)(torch.from_numpy(features)).numpy()
     return logits, features, cached
