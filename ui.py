@@ -31,15 +31,10 @@ def pick_model_and_dataset(image_default: str = "", model_default: str = "") -> 
     the user picks another)."""
     listing = cli.catalog()
     # Classifiers here; language models have their own pages (LLM quantization, Specialist vs generalist).
-    models = {m["id"]: m for m in sorted(listing["models"], key=lambda m: m["id"] != model_default)
-              if m["quality"] == "accuracy"}
+    models = {m["id"]: m for m in listing["models"] if m["quality"] == "accuracy"}
     left, right = st.columns(2)
     with left:
-        choice = st.selectbox("Base model", [*models, OTHER], key="model_choice",
-                              format_func=lambda i: f"{i} — {models[i]['description']}" if i in models else i)
-        model = choice if choice != OTHER else st.text_input(
-            "Hugging Face model id or local folder", key="model_other",
-            help="Hub ids need a network; a folder saved with save_pretrained() works offline.").strip()
+        model = pick_classifier("Base model", "model_choice", "model_other", default=model_default)
     modality = models.get(model, {}).get("inputs", TEXT)
     bundled = [d for d in listing["datasets"] if ":" not in d["id"]]
     fitting = [d["id"] for d in bundled if d["modality"] == modality or model not in models]
@@ -54,6 +49,19 @@ def pick_model_and_dataset(image_default: str = "", model_default: str = "") -> 
         dataset = _uploaded_dataset() or dataset
     st.session_state["model"], st.session_state["dataset"] = model, dataset
     return model, dataset
+
+
+def pick_classifier(label: str, key: str, other_key: str, inputs: str = "", default: str = "",
+                    help: str | None = None, other_label: str = "Hugging Face model id or local folder") -> str:
+    """A classifier of the catalog (reading `inputs` only, where given; `default` offered first), or a hub id or
+    folder typed in."""
+    models = {m["id"]: m for m in sorted(cli.catalog()["models"], key=lambda m: m["id"] != default)
+              if m["quality"] == "accuracy" and inputs in ("", m["inputs"])}
+    choice = st.selectbox(label, [*models, OTHER], key=key, help=help,
+                          format_func=lambda i: f"{i} — {models[i]['description']}" if i in models else i)
+    return choice if choice != OTHER else st.text_input(
+        other_label, key=other_key,
+        help="Hub ids need a network; a folder saved with save_pretrained() works offline.").strip()
 
 
 def pick_language_model_and_texts(key: str) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 import streamlit as st
 
 import ui
+from microbudget_core.data import TEXT
 from microbudget_core import plots
 from microbudget_core.labs import specialist as lab
 
@@ -14,8 +15,11 @@ st.markdown("A small encoder **fine-tuned** for one task (MiniLM-L6, 22M paramet
 
 model, dataset = ui.pick_language_model_and_texts("spec")
 specialist_column, left, middle, right = st.columns(4)
-specialist = specialist_column.text_input("Specialist (fine-tuned for the task)", "minilm-l6", key="spec_specialist",
-                                          help="A text model id, hub id or folder; fine-tuned once and cached.").strip()
+with specialist_column:
+    specialist = ui.pick_classifier("Specialist (fine-tuned for the task)", "spec_specialist", "spec_specialist_other",
+                                    inputs=TEXT, default="minilm-l6", other_label="Specialist: hub id or folder",
+                                    help="A text classifier (mpnet-base is the large one), a hub id or a folder; "
+                                         "fine-tuned once and cached.")
 extra = left.text_input("Another LLM (hub id or folder, optional)", key="spec_extra",
                         help="Hub ids need a network, e.g. HuggingFaceTB/SmolLM2-360M-Instruct.").strip()
 shots = middle.slider("Examples in the prompt (k)", 0, 16, 4, key="spec_shots")
