@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, replace
-from typing import Any
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from . import kinds, limits
 from .atomic import folder_atomically

@@ -170,3 +170,19 @@ def test_an_uninstalled_teacher_is_neither_listed_nor_the_default(monkeypatch):
     assert distillation.default_teacher() == ""
     assert "mpnet-base" not in [m["id"] for m in cli.catalog()["models"]]
     assert distillation.default_settings("minilm-l6") == {}
+
+
+def test_an_mpnet_can_be_cut_to_k_layers_and_have_its_word_table_trimmed(head_only_mpnet, dataset):
+    from microbudget_core.models.variants import keep_layers, trim_vocab
+
+    baseline = build_baseline(head_only_mpnet, dataset)
+    texts = dataset.eval.inputs[:16]
+    whole = keep_layers(baseline, [0, 1])  # every layer kept: the same network
+    np.testing.assert_allclose(whole.logits(texts), baseline.logits(texts), atol=1e-5)
+    one = keep_layers(baseline, [1])
+    assert one.model.config.num_hidden_layers == 1 and len(one.model.mpnet.encoder.layer) == 1
+    assert baseline.model.config.num_hidden_layers == 2  # the original untouched
+    trimmed, before = trim_vocab(baseline, texts[:4])  # a few texts use a few of the words
+    assert trimmed.model.config.vocab_size < before and trimmed.preprocess.tokenizer.vocab_size < before
+    texts = texts[:4]
+    np.testing.assert_allclose(trimmed.logits(texts), baseline.logits(texts), atol=1e-5)

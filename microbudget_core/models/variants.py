@@ -28,14 +28,15 @@ def keep_layers(bundle: ModelBundle, layers: list[int]) -> ModelBundle:
 
     config = getattr(bundle.model, "config", None)
     total = getattr(config, "num_hidden_layers", 0)
-    if not hasattr(getattr(bundle.model, "bert", None), "encoder"):
+    if not hasattr(_encoder(bundle.model), "encoder"):
         raise MicrobudgetError(f"Keeping layers needs a BERT-family text model; {bundle.name} is not one.",
-                               "Pick minilm-l6 or another BERT encoder.")
+                               "Pick minilm-l6, mpnet-base or another BERT-family encoder.")
     if not layers or sorted(set(layers)) != list(layers) or layers[0] < 0 or layers[-1] >= total:
         raise MicrobudgetError(f"Cannot keep layers {layers} of a {total}-layer model.",
                                f"Give distinct layer numbers from 0 to {total - 1}, in order.")
     model = copy.deepcopy(bundle.model)
-    model.bert.encoder.layer = nn.ModuleList(model.bert.encoder.layer[i] for i in layers)
+    encoder = _encoder(model).encoder
+    encoder.layer = nn.ModuleList(encoder.layer[i] for i in layers)
     model.config = copy.deepcopy(config)  # the original's config is shared; never edit it
     model.config.num_hidden_layers = len(layers)
     if uses_layer_mean(config):
@@ -122,8 +123,7 @@ def trim_vocab(bundle: ModelBundle, texts: list[str]) -> tuple[ModelBundle, int]
     """
     tokenizer = bundle.preprocess.tokenizer
     state = json.loads(tokenizer.backend_tokenizer.to_str()) if tokenizer.is_fast else {}
-    if state.get("model", {}).get("type") != "WordPiece" or not hasattr(getattr(bundle.model, "bert", None),
-                                                                         "embeddings"):
+    if state.get("model", {}).get("type") != "WordPiece" or not hasattr(_encoder(bundle.model), "embeddings"):
         raise MicrobudgetError(f"Trimming the vocabulary needs a BERT-family model with a WordPiece tokenizer; "
                                f"{bundle.name} is not one.", "Turn trim_vocab off for this student.")
     used = {i for ids in bundle.preprocess(texts)["input_ids"].tolist() for i in ids}
@@ -135,11 +135,12 @@ def trim_vocab(bundle: ModelBundle, texts: list[str]) -> tuple[ModelBundle, int]
         trimmed_tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     model = copy.deepcopy(bundle.model)
     model.config = copy.deepcopy(model.config)  # the original's config is shared; never edit it
-    old_table = model.bert.embeddings.word_embeddings
+    embeddings = _encoder(model).embeddings
+    old_table = embeddings.word_embeddings
     pad = new_id.get(tokenizer.pad_token_id)
-    model.bert.embeddings.word_embeddings = nn.Embedding(len(kept), old_table.embedding_dim, padding_idx=pad)
+    embeddings.word_embeddings = nn.Embedding(len(kept), old_table.embedding_dim, padding_idx=pad)
     with torch.no_grad():
-        model.bert.embeddings.word_embeddings.weight.copy_(old_table.weight[kept])
+        embeddings.word_embeddings.weight.copy_(old_table.weight[kept])
     model.config.vocab_size, model.config.pad_token_id = len(kept), pad
     trimmed = replace(bundle, model=model.eval(), preprocess=replace(bundle.preprocess, tokenizer=trimmed_tokenizer),
                       meta=dict(bundle.meta))
@@ -148,6 +149,11 @@ def trim_vocab(bundle: ModelBundle, texts: list[str]) -> tuple[ModelBundle, int]
         raise MicrobudgetError(f"The trimmed tokenizer of {bundle.name} splits text differently from the original.",
                                "Turn trim_vocab off for this student.")
     return trimmed, old_table.num_embeddings
+
+
+def _encoder(model: nn.Module) -> nn.Module | None:
+    """The transformer under a classifier head (`bert`, `mpnet`: transformers' base_model), None for other models."""
+    return getattr(model, "base_model", None) if hasattr(model, "config") else None
 
 
 def _renumber_tokenizer_files(folder: Path, tokens: list[str], new_id: dict[int, int]) -> None:
