@@ -1,8 +1,9 @@
 """Benchmark: the large teacher. mpnet-base's baseline and head-only runs, then the Distillation page's default for
 text: mpnet-base teaching MiniLM-L6 (control, student, student + int8), and MiniLM-L6 cut to 3 layers.
 
-    .venv/bin/python -m benchmarks.teacher       # writes benchmarks/teacher.md
-    .venv/bin/python -m benchmarks.teacher 1     # only the second distillation case, into benchmarks/teacher-1.md
+    .venv/bin/python -m benchmarks.teacher                # writes benchmarks/teacher.md
+    .venv/bin/python -m benchmarks.teacher 1              # only the second distillation case: teacher-1.md
+    .venv/bin/python -m benchmarks.teacher architectures  # only the head-only line-up: teacher-architectures.md
 
 The MiniLM-L6 baseline (fine-tuned on the labels alone, the default recipe) and the hard-label control are the
 references the student must beat. Accuracy on the 1,000-example held-out eval split.
@@ -17,8 +18,10 @@ from pathlib import Path
 
 from benchmarks.run import report
 from microbudget_core.cpu import describe
+from microbudget_core.labs.architectures import Budget, choices, compare_architectures
 from microbudget_core.labs.distillation import default_settings, headline, lineup, run_distillation
 from microbudget_core.measure import MeasureConfig
+from microbudget_core.models import TEXT
 from microbudget_core.pipeline import Request, prepare, resolve, run_steps
 
 TEACHER, STUDENT, DATASET = "mpnet-base", "minilm-l6", "rotten-tomatoes"
@@ -45,12 +48,33 @@ def references() -> list[str]:
     return lines
 
 
+def beside_minilm() -> list[str]:
+    """The Architectures page's text candidates (mpnet-base among them), head only on all the labels: what each
+    encoder's frozen features are worth, at its size and speed."""
+    budget = Budget(examples_per_class=0, weights="head")
+    lines = ["| architecture | params M | multiply-adds M (64 tokens) | size MB | p50 ms | accuracy | train s |",
+             "|---|---|---|---|---|---|---|"]
+    for r in compare_architectures(choices(TEXT), DATASET, budget, MEASURE, report("architectures")):
+        lines.append(f"| {r['architecture']} | {r['params'] / 1e6:.2f} | {r['multiply_adds'] / 1e6:,.0f} | "
+                     f"{r['size_bytes'] / 1e6:.1f} | {r['latency_ms_p50']:.1f} | {r['accuracy']:.3f} | "
+                     f"{r['train_seconds']:.0f} |")
+    return lines
+
+
 def main(out: Path) -> None:
-    picked = [int(i) for i in sys.argv[1:]]
+    only_architectures = sys.argv[1:] == ["architectures"]
+    picked = [] if only_architectures else [int(i) for i in sys.argv[1:]]
     lines = [f"Measured {date.today()} on {describe()}, 2 threads, batch-1 latency; accuracy on the 1,000-example "
              "held-out eval split.", ""]
-    if not picked:
+    if not picked and not only_architectures:
         lines += references() + [""]
+    if not picked:
+        lines += ["The Architectures page's text candidates, head only on all the labels (features cached once per "
+                  "encoder; train s includes computing them):", "", *beside_minilm(), ""]
+    if only_architectures:
+        out.write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
     lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     said, walls = [], []
     for number in picked or range(len(CASES)):

@@ -163,6 +163,12 @@ def test_the_distillation_page_starts_with_the_large_teacher_and_minilm_as_stude
     assert at.text_input(key="distill_mpnet-base.student_model").value == "minilm-l6"
 
 
+def test_the_architectures_page_offers_mpnet_base_beside_minilm_without_preselecting_it():
+    from microbudget_core.labs.architectures import choices, defaults
+
+    assert "mpnet-base" in [a.id for a in choices(TEXT)] and "mpnet-base" not in [a.id for a in defaults(TEXT)]
+
+
 def test_an_uninstalled_teacher_is_neither_listed_nor_the_default(monkeypatch):
     missing = Asset("no_such_package_here", "no-such-package==1", "x", None)
     entry = dataclasses.replace(models.OFFLINE_MODELS["mpnet-base"], packages=(missing,))
@@ -170,6 +176,9 @@ def test_an_uninstalled_teacher_is_neither_listed_nor_the_default(monkeypatch):
     assert distillation.default_teacher() == ""
     assert "mpnet-base" not in [m["id"] for m in cli.catalog()["models"]]
     assert distillation.default_settings("minilm-l6") == {}
+    from microbudget_core.labs.architectures import choices
+
+    assert "mpnet-base" not in [a.id for a in choices(TEXT)]
 
 
 def test_an_mpnet_can_be_cut_to_k_layers_and_have_its_word_table_trimmed(head_only_mpnet, dataset):

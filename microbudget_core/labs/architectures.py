@@ -49,8 +49,10 @@ BUILT_IN = [
                  lambda b: keep_layers(b, [1, 3, 5])),
     Architecture("minilm-l6 / 2 layers", "MiniLM-L6 keeping layers 2 and 5 (pretrained)", "minilm-l6",
                  lambda b: keep_layers(b, [2, 5])),
+    # Offered, not preselected: all its weights at the default text budget take about 12 minutes on 2 cores
+    # (head only: its features once, about 8 minutes, then seconds).
     Architecture("mpnet-base", "all-mpnet-base-v2 as shipped: 12 layers, 768 wide (the large teacher)",
-                 "mpnet-base", _as_is),
+                 "mpnet-base", _as_is, default=False),
     # Every vision network the project defines, pretrained, at the resolution it was trained at.
     *(Architecture(f.id, f"{f.name}, ImageNet weights, {f.image_size} px", f.id, _as_is)
       for f in VISION_FAMILIES.values()),
