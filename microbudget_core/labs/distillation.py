@@ -22,10 +22,10 @@ from .quantization import fast_int8
 TEMPERATURES = (1, 2, 4, 8)
 QUANTIZED = "student + int8"
 # The large teacher of a kind, the page's default where it is installed, and the student settings it starts with:
-# MiniLM-L6 (its own tokenizer; only the teacher's outputs are distilled), one epoch as its baseline recipe trains
-# it, so the default button (control, student, int8) fits in minutes once the teacher's outputs are cached.
+# MiniLM-L6 (its own tokenizer; only the teacher's outputs are distilled) for 3 epochs. Rotten-tomatoes, 1,000 eval
+# snippets: 1 epoch 0.822 (control 0.815; alpha 0.9, T 4 or rate 3e-4 no better), 3 epochs 0.859 (README: Distillation).
 TEACHERS = {TEXT: "mpnet-base"}
-STUDENT_SETTINGS = {"mpnet-base": {"student": "model", "student_model": "minilm-l6", "epochs": 1}}
+STUDENT_SETTINGS = {"mpnet-base": {"student": "model", "student_model": "minilm-l6", "epochs": 3}}
 
 
 def default_teacher(task: str = TEXT) -> str:

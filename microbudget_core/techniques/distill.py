@@ -118,11 +118,12 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
         student, Split(inputs, labels), _finetune.recipe(config, rate, freeze_embeddings=freeze), report,
         min_steps=MIN_STEPS, validation=validation, objective=objective)
     student_params, teacher_params = trained.parameter_count(), teacher.parameter_count()
+    epochs = len(train_report.history)
     how = "Hard-label control" if series == CONTROL else (
         f"Distilled (T={config.temperature:g}, alpha={config.alpha:g}"
         + (f", layer outputs matched x{hidden_weight:g}" if hidden_weight else "") + ")")
     note = (f"{how}: student {trained.name} with {student_params / 1e6:.2f}M parameters, teacher {teacher.name} "
-            f"with {teacher_params / 1e6:.2f}M; {len(train_report.history)} epochs on {len(fit):,} "
+            f"with {teacher_params / 1e6:.2f}M; {epochs} epoch{'s' if epochs != 1 else ''} on {len(fit):,} "
             f"{'labelled' if config.use_labels else 'teacher-labelled'} examples"
             + (f" and {len(extra):,} unlabelled ones" if extra else "")
             + f"; teacher's outputs {'from the cache' if cached else 'computed once and cached'}."
