@@ -74,8 +74,9 @@ def _assert_no_error(page) -> None:
 
 
 def _choose(page, label: str, option: str) -> None:
-    """Pick an option in a Streamlit selectbox by typing into its combobox."""
-    box = page.get_by_label(label, exact=False).first
+    """Pick an option in a Streamlit selectbox by typing into its combobox (exact label: not its help button's,
+    "Help for <label>")."""
+    box = page.get_by_label(label, exact=True).first
     box.click()
     page.get_by_role("option", name=option, exact=False).first.click()
 
