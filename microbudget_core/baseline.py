@@ -44,14 +44,15 @@ def build_baseline(model_id: str, dataset: Dataset, task: str | None = None, rec
     pretrained = load_model(ModelSpec(model_id), dataset.label_names, task, dataset.image_size)
     if pretrained.head_trained:
         return pretrained
-    if not recipe and model_id in OFFLINE_MODELS and OFFLINE_MODELS[model_id].baseline_weights == "head":
+    head = OFFLINE_MODELS[model_id].baseline_head if model_id in OFFLINE_MODELS else None
+    if not recipe and head is not None:
         # mpnet-base (109M): a full fine-tune on 11k texts is about an hour on 2 cores, its frozen features once
-        # about 8 minutes, and its layer-mean features are strong enough for a head alone (README: Distillation).
-        # The baseline's head trains longer at a lower rate than finetune-head's default (rotten-tomatoes: 0.886
-        # vs 0.875; scikit-learn's L2 logistic regression on the same features, C by hand, 0.882).
+        # about 8 minutes, and its layer-mean features are strong enough for a head alone. Its head trains longer
+        # at a lower rate than finetune-head's default (rotten-tomatoes: 0.886 vs 0.875; scikit-learn's L2
+        # logistic regression on the same features, C by hand, 0.882). README: Default baselines.
         from .techniques import finetune_head  # techniques build on this module
 
-        recipe = finetune_head.Config(learning_rate=3e-5, epochs=40)
+        recipe = finetune_head.Config(**head)
     recipe = recipe or RECIPES[task]
     folder = home() / "baselines" / _cache_key(model_id, dataset, recipe)
     if not (folder / "microbudget.json").exists():

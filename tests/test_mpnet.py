@@ -94,7 +94,7 @@ def dataset(sentiment_csv):
 def head_only_mpnet(tiny_mpnet, monkeypatch):
     """The tiny MPNet registered like mpnet-base: an offline id whose baseline is a head on frozen features."""
     entry = models.OfflineModel("tiny-mpnet", TEXT, "tiny MPNet", lambda labels, size: models.load_hf_classifier(
-        str(tiny_mpnet), TEXT, labels, name="tiny-mpnet"), baseline_weights="head")
+        str(tiny_mpnet), TEXT, labels, name="tiny-mpnet"), baseline_head={})  # finetune-head's defaults
     monkeypatch.setitem(models.OFFLINE_MODELS, "tiny-mpnet", entry)
     models._load_cached.cache_clear()
     yield "tiny-mpnet"
