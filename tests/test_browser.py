@@ -154,7 +154,12 @@ def test_transfer_page_trains_the_head_and_draws_curves_and_confusion(page, app_
     _pick_model_and_dataset(page, tiny_text_model, sentiment_csv)
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("eval accuracy").first.wait_for(timeout=300_000)
-    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=30_000)
+    # The charts render after the metrics: wait for each (attached: a plotly trace group may be hidden) before
+    # counting, or a count taken at once runs ahead of them.
+    page.locator('[data-testid="stMetric"]').nth(3).wait_for(timeout=120_000)
+    page.locator('[data-testid="stPlotlyChart"] .hm').first.wait_for(state="attached", timeout=120_000)
+    page.locator('[data-testid="stPlotlyChart"] .scatterlayer .trace').nth(1).wait_for(state="attached",
+                                                                                      timeout=120_000)
     _assert_no_error(page)
     assert page.locator('[data-testid="stMetric"]').count() == 4
     assert page.locator('[data-testid="stPlotlyChart"] .hm').count() == 1  # the confusion matrix
