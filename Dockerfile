@@ -12,13 +12,15 @@ RUN apt-get update \
 RUN useradd --create-home --uid 1000 user
 USER user
 # A Space is shared by strangers: each browser session keeps its runs and uploads to itself (removed after a day
-# unused), and training is capped per run. An operator may set these in the Space's settings (PRIVATE_SESSIONS=0:
+# unused), training is capped per run, and the data folder is kept under 30 GB (least recently used cache entries
+# go first; a Space's disk is 50 GB). An operator may set these in the Space's settings (PRIVATE_SESSIONS=0:
 # one shared store).
 ENV HOME=/home/user \
     MICROBUDGET_HOME=/home/user/data \
     MICROBUDGET_PRIVATE_SESSIONS=1 \
     MICROBUDGET_MAX_EPOCHS=5 \
     MICROBUDGET_MAX_EXAMPLES_PER_CLASS=1000 \
+    MICROBUDGET_MAX_GB=30 \
     PYTHONUNBUFFERED=1
 WORKDIR /home/user/app
 

@@ -240,10 +240,14 @@ def _setting_widget(field: dataclasses.Field, key: str, default: Any) -> Any:
         return st.selectbox(label, choices, index=choices.index(default), key=key)
     if isinstance(default, bool):
         return st.checkbox(label, default, key=key)
+    # The field's declared range bounds the widget (ranges.py): the core refuses the same values.
+    low, high = field.metadata.get("min"), field.metadata.get("max")
     if isinstance(default, float):
         # Steps at the default's scale, shown in full: 0.003 would read "0.00" and step to -0.007.
         step = 10.0 ** math.floor(math.log10(default)) if default > 0 else 0.001
-        return st.number_input(label, value=default, step=step, format="%g", key=key)
+        return st.number_input(label, value=default, step=step, format="%g", key=key,
+                               min_value=None if low is None else float(low),
+                               max_value=None if high is None else float(high))
     if isinstance(default, int):
-        return st.number_input(label, value=default, key=key)
+        return st.number_input(label, value=default, key=key, min_value=low, max_value=high)
     return st.text_input(label, str(default), key=key)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import warnings
 from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
@@ -16,8 +18,10 @@ from typing import Any
 from . import kinds, limits
 from .atomic import folder_atomically
 from .data import Dataset
+from .errors import move_aside
 from .exclusive import one_at_a_time
 from .models import IMAGE, OFFLINE_MODELS, TEXT, ModelBundle, ModelSpec, load_model, load_saved
+from .models.bundle import DAMAGED, artifact_state
 from .paths import home
 from .progress import Progress, no_progress
 from .training import MIN_STEPS, TrainConfig, train_classifier
@@ -55,8 +59,11 @@ def build_baseline(model_id: str, dataset: Dataset, task: str | None = None, rec
         recipe = finetune_head.Config(**head)
     recipe = recipe or RECIPES[task]
     folder = home() / "baselines" / _cache_key(model_id, dataset, recipe)
+    if artifact_state(folder) == DAMAGED:  # a file truncated since it was written: kept aside, trained again
+        warnings.warn(f"the cached baseline {folder.name} is damaged; moved aside to {move_aside(folder).name}")
     if not (folder / "microbudget.json").exists():
         _train_and_cache(pretrained, dataset, recipe, folder, progress)
+    os.utime(folder)  # used now: `clean` removes the least recently used entries first
     return _load_cached(folder)
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import warnings
+import zipfile
 from typing import Any, Callable
 
 import numpy as np
 
 from .atomic import write_atomically
+from .errors import move_aside
 from .paths import home
 
 
@@ -17,8 +21,14 @@ def cached_array(kind: str, name: str, key: list[Any], compute: Callable[[], np.
     readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[-40:]
     path = home() / kind / f"{readable}-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]}.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as stored:
-            return stored["array"], True
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                array = stored["array"]
+            os.utime(path)  # used now: `clean` removes the least recently used entries first
+            return array, True
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # damaged since written
+            warnings.warn(f"the cache entry {path.name} is damaged ({error}); moved aside to "
+                          f"{move_aside(path).name}, computed again")
     array = compute()
     write_atomically(path, lambda file: np.savez(file, array=array))
     return array, False

@@ -5,22 +5,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, NoReturn, TextIO
 
 from tqdm import tqdm
 
-from . import kinds, techniques
+from . import clean, kinds, logs, techniques
 from .data.bundled import BUNDLED
-from .errors import MicrobudgetError
+from .errors import DamagedFile, MicrobudgetError, move_aside
 from .export import export_run
 from .labs import talk
 from .labs.compare import Limits, candidates, measured_on, recommend
 from .measure import MeasureConfig
 from .models import CAUSAL_LM, OFFLINE_MODELS
 from .pipeline import Request, run_pipeline
+from .paths import home
 from .progress import Progress
 from .runs import RunStore
 
@@ -32,15 +34,60 @@ ROWS = [("size_bytes", "size (MB)", 1e-6), ("params", "params (M)", 1e-6), ("lat
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
-        return args.command(args)
-    except MicrobudgetError as error:
-        print(f"error: {error}", file=sys.stderr)
+        args = _parser().parse_args(argv)  # bad options fail here, as one `error:` line
+        while True:
+            try:
+                with _library_output(args) as args.stderr:
+                    return args.command(args)
+            except DamagedFile as damaged:
+                if not args.move_damaged:
+                    raise
+                moved = move_aside(damaged.path)
+                print(f"moved the damaged {damaged.path.name} aside (now {moved.name}); running again", file=sys.stderr)
+    except (MicrobudgetError, DamagedFile) as error:
+        print(f"error: {error}" + (" Run again with --move-damaged to do so." if isinstance(error, DamagedFile) else ""),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: nothing was stored for the unfinished run", file=sys.stderr)
         return 130
+
+
+def _library_output(args: argparse.Namespace) -> contextlib.AbstractContextManager[TextIO]:
+    """Libraries' warnings and notices into today's log (or, with --verbose, on stderr as they come)."""
+    return contextlib.nullcontext(sys.stderr) if args.verbose else logs.library_output_to(logs.log_file())
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option reported as the CLI reports any bad input: one `error:` line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise MicrobudgetError(f"{message[0].upper()}{message[1:]}.", f"See `{self.prog} --help`.")
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"{number} is below {minimum}")
+        return number
+    return parse
+
+
+def _amount(text: str) -> float:
+    """An argparse type: a finite number of 0 or more."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of 0 or more")
+    return number
 
 
 def catalog() -> dict[str, list[dict[str, str]]]:
@@ -75,9 +122,9 @@ def _run(args: argparse.Namespace) -> int:
     steps = _assign_settings(args.technique or [], args.set or [])
     request = Request(args.model, args.dataset, steps, args.eval_limit, CAUSAL_LM if args.language_model else None)
     kept: list = []
-    with _progress_bar() as progress:
-        run = run_pipeline(request, measure_config=MeasureConfig(memory=not args.no_memory), progress=progress,
-                           kept=kept)
+    with _progress_bar(args.stderr) as progress:
+        run = run_pipeline(request, measure_config=MeasureConfig(threads=args.threads, memory=not args.no_memory),
+                           progress=progress, kept=kept)
     if args.json:
         print(json.dumps(run.to_json(), indent=2))
     else:
@@ -91,28 +138,37 @@ def _run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _progress_bar() -> Iterator[Progress]:
-    """A progress bar on stderr; stdout is kept for the result alone (libraries' chatter goes to stderr too)."""
-    with tqdm(total=100, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed} {desc}") as bar:
-        def progress(fraction: float, message: str, **metrics: Any) -> None:
-            bar.n = round(100 * fraction)
-            bar.set_description_str(message[:70])
+def _progress_bar(stream: TextIO) -> Iterator[Progress]:
+    """A progress bar on `stream`, drawn from the first report (bad input fails before it, its line alone);
+    stdout is kept for the result alone (libraries' prints go where their stderr goes)."""
+    bars: list[tqdm] = []
 
+    def progress(fraction: float, message: str, **metrics: Any) -> None:
+        if not bars:
+            bars.append(tqdm(total=100, file=stream, bar_format="{l_bar}{bar}| {elapsed} {desc}"))
+        bars[0].n = round(100 * fraction)
+        bars[0].set_description_str(message[:70])
+
+    try:
         with contextlib.redirect_stdout(sys.stderr):
             yield progress
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def _warm(args: argparse.Namespace) -> int:
     plan = talk.Plan(args.model, args.dataset, args.llm, args.eval_limit, args.llm_texts,
                      speech_model=args.speech_model, speech_dataset=args.speech_dataset,
                      vision_model=args.vision_model, vision_dataset=args.vision_dataset, teacher=args.teacher)
-    with _progress_bar() as progress:
+    with _progress_bar(args.stderr) as progress:
         warmed = talk.warm(plan, force=args.force, progress=progress)
     for lab in warmed:
         print(f"{lab.lab:<14} {lab.seconds:>7.0f} s  {lab.status}")
     failed = [lab.lab for lab in warmed if lab.status.startswith("failed")]
     if failed:
-        print(f"warm: {len(failed)} lab(s) failed ({', '.join(failed)}); their pages open empty", file=sys.stderr)
+        print(f"warm: {len(failed)} lab(s) failed ({', '.join(failed)}); their pages open empty",
+              file=args.stderr)
     return 1 if failed else 0
 
 
@@ -161,6 +217,23 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clean(args: argparse.Namespace) -> int:
+    entries = clean.survey()
+    doomed = clean.plan(entries, args.max_gb, args.runs)
+    kinds_held: dict[str, list[int]] = {}
+    for entry in entries:
+        kinds_held.setdefault(entry.kind, []).append(entry.size)
+    print(f"{home()} holds {sum(e.size for e in entries) / 1e9:.2f} GB:")
+    for kind, sizes in kinds_held.items():
+        print(f"  {kind:<18} {len(sizes):>5} entries {sum(sizes) / 1e9:>8.2f} GB")
+    verb = "would remove" if args.dry_run else "removed"
+    for entry in doomed:
+        print(f"{verb} {entry.kind}: {entry.path.name} ({entry.size / 1e6:.1f} MB; {entry.why})")
+    freed = sum(entry.size for entry in doomed) if args.dry_run else clean.remove(doomed)
+    print(f"{verb} {len(doomed)} entries, {freed / 1e9:.2f} GB")
+    return 0
+
+
 def _assign_settings(technique_ids: list[str], settings: list[str]) -> list[tuple[str, dict[str, str]]]:
     """Route each KEY=VALUE (or TECHNIQUE.KEY=VALUE) to the one step whose Config has KEY."""
     steps: list[tuple[str, dict[str, str]]] = [(tid, {}) for tid in technique_ids]
@@ -187,48 +260,60 @@ def _print_comparison(baseline: dict[str, Any], result: dict[str, Any], label: s
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m microbudget_core",
-                                     description="Make a model smaller and faster, and measure what it costs.")
+    parser = _Parser(prog="python -m microbudget_core",
+                     description="Make a model smaller and faster, and measure what it costs.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show libraries' warnings and notices on stderr (else: MICROBUDGET_HOME/logs/cli-DATE.log)")
+    common.add_argument("--move-damaged", action="store_true",
+                        help="move a damaged runs store or lab results file aside (kept, renamed NAME.damaged-TIME) "
+                             "and start a new one")
     commands = parser.add_subparsers(required=True)
-    listing = commands.add_parser("list", help="models, datasets and techniques")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, parents=[common])
+
+    listing = command("list", "models, datasets and techniques")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(command=_list)
-    run = commands.add_parser("run", help="run techniques on a model and compare with the original")
+    run = command("run", "run techniques on a model and compare with the original")
     run.add_argument("--model", required=True, help="an id from `list`, a hub id, or a local folder")
     run.add_argument("--dataset", required=True,
                      help="an id from `list`, csv:PATH, images:PATH, audio:PATH, spoken:DATASET or hf:NAME")
     run.add_argument("--technique", action="append", help="repeat to chain steps, in order")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="a technique setting (repeatable)")
-    run.add_argument("--eval-limit", type=int, help="measure on the first N eval examples only")
+    run.add_argument("--eval-limit", type=_count(1), help="measure on the first N eval examples only")
+    run.add_argument("--threads", type=_count(1), default=MeasureConfig.threads,
+                     help="threads for every measurement, the original's too (default: %(default)s)")
     run.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe (saves seconds)")
     run.add_argument("--language-model", action="store_true",
                      help="measure a causal LM as a language model: perplexity on the dataset's eval texts, "
                           "tokens/s, a fixed completion (default: as a classifier of the dataset's labels)")
     run.add_argument("--json", action="store_true")
     run.set_defaults(command=_run)
-    runs = commands.add_parser("runs", help="the stored runs")
+    runs = command("runs", "the stored runs")
     runs.add_argument("--dataset")
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(command=_runs)
-    compare = commands.add_parser("compare", help="the best stored run of a dataset within your limits")
+    compare = command("compare", "the best stored run of a dataset within your limits")
     compare.add_argument("--dataset", required=True)
-    compare.add_argument("--max-size-mb", type=float)
-    compare.add_argument("--max-latency-ms", type=float, help="p50 at batch 1")
-    compare.add_argument("--min-accuracy", type=float, help="a fraction, e.g. 0.8")
-    compare.add_argument("--max-accuracy-drop", type=float, help="points below the best original")
-    compare.add_argument("--eval-examples", type=int,
+    compare.add_argument("--max-size-mb", type=_amount)
+    compare.add_argument("--max-latency-ms", type=_amount, help="p50 at batch 1")
+    compare.add_argument("--min-accuracy", type=_amount, help="a fraction, e.g. 0.8")
+    compare.add_argument("--max-accuracy-drop", type=_amount, help="points below the best original")
+    compare.add_argument("--eval-examples", type=_count(1),
                          help="compare the runs measured on this many eval examples (default: the most)")
     compare.add_argument("--json", action="store_true")
     compare.set_defaults(command=_compare)
-    warm = commands.add_parser("warm", help="before a talk: compute what every page opens on (kept results are reused)")
+    warm = command("warm", "before a talk: compute what every page opens on (kept results are reused)")
     defaults = talk.Plan()
     warm.add_argument("--model", default=defaults.model, help="the labs' model (default: %(default)s)")
     warm.add_argument("--dataset", default=defaults.dataset, help="the labs' dataset (default: %(default)s)")
     warm.add_argument("--llm", default=defaults.llm,
                       help="the LLM pages' model, for a text dataset (default: %(default)s)")
-    warm.add_argument("--eval-limit", type=int, default=defaults.eval_limit,
+    warm.add_argument("--eval-limit", type=_count(1), default=defaults.eval_limit,
                       help="eval examples of every classification row (default: %(default)s)")
-    warm.add_argument("--llm-texts", type=int, default=defaults.llm_texts,
+    warm.add_argument("--llm-texts", type=_count(1), default=defaults.llm_texts,
                       help="texts for the LLM levels' perplexity (default: %(default)s)")
     warm.add_argument("--speech-model", default=defaults.speech_model,
                       help="the Speech page's model (default: %(default)s)")
@@ -243,7 +328,14 @@ def _parser() -> argparse.ArgumentParser:
                            "(default: %(default)s)")
     warm.add_argument("--force", action="store_true", help="compute every lab again, even where results are kept")
     warm.set_defaults(command=_warm)
-    export = commands.add_parser("export", help="a run's model and its model card, into a new folder")
+    cleaning = command("clean", "what the data folder holds; remove orphans and, over a cap, old cache entries")
+    cleaning.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    cleaning.add_argument("--max-gb", type=_amount,
+                          help="remove the least recently used cache entries until the data folder is this small")
+    cleaning.add_argument("--runs", action="store_true",
+                          help="under --max-gb, stored runs' models may go too (their measurements stay)")
+    cleaning.set_defaults(command=_clean)
+    export = command("export", "a run's model and its model card, into a new folder")
     export.add_argument("run_id")
     export.add_argument("path")
     export.set_defaults(command=_export)

@@ -11,19 +11,17 @@ from pathlib import Path
 
 from . import kinds, runtimes
 from .errors import MicrobudgetError
-from .runs import Run, artifact_saved
+from .runs import Run, saved_artifact
 
 CARD_NAME = "README.md"  # the name the Hugging Face Hub shows as a model card
 
 
 def export_run(run: Run, folder: Path) -> Path:
     """Copy the run's artifact into `folder` (new or empty) and write its model card beside it."""
-    if not artifact_saved(run.artifact_path):
-        raise MicrobudgetError(f"Run {run.run_id}'s model files are missing (artifact missing).",
-                               "Run the same technique again to save a new model.")
+    artifact = saved_artifact(run)
     if folder.exists() and any(folder.iterdir()):
         raise MicrobudgetError(f"'{folder}' is not empty.", "Export into a new or empty folder.")
-    shutil.copytree(run.artifact_path, folder, dirs_exist_ok=True)
+    shutil.copytree(artifact, folder, dirs_exist_ok=True)
     runtime = runtimes.of(json.loads((folder / "microbudget.json").read_text())["meta"])
     # A runtime with its own way to run the file (llama.cpp: an Ollama Modelfile) writes it, and says how.
     extra = runtime.take_away(folder, f"{run.model}-{run.label}") if hasattr(runtime, "take_away") else ""

@@ -9,6 +9,8 @@ folder of its own, seeded with the shared results (those `warm` computed) and re
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
 import sqlite3
 import time
@@ -21,6 +23,7 @@ from .atomic import folder_atomically
 
 SESSIONS = "sessions"
 SESSION_DAYS = 1.0  # a private workspace unused this long is removed
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _session: ContextVar[str | None] = ContextVar("microbudget_session", default=None)
 
 
@@ -43,10 +46,25 @@ def private_sessions() -> bool:
     return os.environ.get("MICROBUDGET_PRIVATE_SESSIONS", "0") == "1"
 
 
+def new_session_id() -> str:
+    """A private workspace's id: random, unguessable, safe in a URL and as a folder name."""
+    return secrets.token_urlsafe(16)
+
+
+def is_session_id(text: str) -> bool:
+    """Whether `text` can name a workspace: ASCII letters, digits, - and _ only (nothing like ../ or /)."""
+    return bool(SESSION_ID.fullmatch(text))
+
+
+def session_exists(session: str) -> bool:
+    """Whether a private workspace with this id is kept (not expired, not made up)."""
+    return is_session_id(session) and (home() / SESSIONS / session).is_dir()
+
+
 @contextmanager
 def session_workspace(session: str) -> Iterator[Path]:
     """Within the block, `workspace()` is the session's own folder, created from the shared results if new."""
-    if not session.replace("-", "").isalnum():  # it becomes a folder name
+    if not is_session_id(session):  # it becomes a folder name
         raise ValueError(f"not a session id: {session!r}")
     folder = home() / SESSIONS / session
     if not folder.exists():

@@ -27,6 +27,11 @@ class Request:
     eval_limit: int | None = None
     task: str | None = None  # "causal-lm" measures a language model as one (perplexity), not as a classifier
 
+    def __post_init__(self) -> None:
+        if self.eval_limit is not None and self.eval_limit < 1:  # refused before any model or dataset is loaded
+            raise MicrobudgetError(f"An eval limit of {self.eval_limit} measures nothing.",
+                                   "Give at least 1 eval example, or no limit for all of them.")
+
 
 @dataclass
 class Prepared:
@@ -47,6 +52,7 @@ def run_pipeline(request: Request, store: RunStore | None = None, measure_config
     `kept` receives every run stored: in a chain, one per step (see `run_steps`).
     """
     steps = resolve(request.steps)  # bad ids and settings fail before any slow work
+    store = store or RunStore()  # and so does a damaged runs store
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.6))
     return run_steps(prepared, steps, store, measure_config, scaled(progress, 0.6, 1.0), kept)
 

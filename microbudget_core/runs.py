@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
 import uuid
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import kinds, techniques
-from .errors import MicrobudgetError
+from .errors import DamagedFile, MicrobudgetError
 from .exclusive import one_at_a_time
 from .models import ModelBundle, load_saved
+from .models.bundle import DAMAGED, MISSING, artifact_state
 from .paths import workspace
 
 SCHEMA = """
@@ -50,9 +53,16 @@ class Run:
         return " -> ".join(step_label(step) for step in self.steps) or "original"
 
 
-def artifact_saved(artifact_path: str | None) -> bool:
-    """Whether a run's saved model is still on disk (its folder and the microbudget.json that describes it)."""
-    return bool(artifact_path) and (Path(artifact_path) / "microbudget.json").exists()
+def saved_artifact(run: Run) -> Path:
+    """The folder of a run's saved model; one clear error where it is missing or damaged."""
+    state = artifact_state(run.artifact_path)
+    if state == MISSING:
+        raise MicrobudgetError(f"Run {run.run_id}'s model files are missing (artifact missing).",
+                               "Run the same technique again to save a new model.")
+    if state == DAMAGED:
+        raise MicrobudgetError(f"Run {run.run_id}'s model files are damaged (artifact damaged: a file is truncated "
+                               "or missing).", "Run the same technique again to save a new model.")
+    return Path(run.artifact_path)
 
 
 def stored_run(run_id: str) -> Run:
@@ -66,9 +76,7 @@ def stored_run(run_id: str) -> Run:
 @one_at_a_time
 def load_run_model(run: Run) -> ModelBundle:
     """The model a run saved, loaded back from its artifact folder (to try it, or to export it)."""
-    if not artifact_saved(run.artifact_path):
-        raise MicrobudgetError(f"Run {run.run_id} has no saved model files.", "Run it again to save its model.")
-    return load_saved(Path(run.artifact_path))
+    return load_saved(saved_artifact(run))
 
 
 def step_label(step: dict[str, Any]) -> str:
@@ -91,8 +99,17 @@ class RunStore:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection that commits on success and rolls back on error; a file that is not a readable SQLite
+        store raises DamagedFile (a locked store is not damaged: that error passes as it is)."""
+        try:
+            with sqlite3.connect(self.path, timeout=30) as connection:
+                yield connection
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as error:
+            raise DamagedFile(self.path, "runs database", str(error)) from None
 
     def add(self, run: Run) -> Run:
         with self._connect() as connection:  # commits on success, rolls back on error
@@ -107,7 +124,7 @@ class RunStore:
         """
         with self._connect() as connection:
             rows = connection.execute("SELECT record FROM runs ORDER BY created_at, rowid").fetchall()
-        runs = [Run(**json.loads(record)) for (record,) in rows]
+        runs = [run for (record,) in rows if (run := _parsed(record))]
         ranked = kinds.ranked_by(quality) if quality else None
         return [run for run in runs if (dataset is None or run.dataset == dataset)
                 and (ranked is None or run.task in ranked)]
@@ -128,4 +145,13 @@ class RunStore:
     def get(self, run_id: str) -> Run | None:
         with self._connect() as connection:
             row = connection.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return Run(**json.loads(row[0])) if row else None
+        return _parsed(row[0]) if row else None
+
+
+def _parsed(record: str) -> Run | None:
+    """A stored record as a Run; None (and a warning) for one that is not a run, so one bad row hides no others."""
+    try:
+        return Run(**json.loads(record))
+    except (ValueError, TypeError) as error:
+        warnings.warn(f"a stored run record cannot be read ({error}); it is left in the store, unused")
+        return None

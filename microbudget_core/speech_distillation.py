@@ -35,7 +35,6 @@ from .progress import Progress, scaled
 from .runs import load_run_model, stored_run
 from .runtimes import PYTORCH
 
-AUDIO_CONTEXTS = ("clip", "window")
 TAIL = 50  # encoder positions at the end of a 30 s window that a clip student appends (see ClipEncoder)
 CLIP_FRAMES = 100  # clip features are padded up to whole seconds: few distinct lengths, so batches share one
 TOP_K = 64  # the teacher's distribution kept per token: all 51,865 probabilities of every token would not fit on disk
@@ -158,14 +157,6 @@ def _check(config: Any, dataset: Dataset | None) -> None:
                                    f"it must be {rule}.", "Fix the value and run again.")
 
     require(config.student in STUDENTS, "student", f"one of {', '.join(STUDENTS)} (no narrow Whisper)")
-    require(config.audio_context in AUDIO_CONTEXTS, "audio_context", f"one of {', '.join(AUDIO_CONTEXTS)}")
-    require(config.temperature > 0, "temperature", "above 0")
-    require(0 <= config.alpha <= 1, "alpha", "from 0 to 1")
-    require(config.epochs >= 1, "epochs", "at least 1")
-    require(config.learning_rate >= 0, "learning_rate", "0 (automatic) or more")
-    require(config.patience >= 1, "patience", "at least 1")
-    require(config.student != "model" or bool(config.student_model.strip()), "student_model",
-            "a Whisper id or folder when the student is 'model'")
     defaults = type(config)()
     changed = [name for name in CLASSIFIER_ONLY if getattr(config, name) != getattr(defaults, name)]
     if changed:

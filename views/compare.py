@@ -12,6 +12,7 @@ from microbudget_core.labs.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE
                                            comparison_rows, eval_sizes, measured_on, quality_name, recommend)
 from microbudget_core.export import export_zip, model_card
 from microbudget_core.labs import distillation
+from microbudget_core.models.bundle import DAMAGED, MISSING, SAVED
 from microbudget_core.runs import RunStore
 
 st.title("Compare and decide")
@@ -102,11 +103,14 @@ if selected and selected[0] in choices and st.session_state.get("compare_clicked
 run_id = st.selectbox("Run", choices, key="compare_run",
                       format_func=lambda i: f"{stored[i].label} · {stored[i].model} · {i}")
 run = stored[run_id]
-missing = next(c for c in found if c.run_id == run_id).artifact_missing
-if missing:
+artifact = next(c for c in found if c.run_id == run_id).artifact
+if artifact == MISSING:
     st.error("Artifact missing: this run's model files were deleted. Its measurements are still here.")
+elif artifact == DAMAGED:
+    st.error("Artifact damaged: a file of this run's model is truncated or missing. Its measurements are still "
+             "here; run the technique again for a model to download.")
 st.download_button("Download the model and its card (zip)", functools.partial(export_zip, run),
-                   file_name=f"microbudget-{run_id}.zip", mime="application/zip", disabled=missing)
+                   file_name=f"microbudget-{run_id}.zip", mime="application/zip", disabled=artifact != SAVED)
 with st.expander("Model card"):
     st.markdown(model_card(run))
 with st.popover("Delete this run"):

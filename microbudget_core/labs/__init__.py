@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 from ..atomic import write_atomically
+from ..errors import DamagedFile
 from ..exclusive import one_at_a_time
 from ..paths import workspace
 from ..pipeline import Request, run_pipeline
@@ -40,7 +41,12 @@ def remember(lab: str, key: list[str], value: Any) -> None:
 def recall(lab: str, key: list[str]) -> Any | None:
     """What the lab last recorded for `key`; None if nothing yet."""
     path = _file(lab, key)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DamagedFile(path, f"{lab} lab's saved results", str(error)) from None
 
 
 def remember_runs(lab: str, key: list[str], runs: Sequence[Run], skipped: dict[str, str] | None = None) -> None:

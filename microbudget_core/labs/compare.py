@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..rows import column
-from ..runs import Run, artifact_saved
+from ..models.bundle import artifact_state
+from ..runs import Run
 
 # The default price of an instance-hour: AWS EC2 c7i.large (2 vCPU, like the machine the figures come
 # from), on-demand, us-east-1, Linux, as listed in 2025. Change it to your own.
@@ -37,8 +38,9 @@ class Candidate:
         return self.run_id is None
 
     @property
-    def artifact_missing(self) -> bool:
-        return not self.is_original and not artifact_saved(self.artifact_path)
+    def artifact(self) -> str:
+        """"original", or what is left of the run's saved model: runs.SAVED, MISSING or DAMAGED."""
+        return "original" if self.is_original else artifact_state(self.artifact_path)
 
 
 def score(metrics: dict[str, Any]) -> float:
@@ -207,6 +209,6 @@ def comparison_rows(found: Sequence[Candidate], price_per_hour: float = DEFAULT_
             size_mb=c.metrics["size_bytes"] / 1e6, p50_ms=c.metrics["latency_ms_p50"],
             params_m=(c.metrics.get("params") or 0) / 1e6, throughput=c.metrics["throughput_per_s"],
             cost_per_million=cost.per_million, cost_per_month=cost.per_month, pareto_latency=fast,
-            pareto_size=small, artifact="original" if c.is_original else "missing" if c.artifact_missing else "saved",
+            pareto_size=small, artifact=c.artifact,
             run=c.run_id or "", when=c.created_at))
     return rows

@@ -91,7 +91,27 @@ class ModelBundle:
         saver = getattr(self.preprocess, "save_pretrained", None)
         if saver:
             saver(folder)
-        info = {"task": self.task, "labels": self.labels, "name": self.name, "meta": self.meta}
+        # Each file's size, so a truncated or missing file is told from a whole artifact (runs.artifact_state).
+        files = {str(path.relative_to(folder)): path.stat().st_size for path in sorted(folder.rglob("*"))
+                 if path.is_file() and path.name != "microbudget.json"}
+        info = {"task": self.task, "labels": self.labels, "name": self.name, "meta": self.meta, "files": files}
         (folder / "microbudget.json").write_text(json.dumps(info, indent=2))
         return folder
 
+
+SAVED, MISSING, DAMAGED = "saved", "missing", "damaged"  # what is left of a run's saved model
+
+
+def artifact_state(artifact_path: str | Path | None) -> str:
+    """SAVED; MISSING (no microbudget.json: deleted); or DAMAGED (a file it lists is gone or of another size,
+    e.g. truncated by a full disk)."""
+    info = Path(artifact_path) / "microbudget.json" if artifact_path else None
+    if info is None or not info.exists():
+        return MISSING
+    try:
+        files = json.loads(info.read_text(encoding="utf-8")).get("files", {})  # older artifacts list none
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return DAMAGED
+    whole = all((Path(artifact_path) / name).is_file() and (Path(artifact_path) / name).stat().st_size == size
+                for name, size in files.items())
+    return SAVED if whole else DAMAGED

@@ -3,7 +3,8 @@
 Adding a technique is adding a module here; the registry finds it by itself.
 `apply(bundle, config, dataset, progress) -> ModelBundle` never modifies its input bundle, and is
 decorated with `@applies_to(ID, kinds, runtimes)`: the kinds of model (kinds/) and the runtimes (runtimes/)
-it works on, the one rule that refuses any other bundle with one message (see `why_not`).
+it works on, the one rule that refuses any other bundle with one message (see `why_not`). A Config field
+declares its range in its metadata (see ranges.py): `make_config` and `apply` refuse a value outside it.
 A technique that changes module structure also has `restructure(model, meta) -> model`, so
 `models.load_saved` can rebuild its saved artifacts (it records its ID in meta["structure"]).
 An int8 technique that is the one to pick for some kinds in its runtime names them in `INT8_FOR`
@@ -19,7 +20,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any, Callable
 
-from .. import kinds, runtimes
+from .. import kinds, ranges, runtimes
 from ..errors import MicrobudgetError
 from ..models.bundle import ModelBundle
 from ..registry import entry, modules_by_id
@@ -35,11 +36,12 @@ def applies_to(technique_id: str, kind_ids: tuple[str, ...], runtime_ids: tuple[
     """
     def declare(apply: Apply) -> Apply:
         @functools.wraps(apply)
-        def checked(bundle: ModelBundle, *args: Any, **kwargs: Any) -> ModelBundle:
+        def checked(bundle: ModelBundle, config: Any, *args: Any, **kwargs: Any) -> ModelBundle:
             reason = why_not(checked, bundle)
             if reason:
                 raise MicrobudgetError(reason, instead or "Pick another technique, or put this one earlier.")
-            return apply(bundle, *args, **kwargs)
+            ranges.check(config, technique_id)  # make_config checked it already; a Config built in code, here
+            return apply(bundle, config, *args, **kwargs)
 
         checked.technique_id, checked.kinds, checked.runtimes = technique_id, kind_ids, runtime_ids  # type: ignore
         return checked
@@ -86,11 +88,8 @@ def make_config(technique: ModuleType, settings: dict[str, str] | None = None) -
             raise MicrobudgetError(f"Technique '{technique.ID}' has no setting '{key}'.",
                                    f"Its settings are: {known}.")
         values[key] = _parse(hints[key], text, f"{technique.ID}.{key}")
-        choices = fields[key].metadata.get("choices")
-        if choices and values[key] not in choices:  # refused here, before any model or dataset is loaded
-            raise MicrobudgetError(f"Setting {key}={values[key]!r} is out of range: it must be one of "
-                                   f"{', '.join(map(str, choices))}.", f"Fix {technique.ID}'s {key} and run again.")
-    return technique.Config(**values)
+        ranges.check_value(fields[key], values[key], technique.ID)  # refused here, before any slow work
+    return technique.Config(**values)  # a rule between settings (Config.__post_init__) too
 
 
 def _parse(kind: Any, text: Any, name: str) -> Any:

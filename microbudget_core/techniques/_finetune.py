@@ -31,10 +31,6 @@ def pretrained(technique_id: str, bundle: ModelBundle, config: Any, dataset: Dat
 
     It comes from load_model's cache: copy it before changing anything.
     """
-    require(config.epochs >= 1, "epochs", config.epochs, "at least 1")
-    require(config.learning_rate >= 0, "learning_rate", config.learning_rate, "0 (automatic) or more")
-    require(config.examples_per_class >= 0, "examples_per_class", config.examples_per_class, "0 (all) or more")
-    require(config.patience >= 1, "patience", config.patience, "at least 1")
     if dataset is None or len(dataset.train) == 0:
         raise MicrobudgetError(f"{technique_id} trains on a dataset, and none was given.", "Run it with a dataset.")
     if bundle.meta.get("notes"):  # an earlier step changed the model; starting over would silently drop it

@@ -47,32 +47,37 @@ AUDIO_CONTEXTS = ("clip", "window")  # speech: the encoder reads the clip alone 
 @dataclass(frozen=True)
 class Config:
     student: str = field(default="layers", metadata={"choices": STUDENTS})
-    layers: int = 2  # layers student: how many of the teacher's transformer layers (a Whisper's decoder's) it keeps
+    layers: int = field(default=2, metadata={"min": 1})  # layers student: how many of the teacher's transformer layers (a Whisper's decoder's) it keeps
     which_layers: str = field(default="auto", metadata={"choices": WHICH_LAYERS})
-    width: float = 0.5  # narrow student: its channels (MobileNetV2) or hidden size (BERT) as a share of the teacher's
+    width: float = field(default=0.5, metadata={"min": 0.1, "max": 1.0})  # narrow student: its channels (MobileNetV2) or hidden size (BERT) as a share of the teacher's
     init: str = field(default="teacher", metadata={"choices": INITS})  # narrow: the teacher's weights sliced, or random
     student_model: str = ""  # model student: a model id or folder, trained with a fresh head
-    model_layers: int = 0  # model student: keep this many of its transformer layers (which_layers says which); 0 all
+    model_layers: int = field(default=0, metadata={"min": 0})  # model student: keep this many of its transformer layers (which_layers says which); 0 all
     trim_vocab: bool = True  # text: keep only the word-table rows of tokens the training texts use
-    temperature: float = 2.0  # softens both softmaxes; higher shows more of the teacher's "dark knowledge"
+    temperature: float = field(default=2.0, metadata={"above": 0, "max": 100})  # softens both softmaxes; higher shows more of the teacher's "dark knowledge"
     # weight of the soft-target term, the rest on the labels (speech: on the teacher's transcripts); 0 is the
     # hard-label control (speech: the student trained on the dataset's reference transcripts, the teacher unused)
-    alpha: float = 0.5
+    alpha: float = field(default=0.5, metadata={"min": 0, "max": 1})
     # layers student of a layer-mean teacher (others ignore it): weight of pulling each kept layer's mean-pooled
     # output towards the teacher's (MSE). MiniLM-L6 -> 2 layers: 0.803 with token-level matching, 0.795 without.
-    hidden_weight: float = 1.0
+    hidden_weight: float = field(default=1.0, metadata={"min": 0})
     teacher_run: str = ""  # a stored run's model as the teacher; empty: the model this step receives
     # Inputs the student also learns from with the teacher's labels only: "rest" (the train examples beyond the
     # labelled budget, their labels dropped) or a dataset id.
     unlabeled: str = ""
     use_labels: bool = True  # False: the student never sees a human label, only the teacher's predictions
-    epochs: int = 3
-    learning_rate: float = 0.0  # 0: 3e-4 for text, 1e-3 for vision (see RATES); a model student: the baseline's
-    examples_per_class: int = 0  # labelled budget: 0 all, else the first k of each class
-    patience: int = 2  # epochs without validation gain before stopping
+    epochs: int = field(default=3, metadata={"min": 1})
+    learning_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})  # 0: 3e-4 for text, 1e-3 for vision (see RATES); a model student: the baseline's
+    examples_per_class: int = field(default=0, metadata={"min": 0})  # labelled budget: 0 all, else the first k of each class
+    patience: int = field(default=2, metadata={"min": 1})  # epochs without validation gain before stopping
     seed: int = 0
     # speech: "clip" the student's encoder reads the clip's own frames (in whole seconds) rather than a 30 s window
     audio_context: str = field(default="clip", metadata={"choices": AUDIO_CONTEXTS})
+
+    def __post_init__(self) -> None:
+        if self.student == "model" and not self.student_model.strip():  # with the ranges: before any slow work
+            raise MicrobudgetError("Setting distill.student_model is empty: a model student needs a model id or "
+                                   "folder.", "Set student_model, e.g. minilm-l6.")
 
 
 @applies_to(ID, (TEXT, IMAGE, SPEECH), (PYTORCH, ORT))
@@ -164,17 +169,9 @@ def softened(logits: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def _check(config: Config, dataset: Dataset | None) -> None:
-    for name, rule in (("student", STUDENTS), ("which_layers", ("auto", *LAYER_CHOICES)), ("init", INITS)):
-        _finetune.require(getattr(config, name) in rule, name, getattr(config, name), f"one of {', '.join(rule)}")
-    _finetune.require(config.temperature > 0, "temperature", config.temperature, "above 0")
-    _finetune.require(0 <= config.alpha <= 1, "alpha", config.alpha, "from 0 to 1")
-    _finetune.require(config.hidden_weight >= 0, "hidden_weight", config.hidden_weight, "0 or more")
-    _finetune.require(config.student != "model" or bool(config.student_model.strip()), "student_model",
-                      config.student_model, "a model id or folder when the student is 'model'")
-    _finetune.require(config.model_layers >= 0, "model_layers", config.model_layers, "0 (all) or more")
-    _finetune.require(config.epochs >= 1, "epochs", config.epochs, "at least 1")
-    _finetune.require(config.examples_per_class >= 0, "examples_per_class", config.examples_per_class, "0 or more")
-    _finetune.require(config.patience >= 1, "patience", config.patience, "at least 1")
+    text_layers = ("auto", *LAYER_CHOICES)  # "spaced" is Whisper's choice
+    _finetune.require(config.which_layers in text_layers, "which_layers", config.which_layers,
+                      f"one of {', '.join(text_layers)}")
     if dataset is None or len(dataset.train) == 0:
         raise MicrobudgetError("distill trains on a dataset, and none was given.", "Run it with a dataset.")
 

@@ -46,8 +46,6 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     if not any(isinstance(module, torch.nn.Linear) for module in bundle.model.modules()):
         raise MicrobudgetError(f"Model '{bundle.name}' has no Linear layers, so dynamic int8 changes nothing.",
                                "Pick a transformer model, or a quantization technique for convolutions.")
-    if config.backend not in ("auto", *BACKENDS):
-        raise MicrobudgetError(f"Unknown backend '{config.backend}'.", f"Use one of: auto, {', '.join(BACKENDS)}.")
     progress(0.0, "Quantizing Linear layers to int8")
     if config.backend == "auto":
         if dataset is None or len(dataset.calibration) == 0:

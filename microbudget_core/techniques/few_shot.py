@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,7 +23,7 @@ MAX_SHOTS = 32
 
 @dataclass(frozen=True)
 class Config:
-    shots: int = 4  # labelled training examples placed in the prompt, one class after another
+    shots: int = field(default=4, metadata={"min": 0, "max": MAX_SHOTS})  # labelled training examples placed in the prompt, one class after another
     seed: int = 0  # which training examples
 
 
@@ -34,8 +34,6 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     if not isinstance(bundle.preprocess, PromptPreprocessor):
         raise MicrobudgetError(f"few-shot prompts a language model, and '{bundle.name}' is not one answering a "
                                "classification task.", "Pick a language model such as smollm2-135m and a text dataset.")
-    if not 0 <= config.shots <= MAX_SHOTS:
-        raise MicrobudgetError(f"few-shot shots={config.shots} is out of range.", f"Use 0 to {MAX_SHOTS} examples.")
     if dataset is None:
         raise MicrobudgetError("few-shot takes its examples from a dataset's training split, and none was given.",
                                "Run it with a dataset.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..data import Dataset
 from ..models import ModelBundle
@@ -17,10 +17,10 @@ DESCRIPTION = "Transfer learning, full fine-tuning: every pretrained weight trai
 
 @dataclass(frozen=True)
 class Config:
-    epochs: int = 2
-    learning_rate: float = 0.0  # 0: the baseline recipe's rate (1e-3 for vision, 1.5e-4 for text)
-    examples_per_class: int = 0  # 0: all; else the first k of each class
-    patience: int = 1  # epochs without validation gain before stopping
+    epochs: int = field(default=2, metadata={"min": 1})
+    learning_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})  # 0: the baseline recipe's rate (1e-3 for vision, 1.5e-4 for text)
+    examples_per_class: int = field(default=0, metadata={"min": 0})  # 0: all; else the first k of each class
+    patience: int = field(default=1, metadata={"min": 1})  # epochs without validation gain before stopping
     freeze_embeddings: bool = True  # text: the word table's update costs more than the layers on a CPU
     seed: int = 0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..data import Dataset
 from ..models import ModelBundle
@@ -18,20 +18,18 @@ DESCRIPTION = "Transfer learning, last N blocks: the backbone's top fine-tuned a
 
 @dataclass(frozen=True)
 class Config:
-    n: int = 4  # blocks: BERT layers (6 in MiniLM-L6), MobileNetV2's `features` (19)
-    epochs: int = 2
-    learning_rate: float = 1e-3  # the head's (0: the baseline recipe's); blocks get learning_rate * backbone_lr_scale
-    backbone_lr_scale: float = 0.3
-    examples_per_class: int = 0  # 0: all; else the first k of each class
-    patience: int = 1  # epochs without validation gain before stopping
+    n: int = field(default=4, metadata={"min": 1})  # blocks: BERT layers (6 in MiniLM-L6), MobileNetV2's `features` (19)
+    epochs: int = field(default=2, metadata={"min": 1})
+    learning_rate: float = field(default=1e-3, metadata={"min": 0, "max": 1})  # the head's (0: the baseline recipe's); blocks get learning_rate * backbone_lr_scale
+    backbone_lr_scale: float = field(default=0.3, metadata={"above": 0, "max": 1})
+    examples_per_class: int = field(default=0, metadata={"min": 0})  # 0: all; else the first k of each class
+    patience: int = field(default=1, metadata={"min": 1})  # epochs without validation gain before stopping
     seed: int = 0
 
 
 @applies_to(ID, (TEXT, IMAGE), (PYTORCH,))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    _finetune.require(config.n >= 1, "n", config.n, "at least 1")
-    _finetune.require(config.backbone_lr_scale > 0, "backbone_lr_scale", config.backbone_lr_scale, "above 0")
     start = _finetune.pretrained(ID, bundle, config, dataset)
     blocks = block_names(start.model)
     n = min(config.n, len(blocks))  # more than the model has: all of them, like examples_per_class

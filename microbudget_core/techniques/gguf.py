@@ -42,8 +42,6 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
         raise MicrobudgetError(f"gguf does not apply to '{bundle.name}', a text classifier: it quantizes language "
                                "models (or one answering a classification task from a prompt).",
                                "Use a causal language model such as smollm2-135m.")
-    if config.level not in LEVELS:
-        raise MicrobudgetError(f"gguf level={config.level!r} is not a GGUF level.", f"Use one of: {', '.join(LEVELS)}.")
     llamacpp.require()
     source, origin = source_file(bundle, progress)
     progress(0.6, f"Quantizing to {config.level} with llama.cpp")

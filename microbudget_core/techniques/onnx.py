@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from .. import kinds
 from ..data import Dataset
-from ..errors import MicrobudgetError
 from ..models import ModelBundle
 from ..models.bundle import IMAGE, SPEECH, TEXT
 from ..models.onnx_model import export_onnx, onnx_bundle, optimize_onnx
@@ -29,8 +28,6 @@ class Config:
 @applies_to(ID, (TEXT, IMAGE, SPEECH), (PYTORCH, ORT, ORT_SEQ2SEQ))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    if config.optimization not in LEVELS:
-        raise MicrobudgetError(f"Unknown optimization level '{config.optimization}'.", f"Use one of: {', '.join(LEVELS)}.")
     progress(0.0, "Exporting to ONNX")
     kind = kinds.get(bundle.task)
     if hasattr(kind, "to_onnx"):  # several graphs (an encoder and a decoder): the kind's own export

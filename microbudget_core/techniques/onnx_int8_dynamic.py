@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from .. import kinds
 from ..data import Dataset
-from ..errors import MicrobudgetError
 from ..models import ModelBundle
 from ..models.bundle import IMAGE, SPEECH, TEXT
 from ..models.onnx_model import cpu_preset, export_onnx, onnx_bundle, quantize_dynamic_int8
@@ -30,8 +29,6 @@ class Config:
 @applies_to(ID, (TEXT, IMAGE, SPEECH), (PYTORCH, ORT, ORT_SEQ2SEQ))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    if config.preset not in PRESETS:
-        raise MicrobudgetError(f"Unknown preset '{config.preset}'.", f"Use one of: {', '.join(PRESETS)}.")
     preset = cpu_preset() if config.preset == "auto" else config.preset
     chosen = "chosen from this CPU's flags" if config.preset == "auto" else "chosen by you"
     note = (f"ONNX Runtime dynamic int8, Optimum's {preset} preset ({chosen}), "

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..data import Dataset, Split
+from ..errors import MicrobudgetError
 from ..models import TEXT, ModelBundle
 from ..models.anatomy import head_inputs, head_name, under
 from ..progress import Progress, no_progress, scaled
@@ -36,24 +37,25 @@ DESCRIPTION = "Transfer learning, few-shot (text): the encoder tuned on same/dif
 
 @dataclass(frozen=True)
 class Config:
-    examples_per_class: int = 8  # the few-shot budget (0: all, with pairs capped by max_pairs)
-    pair_iterations: int = 20  # SetFit's num_iterations: one same-class and one other-class pair per example each
-    max_pairs: int = 2560  # a cap for large budgets: 160 steps of 16 pairs
-    body_learning_rate: float = 2e-5  # SetFit's default for the encoder
-    batch_size: int = 16  # pairs per step
-    epochs: int = 20  # the head's, on the tuned encoder's features
-    learning_rate: float = 3e-3  # the head's (0: the baseline recipe's)
-    patience: int = 10
+    examples_per_class: int = field(default=8, metadata={"min": 0})  # the few-shot budget (0: all, with pairs capped by max_pairs)
+    pair_iterations: int = field(default=20, metadata={"min": 1})  # SetFit's num_iterations: one same-class and one other-class pair per example each
+    max_pairs: int = field(default=2560, metadata={"min": 1})  # a cap for large budgets: 160 steps of 16 pairs
+    body_learning_rate: float = field(default=2e-5, metadata={"above": 0, "max": 1})  # SetFit's default for the encoder
+    batch_size: int = field(default=16, metadata={"min": 1})  # pairs per step
+    epochs: int = field(default=20, metadata={"min": 1})  # the head's, on the tuned encoder's features
+    learning_rate: float = field(default=3e-3, metadata={"min": 0, "max": 1})  # the head's (0: the baseline recipe's)
+    patience: int = field(default=10, metadata={"min": 1})
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_pairs < self.batch_size:
+            raise MicrobudgetError(f"Setting setfit-style.max_pairs={self.max_pairs} is below batch_size "
+                                   f"({self.batch_size}).", "Raise max_pairs or lower batch_size.")
 
 
 @applies_to(ID, (TEXT,), (PYTORCH,), instead="For images use finetune-head or finetune-last-n.")
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    _finetune.require(config.pair_iterations >= 1, "pair_iterations", config.pair_iterations, "at least 1")
-    _finetune.require(config.max_pairs >= config.batch_size >= 1, "max_pairs", config.max_pairs,
-                      "at least batch_size, and batch_size at least 1")
-    _finetune.require(config.body_learning_rate > 0, "body_learning_rate", config.body_learning_rate, "above 0")
     start = _finetune.pretrained(ID, bundle, config, dataset)
     model = copy.deepcopy(start.model)  # load_model's cached original stays as it is
     head = head_name(model, len(start.labels))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -32,7 +32,7 @@ RESULT_RUNTIME = PYTORCH
 
 @dataclass(frozen=True)
 class Config:
-    calibration_examples: int = 128
+    calibration_examples: int = field(default=128, metadata={"min": 1})
     # Swap ReLU6 for ReLU so Conv+BN+ReLU fuse into one int8 kernel. It changes the model:
     # activations above 6 are no longer clipped. Off, ReLU6 runs as its own int8 clamp.
     fuse_relu: bool = False

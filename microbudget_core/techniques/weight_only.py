@@ -94,8 +94,6 @@ class PackedEmbedding(torch.nn.Module):
 @applies_to(ID, (TEXT, IMAGE, CAUSAL_LM, SPEECH), (PYTORCH,), instead="Put it before any ONNX step.")
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    if not quant_math.MIN_BITS <= config.bits <= quant_math.MAX_BITS:
-        raise MicrobudgetError(f"weight-only bits={config.bits} is out of range.", "Use 8, 4, 3 or 2 bits.")
     if not _targets(bundle.model, config):
         raise MicrobudgetError(f"Model '{bundle.name}' has no PyTorch Linear layers to quantize weight-only.",
                                "Apply weight-only to a PyTorch transformer, before any ONNX step.")
