@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _library_output(args: argparse.Namespace) -> contextlib.AbstractContextManager[TextIO]:
     """Libraries' warnings and notices into today's log (or, with --verbose, on stderr as they come)."""
-    return contextlib.nullcontext(sys.stderr) if args.verbose else logs.library_output_to(logs.log_file())
+    return logs.shown_here() if args.verbose else logs.library_output_to(logs.log_file())
 
 
 class _Parser(argparse.ArgumentParser):

@@ -58,3 +58,11 @@ def _real_stderr() -> Iterator[TextIO]:
         return
     with os.fdopen(os.dup(descriptor), "w", buffering=1) as real:
         yield real
+
+
+@contextlib.contextmanager
+def shown_here() -> Iterator[TextIO]:
+    """The --verbose way: libraries' output on stderr as it comes, each warning once (deprecations included)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        yield sys.stderr
