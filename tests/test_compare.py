@@ -68,7 +68,7 @@ def test_serving_cost_arithmetic():
     assert cost.per_million == pytest.approx(1.0)
     assert cost.instances == 3 and cost.per_month == pytest.approx(3 * 0.36 * 730)
     assert serving_cost(1000.0, 0.1, 0.5).instances == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="throughput must be positive"):
         serving_cost(0.0)
 
 
@@ -80,7 +80,7 @@ def test_candidates_hold_one_original_per_model_and_every_result(tmp_path):
     found = candidates([run("a", 0.7, "1"), run("a", 0.75, "2"), run("b", 0.6, "3")])
     assert [c.name for c in found if c.is_original] == ["a (original)", "b (original)"]
     assert sum(not c.is_original for c in found) == 3
-    assert all(c.artifact_missing for c in found if not c.is_original)  # the artifact folder does not exist
+    assert all(c.artifact == "missing" for c in found if not c.is_original)  # the artifact folder does not exist
 
 
 def test_comparison_rows_mark_each_frontier_and_price_each_row():
