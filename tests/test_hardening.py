@@ -91,6 +91,15 @@ def test_bad_settings_fail_before_any_dataset_or_model_is_loaded(monkeypatch, st
         run_pipeline(Request("minilm-l6", "rotten-tomatoes", steps, eval_limit))
 
 
+def test_a_bad_architectures_budget_fails_before_the_dataset_is_read(monkeypatch):
+    from microbudget_core.labs import architectures
+
+    monkeypatch.setattr(architectures, "load_dataset", lambda *a: pytest.fail("the dataset was read first"))
+    with pytest.raises(MicrobudgetError, match="architectures.epochs=0 is out of range"):
+        architectures.compare_architectures(architectures.choices("text-classification"), "rotten-tomatoes",
+                                            architectures.Budget(epochs=0))
+
+
 def test_the_app_widgets_take_the_declared_bounds():
     def page():
         import ui

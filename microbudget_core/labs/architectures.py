@@ -14,7 +14,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from .. import kinds, labs, limits
+from .. import kinds, labs, limits, ranges
 from ..data import DatasetSpec, Split, load_dataset
 from ..errors import MicrobudgetError
 from ..kinds.text_classification import TOKENS
@@ -96,9 +96,9 @@ class Budget:
     network's features are worth, in seconds.
     """
 
-    examples_per_class: int = 128
-    epochs: int = 3
-    learning_rate: float = 0.0  # 0: the baseline recipe's rate for the task
+    examples_per_class: int = field(default=128, metadata={"min": 0})
+    epochs: int = field(default=3, metadata={"min": 1})
+    learning_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})  # 0: the baseline recipe's rate
     weights: str = field(default="all", metadata={"choices": WEIGHTS})
 
 
@@ -128,6 +128,7 @@ def compare_architectures(architectures: list[Architecture], dataset_id: str, bu
                           measure_config: MeasureConfig = MeasureConfig(memory=False),
                           progress: Progress = no_progress) -> list[dict[str, Any]]:
     """Build, train with the budget (within the operator's limits), and measure each architecture; one row each."""
+    ranges.check(budget, "architectures")  # before any slow work
     budget = limits.capped(budget)
     dataset = load_dataset(DatasetSpec(dataset_id))
     task = kinds.for_inputs(dataset.modality).ID
