@@ -85,8 +85,11 @@ def _seed(folder: Path) -> None:
         shared = home() / "runs.sqlite"
         if shared.exists():
             # SQLite's own backup: a consistent copy even while another process writes (WAL mode).
-            with sqlite3.connect(shared, timeout=30) as source, sqlite3.connect(partial / "runs.sqlite") as copy:
-                source.backup(copy)
+            try:
+                with sqlite3.connect(shared, timeout=30) as source, sqlite3.connect(partial / "runs.sqlite") as copy:
+                    source.backup(copy)
+            except sqlite3.DatabaseError:  # a damaged shared store is not copied: the workspace starts without it
+                (partial / "runs.sqlite").unlink(missing_ok=True)
         if (home() / "lab-results").exists():
             shutil.copytree(home() / "lab-results", partial / "lab-results", dirs_exist_ok=True)
 

@@ -383,3 +383,13 @@ def test_a_private_workspace_lives_in_the_page_address_and_survives_a_reload(pri
         assert stranger.session_state["workspace"] not in (bad, token)
         assert any("unknown or has expired" in w.value for w in stranger.sidebar.warning)
     assert not (private_home / "etc").exists()
+
+
+def test_a_new_private_workspace_starts_even_where_the_shared_store_is_damaged(private_home, monkeypatch):
+    junk = _damage(private_home / "runs.sqlite")
+    monkeypatch.setenv("MICROBUDGET_PRIVATE_SESSIONS", "1")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=HANG_GUARD_S).run()
+    assert not at.exception and not at.error
+    with paths.session_workspace(at.session_state["workspace"]):
+        assert RunStore().list() == []
+    assert (private_home / "runs.sqlite").read_bytes() == junk
