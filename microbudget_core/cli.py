@@ -21,8 +21,8 @@ from .labs import talk
 from .labs.compare import Limits, candidates, measured_on, recommend
 from .measure import MeasureConfig
 from .models import CAUSAL_LM, OFFLINE_MODELS
-from .pipeline import Request, run_pipeline
 from .paths import home
+from .pipeline import Request, run_pipeline
 from .progress import Progress
 from .runs import RunStore
 
