@@ -5,9 +5,12 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import functools
 import io
+import lzma
 import re
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator, NamedTuple
 
@@ -79,11 +82,20 @@ def _read_frame(source: str | Path | bytes) -> tuple[pd.DataFrame, str]:
         raise MicrobudgetError(f"The {name} is empty.", "Use a CSV with a header row and one row per example.")
     try:
         frame = pd.read_csv(io.StringIO(text), sep=_sniff_delimiter(text), dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as error:  # e.g. nothing but a second BOM, which pandas drops
+        raise MicrobudgetError(f"The {name} is empty.",
+                               "Use a CSV with a header row and one row per example.") from error
     except pd.errors.ParserError as error:
         raise MicrobudgetError(
             f"The {name} could not be parsed as CSV ({error}).",
             "Make every row have the same number of fields, and quote texts that contain the delimiter.") from error
     frame.columns = [str(column).strip() for column in frame.columns]
+    # pandas renames repeated names ("a", "a.1") but not ones that differ only in spaces ("label", "label "),
+    # which are the same once stripped; a repeated name would select two columns instead of one.
+    repeated = frame.columns[frame.columns.duplicated()]
+    if len(repeated):
+        raise MicrobudgetError(f"The {name} has two columns named '{repeated[0]}' (spaces around names are ignored).",
+                               "Rename one of them.")
     if frame.empty:
         raise MicrobudgetError(f"The {name} has a header but no rows.", "Add one row per example below the header.")
     return frame, name
@@ -198,7 +210,7 @@ def archive_entries(source: str | Path | bytes, what: str, layout: str) -> Itera
         file, name = path, f"zip {path}"
     try:
         archive = zipfile.ZipFile(file)
-    except zipfile.BadZipFile as error:
+    except (zipfile.BadZipFile, ValueError, NotImplementedError) as error:  # damaged bytes, see DAMAGED_ZIP
         raise MicrobudgetError(f"The {name} is not a valid zip file.", layout) from error
     with archive:
         infos = archive.infolist()
@@ -206,12 +218,36 @@ def archive_entries(source: str | Path | bytes, what: str, layout: str) -> Itera
             _check_member_name(info.filename, name)
         # Reading a member never yields more than its declared size, so the size limit checked on the
         # declared sizes also holds for what is actually decompressed.
-        yield [Entry(info.filename, PurePosixPath(info.filename).parts, lambda info=info: archive.read(info),
-                      info.file_size) for info in infos if not info.is_dir()], name
+        yield [Entry(info.filename, PurePosixPath(info.filename).parts,
+                     functools.partial(_read_member, archive, info, name), info.file_size)
+               for info in infos if not info.is_dir()], name
+
+
+# What zipfile raises, besides BadZipFile, for damaged bytes: offsets before the start or a name that is not
+# the UTF-8 it claims (ValueError), cut-off or corrupt compressed data (EOFError; zlib.error, OSError and
+# LZMAError from deflate, bzip2 and LZMA), an unknown compression method or zip version (NotImplementedError)
+# or a password (RuntimeError).
+DAMAGED_ZIP = (zipfile.BadZipFile, ValueError, EOFError, zlib.error, OSError, lzma.LZMAError, NotImplementedError,
+               RuntimeError)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
+    """One member's bytes; a clear error naming it when the zip's data for it is damaged."""
+    try:
+        return archive.read(info)
+    except DAMAGED_ZIP as error:
+        raise MicrobudgetError(f"Could not unpack {info.filename} from the {name}: the zip is damaged, "
+                               f"password-protected or uses an unsupported compression ({error}).",
+                               "Zip the folders again without a password and upload the new zip.") from error
 
 
 def _check_member_name(member: str, name: str) -> None:
-    """Reject names that would land outside the target folder if anyone ever extracted the zip."""
+    """Reject names that would land outside the target folder if anyone ever extracted the zip, or name no file."""
+    # A file named "", "." or "./." has no path components: only a damaged or hand-made zip has one,
+    # and "" even breaks zipfile's own is_dir().
+    if not member.endswith("/") and not PurePosixPath(member).parts:
+        raise MicrobudgetError(f"The {name} has a member with no file name ({member!r}): the zip is damaged.",
+                               "Zip the class folders again (e.g. cat/1.png, dog/2.jpg) and upload the new zip.")
     parts = re.split(r"[\\/]", member)
     if member.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", member) or ".." in parts:
         raise MicrobudgetError(

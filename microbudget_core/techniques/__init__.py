@@ -100,6 +100,6 @@ def _parse(kind: Any, text: Any, name: str) -> Any:
                 raise ValueError(text)
             return text.lower() in {"true", "1", "yes"}
         return kind(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), from a widget's float
         raise MicrobudgetError(f"Setting {name}={text!r} is not a valid {getattr(kind, '__name__', kind)}.",
                                "Fix the value and run again.") from None
