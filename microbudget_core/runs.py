@@ -102,13 +102,13 @@ class RunStore:
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A connection that commits on success and rolls back on error; a file that is not a readable SQLite
-        store raises DamagedFile (a locked store is not damaged: that error passes as it is)."""
+        store raises DamagedFile (a locked store, or a refused insert, is not damaged: that error passes as it is)."""
         try:
             with sqlite3.connect(self.path, timeout=30) as connection:
                 yield connection
-        except sqlite3.OperationalError:
-            raise
         except sqlite3.DatabaseError as error:
+            if error.sqlite_errorname not in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):  # e.g. a duplicate id, a lock
+                raise
             raise DamagedFile(self.path, "runs database", str(error)) from None
 
     def add(self, run: Run) -> Run:
