@@ -15,6 +15,17 @@ POSITIVE = "good great excellent superb wonderful delightful brilliant moving".s
 NEGATIVE = "bad awful boring dull terrible tedious clumsy weak".split()
 FILLER = "the film movie plot actors story was is a an and but with this".split()
 
+# The suite's one wall-clock limit: a guard against a hang, never a measure of speed. Every subprocess, every wait
+# for a page and each test (pytest-timeout) gets it. A loaded machine ran the suite at a third of its usual pace
+# (56 minutes instead of 19); this stays under CI's 90 minutes, so a hang still ends with a traceback.
+HANG_GUARD_S = 60 * 60
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pytest-timeout's per-test limit is the hang guard too (it replaces pyproject's `timeout`)."""
+    for item in items:
+        item.add_marker(pytest.mark.timeout(HANG_GUARD_S))
+
 
 @pytest.fixture(autouse=True)
 def private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -160,6 +171,7 @@ def spoken_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("clips")
     for n, text in enumerate(SPOKEN):
-        subprocess.run(["flite", "-voice", "kal16", "-t", text, "-o", str(folder / f"clip{n}.wav")], check=True)
+        subprocess.run(["flite", "-voice", "kal16", "-t", text, "-o", str(folder / f"clip{n}.wav")], check=True,
+                       timeout=HANG_GUARD_S)
     (folder / "transcripts.csv").write_text("file,text\n" + "".join(f"clip{n}.wav,{t}\n" for n, t in enumerate(SPOKEN)))
     return folder

@@ -10,12 +10,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import ui
+from conftest import HANG_GUARD_S
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def page(path: str, timeout: int = 60) -> AppTest:
-    return AppTest.from_file(str(ROOT / path), default_timeout=timeout)
+def page(path: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / path), default_timeout=HANG_GUARD_S)
 
 
 def test_home_lists_the_methods_and_the_offline_defaults():
@@ -37,21 +38,21 @@ def test_home_plots_the_runs_so_far_on_the_latest_dataset():
 
 def test_home_offers_vision_datasets_for_the_vision_model():
     at = page("app.py").run()
-    at.selectbox(key="model_choice").set_value("mobilenet-v2").run(timeout=60)
+    at.selectbox(key="model_choice").set_value("mobilenet-v2").run()
     assert not at.exception
     assert at.selectbox(key="dataset_choice_image").value == "mnist-5k"
 
 
 def _choose(at: AppTest, model: str, dataset: str) -> AppTest:
-    at.selectbox(key="model_choice").set_value(ui.OTHER).run(timeout=60)
+    at.selectbox(key="model_choice").set_value(ui.OTHER).run()
     at.text_input(key="model_other").input(model)
-    at.selectbox(key="dataset_choice_text").set_value(ui.OTHER).run(timeout=60)
+    at.selectbox(key="dataset_choice_text").set_value(ui.OTHER).run()
     at.text_input(key="dataset_other").input(dataset)
-    return at.run(timeout=60)
+    return at.run()
 
 
 def test_quantization_page_runs_and_plots_original_vs_result(tiny_text_model, sentiment_csv):
-    at = _choose(page("views/quantization.py", 300).run(),
+    at = _choose(page("views/quantization.py").run(),
                  str(tiny_text_model), f"csv:{sentiment_csv}")
     at.slider[0].set_value(50)
     at.button[0].click().run()
@@ -82,7 +83,7 @@ def test_quantization_page_runs_and_plots_original_vs_result(tiny_text_model, se
 @pytest.mark.parametrize("model, message", [("someone/not-a-model", "unreachable"),
                                             ("/no/such/folder", "not a model folder")])
 def test_quantization_page_explains_a_bad_model_in_one_error_box(model, message, sentiment_csv):
-    at = _choose(page("views/quantization.py", 120).run(), model,
+    at = _choose(page("views/quantization.py").run(), model,
                  f"csv:{sentiment_csv}")
     at.button[0].click().run()
     assert not at.exception
@@ -96,7 +97,7 @@ def test_compare_page_says_when_there_are_no_runs():
 
 
 def test_quantization_page_passes_the_knobs_to_the_technique(tiny_text_model, sentiment_csv):
-    at = _choose(page("views/quantization.py", 300).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    at = _choose(page("views/quantization.py").run(), str(tiny_text_model), f"csv:{sentiment_csv}")
     at.multiselect[0].set_value(["onnx-int8-dynamic"]).run()
     at.checkbox(key="step0.per_channel").uncheck()
     at.selectbox(key="step0.preset").set_value("avx2")
@@ -109,7 +110,7 @@ def test_quantization_page_passes_the_knobs_to_the_technique(tiny_text_model, se
 
 
 def test_quantization_page_sweep_plots_accuracy_and_size_against_bits(tiny_text_model, sentiment_csv):
-    at = _choose(page("views/quantization.py", 300).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    at = _choose(page("views/quantization.py").run(), str(tiny_text_model), f"csv:{sentiment_csv}")
     at.slider[0].set_value(50)
     at.button[1].click().run()
     assert not at.exception and not at.error
@@ -125,7 +126,7 @@ def test_quantization_page_sweep_plots_accuracy_and_size_against_bits(tiny_text_
 
 
 def test_quantization_page_explains_one_layer_and_reacts_to_the_bits(tiny_text_model, sentiment_csv):
-    at = _choose(page("views/quantization.py", 120).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    at = _choose(page("views/quantization.py").run(), str(tiny_text_model), f"csv:{sentiment_csv}")
     assert not at.exception and not at.error
     layer = at.selectbox(key="explain_layer")
     assert layer.index == len(layer.options) // 2 and layer.value.startswith("bert.encoder.layer.1")  # mid-network
@@ -152,7 +153,7 @@ def test_quantization_page_explains_one_layer_and_reacts_to_the_bits(tiny_text_m
 
 
 def test_transfer_page_trains_shows_curves_confusion_and_tries_a_sentence(tiny_text_model, sentiment_csv):
-    at = _choose(page("views/transfer.py", 300).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    at = _choose(page("views/transfer.py").run(), str(tiny_text_model), f"csv:{sentiment_csv}")
     assert not at.exception
     at.selectbox(key="transfer_strategy").set_value("finetune-full").run()
     at.number_input(key="transfer.finetune-full.epochs").set_value(2)
@@ -175,7 +176,7 @@ def test_transfer_page_trains_shows_curves_confusion_and_tries_a_sentence(tiny_t
 
 
 def test_transfer_page_data_efficiency_curve(tiny_text_model, sentiment_csv):
-    at = _choose(page("views/transfer.py", 600).run(), str(tiny_text_model), f"csv:{sentiment_csv}")
+    at = _choose(page("views/transfer.py").run(), str(tiny_text_model), f"csv:{sentiment_csv}")
     at.slider(key="transfer_eval").set_value(50)
     counts = at.multiselect(key=f"curve_counts_csv:{sentiment_csv}")
     assert counts.value == [2, 4, 8, 16, 0]  # a few dozen sentences per class: the small budgets by default

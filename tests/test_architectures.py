@@ -10,6 +10,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from conftest import HANG_GUARD_S
 from microbudget_core.labs.architectures import (Architecture, Budget, choices, compare_architectures, defaults,
                                                 hub_architecture, multiply_adds)
 from microbudget_core.data import DatasetSpec, load_dataset
@@ -100,7 +101,7 @@ def test_the_image_defaults_are_the_pretrained_networks_and_the_random_ones_are_
 
 
 def test_architectures_page_plots_what_it_measured(tiny_text_model, sentiment_csv):
-    at = AppTest.from_file(str(ROOT / "views" / "architectures.py"), default_timeout=300).run()
+    at = AppTest.from_file(str(ROOT / "views" / "architectures.py"), default_timeout=HANG_GUARD_S).run()
     assert not at.exception
     assert any(o.startswith("minilm-l6 / 2 layers") for o in at.multiselect(key="arch_models_text").options)
     assert len(at.dataframe[0].value) >= 5  # the quoted figures

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import HANG_GUARD_S
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "microbudget_core", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=1100)  # a hang guard: a first run trains a baseline (6 min alone)
+                          text=True, timeout=HANG_GUARD_S)
 
 
 def test_list_json_names_models_datasets_and_techniques():

@@ -117,7 +117,7 @@ def test_csv_missing_named_column_lists_the_columns(tmp_path):
 ])
 def test_csv_undecodable_bytes(data):
     for encoding in ("utf-8-sig", "utf-16"):
-        with pytest.raises(UnicodeDecodeError):
+        with pytest.raises(UnicodeDecodeError, match="codec can't decode"):
             data.decode(encoding)
     error = error_of(read_csv, data)
     assert "not UTF-8 text" in error.problem

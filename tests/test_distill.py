@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
+from conftest import HANG_GUARD_S
 from microbudget_core import techniques, training
 from microbudget_core.baseline import RECIPES
 from microbudget_core.data import DatasetSpec, load_dataset
@@ -74,8 +75,9 @@ def test_layer_choices():
     assert pick_layers(6, 2, "evenly") == [2, 5] and pick_layers(6, 3, "evenly") == [1, 3, 5]
     assert pick_layers(6, 3, "every-other") == [0, 2, 4] and pick_layers(6, 2, "first") == [0, 1]
     assert pick_layers(6, 6, "evenly") == list(range(6))
-    for keep, how in ((0, "evenly"), (7, "first"), (4, "every-other")):
-        with pytest.raises(MicrobudgetError):
+    for keep, how, message in ((0, "evenly", "Cannot keep 0 of 6 layers"), (7, "first", "Cannot keep 7 of 6 layers"),
+                               (4, "every-other", "Every other layer of 6 gives at most 3 layers, not 4")):
+        with pytest.raises(MicrobudgetError, match=message):
             pick_layers(6, keep, how)
 
 
@@ -192,7 +194,7 @@ def test_distill_then_int8_runs_as_one_pipeline_keeping_each_step(tiny_text_mode
 
 def test_distillation_page_with_a_tiny_model(tiny_text_model, sentiment_csv, monkeypatch):
     monkeypatch.setitem(RECIPES, TEXT, QUICK)
-    at = AppTest.from_file(str(ROOT / "views" / "distillation.py"), default_timeout=300).run()
+    at = AppTest.from_file(str(ROOT / "views" / "distillation.py"), default_timeout=HANG_GUARD_S).run()
     assert not at.exception
     at.selectbox(key="model_choice").set_value("other…").run()
     at.text_input(key="model_other").input(str(tiny_text_model)).run()
@@ -208,7 +210,7 @@ def test_distillation_page_with_a_tiny_model(tiny_text_model, sentiment_csv, mon
     assert (table["accuracy"] > 0).all() and table["params (M)"].iloc[2] < table["params (M)"].iloc[0]
     assert any("x faster than the teacher" in m.value and "over the same student" in m.value for m in at.markdown)
     # A new session on the same model and dataset opens on those results, with no training.
-    fresh = AppTest.from_file(str(ROOT / "views" / "distillation.py"), default_timeout=60)
+    fresh = AppTest.from_file(str(ROOT / "views" / "distillation.py"), default_timeout=HANG_GUARD_S)
     fresh.session_state["model_choice"], fresh.session_state["model_other"] = "other…", str(tiny_text_model)
     fresh.session_state["dataset_choice_text"] = "other…"
     fresh.session_state["dataset_other"] = f"csv:{sentiment_csv}"

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from conftest import HANG_GUARD_S
 from microbudget_core.exclusive import jobs_ahead, one_at_a_time
 
 finished: list[str] = []
@@ -16,8 +17,15 @@ gates = {"first": threading.Event(), "second": threading.Event()}  # these jobs 
 @one_at_a_time
 def job(name: str, progress=None) -> None:
     if name in gates:
-        gates[name].wait(timeout=30)
+        gates[name].wait()
     finished.append(name)
+
+
+@pytest.fixture(autouse=True)
+def open_gates_after():
+    yield
+    for gate in gates.values():
+        gate.set()  # a failed test leaves no job at its gate, holding the queue for the tests after it
 
 
 @one_at_a_time
@@ -37,7 +45,7 @@ def _start(name: str, heard: list[str]) -> threading.Thread:
 
 
 def _until(condition) -> None:
-    deadline = time.time() + 10
+    deadline = time.time() + HANG_GUARD_S
     while not condition():
         assert time.time() < deadline
         time.sleep(0.01)
@@ -59,7 +67,8 @@ def test_jobs_run_in_arrival_order_and_each_waiter_hears_its_place():
     _until(lambda: any("1 job ahead" in message for message in heard["third"]))  # told again as the queue moved
     gates["second"].set()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=HANG_GUARD_S)
+        assert not thread.is_alive()
     assert finished == ["first", "second", "third"] and jobs_ahead() == 0 and heard["first"] == []
 
 
@@ -74,12 +83,13 @@ def test_a_waiter_that_leaves_gives_up_its_place():
     _until(lambda: jobs_ahead() == 1)
 
     def leave(fraction, message, **_):
-        raise KeyboardInterrupt  # as a stopped page's script thread would
+        raise KeyboardInterrupt("the page was stopped")  # as a stopped page's script thread would
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="the page was stopped"):
         job("leaver", progress=leave)
     assert jobs_ahead() == 1  # only the running job
     gates["first"].set()
-    first.join(timeout=30)
+    first.join(timeout=HANG_GUARD_S)
+    assert not first.is_alive()
     job("after")
     assert finished == ["first", "after"]

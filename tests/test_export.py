@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import HANG_GUARD_S
 from microbudget_core.cli import main
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.export import CARD_NAME, export_run
@@ -41,7 +42,8 @@ def test_an_export_loads_in_a_fresh_process_with_the_model_cards_snippet(stored_
     texts = ["good great film", "bad boring plot", "the actors were superb"]
     snippet = snippet.replace('["your text here"]', json.dumps(texts))
     fresh = subprocess.run([sys.executable, "-c", snippet], cwd=folder.parent, capture_output=True, text=True,
-                           env={"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, timeout=300)
+                           env={"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+                           timeout=HANG_GUARD_S)
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     original = load_saved(Path(stored_run.artifact_path))
     expected = [original.labels[i] for i in original.predict(texts)]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import HANG_GUARD_S
 from microbudget_core import cli, models, techniques
 from microbudget_core.assets import Asset
 from microbudget_core.baseline import RECIPES, build_baseline
@@ -156,7 +157,7 @@ def test_a_large_teacher_distils_into_a_student_of_another_family_cut_to_k_layer
 def test_the_distillation_page_starts_with_the_large_teacher_and_minilm_as_student():
     assert distillation.default_teacher() == "mpnet-base"
     assert any(m["id"] == "mpnet-base" for m in cli.catalog()["models"])
-    at = AppTest.from_file(str(ROOT / "views" / "distillation.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "views" / "distillation.py"), default_timeout=HANG_GUARD_S).run()
     assert not at.exception
     assert at.selectbox(key="model_choice").value == "mpnet-base"
     assert at.selectbox(key="distill_mpnet-base.student").value == "model"

@@ -123,7 +123,7 @@ def test_pack_layouts_by_hand():
 
 
 def test_pack_rejects_codes_too_wide():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"codes must be below 2\*\*2, found 4"):
         pack_bits(torch.tensor([4], dtype=torch.uint8), 2)
 
 
@@ -153,13 +153,14 @@ def test_reconstruction_error_metrics():
 @pytest.mark.parametrize("bits", [0, 1, 9, 16])
 def test_invalid_bits_raise(bits):
     x = torch.ones(2, 4)
-    with pytest.raises(ValueError):
+    message = rf"bits must be an integer in 2\.\.8, got {bits}"
+    with pytest.raises(ValueError, match=message):
         scale_zero_point(x, bits, False)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         quantize(x, bits, True)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         quantize_groups(x, bits, 2, False)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         pack_bits(torch.zeros(4, dtype=torch.uint8), bits)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         packed_bytes(2, 4, bits, 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -41,12 +42,15 @@ def test_a_corrupt_weights_file_is_caught_by_its_checksum(asset, model, task, tm
                                                    ("mobilenet-v2", "mnist-5k", 0.95)])
 def test_cli_dynamic_int8_on_the_offline_defaults(model, dataset, floor, shared_home, monkeypatch):
     monkeypatch.setenv("MICROBUDGET_HOME", str(shared_home))
+    started = time.perf_counter()
     done = cli("run", "--model", model, "--dataset", dataset, "--technique", "dynamic-int8", "--json")
+    elapsed = time.perf_counter() - started
     assert done.returncode == 0, done.stderr[-2000:]
     run = json.loads(done.stdout)
     baseline, result = run["baseline"], run["result"]
     assert baseline["accuracy"] >= floor, f"baseline accuracy {baseline['accuracy']}"
-    assert baseline["eval_examples"] == 1000 and baseline["train_seconds"] > 0
+    # This run built the baseline (nothing else here trains this model): its training is part of the run's time.
+    assert baseline["eval_examples"] == 1000 and 0 < baseline["train_seconds"] <= elapsed
     assert result["accuracy"] >= floor - 0.03 and result["fidelity"] >= 0.9
     assert baseline["peak_rss_mb"] and result["peak_rss_mb"]
     if model == "minilm-l6":  # int8 Linear weights: a real size cut, not a rounding change

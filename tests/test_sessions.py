@@ -8,6 +8,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from conftest import HANG_GUARD_S
 from microbudget_core import labs, limits, paths
 from microbudget_core.data.uploads import save_upload
 from microbudget_core.pipeline import Request, resolve, run_pipeline
@@ -66,10 +67,10 @@ def test_a_session_id_never_becomes_a_path_outside_the_sessions_folder():
 def test_the_app_in_private_mode_works_in_the_sessions_folder(private_home, monkeypatch):
     monkeypatch.setenv("MICROBUDGET_PRIVATE_SESSIONS", "1")
     monkeypatch.setenv("MICROBUDGET_MAX_EPOCHS", "2")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=HANG_GUARD_S).run()
     assert not at.exception
     captions = " ".join(c.value for c in at.sidebar.caption)
-    assert "private to this browser tab" in captions and "at most 2 epochs" in captions
+    assert "private to this workspace" in captions and "at most 2 epochs" in captions
     assert [p.name for p in (private_home / "sessions").iterdir()] == [at.session_state["workspace"]]
 
 

@@ -9,12 +9,14 @@ import errno
 import json
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import ui
+from conftest import HANG_GUARD_S
 from microbudget_core import labs
 from microbudget_core.labs import talk
 from microbudget_core.runs import RunStore
@@ -50,8 +52,9 @@ def unplugged(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def warmed(tmp_path_factory, tiny_text_model, tiny_gguf_llama, sentiment_csv, tiny_whisper,
-           spoken_folder) -> tuple[Path, talk.Plan, list]:
-    """One warm of a tiny plan, unplugged, in a data folder of its own: (folder, plan, what warm reported)."""
+           spoken_folder) -> tuple[Path, talk.Plan, list, float]:
+    """One warm of a tiny plan, unplugged, in a data folder of its own: (folder, plan, what warm reported, the
+    seconds it took)."""
     plan = talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_gguf_llama),
                      eval_limit=40, llm_texts=16, live_examples_per_class=16, architectures=(str(tiny_text_model),),
                      speech_model=str(tiny_whisper), speech_dataset=f"audio:{spoken_folder}",
@@ -60,24 +63,26 @@ def warmed(tmp_path_factory, tiny_text_model, tiny_gguf_llama, sentiment_csv, ti
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MICROBUDGET_HOME", str(home))
         _unplug(patch)
+        started = time.perf_counter()
         report = talk.warm(plan)
-    return home, plan, report
+    return home, plan, report, time.perf_counter() - started
 
 
 @pytest.fixture
 def warmed_home(warmed, tmp_path, monkeypatch) -> talk.Plan:
     """A copy of the warmed data folder as this test's own (a test may add runs)."""
-    home, plan, _ = warmed
+    home, plan, _, _ = warmed
     shutil.copytree(home, tmp_path / "home")
     monkeypatch.setenv("MICROBUDGET_HOME", str(tmp_path / "home"))
     return plan
 
 
 def test_warm_computes_every_lab_once_then_keeps_them(warmed, monkeypatch, unplugged):
-    home, plan, report = warmed
+    home, plan, report, seconds = warmed
     assert [w.lab for w in report] == [labs.TRANSFER, labs.DISTILLATION, labs.QUANTIZATION, labs.ARCHITECTURES,
                                        labs.LLM_LEVELS, labs.SPECIALIST, labs.SPEECH]
-    assert all(w.status == "computed" and w.seconds > 0 for w in report), report
+    assert all(w.status == "computed" for w in report), report
+    assert 0 < min(w.seconds for w in report) and sum(w.seconds for w in report) <= seconds  # each lab's own time
     monkeypatch.setenv("MICROBUDGET_HOME", str(home))
     assert talk.last_plan() == plan
     assert {w.status for w in talk.warm(plan)} == {"kept"}
@@ -136,18 +141,18 @@ def _pick(at: AppTest, plan: talk.Plan) -> AppTest:
 
 @pytest.mark.parametrize("view, charts", [("transfer", 2), ("distillation", 2), ("quantization", 3)])
 def test_lab_pages_open_on_the_warmed_results_with_no_button_pressed(warmed_home, unplugged, view, charts):
-    at = _pick(AppTest.from_file(str(ROOT / "views" / f"{view}.py"), default_timeout=120).run(), warmed_home)
+    at = _pick(AppTest.from_file(str(ROOT / "views" / f"{view}.py"), default_timeout=HANG_GUARD_S).run(), warmed_home)
     assert not at.exception and not at.error
     assert len([c for c in _charts(at) if _has_data(c)]) >= charts
 
 
 def test_the_other_pages_open_on_the_warmed_results(warmed_home, unplugged):
     plan = warmed_home
-    at = AppTest.from_file(str(ROOT / "views" / "architectures.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "views" / "architectures.py"), default_timeout=HANG_GUARD_S).run()
     at.text_input(key="arch_dataset_other_text").input(plan.dataset).run()
     assert not at.exception and _has_data(_charts(at)[0])
     for view, key in [("llm_quantization", "llmq"), ("specialist", "spec")]:
-        at = AppTest.from_file(str(ROOT / "views" / f"{view}.py"), default_timeout=120).run()
+        at = AppTest.from_file(str(ROOT / "views" / f"{view}.py"), default_timeout=HANG_GUARD_S).run()
         at.selectbox(key=f"{key}_model").set_value(ui.OTHER).run()
         at.text_input(key=f"{key}_model_other").input(plan.llm)
         at.selectbox(key=f"{key}_dataset").set_value(ui.OTHER).run()
@@ -158,7 +163,7 @@ def test_the_other_pages_open_on_the_warmed_results(warmed_home, unplugged):
 
 def test_presenter_view_walks_the_talk_and_reruns_a_step_live(warmed_home, unplugged):
     plan = warmed_home
-    at = AppTest.from_file(str(ROOT / "views" / "talk.py"), default_timeout=300).run()
+    at = AppTest.from_file(str(ROOT / "views" / "talk.py"), default_timeout=HANG_GUARD_S).run()
     for step in talk.STEPS:
         assert not at.exception and at.title[0].value == step.title
         assert at.markdown and _charts(at) and all(_has_data(chart) for chart in _charts(at))

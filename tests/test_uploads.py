@@ -27,7 +27,7 @@ def test_a_zip_upload_is_validated_before_it_is_kept(tmp_path):
     good = make_zip(tmp_path / "pets.zip", PETS).read_bytes()
     assert save_upload("pets.zip", good).startswith("images:")
     bad = make_zip(tmp_path / "bad.zip", {**PETS, "../evil.png": png()}).read_bytes()
-    with pytest.raises(MicrobudgetError):
+    with pytest.raises(MicrobudgetError, match=r"rejected for safety: member '\.\./evil\.png'"):
         save_upload("bad.zip", bad)
     assert len(list((home() / "uploads").iterdir())) == 1  # the bad zip was not kept
 

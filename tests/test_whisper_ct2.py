@@ -205,10 +205,10 @@ def test_interrupted_conversion_leaves_nothing(tiny_whisper, tmp_path: Path, mon
     _, folder, parts = tiny_whisper
 
     def fail(*args, **kwargs):
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt("stopped mid-conversion")
 
     monkeypatch.setattr(transformers.WhisperProcessor, "save_pretrained", fail)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="stopped mid-conversion"):
         convert(parts, folder, tmp_path / "hf")
     assert list(tmp_path.iterdir()) == []
 
