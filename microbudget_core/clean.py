@@ -123,7 +123,10 @@ def _running(pid: int) -> bool:
 
 def _stored_run_ids() -> set[str] | None:
     """The ids of the runs in the shared store; None where it cannot be read."""
+    store = home() / "runs.sqlite"
+    if not store.exists():  # no store yet: none stored (and a dry run creates none)
+        return set()
     try:
-        return {run.run_id for run in RunStore(home() / "runs.sqlite").list(quality=None)}
+        return {run.run_id for run in RunStore(store).list(quality=None)}
     except DamagedFile:
         return None

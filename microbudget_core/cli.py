@@ -45,9 +45,11 @@ def main(argv: list[str] | None = None) -> int:
                     raise
                 moved = move_aside(damaged.path)
                 print(f"moved the damaged {damaged.path.name} aside (now {moved.name}); running again", file=sys.stderr)
-    except (MicrobudgetError, DamagedFile) as error:
-        print(f"error: {error}" + (" Run again with --move-damaged to do so." if isinstance(error, DamagedFile) else ""),
-              file=sys.stderr)
+    except DamagedFile as damaged:
+        print(f"error: {damaged} Run again with --move-damaged to do so.", file=sys.stderr)
+        return 2
+    except MicrobudgetError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: nothing was stored for the unfinished run", file=sys.stderr)
@@ -264,7 +266,8 @@ def _parser() -> argparse.ArgumentParser:
                      description="Make a model smaller and faster, and measure what it costs.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--verbose", action="store_true",
-                        help="show libraries' warnings and notices on stderr (else: MICROBUDGET_HOME/logs/cli-DATE.log)")
+                        help="show libraries' warnings and notices on stderr "
+                             "(else: MICROBUDGET_HOME/logs/cli-DATE.log)")
     common.add_argument("--move-damaged", action="store_true",
                         help="move a damaged runs store or lab results file aside (kept, renamed NAME.damaged-TIME) "
                              "and start a new one")

@@ -32,8 +32,7 @@ def library_output_to(log: Path) -> Iterator[TextIO]:
         saved = os.dup(2)
         os.dup2(file.fileno(), 2)  # C and C++ libraries (ONNX Runtime, llama.cpp) write to the descriptor itself
         try:
-            with contextlib.redirect_stderr(file), warnings.catch_warnings():
-                warnings.simplefilter("default")  # each warning once, into the log
+            with contextlib.redirect_stderr(file), shown_here():  # each warning once, into the log
                 logging.captureWarnings(True)
                 handler = logging.StreamHandler(file)
                 logging.getLogger().addHandler(handler)

@@ -39,7 +39,7 @@ class Candidate:
 
     @property
     def artifact(self) -> str:
-        """"original", or what is left of the run's saved model: runs.SAVED, MISSING or DAMAGED."""
+        """"original", or what is left of the run's saved model: SAVED, MISSING or DAMAGED (models.bundle)."""
         return "original" if self.is_original else artifact_state(self.artifact_path)
 
 

@@ -91,7 +91,7 @@ class ModelBundle:
         saver = getattr(self.preprocess, "save_pretrained", None)
         if saver:
             saver(folder)
-        # Each file's size, so a truncated or missing file is told from a whole artifact (runs.artifact_state).
+        # Each file's size, so a truncated or missing file is told from a whole artifact (artifact_state).
         files = {str(path.relative_to(folder)): path.stat().st_size for path in sorted(folder.rglob("*"))
                  if path.is_file() and path.name != "microbudget.json"}
         info = {"task": self.task, "labels": self.labels, "name": self.name, "meta": self.meta, "files": files}

@@ -47,14 +47,18 @@ AUDIO_CONTEXTS = ("clip", "window")  # speech: the encoder reads the clip alone 
 @dataclass(frozen=True)
 class Config:
     student: str = field(default="layers", metadata={"choices": STUDENTS})
-    layers: int = field(default=2, metadata={"min": 1})  # layers student: how many of the teacher's transformer layers (a Whisper's decoder's) it keeps
+    # layers student: how many of the teacher's transformer layers (a Whisper's decoder's) it keeps
+    layers: int = field(default=2, metadata={"min": 1})
     which_layers: str = field(default="auto", metadata={"choices": WHICH_LAYERS})
-    width: float = field(default=0.5, metadata={"min": 0.1, "max": 1.0})  # narrow student: its channels (MobileNetV2) or hidden size (BERT) as a share of the teacher's
+    # narrow student: its channels (MobileNetV2) or hidden size (BERT) as a share of the teacher's
+    width: float = field(default=0.5, metadata={"min": 0.1, "max": 1.0})
     init: str = field(default="teacher", metadata={"choices": INITS})  # narrow: the teacher's weights sliced, or random
     student_model: str = ""  # model student: a model id or folder, trained with a fresh head
-    model_layers: int = field(default=0, metadata={"min": 0})  # model student: keep this many of its transformer layers (which_layers says which); 0 all
+    # model student: keep this many of its transformer layers (which_layers says which); 0 all
+    model_layers: int = field(default=0, metadata={"min": 0})
     trim_vocab: bool = True  # text: keep only the word-table rows of tokens the training texts use
-    temperature: float = field(default=2.0, metadata={"above": 0, "max": 100})  # softens both softmaxes; higher shows more of the teacher's "dark knowledge"
+    # softens both softmaxes; higher shows more of the teacher's "dark knowledge"
+    temperature: float = field(default=2.0, metadata={"above": 0, "max": 100})
     # weight of the soft-target term, the rest on the labels (speech: on the teacher's transcripts); 0 is the
     # hard-label control (speech: the student trained on the dataset's reference transcripts, the teacher unused)
     alpha: float = field(default=0.5, metadata={"min": 0, "max": 1})
@@ -67,8 +71,10 @@ class Config:
     unlabeled: str = ""
     use_labels: bool = True  # False: the student never sees a human label, only the teacher's predictions
     epochs: int = field(default=3, metadata={"min": 1})
-    learning_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})  # 0: 3e-4 for text, 1e-3 for vision (see RATES); a model student: the baseline's
-    examples_per_class: int = field(default=0, metadata={"min": 0})  # labelled budget: 0 all, else the first k of each class
+    # 0: 3e-4 for text, 1e-3 for vision (see RATES); a model student: the baseline's
+    learning_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    # labelled budget: 0 all, else the first k of each class
+    examples_per_class: int = field(default=0, metadata={"min": 0})
     patience: int = field(default=2, metadata={"min": 1})  # epochs without validation gain before stopping
     seed: int = 0
     # speech: "clip" the student's encoder reads the clip's own frames (in whole seconds) rather than a 30 s window

@@ -23,7 +23,8 @@ MAX_SHOTS = 32
 
 @dataclass(frozen=True)
 class Config:
-    shots: int = field(default=4, metadata={"min": 0, "max": MAX_SHOTS})  # labelled training examples placed in the prompt, one class after another
+    # labelled training examples placed in the prompt, one class after another
+    shots: int = field(default=4, metadata={"min": 0, "max": MAX_SHOTS})
     seed: int = 0  # which training examples
 
 

@@ -18,7 +18,8 @@ DESCRIPTION = "Transfer learning, full fine-tuning: every pretrained weight trai
 @dataclass(frozen=True)
 class Config:
     epochs: int = field(default=2, metadata={"min": 1})
-    learning_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})  # 0: the baseline recipe's rate (1e-3 for vision, 1.5e-4 for text)
+    # 0: the baseline recipe's rate (1e-3 for vision, 1.5e-4 for text)
+    learning_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
     examples_per_class: int = field(default=0, metadata={"min": 0})  # 0: all; else the first k of each class
     patience: int = field(default=1, metadata={"min": 1})  # epochs without validation gain before stopping
     freeze_embeddings: bool = True  # text: the word table's update costs more than the layers on a CPU

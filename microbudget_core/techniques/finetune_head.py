@@ -38,7 +38,8 @@ class Config:
     epochs: int = field(default=20, metadata={"min": 1})  # cheap: an epoch runs only the head, on cached features
     learning_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})  # 0: by kind (RATES)
     examples_per_class: int = field(default=0, metadata={"min": 0})  # 0: all; else the first k of each class
-    patience: int = field(default=10, metadata={"min": 1})  # epochs without validation gain before stopping (late epochs, at low rates, still help)
+    # epochs without validation gain before stopping (late epochs, at low rates, still help)
+    patience: int = field(default=10, metadata={"min": 1})
     # Vision: frozen ImageNet features see small images (28 px digits) better enlarged; 0 keeps the baseline's size.
     # MobileNetV2 on mnist-5k, linear head: 96 px 0.944, 128 px 0.955, 160 px 0.948 eval accuracy (features
     # computed once in 54 s at 128 px).

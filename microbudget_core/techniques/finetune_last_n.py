@@ -18,9 +18,11 @@ DESCRIPTION = "Transfer learning, last N blocks: the backbone's top fine-tuned a
 
 @dataclass(frozen=True)
 class Config:
-    n: int = field(default=4, metadata={"min": 1})  # blocks: BERT layers (6 in MiniLM-L6), MobileNetV2's `features` (19)
+    # blocks: BERT layers (6 in MiniLM-L6), MobileNetV2's `features` (19)
+    n: int = field(default=4, metadata={"min": 1})
     epochs: int = field(default=2, metadata={"min": 1})
-    learning_rate: float = field(default=1e-3, metadata={"min": 0, "max": 1})  # the head's (0: the baseline recipe's); blocks get learning_rate * backbone_lr_scale
+    # the head's (0: the baseline recipe's); blocks get learning_rate * backbone_lr_scale
+    learning_rate: float = field(default=1e-3, metadata={"min": 0, "max": 1})
     backbone_lr_scale: float = field(default=0.3, metadata={"above": 0, "max": 1})
     examples_per_class: int = field(default=0, metadata={"min": 0})  # 0: all; else the first k of each class
     patience: int = field(default=1, metadata={"min": 1})  # epochs without validation gain before stopping

@@ -37,8 +37,10 @@ DESCRIPTION = "Transfer learning, few-shot (text): the encoder tuned on same/dif
 
 @dataclass(frozen=True)
 class Config:
-    examples_per_class: int = field(default=8, metadata={"min": 0})  # the few-shot budget (0: all, with pairs capped by max_pairs)
-    pair_iterations: int = field(default=20, metadata={"min": 1})  # SetFit's num_iterations: one same-class and one other-class pair per example each
+    # the few-shot budget (0: all, with pairs capped by max_pairs)
+    examples_per_class: int = field(default=8, metadata={"min": 0})
+    # SetFit's num_iterations: one same-class and one other-class pair per example each
+    pair_iterations: int = field(default=20, metadata={"min": 1})
     max_pairs: int = field(default=2560, metadata={"min": 1})  # a cap for large budgets: 160 steps of 16 pairs
     body_learning_rate: float = field(default=2e-5, metadata={"above": 0, "max": 1})  # SetFit's default for the encoder
     batch_size: int = field(default=16, metadata={"min": 1})  # pairs per step
