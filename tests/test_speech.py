@@ -130,7 +130,8 @@ def test_speech_runs_are_measured_stored_and_reload(tiny_whisper: Path, spoken_f
         assert 0 <= side["wer"] and 0 <= side["cer"]
         transcribing_s = side["eval_examples"] / side["throughput_per_s"]  # every clip, one after another
         assert side["rtf"] == pytest.approx(transcribing_s / side["audio_seconds"])
-        assert 0 < side["latency_ms_p50"] <= 1000 * transcribing_s
+        # With one clip the two are the same timing: 1e-9 is the float rounding of the division above.
+        assert 0 < side["latency_ms_p50"] <= 1000 * transcribing_s * (1 + 1e-9)
         assert len(side["transcripts"]) == side["eval_examples"]
     if runtime != "pytorch":  # all weights int8 (PyTorch's keeps the embedding table fp32 beside the int8 output layer)
         assert run.result["size_bytes"] < run.baseline["size_bytes"] / 2
