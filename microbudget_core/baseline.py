@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import kinds, limits
+from . import devices, kinds, limits
 from .atomic import folder_atomically
 from .data import Dataset
 from .errors import move_aside
@@ -86,9 +86,11 @@ def _train_and_cache(pretrained: ModelBundle, dataset: Dataset, recipe: Any, fol
         model, report, _ = fit_head(pretrained, dataset.train, recipe, progress)
         trained = replace(pretrained, model=model, head_trained=True, meta=dict(pretrained.meta))
     trained.meta.update(train_seconds=report.train_seconds, train_examples=report.train_examples,
-                        history=report.history, recipe=asdict(recipe), dataset=dataset.id)
-    with folder_atomically(folder) as partial:  # an interrupted build leaves no half entry
-        trained.save(partial)
+                        history=report.history, trained_on=report.hardware, recipe=asdict(recipe), dataset=dataset.id)
+    if devices.is_main():  # several processes trained it together: one writes it, the others then read it
+        with folder_atomically(folder) as partial:  # an interrupted build leaves no half entry
+            trained.save(partial)
+    devices.wait_for_everyone()
 
 
 def _cache_key(model_id: str, dataset: Dataset, recipe: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, NoReturn, TextIO
 
 from tqdm import tqdm
 
-from . import clean, kinds, logs, techniques
+from . import clean, devices, kinds, logs, techniques
 from .data.bundled import BUNDLED
 from .errors import DamagedFile, MicrobudgetError, move_aside
 from .export import export_run
@@ -123,10 +123,13 @@ def _list(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     steps = _assign_settings(args.technique or [], args.set or [])
     request = Request(args.model, args.dataset, steps, args.eval_limit, CAUSAL_LM if args.language_model else None)
+    _train_on(args)
+    measure_config = MeasureConfig(threads=args.threads, memory=not args.no_memory, device=args.measure_device)
     kept: list = []
     with _progress_bar(args.stderr) as progress:
-        run = run_pipeline(request, measure_config=MeasureConfig(threads=args.threads, memory=not args.no_memory),
-                           progress=progress, kept=kept)
+        run = run_pipeline(request, measure_config=measure_config, progress=progress, kept=kept)
+    if run is None:  # another process of `accelerate launch`: the main one prints the result
+        return 0
     if args.json:
         print(json.dumps(run.to_json(), indent=2))
     else:
@@ -159,7 +162,13 @@ def _progress_bar(stream: TextIO) -> Iterator[Progress]:
             bar.close()
 
 
+def _train_on(args: argparse.Namespace) -> None:
+    """The training device, precision and accumulation of this command (a device the machine lacks fails here)."""
+    devices.use(devices.Training(args.device, args.mixed_precision, args.gradient_accumulation))
+
+
 def _warm(args: argparse.Namespace) -> int:
+    _train_on(args)
     plan = talk.Plan(args.model, args.dataset, args.llm, args.eval_limit, args.llm_texts,
                      speech_model=args.speech_model, speech_dataset=args.speech_dataset,
                      vision_model=args.vision_model, vision_dataset=args.vision_dataset, teacher=args.teacher)
@@ -271,15 +280,23 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--move-damaged", action="store_true",
                         help="move a damaged runs store or lab results file aside (kept, renamed NAME.damaged-TIME) "
                              "and start a new one")
+    training = argparse.ArgumentParser(add_help=False)
+    training.add_argument("--device", choices=devices.DEVICES, default=devices.AUTO,
+                          help="where training runs (through Accelerate); auto: the GPU where there is one "
+                               "(default: %(default)s)")
+    training.add_argument("--mixed-precision", choices=devices.PRECISIONS, default="no",
+                          help="train in bf16 or fp16 mixed precision (fp16: a GPU only; default: %(default)s)")
+    training.add_argument("--gradient-accumulation", type=_count(1), default=1, metavar="N",
+                          help="batches per optimizer step (default: %(default)s)")
     commands = parser.add_subparsers(required=True)
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help, parents=[common])
+    def command(name: str, help: str, *more: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, parents=[common, *more])
 
     listing = command("list", "models, datasets and techniques")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(command=_list)
-    run = command("run", "run techniques on a model and compare with the original")
+    run = command("run", "run techniques on a model and compare with the original", training)
     run.add_argument("--model", required=True, help="an id from `list`, a hub id, or a local folder")
     run.add_argument("--dataset", required=True,
                      help="an id from `list`, csv:PATH, images:PATH, audio:PATH, spoken:DATASET or hf:NAME")
@@ -289,6 +306,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=_count(1), default=MeasureConfig.threads,
                      help="threads for every measurement, the original's too (default: %(default)s)")
     run.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe (saves seconds)")
+    run.add_argument("--measure-device", choices=devices.DEVICES[1:], default=devices.CPU,
+                     help="where quality and speed are measured: the CPU (the serving target) unless a GPU is asked "
+                          "for; PyTorch classifiers only, other rows stay on the CPU (default: %(default)s)")
     run.add_argument("--language-model", action="store_true",
                      help="measure a causal LM as a language model: perplexity on the dataset's eval texts, "
                           "tokens/s, a fixed completion (default: as a classifier of the dataset's labels)")
@@ -308,7 +328,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="compare the runs measured on this many eval examples (default: the most)")
     compare.add_argument("--json", action="store_true")
     compare.set_defaults(command=_compare)
-    warm = command("warm", "before a talk: compute what every page opens on (kept results are reused)")
+    warm = command("warm", "before a talk: compute what every page opens on (kept results are reused)", training)
     defaults = talk.Plan()
     warm.add_argument("--model", default=defaults.model, help="the labs' model (default: %(default)s)")
     warm.add_argument("--dataset", default=defaults.dataset, help="the labs' dataset (default: %(default)s)")

@@ -7,16 +7,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from . import kinds
+from . import devices, kinds
 from .data import Split
-from .models import ModelBundle
+from .models import IMAGE, TEXT, ModelBundle
+from .runtimes import PYTORCH
 from .progress import Progress, no_progress
 
 
@@ -30,6 +31,12 @@ class MeasureConfig:
     # Language models: one greedy completion of a fixed prompt and length gives tokens/s and the text.
     prompt: str = "The three best ways to make a machine learning model smaller are"
     new_tokens: int = 32
+    # Where quality and speed are measured: the CPU, the serving target whose numbers this tool shows, unless asked.
+    # A GPU measures PyTorch classifiers there; other runtimes and kinds are measured on the CPU (and say so).
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        devices.resolved(self.device)  # a device this machine lacks: refused before any slow work
 
 
 @dataclass
@@ -58,14 +65,23 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
             progress(0.05, "Measuring peak memory in a fresh process")
             batch = eval_split.inputs[: config.batch_size]
             peak_rss, load_seconds = _probe(artifact, batch, Path(scratch)) if config.memory else (None, None)
-        quality, predictions = kind.quality(bundle, eval_split, reference, config, progress)
+        where = torch.device(config.device if _measurable_on_device(bundle) else devices.CPU)
+        placed = replace(bundle, model=devices.placed(bundle.model, where),
+                         preprocess=devices.sending(bundle.preprocess, where))
+        quality, predictions = kind.quality(placed, eval_split, reference, config, progress)
     finally:
         torch.set_num_threads(threads)
     metrics = {"size_bytes": size, "params": bundle.parameter_count(), **dataclasses.asdict(quality),
                "peak_rss_mb": peak_rss, "load_seconds": load_seconds, "eval_examples": len(eval_split),
-               "threads": config.threads}
+               "threads": config.threads, "measured_on": devices.hardware(where)}
     progress(1.0, "Measured")
     return Measurement(metrics, predictions)
+
+
+def _measurable_on_device(bundle: ModelBundle) -> bool:
+    """A PyTorch classifier: its weights move to a GPU (quantized, GGUF and ONNX rows run on the CPU)."""
+    return (bundle.runtime.ID == PYTORCH and bundle.task in (TEXT, IMAGE)
+            and all(p.dtype.is_floating_point for p in bundle.model.parameters()))
 
 
 def ratios(baseline: dict[str, Any], result: dict[str, Any], task: str) -> dict[str, float]:

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import limits, techniques
+from . import devices, limits, techniques
 from .baseline import build_baseline
 from .data import Dataset, DatasetSpec, Split, load_dataset
 from .errors import MicrobudgetError
@@ -46,10 +46,11 @@ class Prepared:
 
 @one_at_a_time
 def run_pipeline(request: Request, store: RunStore | None = None, measure_config: MeasureConfig = MeasureConfig(),
-                 progress: Progress = no_progress, kept: list[Run] | None = None) -> Run:
+                 progress: Progress = no_progress, kept: list[Run] | None = None) -> Run | None:
     """Run the request's steps on a copy of the baseline, measure both, and store the Run.
 
-    `kept` receives every run stored: in a chain, one per step (see `run_steps`).
+    `kept` receives every run stored: in a chain, one per step (see `run_steps`). None in a process of
+    `accelerate launch` other than the main one (it trains its share; the main one measures and stores).
     """
     steps = resolve(request.steps)  # bad ids and settings fail before any slow work
     store = store or RunStore()  # and so does a damaged runs store
@@ -88,13 +89,15 @@ def prepare(request: Request, measure_config: MeasureConfig = MeasureConfig(),
     dataset = load_dataset(DatasetSpec(request.dataset))
     eval_split = dataset.eval.head(request.eval_limit)
     baseline = build_baseline(request.model, dataset, request.task, progress=scaled(progress, 0.02, 0.75))
-    original = measure(baseline, eval_split, config=measure_config, progress=scaled(progress, 0.75, 1.0))
+    # The main process measures; under `accelerate launch` the others only train (they wait meanwhile).
+    original = measure(baseline, eval_split, config=measure_config, progress=scaled(progress, 0.75, 1.0)) \
+        if devices.is_main() else None
     return Prepared(request, dataset, eval_split, baseline, original)
 
 
 def run_steps(prepared: Prepared, steps: list[tuple[Any, Any]], store: RunStore | None = None,
               measure_config: MeasureConfig = MeasureConfig(), progress: Progress = no_progress,
-              kept: list[Run] | None = None) -> Run:
+              kept: list[Run] | None = None) -> Run | None:
     """Apply resolved steps (see `resolve`) to the prepared baseline, measure the result, and store the Run.
 
     In a chain, each step's intermediate result is measured and stored as a run of its own too
@@ -105,13 +108,17 @@ def run_steps(prepared: Prepared, steps: list[tuple[Any, Any]], store: RunStore 
     result, step_training = prepared.baseline, {}
     share = 1 / (len(steps) + 1)  # each step, and each measurement, a part of the bar
     for number, (technique, config) in enumerate(steps):
+        if not any(techniques.trains(later) for later, _ in steps[number:]) and not devices.part_ways():
+            return None  # another process of `accelerate launch`: its share of the training is done
         trained_before = result.meta.get("train_seconds")
         result = technique.apply(result, config, prepared.dataset, scaled(progress, share * number, share * (number + 0.5)))
         if result.meta.get("train_seconds") != trained_before:  # this step trained
             step_training = _training(result.meta)
-        if number < len(steps) - 1:
+        if number < len(steps) - 1 and devices.is_main():
             kept.append(_measure_and_store(prepared, steps[:number + 1], result, step_training, store, measure_config,
                                            scaled(progress, share * (number + 0.5), share * (number + 1))))
+    if not devices.part_ways():
+        return None
     kept.append(_measure_and_store(prepared, steps, result, step_training, store, measure_config,
                                    scaled(progress, 1 - share, 1.0)))
     progress(1.0, "Done")
@@ -156,4 +163,4 @@ def _records(steps: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
 
 def _training(meta: dict[str, Any]) -> dict[str, Any]:
     """The contract's training fields, where the model was trained."""
-    return {key: meta[key] for key in ("train_seconds", "train_examples", "history") if key in meta}
+    return {key: meta[key] for key in ("train_seconds", "train_examples", "history", "trained_on") if key in meta}

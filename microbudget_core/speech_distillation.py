@@ -22,6 +22,7 @@ import transformers
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
+from . import devices
 from .cache import cached_array
 from .data import Dataset, Split
 from .data.audio import SAMPLE_RATE
@@ -147,7 +148,7 @@ def distill(bundle: ModelBundle, config: Any, dataset: Dataset | None, progress:
     return replace(student, head_trained=True).derived(
         model, note=note, structure="distill" if config.audio_context == "clip" else None,
         audio_context=config.audio_context, train_seconds=seconds, train_examples=len(fit), history=history,
-        report=report)
+        trained_on=devices.hardware(), report=report)  # its own loop, on the CPU (not through Accelerate)
 
 
 def _check(config: Any, dataset: Dataset | None) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
-from . import limits
+from . import devices, limits
 from .batching import in_length_order
 from .data import Split
 from .models import ModelBundle
@@ -56,6 +56,7 @@ class TrainReport:
     trainable_params: int = 0
     examples_per_class: int = 0  # mean over the classes of the examples trained on
     feature_seconds: float = 0.0  # head-only training: computing the frozen features (part of train_seconds)
+    hardware: str = ""  # what trained: devices.training_hardware()
 
 
 def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, progress: Progress = no_progress, *,
@@ -74,7 +75,8 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
     """
     # The operator's limits, here so that every training obeys them: techniques, labs and the baseline recipe.
     config, examples_per_class = limits.capped(config), limits.within("examples_per_class", examples_per_class)
-    torch.manual_seed(config.seed)
+    progress = progress if devices.is_main() else no_progress  # one bar, however many processes train
+    torch.manual_seed(config.seed)  # the same start in every process
     fit, validation = (train, validation) if validation else split_for_training(train, config, examples_per_class)
     result = bundle.copy(head_trained=True)
     model = result.model
@@ -87,32 +89,42 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
     # Small budgets repeat their examples within an epoch until the run makes min_steps updates.
     passes = max(1, -(-min_steps // (batches_per_pass * config.epochs)))
     batches_per_epoch = batches_per_pass * passes
-    total_steps = batches_per_epoch * config.epochs
-    # Short linear warm-up, then linear decay: the usual fine-tuning schedule.
+    accelerator = devices.accelerator()
+    total_steps = -(-batches_per_epoch * config.epochs // accelerator.gradient_accumulation_steps)
+    # Short linear warm-up, then linear decay: the usual fine-tuning schedule (stepped with the optimizer).
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / 10) * max(0.0, 1 - step / total_steps))
+    # Accelerate places the model (and, with several processes, wraps it to average their gradients).
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    on_device = replace(result, preprocess=devices.sending(result.preprocess, accelerator.device))
+    training = replace(on_device, model=wrapped)  # what the objective calls: gradients flow through the wrapper
     report = TrainReport(train_seconds=0.0, train_examples=len(fit),
                          trainable_params=sum(p.numel() for params in groups.values() for p in params),
-                         examples_per_class=round(len(fit) / len(bundle.labels)))
+                         examples_per_class=round(len(fit) / len(bundle.labels)),
+                         hardware=devices.training_hardware())
     best_accuracy, best_state, stale = -1.0, None, 0
-    generator = np.random.default_rng(config.seed)
+    generator = np.random.default_rng(config.seed)  # the same batches in every process; each trains its share
     start = time.perf_counter()
     for epoch in range(config.epochs):
-        model.train()
+        wrapped.train()
         _keep_frozen_batch_norm_statistics(model)
         losses = []
         epoch_batches = [idx for _ in range(passes) for idx in _batches(fit.inputs, config.batch_size, generator)]
         for batch_index, idx in enumerate(epoch_batches):
-            loss = objective(result, [fit.inputs[i] for i in idx], torch.as_tensor(fit.labels[idx]), idx)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
+            mine = devices.share(idx)
+            with accelerator.accumulate(wrapped):
+                loss = objective(training, [fit.inputs[i] for i in mine],
+                                 torch.as_tensor(fit.labels[mine], device=accelerator.device), mine)
+                accelerator.backward(loss)
+                optimizer.step()  # Accelerate steps only at the end of an accumulation
+                if accelerator.sync_gradients:
+                    schedule.step()
+                optimizer.zero_grad()
             losses.append(loss.item())
-            done = (epoch * batches_per_epoch + batch_index + 1) / total_steps
+            done = (epoch * batches_per_epoch + batch_index + 1) / (batches_per_epoch * config.epochs)
             progress(done, f"Epoch {epoch + 1}/{config.epochs}, batch {batch_index + 1}/{batches_per_epoch}, "
                            f"loss {np.mean(losses[-20:]):.3f}")
-        accuracy = accuracy_on(result, validation)
+        accuracy = devices.same_everywhere(accuracy_on(on_device, validation))
         report.history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": accuracy})
         progress((epoch + 1) / config.epochs, f"Epoch {epoch + 1}: validation accuracy {accuracy:.3f}",
                  **report.history[-1])
@@ -122,8 +134,10 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
             stale += 1
             if stale >= config.patience:
                 break
+    model = accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False)  # mixed precision's autocast taken off
     model.load_state_dict(best_state)
-    model.eval().requires_grad_(True)
+    model.to("cpu").eval().requires_grad_(True)  # the result lives on the CPU, where it is measured and saved
+    accelerator.free_memory()  # the accelerator's references to the model and optimizer
     report.train_seconds = time.perf_counter() - start
     return result, report
 

@@ -60,7 +60,7 @@ def head_inputs(model: nn.Module, head: str, preprocess: Callable[[Sequence[Any]
                 inputs: Sequence[Any], batch_size: int = 64, progress: Progress = no_progress) -> np.ndarray:
     """What the head receives for each input (the frozen features), as float32 rows in input order."""
     captured: list[torch.Tensor] = []
-    hook = model.get_submodule(head).register_forward_pre_hook(lambda _, args: captured.append(args[0].float()))
+    hook = model.get_submodule(head).register_forward_pre_hook(lambda _, args: captured.append(args[0].float().cpu()))
 
     def features(batch: list[Any]) -> np.ndarray:
         model(**preprocess(batch))

@@ -25,7 +25,7 @@ def run(model: torch.nn.Module, features: dict[str, torch.Tensor]) -> np.ndarray
     if dtype in (torch.float16, torch.bfloat16):  # half-precision weights want half inputs
         features = {k: v.to(dtype) if v.is_floating_point() else v for k, v in features.items()}
     output = model(**features)
-    return getattr(output, "logits", output).float().numpy()
+    return getattr(output, "logits", output).float().cpu().numpy()  # from whatever device it ran on
 
 
 @torch.inference_mode()

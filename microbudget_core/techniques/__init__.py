@@ -8,7 +8,8 @@ declares its range in its metadata (see ranges.py): `make_config` and `apply` re
 A technique that changes module structure also has `restructure(model, meta) -> model`, so
 `models.load_saved` can rebuild its saved artifacts (it records its ID in meta["structure"]).
 An int8 technique that is the one to pick for some kinds in its runtime names them in `INT8_FOR`
-(the quantization sweep and the distillation lab ask `int8_path`).
+(the quantization sweep and the distillation lab ask `int8_path`). A technique that trains sets `TRAINS = True`:
+under `accelerate launch` every process runs it (training its share), and only the main one what follows.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from ..models.bundle import ModelBundle
 from ..registry import entry, modules_by_id
 
 Apply = Callable[..., ModelBundle]
+
+
+def trains(technique: ModuleType) -> bool:
+    """Whether the technique trains (its processes all take part; see devices.py)."""
+    return getattr(technique, "TRAINS", False)
 
 
 def applies_to(technique_id: str, kind_ids: tuple[str, ...], runtime_ids: tuple[str, ...],

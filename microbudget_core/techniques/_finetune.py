@@ -89,4 +89,5 @@ def result(start: ModelBundle, model: nn.Module, report: TrainReport, note: str,
                "epochs_run": len(report.history), **(details or {})}
     return replace(start, head_trained=True).derived(
         model, note=note, structure=structure, train_seconds=report.train_seconds,
-        train_examples=report.train_examples, history=report.history, report=figures, **meta)
+        train_examples=report.train_examples, history=report.history, trained_on=report.hardware, report=figures,
+        **meta)

@@ -31,6 +31,7 @@ from .finetune_head import frozen_features
 
 ID = "distill"
 DESCRIPTION = "Knowledge distillation: a smaller student (fewer layers, narrower, or any model) trained on the teacher's soft predictions"
+TRAINS = True  # under `accelerate launch`, every process runs it and trains its share
 STUDENTS = ("layers", "narrow", "model")
 # A student starts further from a good model than a fine-tuned copy does: text students take twice the baseline
 # recipe's rate (MiniLM-L6 -> 2 layers, 4 epochs: 0.795 at 3e-4; at 1.5e-4 it stopped after 2, 0.768 after int8).
@@ -277,12 +278,14 @@ def _objective(soft: np.ndarray, features: np.ndarray | None, teacher: ModelBund
 
     def objective(bundle: ModelBundle, inputs: list, labels: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
         if targets is None:
-            return distillation_loss(logits_of(bundle, inputs), teacher_logits[positions], labels,
+            logits = logits_of(bundle, inputs)
+            return distillation_loss(logits, teacher_logits[positions].to(logits.device), labels,
                                      config.temperature, config.alpha)
         features = bundle.preprocess(inputs)
         output = bundle.model(**features)
         pooled = mean_pooled(output.hidden_states, features["attention_mask"])
-        return (distillation_loss(output.logits, teacher_logits[positions], labels, config.temperature, config.alpha)
-                + hidden_weight * F.mse_loss(pooled, targets[positions]))
+        return (distillation_loss(output.logits, teacher_logits[positions].to(pooled.device), labels,
+                                  config.temperature, config.alpha)
+                + hidden_weight * F.mse_loss(pooled, targets[positions].to(pooled.device)))
 
     return objective

@@ -13,6 +13,7 @@ from . import _finetune, applies_to
 
 ID = "finetune-full"
 DESCRIPTION = "Transfer learning, full fine-tuning: every pretrained weight trained, early stopping on validation"
+TRAINS = True  # under `accelerate launch`, every process runs it and trains its share
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import devices
 from ..cache import cached_array
 from ..data import Dataset, Split, fingerprint
 from ..models import ModelBundle
@@ -23,6 +24,7 @@ from . import _finetune, applies_to
 
 ID = "finetune-head"
 DESCRIPTION = "Transfer learning, head only: the backbone frozen, a linear or MLP head trained on its cached features"
+TRAINS = True  # under `accelerate launch`, every process runs it and trains its share
 HEADS = ("linear", "mlp")
 MLP_HIDDEN = 256
 # Head learning rates by kind (a rate of 0 picks these). Frozen text features are wide (MiniLM 7 x 384, mpnet-base
@@ -119,7 +121,7 @@ class _OnFeatures(nn.Module):
     def __init__(self, head: nn.Module, examples: np.ndarray):
         super().__init__()
         self.head = head
-        self.mean = torch.from_numpy(examples.mean(axis=0))
+        self.register_buffer("mean", torch.from_numpy(examples.mean(axis=0)), persistent=False)  # moves with it
         self.scale = float(np.sqrt(np.mean((examples - examples.mean(axis=0)) ** 2))) or 1.0  # one scale for all
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -148,5 +150,6 @@ def frozen_features(start: ModelBundle, model: nn.Module, head: str, inputs: lis
     key = [start.name, start.runtime.digest(model, skip=lambda name: under(name, head)),
            fingerprint(inputs),
            start.meta.get("image_size"), head, FEATURES_VERSION]
-    return cached_array("features", start.name, key,
-                        lambda: head_inputs(model, head, start.preprocess, inputs, progress=progress))
+    return cached_array("features", start.name, key,  # computed on the training device, by the main process
+                        lambda: head_inputs(devices.placed(model), head, devices.sending(start.preprocess), inputs,
+                                            progress=progress))

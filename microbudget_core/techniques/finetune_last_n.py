@@ -14,6 +14,7 @@ from . import _finetune, applies_to
 
 ID = "finetune-last-n"
 DESCRIPTION = "Transfer learning, last N blocks: the backbone's top fine-tuned at a lower rate, the rest frozen"
+TRAINS = True  # under `accelerate launch`, every process runs it and trains its share
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from .finetune_full import Config  # the same knobs and budget: only the startin
 
 ID = "from-scratch"
 DESCRIPTION = "Control for transfer learning: the same architecture randomly initialised, trained with the same budget"
+TRAINS = True  # under `accelerate launch`, every process runs it and trains its share
 
 
 @applies_to(ID, (TEXT, IMAGE), (PYTORCH,))

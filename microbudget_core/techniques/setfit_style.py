@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import devices
 from ..data import Dataset, Split
 from ..errors import MicrobudgetError
 from ..models import TEXT, ModelBundle
@@ -33,6 +34,7 @@ from .finetune_head import train_head
 
 ID = "setfit-style"
 DESCRIPTION = "Transfer learning, few-shot (text): the encoder tuned on same/different-class pairs, then a head"
+TRAINS = True  # under `accelerate launch`, every process runs it and trains its share
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,10 @@ def _tune_encoder(model: nn.Module, head: str, preprocess, texts: list[str], pai
                   progress: Progress) -> float:
     """One pass over the pairs: cosine similarity of the two sentence vectors regressed to 1 (same) or 0."""
     vectors: list[torch.Tensor] = []
-    hook = model.get_submodule(head).register_forward_pre_hook(lambda _, args: vectors.append(args[0]))
+    hook = model.get_submodule(head).register_forward_pre_hook(lambda _, args: vectors.append(args[0].float()))
+    head_weights = list(model.get_submodule(head).parameters())
+    for weight in head_weights:  # untouched here; frozen so that several processes expect no gradient for them
+        weight.requires_grad_(False)
     parameters = [p for name, p in model.named_parameters() if not under(name, head)]
     optimizer = torch.optim.AdamW(parameters, lr=config.body_learning_rate)
     steps = -(-len(pairs) // config.batch_size)
@@ -117,25 +122,36 @@ def _tune_encoder(model: nn.Module, head: str, preprocess, texts: list[str], pai
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))))
     torch.manual_seed(config.seed)
+    accelerator = devices.accelerator()  # the device, precision and processes of every training here
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    preprocess = devices.sending(preprocess, accelerator.device)
+    progress = progress if devices.is_main() else no_progress
     losses = []
     try:
         # Dropout off: with a few examples its noise swamped the pair targets (MiniLM-L6, rotten-tomatoes,
         # 32 per class: 0.573 eval accuracy without dropout, 0.539 with; a tiny BERT learned nothing with it).
         model.eval()
         for step in range(steps):
-            batch = pairs[step * config.batch_size:(step + 1) * config.batch_size]
-            vectors.clear()
-            model(**preprocess([texts[i] for i in batch[:, 0]] + [texts[j] for j in batch[:, 1]]))
-            first, second = vectors[0].split(len(batch))
-            similarity = torch.nn.functional.cosine_similarity(first, second)
-            loss = torch.nn.functional.mse_loss(similarity, torch.as_tensor(batch[:, 2], dtype=similarity.dtype))
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
+            batch = devices.share(pairs[step * config.batch_size:(step + 1) * config.batch_size])
+            with accelerator.accumulate(wrapped):
+                vectors.clear()
+                wrapped(**preprocess([texts[i] for i in batch[:, 0]] + [texts[j] for j in batch[:, 1]]))
+                first, second = vectors[0].split(len(batch))
+                similarity = torch.nn.functional.cosine_similarity(first, second)
+                loss = torch.nn.functional.mse_loss(similarity, torch.as_tensor(batch[:, 2], dtype=similarity.dtype,
+                                                                                device=similarity.device))
+                accelerator.backward(loss)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    schedule.step()
+                optimizer.zero_grad()
             losses.append(loss.item())
             progress((step + 1) / steps, f"Tuning the encoder on pairs: step {step + 1}/{steps}, "
                                          f"loss {np.mean(losses[-20:]):.3f}")
     finally:
         hook.remove()
+        for weight in head_weights:
+            weight.requires_grad_(True)
+        accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False).to("cpu")  # autocast off, back on the CPU
+        accelerator.free_memory()
     return float(np.mean(losses[-20:]))

@@ -1,0 +1,180 @@
+"""Where training runs: Hugging Face Accelerate's device, mixed precision, gradient accumulation and processes.
+
+The settings come from `use()` (the CLI's --device, the app's sidebar); several processes come from
+`accelerate launch`. Every training loop asks `accelerator()` for one. Only the main process writes caches,
+artifacts and runs; the others train their share and wait. Measurement stays on the CPU unless asked
+(`measure.MeasureConfig.device`): the serving target's numbers are what this tool shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from . import cpu, ranges
+from .errors import MicrobudgetError
+
+AUTO, CPU, CUDA, MPS = "auto", "cpu", "cuda", "mps"
+DEVICES = (AUTO, CPU, CUDA, MPS)
+PRECISIONS = ("no", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class Training:
+    device: str = field(default=AUTO, metadata={"choices": DEVICES})  # auto: the GPU where there is one
+    mixed_precision: str = field(default="no", metadata={"choices": PRECISIONS})
+    gradient_accumulation: int = field(default=1, metadata={"min": 1})  # batches per optimizer step
+
+    def __post_init__(self) -> None:
+        ranges.check(self, "training")
+        device = resolved(self.device)
+        if self.mixed_precision == "fp16" and device == CPU:
+            raise MicrobudgetError("fp16 mixed precision needs a GPU; this run trains on the CPU.",
+                                   "Use --mixed-precision bf16 or no on the CPU.")
+        if self.mixed_precision == "bf16" and device == CUDA and not torch.cuda.is_bf16_supported():
+            raise MicrobudgetError(f"This GPU ({torch.cuda.get_device_name(0)}) has no bf16.",
+                                   "Use --mixed-precision fp16 or no.")
+
+
+def available() -> list[str]:
+    """The devices this machine can train on, the CPU first."""
+    return [CPU] + [CUDA] * torch.cuda.is_available() + [MPS] * torch.backends.mps.is_available()
+
+
+def resolved(device: str) -> str:
+    """`auto` as the device it picks (a GPU where there is one); a device this machine lacks is refused."""
+    if device == AUTO:
+        return available()[-1]
+    if device not in available():
+        build = f"torch {torch.__version__} sees no {'CUDA GPU' if device == CUDA else 'Apple GPU (MPS)'}"
+        raise MicrobudgetError(f"--device {device}: this machine has no such device ({build}).",
+                               f"Use --device auto or {CPU}.")
+    return device
+
+
+_current = Training()
+_parted = False  # set once the other processes have left (see part_ways)
+
+
+def use(settings: Training) -> None:
+    """Train with `settings` from now on (in this process)."""
+    global _current
+    _current = settings
+
+
+def current() -> Training:
+    return _current
+
+
+def processes() -> int:
+    """How many processes train together (`accelerate launch --num_processes N`; 1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main() -> bool:
+    """True in the one process that writes caches, artifacts and runs."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def accelerator():
+    """A fresh Accelerator for one training loop, with the current settings."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate.state import AcceleratorState, GradientState
+
+    if processes() == 1:
+        # One process: the app's sidebar may change the device or precision between runs, and Accelerate keeps its
+        # first settings for the whole process. Its own tests start afresh the same way (a private reset).
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+    return Accelerator(cpu=resolved(_current.device) == CPU, mixed_precision=_current.mixed_precision,
+                       gradient_accumulation_steps=_current.gradient_accumulation,
+                       # a head reading some layers leaves others (a pooler) without gradients
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+
+
+def device() -> torch.device:
+    """The device this process trains and computes features on."""
+    if processes() > 1:
+        from accelerate import PartialState
+
+        return PartialState().device
+    return torch.device(resolved(_current.device))
+
+
+def share(batch: Sequence[int]) -> Sequence[int]:
+    """This process's part of a batch every process drew alike (a batch smaller than the processes: all of it)."""
+    count, rank = processes(), int(os.environ.get("RANK", "0"))
+    return batch[rank::count] if count > 1 and len(batch) >= count else batch
+
+
+def same_everywhere(value: Any) -> Any:
+    """The main process's `value` in every process: decisions (early stopping) must not differ between them."""
+    if processes() == 1 or _parted:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value])[0]
+
+
+@contextlib.contextmanager
+def main_first() -> Iterator[None]:
+    """The main process runs the block first (it computes and writes a cache entry), then the others (they read it)."""
+    if processes() == 1 or _parted:
+        yield
+        return
+    from accelerate import PartialState
+
+    with PartialState().main_process_first():
+        yield
+
+
+def wait_for_everyone() -> None:
+    if processes() > 1 and not _parted:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def part_ways() -> bool:
+    """The processes' last meeting once no training is left: afterwards the main process measures and stores alone.
+    True in the main process (go on), False in the others (their share is done)."""
+    global _parted
+    wait_for_everyone()
+    _parted = processes() > 1
+    return is_main()
+
+
+def placed(model: torch.nn.Module, where: torch.device | None = None) -> torch.nn.Module:
+    """`model` on the device (a copy there: the caller's, often a cached original, stays on the CPU)."""
+    import copy
+
+    where = where or device()
+    return model if where.type == CPU else copy.deepcopy(model).to(where)
+
+
+def sending(preprocess: Callable[[Sequence[Any]], dict[str, torch.Tensor]],
+            where: torch.device | None = None) -> Callable[[Sequence[Any]], dict[str, torch.Tensor]]:
+    """`preprocess` whose tensors land on the device."""
+    from accelerate.utils import send_to_device
+
+    where = where or device()
+    return preprocess if where.type == CPU else lambda inputs: send_to_device(preprocess(inputs), where)
+
+
+def hardware(where: str | torch.device = CPU) -> str:
+    """What runs the work, in one line: the CPU (model, cores, kernel flags) or the GPU (name, memory)."""
+    kind = torch.device(where).type
+    if kind == CUDA:
+        props = torch.cuda.get_device_properties(torch.device(where))
+        return f"{props.name}, {props.total_memory / 2 ** 30:.0f} GB"
+    return f"Apple GPU (MPS) of {cpu.describe()}" if kind == MPS else cpu.describe()
+
+
+def training_hardware() -> str:
+    """The hardware of this training: the device, times the processes where several train together."""
+    many = f" x {processes()} processes" if processes() > 1 else ""
+    return hardware(device()) + many
