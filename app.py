@@ -5,7 +5,7 @@ import os
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from microbudget_core import clean, limits, paths
+from microbudget_core import clean, devices, limits, paths
 from microbudget_core.errors import DamagedFile, move_aside
 
 st.set_page_config(page_title="microbudget", page_icon=":material/compress:", layout="wide")
@@ -37,6 +37,21 @@ def data_folder_caption() -> str:
 
 
 st.sidebar.caption(data_folder_caption())
+
+
+def training_settings() -> devices.Training:
+    """Where this visitor's training runs: a choice in the sidebar only where more than the CPU exists."""
+    if len(devices.available()) == 1:
+        return devices.Training()
+    device = st.sidebar.selectbox("Train on", [devices.AUTO, *devices.available()], key="train_device",
+                                  help="Through Accelerate; auto picks the GPU. Speed is still measured on the CPU, "
+                                       "the serving target.")
+    precision = st.sidebar.selectbox("Mixed precision", devices.precisions(devices.resolved(device)),
+                                     key="train_precision", help="bf16 or fp16 autocast while training.")
+    return devices.Training(device, precision)
+
+
+devices.use(training_settings())
 
 
 def run_page(page: StreamlitPage) -> None:

@@ -95,7 +95,11 @@ def _train_and_cache(pretrained: ModelBundle, dataset: Dataset, recipe: Any, fol
 
 def _cache_key(model_id: str, dataset: Dataset, recipe: Any) -> str:
     # The operator's limits change what the recipe trains on: a baseline made under them is kept apart.
+    # So do mixed precision and gradient accumulation (named only where asked for: the default's keys stay).
+    training = devices.current()
+    changed = [training.mixed_precision, training.gradient_accumulation] if training != devices.Training(
+        training.device) else []
     key = json.dumps([model_id, dataset.id, dataset.train.fingerprint(), asdict(recipe), limits.active(),
-                      RECIPE_VERSION])
+                      RECIPE_VERSION, *changed])
     readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{model_id}-{dataset.id}")[:60]
     return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"

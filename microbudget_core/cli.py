@@ -18,7 +18,7 @@ from .data.bundled import BUNDLED
 from .errors import DamagedFile, MicrobudgetError, move_aside
 from .export import export_run
 from .labs import talk
-from .labs.compare import Limits, candidates, measured_on, recommend
+from .labs.compare import Limits, candidates, measured_on, on_hardware, recommend
 from .measure import MeasureConfig
 from .models import CAUSAL_LM, OFFLINE_MODELS
 from .paths import home
@@ -149,6 +149,8 @@ def _progress_bar(stream: TextIO) -> Iterator[Progress]:
     bars: list[tqdm] = []
 
     def progress(fraction: float, message: str, **metrics: Any) -> None:
+        if not devices.is_main():  # under `accelerate launch`: one bar, the main process's
+            return
         if not bars:
             bars.append(tqdm(total=100, file=stream, bar_format="{l_bar}{bar}| {elapsed} {desc}"))
         bars[0].n = round(100 * fraction)
@@ -205,7 +207,7 @@ def _quality(metrics: dict[str, Any]) -> str:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    runs = measured_on(RunStore().list(args.dataset), args.eval_examples)
+    runs = measured_on(on_hardware(RunStore().list(args.dataset), args.hardware), args.eval_examples)
     found = candidates(runs)
     limits = Limits(args.max_size_mb, args.max_latency_ms, args.min_accuracy, args.max_accuracy_drop)
     pick = recommend(found, limits)
@@ -213,7 +215,8 @@ def _compare(args: argparse.Namespace) -> int:
         best = pick.best and {"name": pick.best.name, "run_id": pick.best.run_id, "model": pick.best.model,
                               "metrics": pick.best.metrics}
         eval_examples = runs[0].result.get("eval_examples") if runs else None
-        print(json.dumps({"dataset": args.dataset, "eval_examples": eval_examples, "limits": asdict(limits),
+        print(json.dumps({"dataset": args.dataset, "eval_examples": eval_examples,
+                          "hardware": runs[0].result.get("measured_on") if runs else None, "limits": asdict(limits),
                           "recommendation": best, "message": pick.message, "shortfalls": pick.shortfalls}, indent=2))
     else:
         print(pick.message)
@@ -326,6 +329,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--max-accuracy-drop", type=_amount, help="points below the best original")
     compare.add_argument("--eval-examples", type=_count(1),
                          help="compare the runs measured on this many eval examples (default: the most)")
+    compare.add_argument("--hardware", help="compare the runs measured on this hardware, as `runs --json` names it "
+                                            "(result.measured_on; default: the hardware of the most runs)")
     compare.add_argument("--json", action="store_true")
     compare.set_defaults(command=_compare)
     warm = command("warm", "before a talk: compute what every page opens on (kept results are reused)", training)

@@ -9,7 +9,9 @@ artifacts and runs; the others train their share and wait. Measurement stays on 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -32,12 +34,9 @@ class Training:
     def __post_init__(self) -> None:
         ranges.check(self, "training")
         device = resolved(self.device)
-        if self.mixed_precision == "fp16" and device == CPU:
-            raise MicrobudgetError("fp16 mixed precision needs a GPU; this run trains on the CPU.",
-                                   "Use --mixed-precision bf16 or no on the CPU.")
-        if self.mixed_precision == "bf16" and device == CUDA and not torch.cuda.is_bf16_supported():
-            raise MicrobudgetError(f"This GPU ({torch.cuda.get_device_name(0)}) has no bf16.",
-                                   "Use --mixed-precision fp16 or no.")
+        if self.mixed_precision not in precisions(device):
+            raise MicrobudgetError(f"{self.mixed_precision} mixed precision does not run on this {device}.",
+                                   f"Use --mixed-precision {' or '.join(precisions(device))}.")
 
 
 def available() -> list[str]:
@@ -45,29 +44,36 @@ def available() -> list[str]:
     return [CPU] + [CUDA] * torch.cuda.is_available() + [MPS] * torch.backends.mps.is_available()
 
 
-def resolved(device: str) -> str:
-    """`auto` as the device it picks (a GPU where there is one); a device this machine lacks is refused."""
+def resolved(device: str, option: str = "--device") -> str:
+    """`auto` as the device it picks (a GPU where there is one); a device this machine lacks is refused, naming the
+    `option` that asked for it."""
     if device == AUTO:
         return available()[-1]
     if device not in available():
         build = f"torch {torch.__version__} sees no {'CUDA GPU' if device == CUDA else 'Apple GPU (MPS)'}"
-        raise MicrobudgetError(f"--device {device}: this machine has no such device ({build}).",
-                               f"Use --device auto or {CPU}.")
+        raise MicrobudgetError(f"{option} {device}: this machine has no such device ({build}).",
+                               f"Use {option} {CPU}" + (" or auto." if option == "--device" else "."))
     return device
 
 
-_current = Training()
+def precisions(device: str) -> list[str]:
+    """The mixed precisions training on `device` can use (fp16 needs a GPU; bf16 a CPU or a GPU that has it)."""
+    half = device != CPU
+    bf16 = device != CUDA or torch.cuda.is_bf16_supported()
+    return ["no"] + ["bf16"] * bf16 + ["fp16"] * half
+
+
+_current: contextvars.ContextVar[Training] = contextvars.ContextVar("training", default=Training())
 _parted = False  # set once the other processes have left (see part_ways)
 
 
 def use(settings: Training) -> None:
-    """Train with `settings` from now on (in this process)."""
-    global _current
-    _current = settings
+    """Train with `settings` from now on, in this thread: on a shared server each visitor's page has its own."""
+    _current.set(settings)
 
 
 def current() -> Training:
-    return _current
+    return _current.get()
 
 
 def processes() -> int:
@@ -90,8 +96,8 @@ def accelerator():
         # first settings for the whole process. Its own tests start afresh the same way (a private reset).
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
-    return Accelerator(cpu=resolved(_current.device) == CPU, mixed_precision=_current.mixed_precision,
-                       gradient_accumulation_steps=_current.gradient_accumulation,
+    return Accelerator(cpu=resolved(current().device) == CPU, mixed_precision=current().mixed_precision,
+                       gradient_accumulation_steps=current().gradient_accumulation,
                        # a head reading some layers leaves others (a pooler) without gradients
                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
@@ -102,7 +108,7 @@ def device() -> torch.device:
         from accelerate import PartialState
 
         return PartialState().device
-    return torch.device(resolved(_current.device))
+    return torch.device(resolved(current().device))
 
 
 def share(batch: Sequence[int]) -> Sequence[int]:
@@ -140,12 +146,29 @@ def wait_for_everyone() -> None:
 
 
 def part_ways() -> bool:
-    """The processes' last meeting once no training is left: afterwards the main process measures and stores alone.
-    True in the main process (go on), False in the others (their share is done)."""
+    """The processes' last meeting once no training is left: afterwards the main process measures and stores alone,
+    once the others on this machine have exited (they would skew its timings). True in the main process (go on),
+    False in the others (their share is done)."""
     global _parted
-    wait_for_everyone()
-    _parted = processes() > 1
+    if processes() > 1 and not _parted:
+        from accelerate.utils import gather_object
+
+        everyone = gather_object([(socket.gethostname(), os.getpid())])
+        _parted = True
+        if is_main():
+            neighbours = [pid for host, pid in everyone if host == socket.gethostname() and pid != os.getpid()]
+            _wait_for_exit(neighbours)
     return is_main()
+
+
+def _wait_for_exit(pids: list[int], limit_s: float = 120) -> None:
+    import psutil  # Accelerate's own dependency
+
+    running = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            running.append(psutil.Process(pid))
+    psutil.wait_procs(running, timeout=limit_s)
 
 
 def placed(model: torch.nn.Module, where: torch.device | None = None) -> torch.nn.Module:

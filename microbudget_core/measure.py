@@ -36,7 +36,7 @@ class MeasureConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        devices.resolved(self.device)  # a device this machine lacks: refused before any slow work
+        devices.resolved(self.device, "--measure-device")  # a device this machine lacks: refused before any slow work
 
 
 @dataclass

@@ -9,7 +9,8 @@ import ui
 
 from microbudget_core import plots
 from microbudget_core.labs.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates,
-                                           comparison_rows, eval_sizes, measured_on, quality_name, recommend)
+                                           comparison_rows, eval_sizes, hardware_choices, measured_on, on_hardware,
+                                           quality_name, recommend)
 from microbudget_core.export import export_zip, model_card
 from microbudget_core.labs import distillation
 from microbudget_core.models.bundle import DAMAGED, MISSING, SAVED
@@ -30,6 +31,11 @@ if not runs:
 datasets = list(dict.fromkeys(run.dataset for run in reversed(runs)))  # the most recently used first
 dataset = st.selectbox("Dataset", datasets, key="compare_dataset")
 runs = [run for run in runs if run.dataset == dataset]
+machines = hardware_choices(runs)
+if len(machines) > 1:  # speed ranks only between runs measured on one machine
+    machine = st.selectbox("Speed measured on", machines, key="compare_hardware",
+                           help="Latency and throughput compare only between runs measured on the same hardware.")
+    runs = on_hardware(runs, machine)
 sizes = eval_sizes(runs)
 size = st.selectbox("Measured on", sizes, key="compare_eval", format_func=lambda n: f"the first {n:,} eval examples",
                     help="Accuracy (or WER) compares only between runs measured on the same examples.")

@@ -5,7 +5,7 @@ import streamlit as st
 
 import ui
 from microbudget_core import plots
-from microbudget_core.labs.compare import candidates, measured_on
+from microbudget_core.labs.compare import candidates, measured_on, on_hardware
 from microbudget_core.runs import RunStore
 
 st.title("microbudget")
@@ -39,9 +39,9 @@ runs = RunStore().list()
 if runs:
     dataset = runs[-1].dataset
     st.subheader(f"Runs so far on {dataset}")
-    st.plotly_chart(plots.pareto_figure(candidates(measured_on([r for r in runs if r.dataset == dataset]))),
+    st.plotly_chart(plots.pareto_figure(candidates(measured_on(on_hardware([r for r in runs if r.dataset == dataset])))),
                     width="stretch", config={"displayModeBar": False})
-    st.caption("Every run measured on the same eval examples: accuracy against latency and size. "
+    st.caption("Every run measured on the same hardware and eval examples: accuracy against latency and size. "
                "Compare and decide has the details.")
 
 st.subheader("Your model and data")

@@ -7,6 +7,7 @@ accuracy, speech models by word error rate (lower is better): `score` puts both 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -19,6 +20,7 @@ from ..runs import Run
 DEFAULT_PRICE_PER_HOUR = 0.0893
 DEFAULT_PRICE_SOURCE = "AWS EC2 c7i.large (2 vCPU), on-demand, us-east-1, 2025 list price"
 HOURS_PER_MONTH = 730  # 365 * 24 / 12
+NOT_RECORDED = "not recorded (older runs)"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,23 @@ def quality_name(found: Sequence[Candidate]) -> str:
 def eval_sizes(runs: Sequence[Run]) -> list[int]:
     """The eval-set sizes the runs were measured on, largest first (the first N of one eval split each)."""
     return sorted({run.result.get("eval_examples", 0) for run in runs}, reverse=True)
+
+
+def hardware_of(run: Run) -> str:
+    """What measured the run's speed, in one line (devices.hardware; older runs: NOT_RECORDED)."""
+    return run.result.get("measured_on") or NOT_RECORDED
+
+
+def hardware_choices(runs: Sequence[Run]) -> list[str]:
+    """The hardware the runs were measured on, the one with the most runs first."""
+    counts = Counter(hardware_of(run) for run in runs)
+    return sorted(counts, key=lambda hardware: (-counts[hardware], hardware))
+
+
+def on_hardware(runs: Sequence[Run], hardware: str | None = None) -> list[Run]:
+    """The runs measured on one hardware (the most runs' unless given): speed ranks only between them."""
+    hardware = hardware or next(iter(hardware_choices(runs)), None)
+    return [run for run in runs if hardware_of(run) == hardware]
 
 
 def measured_on(runs: Sequence[Run], eval_examples: int | None = None) -> list[Run]:

@@ -18,7 +18,7 @@ from ..pipeline import Request
 from ..progress import Progress, no_progress, scaled
 from ..runs import RunStore
 from . import architectures, distillation, llm_quantization, quantization, specialist, speech, transfer
-from .compare import Limits, candidates, eval_sizes, measured_on, recommend
+from .compare import Limits, candidates, eval_sizes, measured_on, on_hardware, recommend
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ TALK_LIMITS = Limits(max_accuracy_drop_pt=1.0)  # what the Compare step recommen
 
 
 def _compare_slide(plan: Plan) -> Shown:
-    runs = RunStore().list(plan.dataset)
+    runs = on_hardware(RunStore().list(plan.dataset))
     # The plan's rows: measured on eval_limit examples, or on the whole eval split where it is smaller.
     size = next((n for n in eval_sizes(runs) if n <= plan.eval_limit), None)
     found = candidates(measured_on(runs, size)) if size else []
