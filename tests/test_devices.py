@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # Two processes each train on half of every batch and average their gradients: with dropout off, the same steps as
 # one process up to float rounding, so the accuracies on the 48 eval examples agree within 2 of them.
 TOLERANCE = 2 / 48
+# Accelerate's torchrun launcher (--multi_gpu): on a machine without a GPU its processes train on the CPU, with gloo.
+# `accelerate launch --cpu` starts a single process whatever --num_processes says.
+TWO_PROCESSES = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                 "--dynamo_backend", "no"]
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +53,11 @@ def microbudget(*args: str, launch: list[str] | None = None, home: Path) -> subp
                           timeout=HANG_GUARD_S, env={**os.environ, "MICROBUDGET_HOME": str(home)})
 
 
-def test_two_processes_train_one_run_that_matches_one_process(tiny_model_without_dropout, sentiment_csv, tmp_path):
+def test_two_processes_train_one_run_that_matches_one_process(tiny_model_without_dropout, sentiment_csv, tmp_path,
+                                                               monkeypatch):
     run = ["run", "--model", str(tiny_model_without_dropout), "--dataset", f"csv:{sentiment_csv}",
            "--technique", "finetune-full", "--set", "epochs=2", "--set", "learning_rate=3e-3", "--no-memory", "--json"]
-    # --multi_gpu is Accelerate's torchrun launcher (on a CPU-only machine the processes train on the CPU, with
-    # gloo); `accelerate launch --cpu` starts a single process whatever --num_processes says.
-    two = microbudget(*run, launch=["--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                                    "--mixed_precision", "no", "--dynamo_backend", "no"], home=tmp_path / "two")
+    two = microbudget(*run, launch=TWO_PROCESSES, home=tmp_path / "two")
     assert two.returncode == 0, two.stderr[-3000:]
     one = microbudget(*run, home=tmp_path / "one")
     assert one.returncode == 0, one.stderr[-3000:]
@@ -73,10 +75,29 @@ def test_two_processes_train_one_run_that_matches_one_process(tiny_model_without
     assert [round(e["val_accuracy"], 3) for e in parallel["result"]["history"]] == pytest.approx(
         [round(e["val_accuracy"], 3) for e in single["result"]["history"]], abs=TOLERANCE)
 
-    os.environ["MICROBUDGET_HOME"] = str(tmp_path / "two")  # the conftest's monkeypatch restores it
+    monkeypatch.setenv("MICROBUDGET_HOME", str(tmp_path / "two"))
     reloaded = load_run_model(stored[0])
     assert reloaded.parameter_count() == parallel["result"]["params"]
     assert all(p.device.type == "cpu" for p in reloaded.model.parameters())
+
+
+@pytest.mark.parametrize("steps", [
+    ["--technique", "finetune-head", "--set", "epochs=3"],
+    ["--technique", "finetune-last-n", "--set", "epochs=1"],
+    ["--technique", "from-scratch", "--set", "epochs=1"],
+    ["--technique", "setfit-style", "--set", "pair_iterations=2", "--set", "epochs=2"],
+    # a chain: the others leave after the distillation, the main process quantizes and measures both steps
+    ["--technique", "distill", "--set", "layers=1", "--set", "distill.epochs=1", "--technique", "dynamic-int8"],
+], ids=lambda steps: steps[1])
+def test_every_training_technique_runs_on_two_processes(steps, tiny_text_model, sentiment_csv, tmp_path):
+    done = microbudget("run", "--model", str(tiny_text_model), "--dataset", f"csv:{sentiment_csv}", *steps,
+                       "--no-memory", "--json", launch=TWO_PROCESSES, home=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = json.loads(done.stdout)
+    chain = [step["technique"] for step in run["steps"]]
+    stored = RunStore(tmp_path / "runs.sqlite").list()
+    assert [[s["technique"] for s in r.steps] for r in stored] == [chain[:n + 1] for n in range(len(chain))]
+    assert run["result"]["trained_on"].endswith(" x 2 processes") and run["result"]["accuracy"] > 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
