@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import transformers
 
-from conftest import HANG_GUARD_S, NEGATIVE, POSITIVE, FILLER
+from conftest import HANG_GUARD_S, save_tiny_bert, sentiment_rows
 from microbudget_core import devices
 from microbudget_core.data import Split
 from microbudget_core.labs.compare import NOT_RECORDED, hardware_choices, on_hardware
@@ -34,16 +33,8 @@ TWO_PROCESSES = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "
 @pytest.fixture(scope="session")
 def tiny_model_without_dropout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny BERT without dropout: nothing random in training but the seeded batch order and initial weights."""
-    folder = tmp_path_factory.mktemp("tiny-bert-no-dropout")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(POSITIVE + NEGATIVE + FILLER))
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
-                                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-no-dropout"), hidden_dropout_prob=0.0,
+                          attention_probs_dropout_prob=0.0)
 
 
 def microbudget(*args: str, launch: list[str] | None = None, home: Path) -> subprocess.CompletedProcess:
@@ -135,8 +126,6 @@ def _split(rows) -> Split:
 @pytest.mark.parametrize("settings", [devices.Training(mixed_precision="bf16"),
                                       devices.Training(gradient_accumulation=2)], ids=["bf16", "accumulation"])
 def test_mixed_precision_and_accumulation_train_a_float32_model_on_the_cpu(settings, tiny_model_without_dropout):
-    from conftest import sentiment_rows
-
     rows = sentiment_rows(240)
     train, held_out = _split(rows[:192]), _split(rows[192:])
     start = _classifier(tiny_model_without_dropout)
