@@ -65,7 +65,7 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
             progress(0.05, "Measuring peak memory in a fresh process")
             batch = eval_split.inputs[: config.batch_size]
             peak_rss, load_seconds = _probe(artifact, batch, Path(scratch)) if config.memory else (None, None)
-        where = torch.device(config.device if _measurable_on_device(bundle) else devices.CPU)
+        where = torch.device(config.device if measurable_on_device(bundle) else devices.CPU)
         placed = replace(bundle, model=devices.placed(bundle.model, where),
                          preprocess=devices.sending(bundle.preprocess, where))
         quality, predictions = kind.quality(placed, eval_split, reference, config, progress)
@@ -78,10 +78,11 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
     return Measurement(metrics, predictions)
 
 
-def _measurable_on_device(bundle: ModelBundle) -> bool:
-    """A PyTorch classifier: its weights move to a GPU (quantized, GGUF and ONNX rows run on the CPU)."""
-    return (bundle.runtime.ID == PYTORCH and bundle.task in (TEXT, IMAGE)
-            and all(p.dtype.is_floating_point for p in bundle.model.parameters()))
+def measurable_on_device(bundle: ModelBundle) -> bool:
+    """A PyTorch classifier of plain tensors, whose weights move to a GPU; quantized or restructured models (CPU
+    kernels, packed weights) and ONNX or GGUF rows are measured on the CPU."""
+    return (bundle.runtime.ID == PYTORCH and bundle.task in (TEXT, IMAGE) and not bundle.meta.get("structure")
+            and all(type(t) is torch.Tensor and not t.is_quantized for t in bundle.model.state_dict().values()))
 
 
 def ratios(baseline: dict[str, Any], result: dict[str, Any], task: str) -> dict[str, float]:

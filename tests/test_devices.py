@@ -200,3 +200,13 @@ def test_the_app_offers_a_device_only_where_there_is_more_than_the_cpu(monkeypat
     assert not app.exception
     assert [box.label for box in app.sidebar.selectbox][:2] == ["Train on", "Mixed precision"]
     assert app.sidebar.selectbox(key="train_device").options == ["auto", "cpu", "cuda"]
+
+
+def test_only_plain_pytorch_classifiers_would_be_measured_on_a_gpu(tiny_text_model):
+    from microbudget_core.measure import measurable_on_device
+    from microbudget_core.techniques import dynamic_int8, onnx
+
+    model = _classifier(tiny_text_model)
+    assert measurable_on_device(model)
+    assert not measurable_on_device(dynamic_int8.apply(model, dynamic_int8.Config(backend="torch.ao")))
+    assert not measurable_on_device(onnx.apply(model, onnx.Config()))
