@@ -53,7 +53,7 @@ def run_pipeline(request: Request, store: RunStore | None = None, measure_config
     `accelerate launch` other than the main one (it trains its share; the main one measures and stores).
     """
     steps = resolve(request.steps)  # bad ids and settings fail before any slow work
-    store = store or RunStore()  # and so does a damaged runs store
+    store = store or (RunStore() if devices.is_main() else None)  # and so does a damaged runs store (the writer's)
     prepared = prepare(request, measure_config, scaled(progress, 0.0, 0.6))
     return run_steps(prepared, steps, store, measure_config, scaled(progress, 0.6, 1.0), kept)
 
