@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import os
 import socket
 from dataclasses import dataclass, field
@@ -81,9 +82,14 @@ def processes() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def rank() -> int:
+    """This process's number among them (0: the main one)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def is_main() -> bool:
     """True in the one process that writes caches, artifacts and runs."""
-    return int(os.environ.get("RANK", "0")) == 0
+    return rank() == 0
 
 
 def accelerator():
@@ -102,6 +108,22 @@ def accelerator():
                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
 
+def update(accelerator, loss: torch.Tensor, optimizer, schedule) -> None:
+    """One batch's backward and, at the end of an accumulation, the optimizer's and the schedule's step."""
+    accelerator.backward(loss)
+    optimizer.step()  # Accelerate's optimizer skips it until the accumulation ends
+    if accelerator.sync_gradients:
+        schedule.step()
+    optimizer.zero_grad()
+
+
+def release(accelerator, wrapped: torch.nn.Module) -> torch.nn.Module:
+    """The trained model back on the CPU without mixed precision's autocast; the accelerator lets go of it."""
+    model = accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False).to(CPU)
+    accelerator.free_memory()
+    return model
+
+
 def device() -> torch.device:
     """The device this process trains and computes features on."""
     if processes() > 1:
@@ -113,8 +135,8 @@ def device() -> torch.device:
 
 def share(batch: Sequence[int]) -> Sequence[int]:
     """This process's part of a batch every process drew alike (a batch smaller than the processes: all of it)."""
-    count, rank = processes(), int(os.environ.get("RANK", "0"))
-    return batch[rank::count] if count > 1 and len(batch) >= count else batch
+    count = processes()
+    return batch[rank()::count] if count > 1 and len(batch) >= count else batch
 
 
 def same_everywhere(value: Any) -> Any:
@@ -173,8 +195,6 @@ def _wait_for_exit(pids: list[int], limit_s: float = 120) -> None:
 
 def placed(model: torch.nn.Module, where: torch.device | None = None) -> torch.nn.Module:
     """`model` on the device (a copy there: the caller's, often a cached original, stays on the CPU)."""
-    import copy
-
     where = where or device()
     return model if where.type == CPU else copy.deepcopy(model).to(where)
 

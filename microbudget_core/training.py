@@ -75,7 +75,6 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
     """
     # The operator's limits, here so that every training obeys them: techniques, labs and the baseline recipe.
     config, examples_per_class = limits.capped(config), limits.within("examples_per_class", examples_per_class)
-    progress = progress if devices.is_main() else no_progress  # one bar, however many processes train
     torch.manual_seed(config.seed)  # the same start in every process
     fit, validation = (train, validation) if validation else split_for_training(train, config, examples_per_class)
     result = bundle.copy(head_trained=True)
@@ -115,11 +114,7 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
             with accelerator.accumulate(wrapped):
                 loss = objective(training, [fit.inputs[i] for i in mine],
                                  torch.as_tensor(fit.labels[mine], device=accelerator.device), mine)
-                accelerator.backward(loss)
-                optimizer.step()  # Accelerate steps only at the end of an accumulation
-                if accelerator.sync_gradients:
-                    schedule.step()
-                optimizer.zero_grad()
+                devices.update(accelerator, loss, optimizer, schedule)
             losses.append(loss.item())
             done = (epoch * batches_per_epoch + batch_index + 1) / (batches_per_epoch * config.epochs)
             progress(done, f"Epoch {epoch + 1}/{config.epochs}, batch {batch_index + 1}/{batches_per_epoch}, "
@@ -134,10 +129,9 @@ def train_classifier(bundle: ModelBundle, train: Split, config: TrainConfig, pro
             stale += 1
             if stale >= config.patience:
                 break
-    model = accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False)  # mixed precision's autocast taken off
+    model = devices.release(accelerator, wrapped)  # the result lives on the CPU, where it is measured and saved
     model.load_state_dict(best_state)
-    model.to("cpu").eval().requires_grad_(True)  # the result lives on the CPU, where it is measured and saved
-    accelerator.free_memory()  # the accelerator's references to the model and optimizer
+    model.eval().requires_grad_(True)
     report.train_seconds = time.perf_counter() - start
     return result, report
 

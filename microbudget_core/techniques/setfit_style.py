@@ -125,7 +125,6 @@ def _tune_encoder(model: nn.Module, head: str, preprocess, texts: list[str], pai
     accelerator = devices.accelerator()  # the device, precision and processes of every training here
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     preprocess = devices.sending(preprocess, accelerator.device)
-    progress = progress if devices.is_main() else no_progress
     losses = []
     try:
         # Dropout off: with a few examples its noise swamped the pair targets (MiniLM-L6, rotten-tomatoes,
@@ -140,11 +139,7 @@ def _tune_encoder(model: nn.Module, head: str, preprocess, texts: list[str], pai
                 similarity = torch.nn.functional.cosine_similarity(first, second)
                 loss = torch.nn.functional.mse_loss(similarity, torch.as_tensor(batch[:, 2], dtype=similarity.dtype,
                                                                                 device=similarity.device))
-                accelerator.backward(loss)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    schedule.step()
-                optimizer.zero_grad()
+                devices.update(accelerator, loss, optimizer, schedule)
             losses.append(loss.item())
             progress((step + 1) / steps, f"Tuning the encoder on pairs: step {step + 1}/{steps}, "
                                          f"loss {np.mean(losses[-20:]):.3f}")
@@ -152,6 +147,5 @@ def _tune_encoder(model: nn.Module, head: str, preprocess, texts: list[str], pai
         hook.remove()
         for weight in head_weights:
             weight.requires_grad_(True)
-        accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False).to("cpu")  # autocast off, back on the CPU
-        accelerator.free_memory()
+        devices.release(accelerator, wrapped)
     return float(np.mean(losses[-20:]))
