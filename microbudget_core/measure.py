@@ -7,26 +7,29 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from . import devices, kinds
+from . import devices, kinds, yardstick
 from .data import Split
 from .models import IMAGE, TEXT, ModelBundle
 from .runtimes import PYTORCH
-from .progress import Progress, no_progress
+from .progress import Progress, no_progress, scaled
 
 
 @dataclass(frozen=True)
 class MeasureConfig:
-    threads: int = 2  # the same for every row; 2 = the cores of the reference machine
+    threads: int = 2  # the same for every row (fewer where fewer cores are free); 2 = the reference machine's cores
     warmup: int = 3
     latency_runs: int = 30  # batch-1 calls timed for p50 / p95
+    block: int = 3  # batch-1 calls per alternating block when two models are timed side by side
     batch_size: int = 32  # throughput batch
+    batches: int = 4  # throughput batches timed, one per block
+    attempts: int = 3  # timing windows at most, while the machine looks busy (yardstick.py)
     memory: bool = True  # peak RSS (and load time) in a fresh process (costs a few seconds)
     # Language models: one greedy completion of a fixed prompt and length gives tokens/s and the text.
     prompt: str = "The three best ways to make a machine learning model smaller are"
@@ -43,39 +46,78 @@ class MeasureConfig:
 class Measurement:
     metrics: dict[str, Any]
     predictions: np.ndarray  # eval predictions, the reference for later rows' fidelity
+    original_speed: dict[str, Any] | None = None  # the original's speed, timed in the same window as this row's
+    paired_ratios: dict[str, float] = field(default_factory=dict)  # "latency", "latency_low", ... (see speed_ratios)
 
 
 def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None = None,
             config: MeasureConfig = MeasureConfig(), artifact_dir: Path | None = None,
-            progress: Progress = no_progress) -> Measurement:
-    """Measure `bundle` on `eval_split`; fidelity is agreement with `reference` predictions.
+            progress: Progress = no_progress, against: ModelBundle | None = None) -> Measurement:
+    """Measure `bundle` on `eval_split`; fidelity is agreement with `reference` predictions. Given the original
+    (`against`), the two are timed side by side in one window and the ratios come from that window.
 
     Size, parameters and memory are measured here alike for every row; the kind of model measures its
-    quality and speed (a classifier on the eval labels, a language model by perplexity and a completion).
+    quality (a classifier on the eval labels, a language model by perplexity and a completion) and says what to time.
     """
-    threads = torch.get_num_threads()
-    bundle.runtime.set_threads(bundle.model, config.threads)
-    torch.set_num_threads(config.threads)  # also for the preprocessing, whatever the runtime
+    previous_threads = torch.get_num_threads()
+    threads = yardstick.threads_for(config.threads)
+    torch.set_num_threads(threads)  # also for the preprocessing, whatever the runtime
     kind = kinds.get(bundle.task)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             progress(0.0, "Measuring size")
             artifact = bundle.save(artifact_dir or Path(scratch) / "artifact")
             size = sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
-            progress(0.05, "Measuring peak memory in a fresh process")
+            progress(0.05, "Measuring peak memory in a fresh process")  # done before any timing, never beside one
             batch = eval_split.inputs[: config.batch_size]
             peak_rss, load_seconds = _probe(artifact, batch, Path(scratch)) if config.memory else (None, None)
-        where = torch.device(config.device if measurable_on_device(bundle) else devices.CPU)
-        placed = replace(bundle, model=devices.placed(bundle.model, where),
-                         preprocess=devices.sending(bundle.preprocess, where))
-        quality, predictions = kind.quality(placed, eval_split, reference, config, progress)
+        timed = ([against] if against not in (None, bundle) else []) + [bundle]  # the original first
+        where = torch.device(config.device if all(map(measurable_on_device, timed)) else devices.CPU)
+        placed = [_placed(b, where, threads) for b in timed]
+        quality, predictions = kind.quality(placed[-1], eval_split, reference, config, scaled(progress, 0.1, 0.6))
+        progress(0.6, "Timing" + (" side by side with the original" if len(placed) > 1 else ""))
+        window = yardstick.time_together([kind.speed_work(b, eval_split, config) for b in placed], config.warmup,
+                                         threads, config.attempts)
     finally:
-        torch.set_num_threads(threads)
-    metrics = {"size_bytes": size, "params": bundle.parameter_count(), **dataclasses.asdict(quality),
+        torch.set_num_threads(previous_threads)
+    speeds = [{**speed_fields(kind, timing, eval_split), "speed_check": dataclasses.asdict(window.check),
+               "threads": threads} for timing in window.timings]
+    metrics = {"size_bytes": size, "params": bundle.parameter_count(), **dataclasses.asdict(quality), **speeds[-1],
                "peak_rss_mb": peak_rss, "load_seconds": load_seconds, "eval_examples": len(eval_split),
-               "threads": config.threads, "measured_on": devices.hardware(where)}
+               "measured_on": devices.hardware(where)}
     progress(1.0, "Measured")
-    return Measurement(metrics, predictions)
+    if len(placed) == 1:
+        return Measurement(metrics, predictions)
+    return Measurement(metrics, predictions, speeds[0], speed_ratios(*window.timings))
+
+
+def speed_fields(kind: Any, timing: dict[str, yardstick.Blocks], eval_split: Split) -> dict[str, Any]:
+    """Batch-1 latency percentiles (per example, clip or token) from the first timed figure; the kind adds its own."""
+    samples = yardstick.flat(timing["latency"])
+    return {**{f"latency_ms_p{q}": yardstick.percentile_ms(samples, q) for q in (50, 95, 25, 75)},
+            **kind.speed_fields(timing, eval_split)}
+
+
+def speed_ratios(original: dict[str, yardstick.Blocks], result: dict[str, yardstick.Blocks]) -> dict[str, float]:
+    """Per timed figure, how many times faster the result is: the median of the per-block ratios, with their
+    interquartile range (`latency`, `latency_low`, `latency_high`; the same for `throughput` where timed)."""
+    found = {}
+    for figure in original:
+        paired = yardstick.ratio(original[figure], result[figure])
+        found |= {figure: paired.median, f"{figure}_low": paired.low, f"{figure}_high": paired.high}
+    return found
+
+
+def unstable(metrics: dict[str, Any]) -> str | None:
+    """Why a row's speed is not to be believed (measured on a busy machine), or None."""
+    check = metrics.get("speed_check") or {}
+    return "; ".join(check.get("reasons", [])) or "unstable" if check.get("unstable") else None
+
+
+def _placed(bundle: ModelBundle, where: torch.device, threads: int) -> ModelBundle:
+    """The bundle on the measuring device, its runtime on `threads` threads."""
+    bundle.runtime.set_threads(bundle.model, threads)
+    return replace(bundle, model=devices.placed(bundle.model, where), preprocess=devices.sending(bundle.preprocess, where))
 
 
 def measurable_on_device(bundle: ModelBundle) -> bool:
@@ -85,10 +127,12 @@ def measurable_on_device(bundle: ModelBundle) -> bool:
             and all(type(t) is torch.Tensor and not t.is_quantized for t in bundle.model.state_dict().values()))
 
 
-def ratios(baseline: dict[str, Any], result: dict[str, Any], task: str) -> dict[str, float]:
-    """The contract's ratios: >1 means the result is smaller / faster; the kind adds its quality ratio."""
+def ratios(baseline: dict[str, Any], result: dict[str, Any], task: str,
+           paired: dict[str, float] | None = None) -> dict[str, float]:
+    """The contract's ratios: >1 means the result is smaller / faster (the speed ratios from a side-by-side timing
+    where there was one, with their spread); the kind adds its quality ratio."""
     return {"size": baseline["size_bytes"] / result["size_bytes"],
-            "latency": baseline["latency_ms_p50"] / result["latency_ms_p50"],
+            "latency": baseline["latency_ms_p50"] / result["latency_ms_p50"], **(paired or {}),
             **kinds.get(task).quality_ratio(baseline, result)}
 
 

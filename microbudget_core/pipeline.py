@@ -137,9 +137,10 @@ def _measure_and_store(prepared: Prepared, steps: list[tuple[Any, Any]], result:
     artifacts = workspace() / "artifacts" / run.run_id
     try:
         final = measure(result, prepared.eval_split, reference=prepared.original.predictions, config=measure_config,
-                        artifact_dir=artifacts, progress=progress)
+                        artifact_dir=artifacts, progress=progress, against=baseline)
+        run.baseline.update(final.original_speed or {})  # the original as timed in the same window as the result
         run.result = {**final.metrics, **(step_training if steps else _training(baseline.meta))}
-        run.ratios = ratios(run.baseline, run.result, run.task)
+        run.ratios = ratios(run.baseline, run.result, run.task, final.paired_ratios)
         run.artifact_path = str(artifacts)
         run.notes = list(result.meta.get("notes", []))
         run.result.update(result.meta.get("report", {}))  # technique-specific figures, e.g. per-layer error

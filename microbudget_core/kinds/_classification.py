@@ -1,10 +1,8 @@
-"""What the two classifier kinds share: accuracy, balanced accuracy, macro-F1, confusion, agreement, batch-1
-latency, throughput."""
+"""What the two classifier kinds share: accuracy, balanced accuracy, macro-F1, confusion, agreement; batch-1
+calls and batches of the eval inputs to time."""
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -12,7 +10,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 from ..data import Split
-from ..measure import MeasureConfig, latencies_ms
+from .. import yardstick
+from ..measure import MeasureConfig
 from ..models.bundle import ModelBundle
 from ..models.hf import load_hf_classifier
 from ..progress import Progress
@@ -24,9 +23,6 @@ HIGHER_IS_BETTER = True
 
 @dataclass
 class Metrics:
-    latency_ms_p50: float  # batch 1
-    latency_ms_p95: float
-    throughput_per_s: float  # batch MeasureConfig.batch_size
     accuracy: float
     balanced_accuracy: float  # mean recall over the classes: small classes count as much as large ones
     macro_f1: float
@@ -37,15 +33,12 @@ class Metrics:
 def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None, config: MeasureConfig,
             progress: Progress) -> tuple[Metrics, np.ndarray]:
     """Scored on the eval labels; predictions are the classes, the reference for later rows' fidelity."""
-    progress(0.15, "Measuring batch-1 latency")
-    latencies = latencies_ms(bundle, eval_split.inputs, config)
-    progress(0.3, "Measuring accuracy and batch throughput")
-    predictions, throughput = _predict_all(bundle, eval_split.inputs, config.batch_size, progress)
-    labels = eval_split.labels
+    predictions = []
+    for start in range(0, len(eval_split), config.batch_size):
+        progress(start / len(eval_split), "Measuring accuracy")
+        predictions.append(bundle.predict(eval_split.inputs[start:start + config.batch_size]))
+    predictions, labels = np.concatenate(predictions), eval_split.labels
     metrics = Metrics(
-        latency_ms_p50=statistics.median(latencies),
-        latency_ms_p95=float(np.percentile(latencies, 95)),
-        throughput_per_s=throughput,
         accuracy=float(accuracy_score(labels, predictions)),
         balanced_accuracy=float(balanced_accuracy_score(labels, predictions)),
         macro_f1=float(f1_score(labels, predictions, average="macro", zero_division=0)),
@@ -53,6 +46,20 @@ def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
         confusion_matrix=confusion_matrix(labels, predictions, labels=range(len(bundle.labels))).tolist(),
     )
     return metrics, predictions
+
+
+def speed_work(bundle: ModelBundle, eval_split: Split, config: MeasureConfig) -> yardstick.Work:
+    """Batch-1 calls on the first `latency_runs` inputs, `block` a block; then `batches` batches, one a block."""
+    ones = [yardstick.call_of(bundle.logits, [x]) for x in eval_split.inputs[:config.latency_runs]]
+    batches = [eval_split.inputs[n:n + config.batch_size]
+               for n in range(0, min(len(eval_split), config.batches * config.batch_size), config.batch_size)]
+    return {"latency": [ones[n:n + config.block] for n in range(0, len(ones), config.block)],
+            "throughput": [[yardstick.call_of(bundle.logits, batch, units=len(batch))] for batch in batches]}
+
+
+def speed_fields(timing: dict[str, yardstick.Blocks], eval_split: Split) -> dict[str, float]:
+    """Examples per second at the throughput batch size."""
+    return {"throughput_per_s": 1 / yardstick.median(yardstick.flat(timing["throughput"]))}
 
 
 def hf_loader(source: str, task: str, labels: list[str] | None) -> Callable[[], ModelBundle]:
@@ -64,15 +71,3 @@ def quality_ratio(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str,
     """Accuracy kept, as a share of the original's."""
     return {"accuracy_retained": result["accuracy"] / baseline["accuracy"] if baseline["accuracy"] else 0.0}
 
-
-def _predict_all(bundle: ModelBundle, inputs: list[Any], batch_size: int,
-                 progress: Progress) -> tuple[np.ndarray, float]:
-    """Predictions for every eval example, and examples/second at `batch_size` (after one warm-up batch)."""
-    bundle.logits(inputs[:batch_size])
-    predictions, elapsed = [], 0.0
-    for start_index in range(0, len(inputs), batch_size):
-        start = time.perf_counter()
-        predictions.append(bundle.predict(inputs[start_index:start_index + batch_size]))
-        elapsed += time.perf_counter() - start
-        progress(0.3 + 0.6 * start_index / len(inputs), "Measuring accuracy and batch throughput")
-    return np.concatenate(predictions), len(inputs) / elapsed

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from .. import data
+from .. import data, yardstick
 from ..data import Split
 from ..measure import MeasureConfig
 from ..models.bundle import CAUSAL_LM, TEXT, ModelBundle
@@ -27,6 +26,7 @@ OPTIMUM_CLASS = "ORTModelForCausalLM"  # optimum.onnxruntime's class that export
 INPUTS = data.TEXT
 QUALITY = "perplexity"
 HIGHER_IS_BETTER = False
+TIMED_COMPLETIONS = 4  # completions timed per model (one a block); a level's tokens/s is their median
 # The model card's snippet: what to do with the model once loaded.
 card_usage = ('from microbudget_core.models.llm import complete\n'
               'print(complete(model, "The three best ways to make a model smaller are", 32).text)')
@@ -34,9 +34,6 @@ card_usage = ('from microbudget_core.models.llm import complete\n'
 
 @dataclass
 class Metrics:
-    latency_ms_p50: float  # per generated token, batch 1
-    latency_ms_p95: float
-    tokens_per_s: float  # the prompt's pass included
     prompt_tokens_per_s: float  # the prompt's tokens read in one pass (prompt processing)
     perplexity: float
     fidelity: float  # share of the completion's tokens equal to the original's at the same position
@@ -46,19 +43,15 @@ class Metrics:
 
 def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None, config: MeasureConfig,
             progress: Progress) -> tuple[Metrics, np.ndarray]:
-    """Perplexity on the eval texts; tokens/s and text of a fixed-length greedy completion of the prompt, whose
-    tokens are the predictions."""
-    progress(0.15, "Generating: warm-up")
+    """Perplexity on the eval texts; the text of a fixed-length greedy completion of the prompt, whose tokens are
+    the predictions."""
+    progress(0.0, "Generating: warm-up")
     complete(bundle, config.prompt, 2, stop_at_end=False)
-    progress(0.2, f"Generating {config.new_tokens} tokens")
+    progress(0.1, f"Generating {config.new_tokens} tokens")
     generation = complete(bundle, config.prompt, config.new_tokens, stop_at_end=False)
     tokens = np.array(generation.tokens)
-    per_token_ms = [seconds * 1000 for seconds in generation.seconds[1:]]  # the first also reads the prompt
-    progress(0.4, f"Measuring perplexity on {len(eval_split)} texts")
+    progress(0.3, f"Measuring perplexity on {len(eval_split)} texts")
     metrics = Metrics(
-        latency_ms_p50=statistics.median(per_token_ms),
-        latency_ms_p95=float(np.percentile(per_token_ms, 95)),
-        tokens_per_s=len(tokens) / sum(generation.seconds),
         prompt_tokens_per_s=generation.prompt_tokens / generation.seconds[0],
         perplexity=perplexity(bundle, eval_split.inputs),
         fidelity=1.0 if reference is None else float(np.mean(tokens == reference[: len(tokens)])),
@@ -66,6 +59,19 @@ def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
         completion=generation.text,
     )
     return metrics, tokens
+
+
+def speed_work(bundle: ModelBundle, eval_split: Split, config: MeasureConfig) -> yardstick.Work:
+    """Whole completions of the prompt, one a block; a completion's units are its tokens (so latency is per token,
+    the prompt's pass shared out)."""
+    def completion() -> int:
+        return len(complete(bundle, config.prompt, config.new_tokens, stop_at_end=False).tokens)
+    return {"latency": [[completion] for _ in range(TIMED_COMPLETIONS)]}
+
+
+def speed_fields(timing: dict[str, yardstick.Blocks], eval_split: Split) -> dict[str, float]:
+    """Generated tokens per second, the prompt's pass included."""
+    return {"tokens_per_s": 1 / yardstick.median(yardstick.flat(timing["latency"]))}
 
 
 def quality_ratio(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import transformers
 
-from .. import data
+from .. import data, yardstick
 from ..data import Split
 from ..data.audio import SAMPLE_RATE
 from ..measure import MeasureConfig
@@ -30,6 +29,7 @@ OPTIMUM_CLASS = "ORTModelForSpeechSeq2Seq"  # optimum.onnxruntime's class: an en
 INPUTS = data.AUDIO
 QUALITY = "wer"
 HIGHER_IS_BETTER = False
+TIMED_CLIPS = 8  # clips timed per model (one a block): each is a whole transcript, 0.1-1 s on 2 cores
 CLIP_SECONDS = 5  # multiply-adds are counted for a clip this long (the encoder still reads a 30 s window)
 card_usage = ('from microbudget_core.models.speech import transcribe\n'
               'print(transcribe(model, waveform_16khz_float32).text)')
@@ -37,10 +37,6 @@ card_usage = ('from microbudget_core.models.speech import transcribe\n'
 
 @dataclass
 class Metrics:
-    latency_ms_p50: float  # per clip, batch 1, the whole transcript
-    latency_ms_p95: float
-    rtf: float  # real-time factor: processing seconds per second of audio (below 1 = faster than real time)
-    throughput_per_s: float  # clips per second, one after another
     wer: float  # word error rate against the references, after Whisper's English normalizer
     cer: float  # character error rate, same normalization
     fidelity: float  # 1 - WER of these transcripts against the original model's (0 at worst)
@@ -50,29 +46,33 @@ class Metrics:
 
 def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None, config: MeasureConfig,
             progress: Progress) -> tuple[Metrics, np.ndarray]:
-    """Every eval clip transcribed at batch 1 and timed; the transcripts are the predictions."""
-    progress(0.15, "Transcribing: warm-up")
-    for clip in eval_split.inputs[: max(1, min(config.warmup, 2))]:
-        transcribe(bundle, clip)
-    results = []
+    """Every eval clip transcribed at batch 1; the transcripts are the predictions."""
+    texts = []
     for n, clip in enumerate(eval_split.inputs):
-        progress(0.2 + 0.75 * n / len(eval_split), f"Transcribing clip {n + 1} of {len(eval_split)}")
-        results.append(transcribe(bundle, clip))
-    texts = [r.text for r in results]
-    per_clip_ms = [r.seconds * 1000 for r in results]
-    audio_seconds = sum(len(clip) for clip in eval_split.inputs) / SAMPLE_RATE
+        progress(n / len(eval_split), f"Transcribing clip {n + 1} of {len(eval_split)}")
+        texts.append(transcribe(bundle, clip).text)
     metrics = Metrics(
-        latency_ms_p50=statistics.median(per_clip_ms),
-        latency_ms_p95=float(np.percentile(per_clip_ms, 95)),
-        rtf=sum(per_clip_ms) / 1000 / audio_seconds,
-        throughput_per_s=len(results) / (sum(per_clip_ms) / 1000),
         wer=error_rate(list(eval_split.labels), texts),
         cer=error_rate(list(eval_split.labels), texts, characters=True),
         fidelity=1.0 if reference is None else max(0.0, 1 - error_rate(list(reference), texts)),
-        audio_seconds=audio_seconds,
+        audio_seconds=sum(len(clip) for clip in eval_split.inputs) / SAMPLE_RATE,
         transcripts=texts,
     )
     return metrics, np.array(texts, dtype=object)
+
+
+def speed_work(bundle: ModelBundle, eval_split: Split, config: MeasureConfig) -> yardstick.Work:
+    """The first clips' whole transcripts at batch 1, one clip a block."""
+    clips = eval_split.inputs[:min(config.latency_runs, TIMED_CLIPS)]
+    return {"latency": [[yardstick.call_of(transcribe, bundle, clip)] for clip in clips]}
+
+
+def speed_fields(timing: dict[str, yardstick.Blocks], eval_split: Split) -> dict[str, float]:
+    """The real-time factor (processing seconds per second of audio, below 1 = faster than real time) and clips
+    per second, one after another, over the timed clips."""
+    seconds = yardstick.flat(timing["latency"])
+    audio = sum(len(clip) for clip in eval_split.inputs[:len(seconds)]) / SAMPLE_RATE
+    return {"rtf": sum(seconds) / audio, "throughput_per_s": len(seconds) / sum(seconds)}
 
 
 def normalize(text: str) -> str:

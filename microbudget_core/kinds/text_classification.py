@@ -11,7 +11,7 @@ from ..models.bundle import TEXT
 from ..models.hf import TextPreprocessor, from_pretrained
 # The classifiers' shared part of the kind's API.
 from ._classification import (HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401
-                              quality, quality_ratio)
+                              quality, quality_ratio, speed_fields, speed_work)
 
 ID = TEXT
 DESCRIPTION = "text classifier"
