@@ -25,6 +25,7 @@ from .paths import home
 from .pipeline import Request, run_pipeline
 from .progress import Progress
 from .runs import RunStore
+from .yardstick import speed_verdict, unstable
 
 ROWS = [("size_bytes", "size (MB)", 1e-6), ("params", "params (M)", 1e-6), ("latency_ms_p50", "p50 ms", 1),
         ("latency_ms_p95", "p95 ms", 1), ("throughput_per_s", "per s @32", 1), ("accuracy", "accuracy", 1),
@@ -137,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"after {step.label}: run {step.run_id}, {_quality(step.result)}, "
                   f"{step.result['size_bytes'] / 1e6:.1f} MB, p50 {step.result['latency_ms_p50']:.2f} ms")
         _print_comparison(run.baseline, run.result, run.label)
+        print(_speed_line(run.ratios, run.result))
         for note in run.notes:
             print(f"note: {note}")
     return 0
@@ -193,7 +195,7 @@ def _runs(args: argparse.Namespace) -> int:
     for run in runs:
         print(f"{run.run_id}  {run.created_at}  {run.model:<14} {run.dataset:<16} {run.label:<24} "
               f"{_quality(run.result)}  {run.ratios['size']:.2f}x smaller  "
-              f"{run.ratios['latency']:.2f}x faster")
+              f"{run.ratios['latency']:.2f}x faster{' (unstable)' if unstable(run.result) else ''}")
     return 0
 
 
@@ -264,6 +266,12 @@ def _assign_settings(technique_ids: list[str], settings: list[str]) -> list[tupl
                                    "Name the technique: --set TECHNIQUE.KEY=VALUE, and check `list`.")
         owners[0][1][field] = value
     return steps
+
+
+def _speed_line(ratios: dict[str, float], result: dict[str, Any]) -> str:
+    """The paired speed ratio with its interquartile range, and the machine's verdict on it."""
+    spread = f" (IQR {ratios['latency_low']:.2f}-{ratios['latency_high']:.2f})" if "latency_low" in ratios else ""
+    return f"speed: {ratios['latency']:.2f}x faster{spread}, timed side by side; {speed_verdict(result)}"
 
 
 def _print_comparison(baseline: dict[str, Any], result: dict[str, Any], label: str) -> None:

@@ -108,12 +108,6 @@ def speed_ratios(original: dict[str, yardstick.Blocks], result: dict[str, yardst
     return found
 
 
-def unstable(metrics: dict[str, Any]) -> str | None:
-    """Why a row's speed is not to be believed (measured on a busy machine), or None."""
-    check = metrics.get("speed_check") or {}
-    return "; ".join(check.get("reasons", [])) or "unstable" if check.get("unstable") else None
-
-
 def _placed(bundle: ModelBundle, where: torch.device, threads: int) -> ModelBundle:
     """The bundle on the measuring device, its runtime on `threads` threads."""
     bundle.runtime.set_threads(bundle.model, threads)

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .labs.compare import Candidate, pareto_front, quality_name, score
+from .yardstick import unstable
 from .runs import Run
 
 if TYPE_CHECKING:  # annotations only: importing the explainer would pull torch and the model loaders in here
@@ -31,16 +32,37 @@ PANELS = [
 
 
 def comparison_figure(run: Run) -> go.Figure:
-    """Original vs result, one panel per metric, each titled with the change it shows."""
+    """Original vs result, one panel per metric, each titled with the change it shows; latency bars carry their
+    interquartile range, and a speed measured on a busy machine is hatched and said."""
     figure = make_subplots(rows=1, cols=len(PANELS), subplot_titles=[_title(run, p) for p in PANELS])
+    rows = [run.baseline, run.result]
     for column, (key, _, scale, unit, _) in enumerate(PANELS, start=1):
-        values = [run.baseline[key] * scale, run.result[key] * scale]
+        values = [row[key] * scale for row in rows]
         figure.add_trace(go.Bar(x=["original", run.label], y=values, marker_color=[ORIGINAL_COLOUR, RESULT_COLOUR],
-                                text=[f"{v:,.1f} {unit}" for v in values], textposition="auto",
+                                marker_pattern_shape=[_hatch(row, key) for row in rows],
+                                error_y=_spread(rows, key, scale), text=[f"{v:,.1f} {unit}" for v in values],
+                                textposition="auto",
                                 hovertemplate="%{x}: %{y:,.2f} " + unit + "<extra></extra>", showlegend=False),
                          row=1, col=column)
     figure.update_layout(height=360, margin=dict(l=20, r=20, t=60, b=20), bargap=0.3)
     return figure
+
+
+SPEED_KEYS = ("latency_ms_p50", "throughput_per_s", "tokens_per_s", "seconds_per_clip", "p50_ms")
+
+
+def _hatch(metrics: dict[str, Any], key: str) -> str:
+    """A hatched bar where the figure is a speed measured on a busy machine."""
+    return "/" if key in SPEED_KEYS and unstable(metrics) else ""
+
+
+def _spread(rows: list[dict[str, Any]], key: str, scale: float) -> dict[str, Any] | None:
+    """Error bars from each row's 25th to 75th latency percentile (None for other panels and older runs)."""
+    if key != "latency_ms_p50" or not all("latency_ms_p25" in row for row in rows):
+        return None
+    return dict(type="data", symmetric=False, color="#1e293b", thickness=1.5,
+                array=[(row["latency_ms_p75"] - row[key]) * scale for row in rows],
+                arrayminus=[(row[key] - row["latency_ms_p25"]) * scale for row in rows])
 
 
 def _title(run: Run, panel: tuple) -> str:
@@ -50,15 +72,22 @@ def _title(run: Run, panel: tuple) -> str:
         return f"{name}<br><sub>{(after - before) * 100:+.1f} pt</sub>"
     if not before or not after:
         return name
-    factor = before / after if smaller_is_better else after / before
+    figure = {"latency_ms_p50": "latency", "throughput_per_s": "throughput"}.get(key)
+    if figure in run.ratios:  # timed side by side: the paired ratio and its interquartile range
+        factor = run.ratios[figure]
+        spread = f" ({run.ratios[figure + '_low']:.2f}-{run.ratios[figure + '_high']:.2f})"
+    else:
+        factor, spread = before / after if smaller_is_better else after / before, ""
     word = {"size_bytes": "smaller", "latency_ms_p50": "faster", "throughput_per_s": "more"}[key]
-    return f"{name}<br><sub>{factor:.2f}x {word}</sub>"
+    warning = " ⚠ unstable" if figure and unstable(run.result) else ""
+    return f"{name}<br><sub>{factor:.2f}x {word}{spread}{warning}</sub>"
 
 
 def summary(run: Run) -> str:
     """One line a person can say out loud: '3.9x smaller, 1.3x faster, -0.4 pt accuracy'."""
     drop = (run.result["accuracy"] - run.baseline["accuracy"]) * 100
-    return (f"{run.ratios['size']:.1f}x smaller, {run.ratios['latency']:.1f}x faster, "
+    busy = " (speed unstable: measured on a busy machine)" if unstable(run.result) else ""
+    return (f"{run.ratios['size']:.1f}x smaller, {run.ratios['latency']:.1f}x faster{busy}, "
             f"{drop:+.1f} pt accuracy, {run.result['fidelity'] * 100:.1f}% same predictions")
 
 
@@ -225,7 +254,8 @@ PARETO_AXES = [("latency_ms_p50", 1, "p50 latency, batch 1 (ms)"), ("size_bytes"
 
 def pareto_figure(found: list[Candidate]) -> go.Figure:
     """Accuracy (a speech model's WER) against latency and against size: point size = parameters, colour =
-    technique, the originals as stars, each panel's Pareto frontier drawn and the runs it dominates faded."""
+    technique, the originals as stars, each panel's Pareto frontier drawn and the runs it dominates faded; latencies
+    carry their interquartile range, and a speed measured on a busy machine is an open marker."""
     quality = quality_name(found)
     figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
                            subplot_titles=[f"{quality.capitalize() if quality == 'accuracy' else quality} vs {axis}"
@@ -244,8 +274,11 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
             figure.add_trace(go.Scatter(
                 x=[xs[i] for i in members], y=[ys[i] for i in members], mode="markers", name=technique,
                 legendgroup=technique, showlegend=column == 1, customdata=[found[i].run_id or "" for i in members],
-                text=[f"{found[i].name}<br>{found[i].model}" for i in members],
-                marker=dict(color=colours[technique], symbol="star" if technique == "original" else "circle",
+                text=[f"{found[i].name}<br>{found[i].model}" + _busy_note(found[i].metrics) for i in members],
+                error_x=_spread([found[i].metrics for i in members], key, scale),
+                marker=dict(color=colours[technique],
+                            symbol=[("star" if technique == "original" else "circle")
+                                    + ("-open" if unstable(found[i].metrics) else "") for i in members],
                             size=[8 + 22 * math.sqrt((found[i].metrics.get("params") or 1) / largest)
                                   for i in members],
                             opacity=[1.0 if front[i] or technique == "original" else 0.25 for i in members],
@@ -264,6 +297,11 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
     figure.update_layout(height=460, margin=dict(l=20, r=20, t=50, b=20),
                          legend=dict(orientation="h", yanchor="top", y=-0.18))
     return figure
+
+
+def _busy_note(metrics: dict[str, Any]) -> str:
+    """A hover line for a speed measured on a busy machine (such points are drawn open)."""
+    return f"<br>⚠ speed unstable: {unstable(metrics)}" if unstable(metrics) else ""
 
 
 def architectures_figure(rows: list[dict]) -> go.Figure:
@@ -291,13 +329,22 @@ def lineup_figure(rows: list[Any], name: str = "model", panels: list[tuple[str, 
                   log_panels: tuple[str, ...] = ()) -> go.Figure:
     """One bar per row (the original first, in grey) in each panel, e.g. what a student keeps of its teacher.
 
-    `rows` are a lab's row dataclasses; `name` and each panel's first item name their fields."""
-    names = [getattr(row, name) for row in rows]
+    `rows` are a lab's row dataclasses; `name` and each panel's first item name their fields. A row's `speed`
+    saying "unstable" marks its name and hatches its speed bars; `<field>_p25` / `<field>_p75` draw error bars."""
+    names = [getattr(row, name) + (" ⚠" if _row_unstable(row) else "") for row in rows]
     colours = [ORIGINAL_COLOUR] + TECHNIQUE_PALETTE[:len(rows) - 1]
     figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for _, title, _ in panels])
     for column, (key, _, unit) in enumerate(panels, start=1):
-        values = [getattr(row, key) * (100 if unit == "%" else 1) for row in rows]
-        figure.add_trace(go.Bar(x=names, y=values, marker_color=colours, showlegend=False,
+        scale = 100 if unit == "%" else 1
+        values = [getattr(row, key) * scale for row in rows]
+        spread = None
+        if all(hasattr(row, f"{key}_p25") for row in rows):  # a speed's interquartile range, as error bars
+            spread = dict(type="data", symmetric=False, color="#1e293b", thickness=1.5,
+                          array=[getattr(row, f"{key}_p75") * scale - v for row, v in zip(rows, values)],
+                          arrayminus=[v - getattr(row, f"{key}_p25") * scale for row, v in zip(rows, values)])
+        hatch = ["/" if key in SPEED_KEYS and _row_unstable(row) else "" for row in rows]
+        figure.add_trace(go.Bar(x=names, y=values, marker_color=colours, marker_pattern_shape=hatch, error_y=spread,
+                                showlegend=False,
                                 text=[f"{v:,.3g} {unit}" if key in log_panels else f"{v:,.1f} {unit}" for v in values],
                                 textposition="auto",
                                 hovertemplate="%{x}: %{y:,.3g} " + unit + "<extra></extra>"), row=1, col=column)
@@ -305,6 +352,10 @@ def lineup_figure(rows: list[Any], name: str = "model", panels: list[tuple[str, 
             figure.update_yaxes(type="log", row=1, col=column)
     figure.update_layout(height=380, margin=dict(l=20, r=20, t=50, b=20), bargap=0.25)
     return figure
+
+
+def _row_unstable(row: Any) -> bool:
+    return str(getattr(row, "speed", "")).startswith("unstable")
 
 
 def levels_figure(rows: list[LevelRow]) -> go.Figure:

@@ -20,10 +20,9 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from .atomic import write_atomically
 from .cpu import describe
@@ -101,6 +100,7 @@ class Machine:
 
     def calibrate(self) -> float:
         """Seconds for a fixed CPU workload (float matrix products on torch's threads), the fastest of five."""
+        import torch  # here: the charts read this module's verdicts without loading torch
         a = torch.ones(160, 160)
         times = []
         for _ in range(5):
@@ -240,3 +240,15 @@ def percentile_ms(samples: list[float], q: float) -> float:
 
 def median(samples: list[float]) -> float:
     return statistics.median(samples) if samples else float("nan")
+
+
+def unstable(metrics: dict[str, Any]) -> str | None:
+    """Why a row's speed is not to be believed (measured on a busy machine), or None."""
+    check = metrics.get("speed_check") or {}
+    return "; ".join(check.get("reasons", [])) or "unstable" if check.get("unstable") else None
+
+
+def speed_verdict(metrics: dict[str, Any]) -> str:
+    """A table's word on a row's speed: "stable", or "unstable: " and why."""
+    reason = unstable(metrics)
+    return f"unstable: {reason}" if reason else "stable" if metrics.get("speed_check") else "not checked (older run)"

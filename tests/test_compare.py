@@ -122,3 +122,42 @@ def test_speech_runs_rank_by_the_lowest_word_error_rate():
     rows = comparison_rows(found)
     assert [r.pareto_latency for r in rows] == [False, True, True, False]  # "worse" is slower and worse
     assert rows[1].wer == 0.066 and rows[1].accuracy is None
+
+
+BUSY = {"speed_check": {"unstable": True, "reasons": ["other processes used 1.10 CPU cores during the timing"]}}
+QUIET = {"speed_check": {"unstable": False, "reasons": []}}
+
+
+def test_a_pick_that_leans_on_an_unstable_speed_says_so():
+    original = candidate("original", 0.82, 20.0, 90.0, original=True)
+    fast_but_busy = Candidate("int8", "m", "t", {**metrics(0.81, 8.0, 24.0), **BUSY}, "int8")
+    steady = Candidate("half", "m", "t", {**metrics(0.815, 15.0, 45.0), **QUIET}, "half")
+    # The latency limit was judged on the busy run's speed: the pick says so, naming it.
+    pick = recommend([original, fast_but_busy, steady], Limits(max_latency_ms=16))
+    assert pick.best.name == "half" and "Caution: the speed of int8 was measured on a busy machine" in pick.message
+    # Nothing judged on speed and a quiet pick: no caveat; a pick whose own speed is unstable: the caveat.
+    assert "Caution" not in recommend([original, fast_but_busy, steady], Limits(max_size_mb=50)).message
+    assert "speed of int8" in recommend([fast_but_busy], Limits()).message
+    rows = comparison_rows([original, fast_but_busy, steady])
+    assert [row.speed for row in rows] == ["not checked (older run)",
+                                           "unstable: other processes used 1.10 CPU cores during the timing", "stable"]
+
+
+def test_charts_carry_the_spread_and_mark_an_unstable_speed():
+    from microbudget_core.plots import comparison_figure, pareto_figure
+
+    timed = {"latency_ms_p25": 9.0, "latency_ms_p75": 12.0, "accuracy": 0.8}
+    run = Run("m", "d", "text-classification", [{"technique": "onnx-int8-dynamic", "config": {}}],
+              baseline={**metrics(0.82, 10.0, 90.0), **timed, **QUIET},
+              result={**metrics(0.81, 2.0, 24.0), "latency_ms_p25": 1.5, "latency_ms_p75": 2.5, **BUSY},
+              ratios={"size": 3.75, "latency": 5.2, "latency_low": 4.8, "latency_high": 5.5})
+    figure = comparison_figure(run)
+    latency = figure.data[1]
+    assert list(latency.error_y.array) == [2.0, 0.5] and list(latency.error_y.arrayminus) == [1.0, 0.5]
+    assert list(latency.marker.pattern.shape) == ["", "/"]  # the busy row's speed hatched, the original's not
+    assert list(figure.data[0].marker.pattern.shape) == ["", ""]  # size is not a speed
+    title = figure.layout.annotations[1].text
+    assert "5.20x faster (4.80-5.50) ⚠ unstable" in title  # the paired ratio, not 10 / 2
+    pareto = pareto_figure(candidates([run]))
+    symbols = {trace.name: list(trace.marker.symbol) for trace in pareto.data if trace.mode == "markers"}
+    assert symbols["original"][0] == "star" and symbols["onnx-int8-dynamic"][0] == "circle-open"

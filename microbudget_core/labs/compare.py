@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from ..rows import column
 from ..models.bundle import artifact_state
 from ..runs import Run
+from ..yardstick import speed_verdict, unstable
 
 # The default price of an instance-hour: AWS EC2 c7i.large (2 vCPU, like the machine the figures come
 # from), on-demand, us-east-1, Linux, as listed in 2025. Change it to your own.
@@ -136,7 +137,7 @@ def recommend(found: Sequence[Candidate], limits: Limits) -> Recommendation:
     meeting = [c for c, missed in zip(found, misses) if not missed]
     if meeting:
         best = max(meeting, key=lambda c: (score(c.metrics), -c.metrics["latency_ms_p50"], -c.metrics["size_bytes"]))
-        return Recommendation(best, f"Ship {best.name}: {_describe(best)}.")
+        return Recommendation(best, f"Ship {best.name}: {_describe(best)}.{_speed_caveat(found, best, limits)}")
     never = [limit for limit in _limit_names(limits) if all(limit in missed for missed in misses)]
     # The nearest: the smallest total shortfall, each limit's shortfall relative to the limit itself.
     nearest = min(range(len(found)), key=lambda i: sum(gap / max(abs(getattr(limits, name)), 1e-9)
@@ -146,7 +147,20 @@ def recommend(found: Sequence[Candidate], limits: Limits) -> Recommendation:
         message = f"No run meets {' or '.join(LIMIT_TEXT[name] for name in never)}."
     else:
         message = "Each limit is met by some run, but no run meets all of them."
-    return Recommendation(None, f"{message} The nearest, {found[nearest].name}, misses {gaps}.", misses[nearest])
+    return Recommendation(None, f"{message} The nearest, {found[nearest].name}, misses {gaps}."
+                                f"{_speed_caveat(found, found[nearest], limits)}", misses[nearest])
+
+
+def _speed_caveat(found: Sequence[Candidate], chosen: Candidate, limits: Limits) -> str:
+    """What the pick leans on that a busy machine measured: the chosen one's speed, or speeds a latency limit read."""
+    judged = [c for c in found if unstable(c.metrics)] if limits.max_latency_ms is not None else []
+    if unstable(chosen.metrics):
+        judged = [chosen] + [c for c in judged if c is not chosen]
+    if not judged:
+        return ""
+    names = ", ".join(c.name for c in judged[:3]) + (f" and {len(judged) - 3} more" if len(judged) > 3 else "")
+    return (f" Caution: the speed of {names} was measured on a busy machine (unstable); measure again on a quiet "
+            "one before relying on it.")
 
 
 UNITS = {"max_size_mb": " MB", "max_latency_ms": " ms", "min_accuracy": "", "max_accuracy_drop_pt": " pt"}
@@ -209,6 +223,7 @@ class ComparisonRow:
     pareto_latency: bool = column("Pareto (latency)")
     pareto_size: bool = column("Pareto (size)")
     artifact: str = column("artifact")  # original, saved or missing
+    speed: str = column("speed")  # stable, or unstable and why (yardstick.speed_verdict)
     run: str = column("run")
     when: str = column("when")
 
@@ -228,6 +243,6 @@ def comparison_rows(found: Sequence[Candidate], price_per_hour: float = DEFAULT_
             size_mb=c.metrics["size_bytes"] / 1e6, p50_ms=c.metrics["latency_ms_p50"],
             params_m=(c.metrics.get("params") or 0) / 1e6, throughput=c.metrics["throughput_per_s"],
             cost_per_million=cost.per_million, cost_per_month=cost.per_month, pareto_latency=fast,
-            pareto_size=small, artifact=c.artifact,
+            pareto_size=small, artifact=c.artifact, speed=speed_verdict(c.metrics),
             run=c.run_id or "", when=c.created_at))
     return rows

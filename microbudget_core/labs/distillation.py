@@ -11,6 +11,7 @@ from .. import labs
 from ..baseline import build_baseline
 from ..data import DatasetSpec, load_dataset
 from ..measure import MeasureConfig
+from ..yardstick import speed_verdict
 from ..models import OFFLINE_MODELS, TEXT, ModelBundle
 from ..pipeline import Request, Sweep, prepare, resolve, run_steps
 from ..progress import Progress, no_progress, scaled
@@ -85,11 +86,14 @@ class LineupRow:
     size_mb: float = column("size MB")
     params_m: float = column("params (M)")
     p50_ms: float = column("p50 ms")
+    p50_ms_p25: float = column("p25 ms")
+    p50_ms_p75: float = column("p75 ms")
     accuracy: float = column("accuracy")
     fidelity: float = column("same predictions as the original")
     x_smaller: float = column("x smaller")
     x_faster: float = column("x faster")
     teacher_share: float = column("% of teacher accuracy")
+    speed: str = column("speed")  # stable, or unstable and why (measure.speed_verdict)
 
 
 def lineup(runs: Sequence[Run]) -> list[LineupRow]:
@@ -102,15 +106,17 @@ def lineup(runs: Sequence[Run]) -> list[LineupRow]:
     teacher = teacher_run.result if teacher_run else runs[0].baseline
     student = next((run.result["student"] for run in runs if run.result.get("student")), "student")
     rows = [("teacher", teacher_run.label if teacher_run else runs[0].model, teacher,
-             teacher_run.result["fidelity"] if teacher_run else 1.0)]
-    rows += [(role(run), f"{student} int8" if role(run) == QUANTIZED else student, run.result, run.result["fidelity"])
+             teacher_run.result["fidelity"] if teacher_run else 1.0, 1.0)]
+    # A run was timed side by side with its original: that ratio, where the original is the teacher.
+    rows += [(role(run), f"{student} int8" if role(run) == QUANTIZED else student, run.result, run.result["fidelity"],
+              teacher["latency_ms_p50"] / run.result["latency_ms_p50"] if teacher_run else run.ratios["latency"])
              for run in runs]
     return [LineupRow(model=name, network=network, size_mb=m["size_bytes"] / 1e6, params_m=m["params"] / 1e6,
-                      p50_ms=m["latency_ms_p50"], accuracy=m["accuracy"], fidelity=fidelity,
-                      x_smaller=teacher["size_bytes"] / m["size_bytes"],
-                      x_faster=teacher["latency_ms_p50"] / m["latency_ms_p50"],
-                      teacher_share=100 * m["accuracy"] / teacher["accuracy"])
-            for name, network, m, fidelity in rows]
+                      p50_ms=m["latency_ms_p50"], p50_ms_p25=m.get("latency_ms_p25", m["latency_ms_p50"]),
+                      p50_ms_p75=m.get("latency_ms_p75", m["latency_ms_p50"]), accuracy=m["accuracy"], fidelity=fidelity,
+                      x_smaller=teacher["size_bytes"] / m["size_bytes"], x_faster=x_faster,
+                      teacher_share=100 * m["accuracy"] / teacher["accuracy"], speed=speed_verdict(m))
+            for name, network, m, fidelity, x_faster in rows]
 
 
 def headline(rows: list[LineupRow]) -> str:

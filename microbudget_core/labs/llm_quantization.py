@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from .. import labs
 from ..errors import MicrobudgetError
 from ..measure import MeasureConfig
+from ..yardstick import speed_verdict
 from ..models import CAUSAL_LM, ModelBundle, ModelSpec, load_model
 from ..models.llm import Generation
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows
@@ -84,25 +85,27 @@ class LevelRow:
     x_smaller: float = column("x smaller")
     load_s: float | None = column("load s")
     tokens_per_s: float = column("tokens/s")
+    x_faster: float = column("x tokens/s")  # from the level's side-by-side timing with the original
     prompt_tokens_per_s: float | None = column("prompt tokens/s")
     perplexity: float = column("perplexity")
     perplexity_x: float = column("perplexity x")
     same_tokens: float = column("same tokens")
     completion: str = column("completion")
+    speed: str = column("speed")  # stable, or unstable and why (measure.speed_verdict)
 
 
 def level_rows(runs: Sequence[Run]) -> list[LevelRow]:
     """The original then each level: bits, size, load time, tokens/s, perplexity, and the same prompt's completion."""
     if not runs:
         return []
-    rows = [_row(ORIGINAL, runs[0].baseline, runs[0].baseline)]
-    return rows + [_row(level_of(run), run.result, run.baseline) for run in runs]
+    rows = [_row(ORIGINAL, runs[0].baseline, runs[0].baseline, 1.0)]
+    return rows + [_row(level_of(run), run.result, run.baseline, run.ratios["latency"]) for run in runs]
 
 
 def headline(rows: list[LevelRow]) -> str:
     """Each level against the original in one sentence: how much smaller, how much faster, how much perplexity."""
     original = rows[0]
-    levels = "; ".join(f"{row.level} {row.x_smaller:.1f}x smaller, {row.tokens_per_s / original.tokens_per_s:.1f}x "
+    levels = "; ".join(f"{row.level} {row.x_smaller:.1f}x smaller, {row.x_faster:.1f}x "
                        f"the tokens/s, perplexity x{row.perplexity_x:.2f}" for row in rows[1:])
     return f"Against {original.level} ({original.size_mb:.0f} MB, {original.tokens_per_s:.0f} tokens/s): {levels}."
 
@@ -112,17 +115,18 @@ def level_of(run: Run) -> str:
     return labs.row_name(run, {name: steps for name, (_, steps) in LEVELS.items()})
 
 
-def _row(level: str, metrics: dict[str, Any], original: dict[str, Any]) -> LevelRow:
+def _row(level: str, metrics: dict[str, Any], original: dict[str, Any], x_faster: float) -> LevelRow:
     types = metrics.get("tensor_types", {})
     return LevelRow(level=level, backend=backend(level),
                     bits=metrics.get("bits_per_weight") or LEVELS.get(level, (32, []))[0],
                     tensor_types=", ".join(f"{kind} x{count}" for kind, count in types.items()) or "-",
                     size_mb=metrics["size_bytes"] / 1e6,
                     x_smaller=original["size_bytes"] / metrics["size_bytes"], load_s=metrics.get("load_seconds"),
-                    tokens_per_s=metrics["tokens_per_s"], prompt_tokens_per_s=metrics.get("prompt_tokens_per_s"),
+                    tokens_per_s=metrics["tokens_per_s"], x_faster=x_faster,
+                    prompt_tokens_per_s=metrics.get("prompt_tokens_per_s"),
                     perplexity=metrics["perplexity"],
                     perplexity_x=metrics["perplexity"] / original["perplexity"], same_tokens=metrics["fidelity"],
-                    completion=metrics["completion"])
+                    completion=metrics["completion"], speed=speed_verdict(metrics))
 
 
 def stream(model: str, run_id: str, prompt: str, max_new_tokens: int) -> Generation:

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from .. import labs
 from . import llm_quantization
 from ..measure import MeasureConfig
+from ..yardstick import speed_verdict
 from ..models import CAUSAL_LM, ModelSpec, load_model
 from ..pipeline import Request, prepare, resolve, run_steps
 from ..progress import Progress, no_progress, scaled
@@ -63,6 +64,7 @@ class ContestRow:
     macro_f1: float = column("macro F1")
     p50_ms: float = column("p50 ms")
     cost_per_million: float = column("$ per 1M")
+    speed: str = column("speed")  # stable, or unstable and why (yardstick.speed_verdict)
     run: str = column("run")
 
 
@@ -83,7 +85,7 @@ def contest_rows(runs: Sequence[Run], price_per_hour: float = DEFAULT_PRICE_PER_
                        size_mb=metrics["size_bytes"] / 1e6, accuracy=metrics["accuracy"],
                        macro_f1=metrics["macro_f1"], p50_ms=metrics["latency_ms_p50"],
                        cost_per_million=serving_cost(metrics["throughput_per_s"], price_per_hour).per_million,
-                       run=run.run_id)
+                       speed=speed_verdict(metrics), run=run.run_id)
             for number, run in enumerate(runs) for name, metrics in _contenders(run, specialist=number == 0)]
 
 
