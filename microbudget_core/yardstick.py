@@ -1,8 +1,8 @@
 """The clock behind every speed figure: models timed side by side, ratios with their spread, a busy machine flagged.
 
-The original and a result are timed in the same window, in short alternating blocks over the same inputs (after
-each one's warm-up), so a load swing hits both; a ratio is the median of the per-block ratios and carries their
-interquartile range. Around each window the machine is watched (other processes' CPU use, a fixed calibration,
+The original and a result are timed in the same window, taking turns in short blocks (rounds) over the same
+inputs, after each one's warm-up, so a load swing hits both; a ratio is the median of the per-round ratios and
+carries their interquartile range. Each round covers the same inputs, so the rounds differ only by the machine. Around each window the machine is watched (other processes' CPU use, a fixed calibration,
 the blocks' own spread); a disturbed window is timed again, a bounded number of times, and a window still
 disturbed is kept flagged "unstable", with the reason.
 
@@ -28,20 +28,22 @@ from .atomic import write_atomically
 from .cpu import describe
 
 Call = Callable[[], int]  # runs one sample (a batch-1 call, a batch, a clip, a completion); returns the units it did
-Work = dict[str, list[list[Call]]]  # figure ("latency", "throughput") -> blocks of calls, the same inputs per model
-Blocks = list[list[float]]  # per block, each call's seconds per unit
+Work = dict[str, list[list[Call]]]  # figure ("latency", "throughput") -> rounds of calls, the same inputs per model
+Rounds = list[list[float]]  # per round, each call's seconds per unit
 
 # A window is "disturbed" when any of these is passed (each measured, then chosen with margin; see the README):
 OTHERS_LIMIT = 0.25  # other processes' average CPU use during the window, in cores (a quiet machine: ~0.02)
-CALIBRATION_LIMIT = 1.3  # the fixed calibration's time against the best this machine has shown
-SPREAD_LIMIT = 0.3  # interquartile range of the per-block ratios, as a share of their median (quiet: 0.03-0.15)
+CALIBRATION_LIMIT = 1.5  # the fixed calibration's time against the best this machine has shown (quiet: 1.0-1.3)
+SPREAD_LIMIT = 0.2  # interquartile range of the per-round ratios, as a share of their median
 MIN_WATCHED_S = 0.5  # a shorter window is too short for /proc/stat's 10 ms ticks to say who used the CPU
-PAUSE_S = 0.005  # between blocks: the last runtime's spinning worker threads go idle before the next one's block
+PAUSE_S = 0.005  # between rounds: the last runtime's spinning worker threads go idle before the next one's round
+CALIBRATION_PRODUCTS = 200  # 160 x 160 products: ~10 ms on a 2-core AVX-512 EPYC
+SETTLE_S = 0.1  # before a calibration: right after a model's work, the first ~50 ms ran up to 1.4x slower here
 
 
 @dataclass(frozen=True)
 class Ratio:
-    """How many times faster the second model is than the first: the median of per-block ratios, and their
+    """How many times faster the second model is than the first: the median of per-round ratios, and their
     25th and 75th percentiles."""
 
     median: float
@@ -60,7 +62,7 @@ class Check:
     load_average: float = 0.0  # the 1-minute load average when the window ended
     others_cores: float | None = None  # other processes' CPU use during the window (None where unknown)
     calibration_x: float | None = None  # the slower calibration around the window, against the machine's best
-    spread: float | None = None  # IQR / median of the per-block figures
+    spread: float | None = None  # IQR / median of the per-round figures
     attempts: int = 1
 
 
@@ -68,7 +70,7 @@ class Check:
 class Window:
     """The timings of each model timed together, and the machine's check of that window."""
 
-    timings: list[dict[str, Blocks]]
+    timings: list[dict[str, Rounds]]
     check: Check
 
 
@@ -101,11 +103,12 @@ class Machine:
     def calibrate(self) -> float:
         """Seconds for a fixed CPU workload (float matrix products on torch's threads), the fastest of five."""
         import torch  # here: the charts read this module's verdicts without loading torch
+        time.sleep(SETTLE_S)
         a = torch.ones(160, 160)
         times = []
         for _ in range(5):
             start = time.perf_counter()
-            for _ in range(20):
+            for _ in range(CALIBRATION_PRODUCTS):
                 torch.mm(a, a)
             times.append(time.perf_counter() - start)
         return min(times)
@@ -115,7 +118,7 @@ class Machine:
         from .paths import home  # here: paths reads the environment, which tests set after import
 
         path = home() / "calibration.json"
-        key = f"{describe()} | {threads} threads"
+        key = f"{describe()} | {threads} threads | {CALIBRATION_PRODUCTS} products"
         try:
             known = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -142,12 +145,12 @@ def threads_for(wanted: int) -> int:
 
 def time_together(works: Sequence[Work], warmup: int, threads: int, attempts: int = 3,
                   machine: Machine | None = None) -> Window:
-    """Time every model's work in one window of alternating blocks; time it again (up to `attempts` windows) while
+    """Time every model's work in one window of alternating rounds; time it again (up to `attempts` windows) while
     the machine looks disturbed, and keep the calmest window, flagged unstable if it was still disturbed."""
     machine = machine or MACHINE
-    for work in works:  # warm-ups, once per figure: the first block's calls, at most `warmup` of them
-        for blocks in work.values():
-            for call in blocks[0][:warmup] if blocks else []:
+    for work in works:  # warm-ups, once per figure: the first round's calls, at most `warmup` of them
+        for rounds in work.values():
+            for call in rounds[0][:warmup] if rounds else []:
                 call()
     windows = []
     for attempt in range(1, attempts + 1):
@@ -162,13 +165,13 @@ def time_together(works: Sequence[Work], warmup: int, threads: int, attempts: in
     return kept
 
 
-def ratio(before: Blocks, after: Blocks) -> Ratio:
-    """How many times less time per unit `after` took than `before`, block by block over the same inputs."""
-    per_block = [sum(b) / sum(a) for b, a in zip(before, after) if sum(a) > 0]
-    if not per_block:
+def ratio(before: Rounds, after: Rounds) -> Ratio:
+    """How many times less time per unit `after` took than `before`, round by round over the same inputs."""
+    per_round = [sum(b) / sum(a) for b, a in zip(before, after) if sum(a) > 0]
+    if not per_round:
         return Ratio(float("nan"), float("nan"), float("nan"), 0)
-    low, median, high = np.percentile(per_block, [25, 50, 75])
-    return Ratio(float(median), float(low), float(high), len(per_block))
+    low, median, high = np.percentile(per_round, [25, 50, 75])
+    return Ratio(float(median), float(low), float(high), len(per_round))
 
 
 def call_of(function: Callable[..., object], *args: object, units: int = 1) -> Call:
@@ -179,25 +182,25 @@ def call_of(function: Callable[..., object], *args: object, units: int = 1) -> C
     return call
 
 
-def flat(blocks: Blocks) -> list[float]:
-    return [seconds for block in blocks for seconds in block]
+def flat(rounds: Rounds) -> list[float]:
+    return [seconds for one_round in rounds for seconds in one_round]
 
 
 def _window(works: Sequence[Work], threads: int, machine: Machine) -> Window:
     calibration_before = machine.calibrate()
     busy_start, own_start, wall_start = machine.busy_seconds(), machine.own_seconds(), machine.now()
-    timings: list[dict[str, Blocks]] = [{figure: [] for figure in work} for work in works]
+    timings: list[dict[str, Rounds]] = [{figure: [] for figure in work} for work in works]
     for figure in works[0]:
         for number in range(len(works[0][figure])):
             # Alternate who goes first (A B, B A, ...): a model is not always the one timed right after the other.
             order = range(len(works)) if number % 2 == 0 else reversed(range(len(works)))
             for m in order:
-                block = []
+                seconds = []
                 for call in works[m][figure][number]:
                     start = machine.clock()
                     units = call()
-                    block.append((machine.clock() - start) / max(units, 1))
-                timings[m][figure].append(block)
+                    seconds.append((machine.clock() - start) / max(units, 1))
+                timings[m][figure].append(seconds)
                 machine.sleep(PAUSE_S)
     wall, busy_end, own_end = machine.now() - wall_start, machine.busy_seconds(), machine.own_seconds()
     calibration_after = machine.calibrate()
@@ -213,23 +216,23 @@ def _window(works: Sequence[Work], threads: int, machine: Machine) -> Window:
         check.reasons.append(f"a fixed CPU calibration ran {check.calibration_x:.1f}x slower than this machine's best")
     check.spread = _spread(timings)
     if check.spread is not None and check.spread > SPREAD_LIMIT:
-        check.reasons.append(f"the timed blocks varied by {check.spread:.0%} (interquartile range over median)")
+        check.reasons.append(f"the timed rounds varied by {check.spread:.0%} (interquartile range over median)")
     return Window(timings, check)
 
 
-def _spread(timings: list[dict[str, Blocks]]) -> float | None:
-    """The first figure's relative IQR: of the per-block ratios to the first model where several are timed, else of
-    the one model's per-block times."""
+def _spread(timings: list[dict[str, Rounds]]) -> float | None:
+    """The first figure's relative IQR: of the per-round ratios to the first model where several are timed, else of
+    the one model's per-round times."""
     figure = next(iter(timings[0]), None)
     if figure is None:
         return None
     if len(timings) > 1:
         values = [ratio(timings[0][figure], t[figure]) for t in timings[1:]]
         return round(max((r.high - r.low) / r.median for r in values if r.pairs), 3) if values[0].pairs else None
-    per_block = [sum(block) / len(block) for block in timings[0][figure] if block]
-    if len(per_block) < 2:
+    per_round = [sum(seconds) for seconds in timings[0][figure] if seconds]
+    if len(per_round) < 2:
         return None
-    low, median, high = np.percentile(per_block, [25, 50, 75])
+    low, median, high = np.percentile(per_round, [25, 50, 75])
     return round(float((high - low) / median), 3) if median > 0 else None
 
 

@@ -110,7 +110,7 @@ def test_a_slow_calibration_and_a_wide_spread_are_reasons_too():
     noisy = {"latency": [[machine.model("B", seconds)] for seconds in (0.001, 0.004, 0.001, 0.004)]}
     window = yardstick.time_together([work(machine, "A", 0.01, blocks=4), noisy], 1, 2, attempts=1, machine=machine)
     reasons = " | ".join(window.check.reasons)
-    assert "calibration ran 2.0x slower" in reasons and "timed blocks varied" in reasons
+    assert "calibration ran 2.0x slower" in reasons and "timed rounds varied" in reasons
     assert window.check.unstable
 
 

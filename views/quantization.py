@@ -12,6 +12,7 @@ from microbudget_core.errors import MicrobudgetError
 from microbudget_core.labs import quantization as lab
 from microbudget_core.pipeline import Request
 from microbudget_core.runs import RunStore
+from microbudget_core.yardstick import speed_verdict
 
 st.title("Quantization")
 st.markdown("Store weights in fewer bits. Every row below is measured the same way, original included: "
@@ -61,7 +62,8 @@ if earlier:
     st.subheader(f"Runs on {dataset}")
     st.dataframe(pd.DataFrame([{"run": r.run_id, "when": r.created_at, "model": r.model, "pipeline": r.label,
                                 "accuracy": r.result["accuracy"], "size x": r.ratios["size"],
-                                "speed x": r.ratios["latency"]} for r in reversed(earlier)]),
+                                "speed x": r.ratios["latency"], "speed": speed_verdict(r.result)}
+                               for r in reversed(earlier)]),
                  hide_index=True, width="stretch")
 
 st.subheader("Bit-width sweep")

@@ -49,12 +49,13 @@ def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
 
 
 def speed_work(bundle: ModelBundle, eval_split: Split, config: MeasureConfig) -> yardstick.Work:
-    """Batch-1 calls on the first `latency_runs` inputs, `block` a block; then `batches` batches, one a block."""
+    """Each round, batch-1 calls on the first `latency_runs` inputs; then the first `batches` batches."""
     ones = [yardstick.call_of(bundle.logits, [x]) for x in eval_split.inputs[:config.latency_runs]]
     batches = [eval_split.inputs[n:n + config.batch_size]
                for n in range(0, min(len(eval_split), config.batches * config.batch_size), config.batch_size)]
-    return {"latency": [ones[n:n + config.block] for n in range(0, len(ones), config.block)],
-            "throughput": [[yardstick.call_of(bundle.logits, batch, units=len(batch))] for batch in batches]}
+    return {"latency": [ones] * config.rounds,
+            "throughput": [[yardstick.call_of(bundle.logits, batch, units=len(batch)) for batch in batches]]
+            * config.rounds}
 
 
 def speed_fields(timing: dict[str, yardstick.Blocks], eval_split: Split) -> dict[str, float]:

@@ -26,7 +26,7 @@ OPTIMUM_CLASS = "ORTModelForCausalLM"  # optimum.onnxruntime's class that export
 INPUTS = data.TEXT
 QUALITY = "perplexity"
 HIGHER_IS_BETTER = False
-TIMED_COMPLETIONS = 4  # completions timed per model (one a block); a level's tokens/s is their median
+TIMED_COMPLETIONS = 4  # rounds at most (a completion each); a level's tokens/s is their median
 # The model card's snippet: what to do with the model once loaded.
 card_usage = ('from microbudget_core.models.llm import complete\n'
               'print(complete(model, "The three best ways to make a model smaller are", 32).text)')
@@ -62,11 +62,11 @@ def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
 
 
 def speed_work(bundle: ModelBundle, eval_split: Split, config: MeasureConfig) -> yardstick.Work:
-    """Whole completions of the prompt, one a block; a completion's units are its tokens (so latency is per token,
-    the prompt's pass shared out)."""
+    """One whole completion of the prompt a round; its units are its tokens (so latency is per token, the prompt's
+    pass shared out)."""
     def completion() -> int:
         return len(complete(bundle, config.prompt, config.new_tokens, stop_at_end=False).tokens)
-    return {"latency": [[completion] for _ in range(TIMED_COMPLETIONS)]}
+    return {"latency": [[completion]] * min(config.rounds, TIMED_COMPLETIONS)}
 
 
 def speed_fields(timing: dict[str, yardstick.Blocks], eval_split: Split) -> dict[str, float]:
