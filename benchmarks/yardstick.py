@@ -31,14 +31,15 @@ CONFIG = MeasureConfig(memory=False)
 # A 2-thread torch job: what another user's training, a test suite or a second tab does to a 2-core machine.
 LOAD = ("import torch; torch.set_num_threads(2); a = torch.randn(512, 512)\n"
         "while True: a @ a")
-COLUMNS = ["machine", "repeat", "original p50 ms", "int8 p50 ms", "speed x (paired)", "IQR", "vs quiet median",
-           "flag", "others' cores", "calibration x", "attempts", "unpaired x"]
+COLUMNS = ["machine", "repeat", "threads", "original p50 ms", "int8 p50 ms", "speed x (paired)", "IQR",
+           "vs quiet median", "flag", "others' cores", "calibration x", "windows", "unpaired x"]
 
 
 def row(machine: str, n: int, m, quiet_median: float | None, unpaired: float) -> tuple[list[str], float]:
     ratios, check = m.paired_ratios, m.metrics["speed_check"]
     off = "" if quiet_median is None else f"{ratios['latency'] / quiet_median - 1:+.0%}"
-    cells = [machine, str(n), f"{m.original_speed['latency_ms_p50']:.2f}", f"{m.metrics['latency_ms_p50']:.2f}",
+    cells = [machine, str(n), str(check["threads"]), f"{m.original_speed['latency_ms_p50']:.2f}",
+             f"{m.metrics['latency_ms_p50']:.2f}",
              f"{ratios['latency']:.2f}", f"{ratios['latency_low']:.2f}-{ratios['latency_high']:.2f}", off,
              "unstable: " + "; ".join(check["reasons"]) if check["unstable"] else "stable",
              f"{check['others_cores']:.2f}" if check["others_cores"] is not None else "n/a",
@@ -62,7 +63,7 @@ def main(out: Path) -> None:
         lines.append(cells)
     quiet_median = statistics.median(quiet)
     for cells, ratio in zip(lines, quiet):
-        cells[6] = f"{ratio / quiet_median - 1:+.0%}"
+        cells[COLUMNS.index("vs quiet median")] = f"{ratio / quiet_median - 1:+.0%}"
     job = subprocess.Popen([sys.executable, "-c", LOAD])
     try:
         time.sleep(2)  # the job's threads are up
@@ -77,8 +78,9 @@ def main(out: Path) -> None:
     table = [f"Measured {date.today()} on {describe()}, torch {torch.__version__}; command: "
              "`.venv/bin/python -m benchmarks.yardstick` "
              f"({time.perf_counter() - started:.0f} s). minilm-l6 fine-tuned on rotten-tomatoes against its ONNX Runtime "
-             "dynamic int8 form, batch 1, 2 threads: 30 calls per model in blocks of 3, alternated; "
-             "speed x is the median of the per-block ratios, IQR their 25th-75th percentiles; "
+             "dynamic int8 form, batch 1, 2 threads (fewer where other processes hold cores): 5 rounds of the same 30 "
+             "inputs, the two models taking turns round by round; speed x is the median of the per-round ratios, "
+             "IQR their 25th-75th percentiles; "
              "vs quiet median compares with the median of the quiet repeats. Unpaired x is what timing the two "
              "apart says: the original alone on the quiet machine against the result alone at that moment.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]

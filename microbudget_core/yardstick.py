@@ -38,6 +38,7 @@ SPREAD_LIMIT = 0.2  # interquartile range of the per-round ratios, as a share of
 MIN_WATCHED_S = 0.5  # a shorter window is too short for /proc/stat's 10 ms ticks to say who used the CPU
 PAUSE_S = 0.005  # between rounds: the last runtime's spinning worker threads go idle before the next one's round
 CALIBRATION_PRODUCTS = 200  # 160 x 160 products: ~10 ms on a 2-core AVX-512 EPYC
+LOOK_S = 0.3  # how long the thread count looks at other processes' CPU use
 SETTLE_S = 0.1  # before a calibration: right after a model's work, the first ~50 ms ran up to 1.4x slower here
 
 
@@ -128,8 +129,17 @@ class Machine:
             write_atomically(path, json.dumps({**known, key: best}).encode())
         return best
 
-    def free_cores(self) -> int:
+    def cores(self) -> int:
+        """The cores this process may run on."""
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    def others_now(self) -> float | None:
+        """Cores other processes are using, over a short look (None where unknown)."""
+        busy, own, start = self.busy_seconds(), self.own_seconds(), self.now()
+        self.sleep(LOOK_S)
+        if busy is None:
+            return None
+        return max(0.0, (self.busy_seconds() - busy) - (self.own_seconds() - own)) / (self.now() - start)
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -138,9 +148,12 @@ class Machine:
 MACHINE = Machine()
 
 
-def threads_for(wanted: int) -> int:
-    """The measurement's thread count: `wanted`, but never more than the cores this process may use."""
-    return max(1, min(wanted, MACHINE.free_cores()))
+def threads_for(wanted: int, machine: Machine | None = None) -> int:
+    """The measurement's thread count: `wanted`, but never more than the cores free for it (this process's cores
+    less those other processes are using): a thread waiting for a busy core stalls every other one at each step."""
+    machine = machine or MACHINE
+    others = machine.others_now()
+    return max(1, min(wanted, machine.cores() - round(others or 0.0)))
 
 
 def time_together(works: Sequence[Work], warmup: int, threads: int, attempts: int = 3,

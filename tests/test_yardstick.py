@@ -120,6 +120,15 @@ def test_a_short_window_does_not_judge_other_processes():
     assert window.check.others_cores is None and not window.check.unstable
 
 
-def test_threads_never_exceed_the_free_cores(monkeypatch):
-    monkeypatch.setattr(yardstick.MACHINE, "free_cores", lambda: 1)
-    assert yardstick.threads_for(2) == 1 and yardstick.threads_for(0) == 1
+def test_threads_never_exceed_the_free_cores():
+    class Busy(FakeMachine):
+        def cores(self) -> int:
+            return 2
+
+        def sleep(self, seconds: float) -> None:  # others use `self.others[0]` cores while we look
+            self.time += seconds
+            self.busy += seconds * self.others[0]
+    assert yardstick.threads_for(2, Busy(others=[0.1])) == 2
+    assert yardstick.threads_for(2, Busy(others=[0.9])) == 1  # one core taken: one thread
+    assert yardstick.threads_for(2, Busy(others=[2.0])) == 1  # never none
+    assert yardstick.threads_for(1, Busy(others=[0.0])) == 1
