@@ -102,7 +102,7 @@ def sweep_name(run: Run) -> str:
 
 def sweep_figure(runs: list[Run]) -> go.Figure:
     """Accuracy, size and latency against bits: the weight-only line, int8 paths as points at 8 bits,
-    the original as a dashed line."""
+    the original as a dashed line; a latency measured on a busy machine is an open marker."""
     weight_only = sorted((r for r in runs if r.steps[-1]["technique"] == "weight-only"),
                          key=lambda r: r.steps[-1]["config"]["bits"])
     int8 = [r for r in runs if r.steps[-1]["technique"] != "weight-only"]
@@ -114,13 +114,16 @@ def sweep_figure(runs: list[Run]) -> go.Figure:
     for column, (key, scale, unit, _) in enumerate(panels, start=1):
         figure.add_trace(go.Scatter(x=bits, y=[r.result[key] * scale for r in weight_only], mode="lines+markers",
                                     name="weight-only", legendgroup="weight-only", showlegend=column == 1,
-                                    marker_color=RESULT_COLOUR,
+                                    marker=dict(color=RESULT_COLOUR, symbol=[
+                                        "circle-open" if key in SPEED_KEYS and unstable(r.result) else "circle"
+                                        for r in weight_only]),
                                     hovertemplate="weight-only %{x} bits: %{y:,.2f} " + unit + "<extra></extra>"),
                          row=1, col=column)
         for run, (symbol, colour) in zip(int8, INT8_STYLES):
+            busy = key in SPEED_KEYS and unstable(run.result)
             figure.add_trace(go.Scatter(x=[8], y=[run.result[key] * scale], mode="markers", name=run.label,
                                         legendgroup=run.label, showlegend=column == 1,
-                                        marker=dict(symbol=symbol, color=colour, size=11),
+                                        marker=dict(symbol=symbol + ("-open" if busy else ""), color=colour, size=11),
                                         hovertemplate=run.label + ": %{y:,.2f} " + unit + "<extra></extra>"),
                              row=1, col=column)
         figure.add_hline(y=original[key] * scale, line_dash="dash", line_color=ORIGINAL_COLOUR,
@@ -305,7 +308,8 @@ def _busy_note(metrics: dict[str, Any]) -> str:
 
 
 def architectures_figure(rows: list[dict]) -> go.Figure:
-    """Accuracy against multiply-adds and against p50 latency, one labelled point per architecture."""
+    """Accuracy against multiply-adds and against p50 latency, one labelled point per architecture (open where the
+    latency was measured on a busy machine)."""
     figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
                            subplot_titles=["Accuracy vs multiply-adds", "Accuracy vs latency"])
     for column, (key, scale, title) in enumerate([("multiply_adds", 1e-6, "multiply-adds per input (M)"),
@@ -314,7 +318,8 @@ def architectures_figure(rows: list[dict]) -> go.Figure:
             x=[row[key] * scale for row in rows], y=[row["accuracy"] * 100 for row in rows],
             mode="markers+text", text=[row["architecture"] for row in rows], textposition="top center",
             cliponaxis=False,  # names at the axes' ends stay whole
-            marker=dict(size=12, color=TECHNIQUE_PALETTE[column - 1]), showlegend=False,
+            marker=dict(size=12, color=TECHNIQUE_PALETTE[column - 1], symbol=[
+                "circle-open" if key in SPEED_KEYS and unstable(row) else "circle" for row in rows]), showlegend=False,
             hovertemplate="%{text}: %{x:,.1f}, accuracy %{y:.1f}%<extra></extra>"), row=1, col=column)
         figure.update_xaxes(title_text=title, type="log", row=1, col=column)
     figure.update_yaxes(title_text="eval accuracy (%)", row=1, col=1)
@@ -359,7 +364,8 @@ def _row_unstable(row: Any) -> bool:
 
 
 def levels_figure(rows: list[LevelRow]) -> go.Figure:
-    """Perplexity, tokens/s and size at each level, one colour per backend; the original as a dashed line."""
+    """Perplexity, tokens/s and size at each level, one colour per backend; the original as a dashed line; a
+    tokens/s measured on a busy machine is an open marker."""
     original, levels = rows[0], rows[1:]
     panels = [("perplexity", "Perplexity (lower is better, log)", True), ("tokens_per_s", "Tokens per second", False),
               ("size_mb", "Stored size, MB", False)]
@@ -372,7 +378,9 @@ def levels_figure(rows: list[LevelRow]) -> go.Figure:
             colour = RESULT_COLOUR if number == 0 else SECOND_COLOUR
             figure.add_trace(go.Scatter(x=[row.level for row in mine], y=[getattr(row, key) for row in mine],
                                         mode="lines+markers+text", name=backend, legendgroup=backend,
-                                        marker=dict(size=10, color=colour), line=dict(color=colour),
+                                        marker=dict(size=10, color=colour, symbol=[
+                                            "circle-open" if key in SPEED_KEYS and _row_unstable(row) else "circle"
+                                            for row in mine]), line=dict(color=colour),
                                         text=[f"{getattr(row, key):,.3g}" for row in mine], textposition="top center",
                                         showlegend=column == 1, customdata=[row.tensor_types for row in mine],
                                         hovertemplate="%{x}: %{y:,.4g}<br>%{customdata}<extra></extra>"),

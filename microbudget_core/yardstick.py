@@ -35,10 +35,12 @@ Rounds = list[list[float]]  # per round, each call's seconds per unit
 OTHERS_LIMIT = 0.25  # other processes' average CPU use during the window, in cores (a quiet machine: ~0.02)
 CALIBRATION_LIMIT = 1.5  # the fixed calibration's time against the best this machine has shown (quiet: 1.0-1.3)
 SPREAD_LIMIT = 0.2  # interquartile range of the per-round ratios, as a share of their median
-MIN_WATCHED_S = 0.5  # a shorter window is too short for /proc/stat's 10 ms ticks to say who used the CPU
+# A shorter window is not judged by others' use or spread: /proc/stat's 10 ms ticks cannot say who used the CPU, and
+# sub-millisecond calls (tiny models) vary by the timer's and Python's own noise.
+MIN_WATCHED_S = 0.5
 PAUSE_S = 0.005  # between rounds: the last runtime's spinning worker threads go idle before the next one's round
 CALIBRATION_PRODUCTS = 200  # 160 x 160 products: ~10 ms on a 2-core AVX-512 EPYC
-LOOK_S = 0.3  # how long the thread count looks at other processes' CPU use
+LOOK_S = 0.2  # how long the thread count looks at other processes' CPU use
 SETTLE_S = 0.1  # before a calibration: right after a model's work, the first ~50 ms ran up to 1.4x slower here
 
 
@@ -102,12 +104,12 @@ class Machine:
         return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
     def calibrate(self) -> float:
-        """Seconds for a fixed CPU workload (float matrix products on torch's threads), the fastest of five."""
+        """Seconds for a fixed CPU workload (float matrix products on torch's threads), the fastest of three."""
         import torch  # here: the charts read this module's verdicts without loading torch
         time.sleep(SETTLE_S)
         a = torch.ones(160, 160)
         times = []
-        for _ in range(5):
+        for _ in range(3):
             start = time.perf_counter()
             for _ in range(CALIBRATION_PRODUCTS):
                 torch.mm(a, a)
@@ -228,7 +230,7 @@ def _window(works: Sequence[Work], threads: int, machine: Machine) -> Window:
     if check.calibration_x > CALIBRATION_LIMIT:
         check.reasons.append(f"a fixed CPU calibration ran {check.calibration_x:.1f}x slower than this machine's best")
     check.spread = _spread(timings)
-    if check.spread is not None and check.spread > SPREAD_LIMIT:
+    if check.spread is not None and check.spread > SPREAD_LIMIT and wall >= MIN_WATCHED_S:
         check.reasons.append(f"the timed rounds varied by {check.spread:.0%} (interquartile range over median)")
     return Window(timings, check)
 

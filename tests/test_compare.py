@@ -161,3 +161,26 @@ def test_charts_carry_the_spread_and_mark_an_unstable_speed():
     pareto = pareto_figure(candidates([run]))
     symbols = {trace.name: list(trace.marker.symbol) for trace in pareto.data if trace.mode == "markers"}
     assert symbols["original"][0] == "star" and symbols["onnx-int8-dynamic"][0] == "circle-open"
+
+
+def test_a_lineup_draws_speed_spreads_and_marks_unstable_rows():
+    from dataclasses import dataclass
+
+    from microbudget_core.plots import lineup_figure
+
+    @dataclass
+    class Row:
+        model: str
+        size_mb: float
+        p50_ms: float
+        p50_ms_p25: float
+        p50_ms_p75: float
+        speed: str
+
+    rows = [Row("teacher", 400.0, 40.0, 38.0, 45.0, "stable"), Row("student", 90.0, 8.0, 7.0, 8.5, "unstable: busy")]
+    figure = lineup_figure(rows, panels=[("size_mb", "Size", "MB"), ("p50_ms", "Latency", "ms")])
+    size, latency = figure.data
+    assert list(latency.x) == ["teacher", "student ⚠"]
+    assert list(latency.error_y.array) == [5.0, 0.5] and list(latency.error_y.arrayminus) == [2.0, 1.0]
+    assert list(latency.marker.pattern.shape) == ["", "/"] and list(size.marker.pattern.shape) == ["", ""]
+    assert size.error_y.array is None  # a size has no spread

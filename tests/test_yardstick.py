@@ -107,17 +107,19 @@ def test_a_machine_busy_throughout_is_flagged_with_the_reason():
 
 def test_a_slow_calibration_and_a_wide_spread_are_reasons_too():
     machine = FakeMachine(calibrations=[0.02])
-    noisy = {"latency": [[machine.model("B", seconds)] for seconds in (0.001, 0.004, 0.001, 0.004)]}
-    window = yardstick.time_together([work(machine, "A", 0.01, blocks=4), noisy], 1, 2, attempts=1, machine=machine)
+    noisy = {"latency": [[machine.model("B", seconds)] for seconds in (0.1, 0.4, 0.1, 0.4)]}
+    window = yardstick.time_together([work(machine, "A", 1.0, blocks=4), noisy], 1, 2, attempts=1, machine=machine)
     reasons = " | ".join(window.check.reasons)
     assert "calibration ran 2.0x slower" in reasons and "timed rounds varied" in reasons
     assert window.check.unstable
 
 
-def test_a_short_window_does_not_judge_other_processes():
+def test_a_short_window_does_not_judge_other_processes_or_spread():
     machine = FakeMachine(others=[3.0])  # 3 cores busy, but over a window shorter than /proc/stat can tell
-    window = yardstick.time_together([work(machine, "A", 0.001)], 1, 2, machine=machine)
-    assert window.check.others_cores is None and not window.check.unstable
+    noisy = {"latency": [[machine.model("B", seconds)] for seconds in (0.001, 0.004, 0.001, 0.004)]}
+    window = yardstick.time_together([work(machine, "A", 0.001, blocks=4), noisy], 1, 2, machine=machine)
+    assert window.check.others_cores is None and window.check.spread > yardstick.SPREAD_LIMIT
+    assert not window.check.unstable and window.check.attempts == 1
 
 
 def test_threads_never_exceed_the_free_cores():

@@ -8,6 +8,7 @@ from microbudget_core import cli, kinds, plots
 from microbudget_core.data.bundled import PHOTOS
 from microbudget_core.labs import architectures
 from microbudget_core.network import hub_reachable
+from microbudget_core.yardstick import speed_verdict
 
 st.title("Efficient architectures")
 st.markdown("A smaller architecture saves at every prediction. Each candidate below is trained with the **same "
@@ -60,7 +61,8 @@ if latest:
                            "multiply-adds (M)": r["multiply_adds"] / 1e6,
                            "multiply-adds as published (G)": (r.get("multiply_adds_published") or float("nan")) / 1e9,
                            "size MB": r["size_bytes"] / 1e6, "p50 ms": r["latency_ms_p50"],
-                           "per s @32": r["throughput_per_s"], "accuracy": r["accuracy"],
+                           f"x faster than {rows[0]['architecture']}": r.get("x_faster_than_first", float("nan")),
+                           "per s @32": r["throughput_per_s"], "speed": speed_verdict(r), "accuracy": r["accuracy"],
                            "balanced accuracy": r.get("balanced_accuracy", float("nan")),
                            "train s": r["train_seconds"]} for r in rows])
     st.dataframe(table.round(3), hide_index=True, width="stretch")

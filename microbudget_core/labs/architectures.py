@@ -132,20 +132,23 @@ def compare_architectures(architectures: list[Architecture], dataset_id: str, bu
     budget = limits.capped(budget)
     dataset = load_dataset(DatasetSpec(dataset_id))
     task = kinds.for_inputs(dataset.modality).ID
-    rows = []
+    rows, first = [], None
     for n, architecture in enumerate(architectures):
         span = scaled(progress, n / len(architectures), (n + 1) / len(architectures))
         span(0.0, f"{architecture.id}: building")
         bundle = architecture.build(load_model(ModelSpec(architecture.base), dataset.label_names, task,
                                                dataset.image_size))
         trained, report = _train(bundle, dataset.train, budget, task, scaled(span, 0.0, 0.8))
-        measured = measure(trained, dataset.eval, config=measure_config, progress=scaled(span, 0.8, 1.0)).metrics
+        # Each later row is timed side by side with the first, so "x faster than the first" holds under load.
+        measured = measure(trained, dataset.eval, config=measure_config, progress=scaled(span, 0.8, 1.0), against=first)
+        first = first or trained
         family = VISION_FAMILIES.get(trained.meta.get("family"))
         rows.append({"architecture": architecture.id, "description": architecture.description,
                      "multiply_adds": multiply_adds(trained), "train_seconds": report.train_seconds,
                      # fully convolutional: also counted at the resolution it was published at, as quoted
                      "multiply_adds_published": multiply_adds(trained, family.image_size) if family else None,
-                     "train_examples": report.train_examples, **measured})
+                     "train_examples": report.train_examples, **measured.metrics,
+                     "x_faster_than_first": measured.paired_ratios.get("latency", 1.0)})
     labs.remember(labs.ARCHITECTURES, [dataset_id], {"budget": asdict(budget), "rows": rows})
     return rows
 
