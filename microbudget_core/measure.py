@@ -25,7 +25,7 @@ from .progress import Progress, no_progress, scaled
 class MeasureConfig:
     threads: int = 2  # the same for every row (fewer where fewer cores are free); 2 = the reference machine's cores
     warmup: int = 3
-    latency_runs: int = 12  # inputs timed at batch 1 for p50 / p95, each once a round
+    latency_runs: int = 30  # inputs timed at batch 1 for p50 / p95, each once a round
     rounds: int = 5  # rounds over the same inputs; models timed side by side take turns round by round
     batch_size: int = 32  # throughput batch
     batches: int = 1  # throughput batches timed a round
