@@ -1,10 +1,11 @@
 """The clock behind every speed figure: models timed side by side, ratios with their spread, a busy machine flagged.
 
-The original and a result are timed in the same window, taking turns in short blocks (rounds) over the same
-inputs, after each one's warm-up, so a load swing hits both; a ratio is the median of the per-round ratios and
-carries their interquartile range. Each round covers the same inputs, so the rounds differ only by the machine. Around each window the machine is watched (other processes' CPU use, a fixed calibration,
-the blocks' own spread); a disturbed window is timed again, a bounded number of times, and a window still
-disturbed is kept flagged "unstable", with the reason.
+The original and a result are timed in the same window, taking turns in short rounds over the same inputs, after
+each one's warm-up, so a load swing hits both; a ratio is the median of the per-round ratios and carries their
+interquartile range. Every round covers the same inputs, so rounds differ only by what the machine did. Around each
+window the machine is watched (other processes' CPU use, a fixed calibration, the rounds' own spread); a disturbed
+window is timed again, a bounded number of times, and a window still disturbed is kept flagged "unstable", with
+the reason.
 
 Written here rather than taken from pyperf or optimum-benchmark: both time one benchmark at a time (pyperf a
 function per process, optimum-benchmark a model per run), and it is the interleaving of two models in one window
@@ -26,6 +27,7 @@ import numpy as np
 
 from .atomic import write_atomically
 from .cpu import describe
+from .paths import home
 
 Call = Callable[[], int]  # runs one sample (a batch-1 call, a batch, a clip, a completion); returns the units it did
 Work = dict[str, list[list[Call]]]  # figure ("latency", "throughput") -> rounds of calls, the same inputs per model
@@ -118,8 +120,6 @@ class Machine:
 
     def best_calibration(self, seconds: float, threads: int) -> float:
         """The fastest calibration this machine has shown at `threads` (remembered across runs), this one included."""
-        from .paths import home  # here: paths reads the environment, which tests set after import
-
         path = home() / "calibration.json"
         key = f"{describe()} | {threads} threads | {CALIBRATION_PRODUCTS} products"
         try:
