@@ -55,34 +55,37 @@ def main(out: Path) -> None:
     result = technique.apply(original, config, prepared.dataset, report("onnx-int8-dynamic"))
     alone = replace(CONFIG, attempts=1)
     quiet_original = measure(original, split, config=alone).metrics["latency_ms_p50"]
-    lines, quiet = [], []
-    for n in range(1, REPEATS + 1):
-        m = measure(result, split, prepared.original.predictions, CONFIG, progress=report(f"quiet {n}"), against=original)
-        cells, ratio = row("quiet", n, m, None, quiet_original / measure(result, split, config=alone).metrics["latency_ms_p50"])
-        quiet.append(ratio)
-        lines.append(cells)
-    quiet_median = statistics.median(quiet)
-    for cells, ratio in zip(lines, quiet):
+
+    def repeats(machine: str, quiet_median: float | None) -> list[tuple[list[str], float]]:
+        """The paired measurement REPEATS times, each with the unpaired ratio of that moment."""
+        done = []
+        for n in range(1, REPEATS + 1):
+            m = measure(result, split, prepared.original.predictions, CONFIG, progress=report(f"{machine} {n}"),
+                        against=original)
+            unpaired = quiet_original / measure(result, split, config=alone).metrics["latency_ms_p50"]
+            done.append(row(machine, n, m, quiet_median, unpaired))
+        return done
+
+    quiet = repeats("quiet", None)
+    quiet_median = statistics.median(ratio for _, ratio in quiet)
+    for cells, ratio in quiet:
         cells[COLUMNS.index("vs quiet median")] = f"{ratio / quiet_median - 1:+.0%}"
     job = subprocess.Popen([sys.executable, "-c", LOAD])
     try:
         time.sleep(2)  # the job's threads are up
-        for n in range(1, REPEATS + 1):
-            m = measure(result, split, prepared.original.predictions, CONFIG, progress=report(f"busy {n}"),
-                        against=original)
-            unpaired = quiet_original / measure(result, split, config=alone).metrics["latency_ms_p50"]
-            lines.append(row("2-thread job beside", n, m, quiet_median, unpaired)[0])
+        busy = repeats("2-thread job beside", quiet_median)
     finally:
         job.kill()
+    lines = [cells for cells, _ in quiet + busy]
     print(file=sys.stderr)
     table = [f"Measured {date.today()} on {describe()}, torch {torch.__version__}; command: "
              "`.venv/bin/python -m benchmarks.yardstick` "
-             f"({time.perf_counter() - started:.0f} s). minilm-l6 fine-tuned on rotten-tomatoes against its ONNX Runtime "
-             "dynamic int8 form, batch 1, 2 threads (fewer where other processes hold cores): 5 rounds of the same 30 "
-             "inputs, the two models taking turns round by round; speed x is the median of the per-round ratios, "
-             "IQR their 25th-75th percentiles; "
-             "vs quiet median compares with the median of the quiet repeats. Unpaired x is what timing the two "
-             "apart says: the original alone on the quiet machine against the result alone at that moment.", "",
+             f"({time.perf_counter() - started:.0f} s). minilm-l6 fine-tuned on rotten-tomatoes against its ONNX "
+             "Runtime dynamic int8 form, batch 1, 2 threads (fewer where other processes hold cores): 5 rounds of "
+             "the same 30 inputs, the two models taking turns round by round; speed x is the median of the "
+             "per-round ratios, IQR their 25th-75th percentiles; vs quiet median compares with the median of the "
+             "quiet repeats. Unpaired x is what timing the two apart says: the original alone on the quiet machine "
+             "against the result alone at that moment.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     table += ["| " + " | ".join(cells) + " |" for cells in lines]
     out.write_text("\n".join(table) + "\n")

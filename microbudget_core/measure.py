@@ -71,7 +71,7 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
             progress(0.05, "Measuring peak memory in a fresh process")  # done before any timing, never beside one
             batch = eval_split.inputs[: config.batch_size]
             peak_rss, load_seconds = _probe(artifact, batch, Path(scratch)) if config.memory else (None, None)
-        timed = ([against] if against not in (None, bundle) else []) + [bundle]  # the original first
+        timed = ([against] if against is not None and against is not bundle else []) + [bundle]  # the original first
         where = torch.device(config.device if all(map(measurable_on_device, timed)) else devices.CPU)
         placed = [_placed(b, where, threads) for b in timed]
         quality, predictions = kind.quality(placed[-1], eval_split, reference, config, scaled(progress, 0.1, 0.6))
@@ -91,15 +91,15 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
     return Measurement(metrics, predictions, speeds[0], speed_ratios(*window.timings))
 
 
-def speed_fields(kind: Any, timing: dict[str, yardstick.Blocks], eval_split: Split) -> dict[str, Any]:
+def speed_fields(kind: Any, timing: dict[str, yardstick.Rounds], eval_split: Split) -> dict[str, Any]:
     """Batch-1 latency percentiles (per example, clip or token) from the first timed figure; the kind adds its own."""
     samples = yardstick.flat(timing["latency"])
     return {**{f"latency_ms_p{q}": yardstick.percentile_ms(samples, q) for q in (50, 95, 25, 75)},
             **kind.speed_fields(timing, eval_split)}
 
 
-def speed_ratios(original: dict[str, yardstick.Blocks], result: dict[str, yardstick.Blocks]) -> dict[str, float]:
-    """Per timed figure, how many times faster the result is: the median of the per-block ratios, with their
+def speed_ratios(original: dict[str, yardstick.Rounds], result: dict[str, yardstick.Rounds]) -> dict[str, float]:
+    """Per timed figure, how many times faster the result is: the median of the per-round ratios, with their
     interquartile range (`latency`, `latency_low`, `latency_high`; the same for `throughput` where timed)."""
     found = {}
     for figure in original:
@@ -111,7 +111,8 @@ def speed_ratios(original: dict[str, yardstick.Blocks], result: dict[str, yardst
 def _placed(bundle: ModelBundle, where: torch.device, threads: int) -> ModelBundle:
     """The bundle on the measuring device, its runtime on `threads` threads."""
     bundle.runtime.set_threads(bundle.model, threads)
-    return replace(bundle, model=devices.placed(bundle.model, where), preprocess=devices.sending(bundle.preprocess, where))
+    return replace(bundle, model=devices.placed(bundle.model, where),
+                   preprocess=devices.sending(bundle.preprocess, where))
 
 
 def measurable_on_device(bundle: ModelBundle) -> bool:

@@ -65,8 +65,8 @@ def test_run_json_follows_the_contract(technique, settings, config, tiny_text_mo
     run = json.loads(done.stdout)
     assert {"run_id", "model", "dataset", "steps", "baseline", "result", "ratios"} <= run.keys()
     assert run["steps"] == [{"technique": technique, "config": config}]
-    assert set(run["ratios"]) == {"size", "accuracy_retained", *(f"{figure}{end}" for figure in ("latency", "throughput")
-                                                                   for end in ("", "_low", "_high"))}
+    speeds = {f"{figure}{end}" for figure in ("latency", "throughput") for end in ("", "_low", "_high")}
+    assert set(run["ratios"]) == {"size", "accuracy_retained", *speeds}
     assert run["ratios"]["latency_low"] <= run["ratios"]["latency"] <= run["ratios"]["latency_high"]
     for row in ("baseline", "result"):  # the speed's check rides with both rows: one window timed them
         assert {"unstable", "reasons", "threads", "others_cores", "calibration_x", "attempts"} <= \

@@ -58,7 +58,7 @@ def speed_work(bundle: ModelBundle, eval_split: Split, config: MeasureConfig) ->
             * config.rounds}
 
 
-def speed_fields(timing: dict[str, yardstick.Blocks], eval_split: Split) -> dict[str, float]:
+def speed_fields(timing: dict[str, yardstick.Rounds], eval_split: Split) -> dict[str, float]:
     """Examples per second at the throughput batch size."""
     return {"throughput_per_s": 1 / yardstick.median(yardstick.flat(timing["throughput"]))}
 

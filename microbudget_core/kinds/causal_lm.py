@@ -69,7 +69,7 @@ def speed_work(bundle: ModelBundle, eval_split: Split, config: MeasureConfig) ->
     return {"latency": [[completion]] * min(config.rounds, TIMED_COMPLETIONS)}
 
 
-def speed_fields(timing: dict[str, yardstick.Blocks], eval_split: Split) -> dict[str, float]:
+def speed_fields(timing: dict[str, yardstick.Rounds], eval_split: Split) -> dict[str, float]:
     """Generated tokens per second, the prompt's pass included."""
     return {"tokens_per_s": 1 / yardstick.median(yardstick.flat(timing["latency"]))}
 

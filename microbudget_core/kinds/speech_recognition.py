@@ -67,7 +67,7 @@ def speed_work(bundle: ModelBundle, eval_split: Split, config: MeasureConfig) ->
     return {"latency": [[yardstick.call_of(transcribe, bundle, clip) for clip in clips]] * config.rounds}
 
 
-def speed_fields(timing: dict[str, yardstick.Blocks], eval_split: Split) -> dict[str, float]:
+def speed_fields(timing: dict[str, yardstick.Rounds], eval_split: Split) -> dict[str, float]:
     """The real-time factor (processing seconds per second of audio, below 1 = faster than real time) and clips
     per second, one after another, over the timed clips."""
     rounds = timing["latency"]

@@ -113,7 +113,8 @@ def lineup(runs: Sequence[Run]) -> list[LineupRow]:
              for run in runs]
     return [LineupRow(model=name, network=network, size_mb=m["size_bytes"] / 1e6, params_m=m["params"] / 1e6,
                       p50_ms=m["latency_ms_p50"], p50_ms_p25=m.get("latency_ms_p25", m["latency_ms_p50"]),
-                      p50_ms_p75=m.get("latency_ms_p75", m["latency_ms_p50"]), accuracy=m["accuracy"], fidelity=fidelity,
+                      p50_ms_p75=m.get("latency_ms_p75", m["latency_ms_p50"]), accuracy=m["accuracy"],
+                      fidelity=fidelity,
                       x_smaller=teacher["size_bytes"] / m["size_bytes"], x_faster=x_faster,
                       teacher_share=100 * m["accuracy"] / teacher["accuracy"], speed=speed_verdict(m))
             for name, network, m, fidelity, x_faster in rows]
