@@ -51,6 +51,11 @@ def comparison_figure(run: Run) -> go.Figure:
 SPEED_KEYS = ("latency_ms_p50", "throughput_per_s", "tokens_per_s", "seconds_per_clip", "p50_ms")
 
 
+def _symbol(symbol: str, busy: Any) -> str:
+    """A marker's symbol, open where it shows a speed measured on a busy machine."""
+    return symbol + "-open" if busy else symbol
+
+
 def _hatch(metrics: dict[str, Any], key: str) -> str:
     """A hatched bar where the figure is a speed measured on a busy machine."""
     return "/" if key in SPEED_KEYS and unstable(metrics) else ""
@@ -115,15 +120,15 @@ def sweep_figure(runs: list[Run]) -> go.Figure:
         figure.add_trace(go.Scatter(x=bits, y=[r.result[key] * scale for r in weight_only], mode="lines+markers",
                                     name="weight-only", legendgroup="weight-only", showlegend=column == 1,
                                     marker=dict(color=RESULT_COLOUR, symbol=[
-                                        "circle-open" if key in SPEED_KEYS and unstable(r.result) else "circle"
+                                        _symbol("circle", key in SPEED_KEYS and unstable(r.result))
                                         for r in weight_only]),
                                     hovertemplate="weight-only %{x} bits: %{y:,.2f} " + unit + "<extra></extra>"),
                          row=1, col=column)
         for run, (symbol, colour) in zip(int8, INT8_STYLES):
-            busy = key in SPEED_KEYS and unstable(run.result)
             figure.add_trace(go.Scatter(x=[8], y=[run.result[key] * scale], mode="markers", name=run.label,
                                         legendgroup=run.label, showlegend=column == 1,
-                                        marker=dict(symbol=symbol + ("-open" if busy else ""), color=colour, size=11),
+                                        marker=dict(symbol=_symbol(symbol, key in SPEED_KEYS and unstable(run.result)),
+                                                    color=colour, size=11),
                                         hovertemplate=run.label + ": %{y:,.2f} " + unit + "<extra></extra>"),
                              row=1, col=column)
         figure.add_hline(y=original[key] * scale, line_dash="dash", line_color=ORIGINAL_COLOUR,
@@ -280,8 +285,8 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
                 text=[f"{found[i].name}<br>{found[i].model}" + _busy_note(found[i].metrics) for i in members],
                 error_x=_spread([found[i].metrics for i in members], key, scale),
                 marker=dict(color=colours[technique],
-                            symbol=[("star" if technique == "original" else "circle")
-                                    + ("-open" if unstable(found[i].metrics) else "") for i in members],
+                            symbol=[_symbol("star" if technique == "original" else "circle",
+                                            unstable(found[i].metrics)) for i in members],
                             size=[8 + 22 * math.sqrt((found[i].metrics.get("params") or 1) / largest)
                                   for i in members],
                             opacity=[1.0 if front[i] or technique == "original" else 0.25 for i in members],
@@ -318,8 +323,9 @@ def architectures_figure(rows: list[dict]) -> go.Figure:
             x=[row[key] * scale for row in rows], y=[row["accuracy"] * 100 for row in rows],
             mode="markers+text", text=[row["architecture"] for row in rows], textposition="top center",
             cliponaxis=False,  # names at the axes' ends stay whole
-            marker=dict(size=12, color=TECHNIQUE_PALETTE[column - 1], symbol=[
-                "circle-open" if key in SPEED_KEYS and unstable(row) else "circle" for row in rows]), showlegend=False,
+            marker=dict(size=12, color=TECHNIQUE_PALETTE[column - 1],
+                        symbol=[_symbol("circle", key in SPEED_KEYS and unstable(row)) for row in rows]),
+            showlegend=False,
             hovertemplate="%{text}: %{x:,.1f}, accuracy %{y:.1f}%<extra></extra>"), row=1, col=column)
         figure.update_xaxes(title_text=title, type="log", row=1, col=column)
     figure.update_yaxes(title_text="eval accuracy (%)", row=1, col=1)
@@ -379,8 +385,9 @@ def levels_figure(rows: list[LevelRow]) -> go.Figure:
             figure.add_trace(go.Scatter(x=[row.level for row in mine], y=[getattr(row, key) for row in mine],
                                         mode="lines+markers+text", name=backend, legendgroup=backend,
                                         marker=dict(size=10, color=colour, symbol=[
-                                            "circle-open" if key in SPEED_KEYS and _row_unstable(row) else "circle"
-                                            for row in mine]), line=dict(color=colour),
+                                            _symbol("circle", key in SPEED_KEYS and _row_unstable(row))
+                                            for row in mine]),
+                                        line=dict(color=colour),
                                         text=[f"{getattr(row, key):,.3g}" for row in mine], textposition="top center",
                                         showlegend=column == 1, customdata=[row.tensor_types for row in mine],
                                         hovertemplate="%{x}: %{y:,.4g}<br>%{customdata}<extra></extra>"),

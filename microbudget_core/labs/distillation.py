@@ -93,7 +93,7 @@ class LineupRow:
     x_smaller: float = column("x smaller")
     x_faster: float = column("x faster")
     teacher_share: float = column("% of teacher accuracy")
-    speed: str = column("speed")  # stable, or unstable and why (measure.speed_verdict)
+    speed: str = column("speed")  # stable, or unstable and why (yardstick.speed_verdict)
 
 
 def lineup(runs: Sequence[Run]) -> list[LineupRow]:

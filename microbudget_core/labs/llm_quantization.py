@@ -91,7 +91,7 @@ class LevelRow:
     perplexity_x: float = column("perplexity x")
     same_tokens: float = column("same tokens")
     completion: str = column("completion")
-    speed: str = column("speed")  # stable, or unstable and why (measure.speed_verdict)
+    speed: str = column("speed")  # stable, or unstable and why (yardstick.speed_verdict)
 
 
 def level_rows(runs: Sequence[Run]) -> list[LevelRow]:

@@ -93,7 +93,7 @@ class SpeechRow:
     wer: float = column("WER")
     cer: float = column("CER")
     train_s: float | None = column("train s")
-    speed: str = column("speed")  # stable, or unstable and why (measure.speed_verdict)
+    speed: str = column("speed")  # stable, or unstable and why (yardstick.speed_verdict)
     run_id: str = column("run")
 
 
