@@ -14,9 +14,9 @@ USER user
 # A Space is shared by strangers: each browser session keeps its runs and uploads to itself (removed after a day
 # unused), training is capped per run, and the data folder is kept under 30 GB (least recently used cache entries
 # go first; a Space's disk is 50 GB). An operator may set these in the Space's settings (PRIVATE_SESSIONS=0:
-# one shared store).
+# one shared store). The data folder is /data/microbudget where the Space's persistent storage is on (results and
+# caches survive a restart), else /home/user/.cache/microbudget (wiped at each restart); MICROBUDGET_HOME overrides.
 ENV HOME=/home/user \
-    MICROBUDGET_HOME=/home/user/data \
     MICROBUDGET_PRIVATE_SESSIONS=1 \
     MICROBUDGET_MAX_EPOCHS=5 \
     MICROBUDGET_MAX_EXAMPLES_PER_CLASS=1000 \

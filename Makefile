@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup app warm test debian-packages test-debian-packages
+.PHONY: setup app warm snapshot test debian-packages test-debian-packages
 
 $(VENV)/.app-installed: requirements.txt requirements-assets.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -46,6 +46,11 @@ app: debian-packages setup
 
 warm: debian-packages setup
 	$(PY) -m microbudget_core warm
+
+# Refresh the committed results snapshot (snapshot/results.json: what a fresh clone's pages open on). Run it in a
+# new data folder so only warm's runs go in: MICROBUDGET_HOME=/tmp/snapshot-home make snapshot
+snapshot: warm
+	$(PY) -m microbudget_core snapshot
 
 test: test-debian-packages $(VENV)/.test-installed
 	$(PY) -m pytest

@@ -5,7 +5,7 @@ import os
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from microbudget_core import clean, devices, limits, paths
+from microbudget_core import clean, devices, limits, paths, snapshot
 from microbudget_core.errors import DamagedFile, move_aside
 
 st.set_page_config(page_title="microbudget", page_icon=":material/compress:", layout="wide")
@@ -37,6 +37,8 @@ def data_folder_caption() -> str:
 
 
 st.sidebar.caption(data_folder_caption())
+if snapshot.problem():  # one notice; the pages open without it
+    st.sidebar.warning(snapshot.problem())
 
 
 def training_settings() -> devices.Training:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -164,6 +164,7 @@ def kept_rows(lab: str, key: list[str], label: str, job: Callable[[Progress], An
     if job is not None:
         run_with_progress(label, job)  # the job records its rows in the lab
     runs, skipped = labs.recall_runs(lab, key)
+    snapshot_note(runs)
     for row, why in skipped.items():
         st.info(f"{row} was left out: {why}")
     return runs
@@ -181,11 +182,41 @@ def row_frame(rows: list[Any]) -> pd.DataFrame:
     return pd.DataFrame([labelled(row) for row in rows])
 
 
+def job_button(label: str, job: Callable, **options: Any) -> bool:
+    """A lab's button (st.button with `options`), with how long its job took the last time: here, else when the
+    results snapshot was measured."""
+    clicked = st.button(label, **options)
+    expected = labs.expected_seconds(job)
+    if expected:
+        seconds, where = expected
+        took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+        st.caption(f"Took about {took} the last time " + ("on this machine." if where == "here" else f"({where})."))
+    return clicked
+
+
+def full_budget(key: str, quick: str, full: str) -> bool:
+    """The quick budget (the default: a few minutes) or the full one (the README's figures, longer)."""
+    choice = st.radio("Budget", ["quick", "full"], horizontal=True, key=key,
+                      captions=[f"about 3 minutes: {quick}", f"longer: {full}"])
+    return choice == "full"
+
+
+def snapshot_note(shown: Sequence[Any] | str) -> None:
+    """Where the page shows the results snapshot's results (its runs, or its caption), say so and how to measure
+    here instead."""
+    caption = shown if isinstance(shown, str) else next((run.snapshot for run in shown if run.snapshot), "")
+    if caption:
+        st.info(f"From the results snapshot: {caption}. Press the button to measure on this machine.",
+                icon=":material/inventory_2:")
+
+
 def results_or_stop(runs: list, message: str) -> list:
-    """The runs to show; with none, `message` (what to press) and the page ends here."""
+    """The runs to show (labelled where they come from the results snapshot); with none, `message` (what to press)
+    and the page ends here."""
     if not runs:
         st.info(message)
         st.stop()
+    snapshot_note(runs)
     return runs
 
 

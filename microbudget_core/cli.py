@@ -1,4 +1,5 @@
-"""The same engine from a terminal: `python -m microbudget_core list | run | runs | compare | warm | export`."""
+"""The same engine from a terminal: `python -m microbudget_core list | run | runs | compare | warm | snapshot |
+export | clean`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, Callable, Iterator, NoReturn, TextIO
 
 from tqdm import tqdm
 
-from . import clean, devices, kinds, logs, techniques
+from . import clean, devices, kinds, logs, snapshot, techniques
 from .data.bundled import BUNDLED
 from .errors import DamagedFile, MicrobudgetError, move_aside
 from .export import export_run
@@ -175,7 +176,8 @@ def _warm(args: argparse.Namespace) -> int:
     _train_on(args)
     plan = talk.Plan(args.model, args.dataset, args.llm, args.eval_limit, args.llm_texts,
                      speech_model=args.speech_model, speech_dataset=args.speech_dataset,
-                     vision_model=args.vision_model, vision_dataset=args.vision_dataset, teacher=args.teacher)
+                     vision_model=args.vision_model, vision_dataset=args.vision_dataset, teacher=args.teacher,
+                     full_budget=args.full_budget)
     with _progress_bar(args.stderr) as progress:
         warmed = talk.warm(plan, force=args.force, progress=progress)
     for lab in warmed:
@@ -185,6 +187,12 @@ def _warm(args: argparse.Namespace) -> int:
         print(f"warm: {len(failed)} lab(s) failed ({', '.join(failed)}); their pages open empty",
               file=args.stderr)
     return 1 if failed else 0
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    path = talk.take_snapshot(args.out)
+    print(f"{path} ({path.stat().st_size / 1e6:.2f} MB): what every page opens on, from {home()}")
+    return 0
 
 
 def _runs(args: argparse.Namespace) -> int:
@@ -362,8 +370,15 @@ def _parser() -> argparse.ArgumentParser:
     warm.add_argument("--teacher", default=defaults.teacher,
                       help="the Distillation page's teacher, for a text dataset; '' for the labs' model "
                            "(default: %(default)s)")
+    warm.add_argument("--full-budget", action="store_true",
+                      help="the labs' full budgets (the README's figures; about an hour) rather than the pages' quick "
+                           "defaults (a few minutes each)")
     warm.add_argument("--force", action="store_true", help="compute every lab again, even where results are kept")
     warm.set_defaults(command=_warm)
+    shot = command("snapshot", "after warm: write what every page opens on into the results snapshot")
+    shot.add_argument("--out", type=Path, default=snapshot.COMMITTED,
+                      help="the snapshot's folder (default: the repository's, %(default)s)")
+    shot.set_defaults(command=_snapshot)
     cleaning = command("clean", "what the data folder holds; remove orphans and, over a cap, old cache entries")
     cleaning.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     cleaning.add_argument("--max-gb", type=_amount,

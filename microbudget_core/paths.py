@@ -27,9 +27,15 @@ SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _session: ContextVar[str | None] = ContextVar("microbudget_session", default=None)
 
 
+PERSISTENT = Path("/data")  # a Hugging Face Space's persistent storage, where it is turned on
+
+
 def home() -> Path:
-    """The data folder: $MICROBUDGET_HOME, else ~/.cache/microbudget."""
-    root = os.environ.get("MICROBUDGET_HOME") or Path.home() / ".cache" / "microbudget"
+    """The data folder: $MICROBUDGET_HOME, else PERSISTENT/microbudget where that storage exists and is writable
+    (results and caches then survive a Space's restart), else ~/.cache/microbudget."""
+    persistent = PERSISTENT.is_dir() and os.access(PERSISTENT, os.W_OK)
+    root = (os.environ.get("MICROBUDGET_HOME")
+            or (PERSISTENT / "microbudget" if persistent else Path.home() / ".cache" / "microbudget"))
     path = Path(root).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -68,14 +68,25 @@ class Sweep:
 
 def run_rows(prepared: Prepared, rows: list[list[tuple[Any, Any]]], store: RunStore | None,
               measure_config: MeasureConfig, progress: Progress) -> Sweep:
-    """Run every row on the prepared original; a row that does not apply is skipped with its reason."""
+    """Run every row on the prepared original; a row that does not apply is skipped with its reason.
+
+    A row that begins a later row (distill, then distill -> int8) is not run twice: the later chain measures and
+    stores it on the way (run_steps keeps each step's result).
+    """
     sweep = Sweep([], {})
+    on_the_way = [steps for n, steps in enumerate(rows)
+                  if any(len(later) > len(steps) and later[:len(steps)] == steps for later in rows[n + 1:])]
     for n, steps in enumerate(rows):
+        if steps in on_the_way:
+            continue
         span = scaled(progress, 0.2 + 0.8 * n / len(rows), 0.2 + 0.8 * (n + 1) / len(rows))
+        kept: list[Run] = []
         try:
-            sweep.runs.append(run_steps(prepared, steps, store, measure_config, span))
+            run_steps(prepared, steps, store, measure_config, span, kept=kept)
         except MicrobudgetError as error:
             sweep.skipped[" -> ".join(step_label(record) for record in _records(steps))] = str(error)
+        shown = [_records(row) for row in [steps, *on_the_way]]
+        sweep.runs += [run for run in kept if run.steps in shown]  # the row, and the rows it made on the way
     if not sweep.runs:
         raise MicrobudgetError(f"No row could run on '{prepared.request.model}'. "
                                f"{next(iter(sweep.skipped.values()))}")

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import kinds, techniques
+from . import kinds, snapshot, techniques
 from .errors import DamagedFile, MicrobudgetError
 from .exclusive import one_at_a_time
 from .models import ModelBundle, load_saved
@@ -43,18 +43,37 @@ class Run:
     labels: list[str] = field(default_factory=list)  # class names, in the order of the confusion matrix
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    snapshot: str = ""  # where and when, for a run read from the results snapshot (its model is not here)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
-    def label(self) -> str:
-        """A short name for charts: the technique ids, with the settings that differ from the defaults."""
+    def recipe(self) -> str:
+        """The technique ids, with the settings that differ from the defaults."""
         return " -> ".join(step_label(step) for step in self.steps) or "original"
+
+    @property
+    def label(self) -> str:
+        """A short name for charts: the recipe, marked when the run comes from the results snapshot."""
+        return self.recipe + (" (snapshot)" if self.snapshot else "")
+
+    def command(self) -> str:
+        """The CLI command that makes this run's model again."""
+        steps = " ".join(f"--technique {step['technique']}" for step in self.steps)
+        settings = " ".join(f"--set {step['technique']}.{key}={value}" for step in self.steps
+                            for key, value in step["config"].items()
+                            if value != asdict(techniques.get(step["technique"]).Config()).get(key))
+        return " ".join(part for part in ("python -m microbudget_core run", f"--model {self.model}",
+                                          f"--dataset {self.dataset}", steps, settings) if part)
 
 
 def saved_artifact(run: Run) -> Path:
     """The folder of a run's saved model; one clear error where it is missing or damaged."""
+    if run.snapshot:
+        raise MicrobudgetError(f"Run {run.run_id} comes from the results snapshot ({run.snapshot}): its model is "
+                               "not on this machine.",
+                               f"Make it here: press the page's button, or run `{run.command()}`.")
     state = artifact_state(run.artifact_path)
     if state == MISSING:
         raise MicrobudgetError(f"Run {run.run_id}'s model files are missing (artifact missing).",
@@ -90,10 +109,18 @@ def step_label(step: dict[str, Any]) -> str:
 
 
 class RunStore:
-    """Runs kept in SQLite (WAL mode): each run is one committed insert, never rewritten; deleted only on request."""
+    """Runs kept in SQLite (WAL mode): each run is one committed insert, never rewritten; deleted only on request.
 
-    def __init__(self, path: Path | None = None):
+    With `with_snapshot`, the results snapshot's runs are read too, each where no run here has its recipe.
+    """
+
+    def __init__(self, path: Path | None = None, with_snapshot: bool = True):
         self.path = path or workspace() / "runs.sqlite"
+        self.with_snapshot = with_snapshot
+        if self.path.exists():  # checked now (a damaged store says so at once); a new one is made by its first run
+            self._create()
+
+    def _create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
@@ -112,6 +139,7 @@ class RunStore:
             raise DamagedFile(self.path, "runs database", str(error)) from None
 
     def add(self, run: Run) -> Run:
+        self._create()
         with self._connect() as connection:  # commits on success, rolls back on error
             connection.execute("INSERT INTO runs VALUES (?, ?, ?)",
                                (run.run_id, run.created_at, json.dumps(run.to_json())))
@@ -122,9 +150,14 @@ class RunStore:
 
         By default the classifiers' runs: the pages that rank by accuracy never see a perplexity-only run.
         """
-        with self._connect() as connection:
-            rows = connection.execute("SELECT record FROM runs ORDER BY created_at, rowid").fetchall()
+        rows = []
+        if self.path.exists():  # none before the first run here
+            with self._connect() as connection:
+                rows = connection.execute("SELECT record FROM runs ORDER BY created_at, rowid").fetchall()
         runs = [run for (record,) in rows if (run := _parsed(record))]
+        here = {(run.model, run.dataset, run.recipe) for run in runs}
+        runs = sorted(runs + [run for run in self._snapshot_runs().values()
+                              if (run.model, run.dataset, run.recipe) not in here], key=lambda run: run.created_at)
         ranked = kinds.ranked_by(quality) if quality else None
         return [run for run in runs if (dataset is None or run.dataset == dataset)
                 and (ranked is None or run.task in ranked)]
@@ -132,7 +165,7 @@ class RunStore:
     def delete(self, run_id: str) -> bool:
         """Remove a run and its saved model files (only files under the app's own folder); False if unknown."""
         run = self.get(run_id)
-        if run is None:
+        if run is None or run.snapshot:  # the snapshot's runs are part of the repository
             return False
         with self._connect() as connection:
             connection.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
@@ -143,9 +176,18 @@ class RunStore:
         return True
 
     def get(self, run_id: str) -> Run | None:
-        with self._connect() as connection:
-            row = connection.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return _parsed(row[0]) if row else None
+        row = None
+        if self.path.exists():
+            with self._connect() as connection:
+                row = connection.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return _parsed(row[0]) if row else self._snapshot_runs().get(run_id)
+
+    def _snapshot_runs(self) -> dict[str, Run]:
+        shot = snapshot.load() if self.with_snapshot else None
+        if shot is None:
+            return {}
+        return {run_id: Run(**{**record, "artifact_path": None, "snapshot": shot.caption})
+                for run_id, record in shot.runs.items()}
 
 
 def _parsed(record: str) -> Run | None:

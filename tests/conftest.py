@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,10 @@ import transformers
 POSITIVE = "good great excellent superb wonderful delightful brilliant moving".split()
 NEGATIVE = "bad awful boring dull terrible tedious clumsy weak".split()
 FILLER = "the film movie plot actors story was is a an and but with this".split()
+
+# Pages open on the committed results snapshot where the data folder has nothing; a test sees it only where it asks
+# for it (subprocesses, such as the browser tests' server, inherit this).
+os.environ["MICROBUDGET_SNAPSHOT"] = "off"
 
 # The suite's one wall-clock limit: a guard against a hang, never a measure of speed. Every subprocess, every wait
 # for a page and each test (pytest-timeout) gets it. A loaded machine ran the suite at a third of its usual pace

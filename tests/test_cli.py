@@ -53,7 +53,7 @@ def test_runs_json_is_an_empty_list_on_a_new_store():
 
 
 @pytest.mark.parametrize("technique, settings, config", [
-    ("dynamic-int8", [], {"backend": "auto", "embeddings": False}),
+    ("dynamic-int8", [], {"backend": "auto", "embeddings": True}),
     # ONNX Runtime's entropy calibration prints to stdout: the JSON must still be all that stdout holds.
     ("onnx-int8-static", ["--set", "calibration=entropy", "--set", "calibration_examples=16"],
      {"calibration": "entropy", "calibration_examples": 16, "per_channel": True, "reduce_range": "auto"}),

@@ -188,7 +188,7 @@ def test_pipeline_stores_a_run_with_the_contract(tiny_text_model, sentiment_csv,
     assert run.baseline["speed_check"] == run.result["speed_check"]
     assert run.baseline["latency_ms_p25"] <= run.baseline["latency_ms_p50"] <= run.baseline["latency_ms_p75"]
     assert run.result["eval_examples"] == 30
-    assert run.steps == [{"technique": "dynamic-int8", "config": {"backend": "auto", "embeddings": False}}]
+    assert run.steps == [{"technique": "dynamic-int8", "config": {"backend": "auto", "embeddings": True}}]
     faster = "torch.ao" if run.result["backend_ms_torch_ao"] <= run.result["backend_ms_torchao"] else "torchao"
     assert run.result["dynamic_int8_backend"] == faster  # auto timed both backends on this CPU and kept the faster
     assert [r.run_id for r in store.list()] == [run.run_id]

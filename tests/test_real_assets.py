@@ -65,8 +65,9 @@ def test_smollm2_loads_from_its_gguf_and_packs_to_under_a_third_in_4_bits(tmp_pa
     from microbudget_core.data import DatasetSpec, load_dataset
     from microbudget_core.models.llm import perplexity
 
-    lm = load_model(ModelSpec("smollm2-135m"))
-    assert type(lm.model).__name__ == "LlamaForCausalLM" and 130e6 < sum(p.numel() for p in lm.model.parameters())
+    lm = load_model(ModelSpec("smollm2-135m"))  # converted from its GGUF in this test's empty data folder
+    params = sum(p.numel() for p in lm.model.parameters())
+    assert type(lm.model).__name__ == "LlamaForCausalLM" and 130e6 < params
     texts = load_dataset(DatasetSpec("rotten-tomatoes")).eval.inputs[:20]
     weight_only = techniques.get("weight-only")
     sizes, perplexities = {}, {}
@@ -76,6 +77,8 @@ def test_smollm2_loads_from_its_gguf_and_packs_to_under_a_third_in_4_bits(tmp_pa
         folder = bundle.save(tmp_path / str(bits))
         sizes[bits] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         perplexities[bits] = perplexity(bundle, texts)
+    # The fp32 folder is its weights and small files: no copy of the GGUF as the tokenizer's vocab file.
+    assert not list((tmp_path / "32").rglob("tokenizer.model")) and sizes[32] <= 4 * params + 5e6
     assert sizes[4] <= 0.3 * sizes[32] and sizes[2] < sizes[4]
     assert perplexities[32] < perplexities[4] < perplexities[2]  # 2 bits blows up, as the 2-bit row shows
 

@@ -165,7 +165,7 @@ def test_speech_page_compares_and_marks_the_word_differences(tiny_whisper: Path,
     at.text_input(key="speech_model_other").input(str(tiny_whisper)).run()
     at.selectbox(key="speech_dataset").select("other…").run()
     at.text_input(key="speech_dataset_other").input(f"audio:{spoken_folder}").run()
-    at.multiselect(key="speech_rows").set_value(["int8 (PyTorch)"]).run()
+    at.multiselect(key="speech_rows_False").set_value(["int8 (PyTorch)"]).run()
     at.button[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.get("plotly_chart") and "Against the original" in at.markdown[1].value

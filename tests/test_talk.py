@@ -17,9 +17,10 @@ from streamlit.testing.v1 import AppTest
 
 import ui
 from conftest import HANG_GUARD_S
-from microbudget_core import labs
+from microbudget_core import cpu, labs, snapshot
+from microbudget_core.errors import MicrobudgetError
 from microbudget_core.labs import talk
-from microbudget_core.runs import RunStore
+from microbudget_core.runs import RunStore, load_run_model
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -80,7 +81,7 @@ def warmed_home(warmed, tmp_path, monkeypatch) -> talk.Plan:
 def test_warm_computes_every_lab_once_then_keeps_them(warmed, monkeypatch, unplugged):
     home, plan, report, seconds = warmed
     assert [w.lab for w in report] == [labs.TRANSFER, labs.DISTILLATION, labs.QUANTIZATION, labs.ARCHITECTURES,
-                                       labs.LLM_LEVELS, labs.SPECIALIST, labs.SPEECH]
+                                       labs.CURVE, labs.LLM_LEVELS, labs.SPECIALIST, labs.SPEECH]
     assert all(w.status == "computed" for w in report), report
     assert 0 < min(w.seconds for w in report) and sum(w.seconds for w in report) <= seconds  # each lab's own time
     monkeypatch.setenv("MICROBUDGET_HOME", str(home))
@@ -178,3 +179,53 @@ def test_presenter_view_walks_the_talk_and_reruns_a_step_live(warmed_home, unplu
     assert at.query_params["step"] == str(len(talk.STEPS))
     next(b for b in at.button if b.label.startswith("← Back")).click().run()
     assert at.title[0].value == talk.STEPS[-2].title
+
+
+def test_a_snapshot_of_a_warm_round_trips_and_a_fresh_data_folder_opens_every_page_on_it(
+        warmed, tmp_path, monkeypatch, unplugged):
+    home, plan, _, _ = warmed
+    monkeypatch.setenv("MICROBUDGET_HOME", str(home))
+    path = talk.take_snapshot(tmp_path / "snapshot")
+    made = json.loads(path.read_text())
+    assert made["schema"] == snapshot.SCHEMA and path.stat().st_size <= snapshot.MAX_BYTES
+    assert made["provenance"]["cpu"] == cpu.describe() and made["provenance"]["command"] == talk.SNAPSHOT_COMMAND
+    shown = {lab + json.dumps(key): labs.recall(lab, key) for lab, key, _ in talk._jobs(plan)}
+    fresh = tmp_path / "fresh-home"
+    monkeypatch.setenv("MICROBUDGET_HOME", str(fresh))
+    monkeypatch.setenv("MICROBUDGET_SNAPSHOT", str(path.parent))
+    assert {lab + json.dumps(key): labs.recall(lab, key) for lab, key, _ in talk._jobs(plan)} == shown
+    assert talk.last_plan() == plan and labs.from_snapshot(labs.TALK, [])
+    runs = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0]
+    assert runs and all(run.snapshot and run.label.endswith(" (snapshot)") for run in runs)
+    with pytest.raises(MicrobudgetError, match="comes from the results snapshot") as refused:
+        load_run_model(runs[0])  # the model is not here: the error says how to make it
+    assert f"--model {plan.model}" in refused.value.fix and "--technique" in refused.value.fix
+    assert not RunStore().delete(runs[0].run_id)
+
+    for view, charts in [("transfer", 2), ("distillation", 2), ("quantization", 3)]:
+        at = _pick(AppTest.from_file(str(ROOT / "views" / f"{view}.py"), default_timeout=HANG_GUARD_S).run(), plan)
+        assert not at.exception and not at.error, view
+        assert len([c for c in _charts(at) if _has_data(c)]) >= charts, view
+        assert any("From the results snapshot: measured on" in box.value for box in at.info), view
+    at = AppTest.from_file(str(ROOT / "views" / "talk.py"), default_timeout=HANG_GUARD_S).run()
+    for step in talk.STEPS:
+        assert not at.exception and _charts(at) and all(_has_data(chart) for chart in _charts(at)), step.title
+        if step is not talk.STEPS[-1]:
+            next(b for b in at.button if b.label.startswith("Next")).click().run()
+    assert not [file for file in fresh.rglob("*") if file.is_file()]  # opening pages wrote nothing
+
+    # A result measured here wins over the snapshot's.
+    talk.run_live(2, plan)
+    mine = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0]
+    assert mine and not mine[0].snapshot and not labs.from_snapshot(labs.QUANTIZATION, [plan.model, plan.dataset])
+
+
+def test_a_snapshot_this_code_cannot_read_is_ignored_with_one_notice(tmp_path, monkeypatch):
+    monkeypatch.setenv("MICROBUDGET_SNAPSHOT", str(tmp_path))
+    for text, why in [('{"schema": 999, "labs": [], "runs": []}', "schema 999"), ("{half a file", "cannot be read")]:
+        (tmp_path / snapshot.FILE).write_text(text)
+        with pytest.warns(UserWarning, match=why):
+            assert snapshot.load() is None
+        assert why in snapshot.problem() and labs.recall(labs.TALK, []) is None and not RunStore().list()
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=HANG_GUARD_S).run()
+        assert not at.exception and [box for box in at.sidebar.warning if why in box.value]

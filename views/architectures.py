@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from microbudget_core import cli, kinds, plots
+from microbudget_core import cli, kinds, labs, plots
 from microbudget_core.data.bundled import PHOTOS
 from microbudget_core.labs import architectures
 from microbudget_core.network import hub_reachable
@@ -46,7 +46,7 @@ budget = architectures.Budget(
     epochs=right.number_input("Epochs", 1, 20, 3, key="arch_epochs", disabled=weights == "head"), weights=weights)
 
 candidates = [built_in[i] for i in picked] + [architectures.hub_architecture(i) for i in hub_ids]
-if st.button("Train and measure", type="primary", disabled=not candidates):
+if ui.job_button("Train and measure", architectures.compare_architectures, type="primary", disabled=not candidates):
     ui.run_with_progress(  # the comparison is kept as this dataset's latest, shown below
         f"{len(candidates)} architectures on {dataset}",
         lambda progress: architectures.compare_architectures(candidates, dataset, budget, progress=progress))
@@ -54,6 +54,7 @@ if st.button("Train and measure", type="primary", disabled=not candidates):
 latest = architectures.latest(dataset) if dataset else None
 if latest:
     budget_done, rows = latest
+    ui.snapshot_note(labs.from_snapshot(labs.ARCHITECTURES, [dataset]))
     trained = "head only" if budget_done.weights == "head" else f"all weights, {budget_done.epochs} epochs each"
     st.subheader(f"Measured on {dataset}: {budget_done.examples_per_class} examples per class, {trained}")
     st.plotly_chart(plots.architectures_figure(rows), width="stretch")

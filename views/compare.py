@@ -27,6 +27,7 @@ if speech_runs:
 if not runs:
     st.info("No runs yet: run a technique in a lab and it appears here.")
     st.stop()
+ui.snapshot_note(runs)
 
 datasets = list(dict.fromkeys(run.dataset for run in reversed(runs)))  # the most recently used first
 dataset = st.selectbox("Dataset", datasets, key="compare_dataset")
@@ -110,7 +111,10 @@ run_id = st.selectbox("Run", choices, key="compare_run",
                       format_func=lambda i: f"{stored[i].label} · {stored[i].model} · {i}")
 run = stored[run_id]
 artifact = next(c for c in found if c.run_id == run_id).artifact
-if artifact == MISSING:
+if run.snapshot:
+    st.info(f"From the results snapshot ({run.snapshot}): its model is not on this machine. Make it here with its "
+            f"lab's button, or `{run.command()}`.", icon=":material/inventory_2:")
+elif artifact == MISSING:
     st.error("Artifact missing: this run's model files were deleted. Its measurements are still here.")
 elif artifact == DAMAGED:
     st.error("Artifact damaged: a file of this run's model is truncated or missing. Its measurements are still "
@@ -119,7 +123,7 @@ st.download_button("Download the model and its card (zip)", functools.partial(ex
                    file_name=f"microbudget-{run_id}.zip", mime="application/zip", disabled=artifact != SAVED)
 with st.expander("Model card"):
     st.markdown(model_card(run))
-with st.popover("Delete this run"):
+with st.popover("Delete this run", disabled=bool(run.snapshot)):
     st.write(f"Delete **{run.label}** ({run_id}) and its saved model files? This cannot be undone.")
     if st.button("Yes, delete it", type="primary", key="confirm_delete"):
         store.delete(run_id)

@@ -21,11 +21,13 @@ model, dataset = ui.pick_model_and_dataset(model_default=distillation.default_te
 ui.dataset_preview(dataset)
 teachers = {"": "the default recipe's fine-tuned model"} | {
     r.run_id: f"{r.label} ({r.result['accuracy']:.1%}, run {r.run_id})" for r in RunStore().list(dataset)
-    if r.model == model and r.steps and r.steps[-1]["technique"].startswith("finetune")}
+    if r.model == model and r.steps and r.steps[-1]["technique"].startswith("finetune") and not r.snapshot}
 teacher_run = st.selectbox("Teacher", list(teachers), format_func=teachers.get, key="distill_teacher")
 with st.expander("Student, loss and budget", expanded=True):
-    defaults = distillation.default_settings(model)  # a large teacher starts from its own student settings
-    settings = ui.technique_settings(techniques.get("distill"), f"distill_{model}" if defaults else "distill",
+    full = ui.full_budget("distill_full", "one epoch on 1,000 labelled examples per class",
+                          "the settings of the README's figures: all the data, the large teacher's 3 epochs")
+    defaults = distillation.default_settings(model, full)  # a large teacher starts from its own student settings
+    settings = ui.technique_settings(techniques.get("distill"), f"distill_{model}_{full}",
                                      skip=("teacher_run",), columns=4, defaults=defaults)
 left, right, eval_column = st.columns(3)
 control = left.checkbox("Train the hard-label control too", True, key="distill_control",
@@ -35,7 +37,8 @@ quantize = right.checkbox("Then quantize the student to int8", True, key="distil
 eval_limit = eval_column.slider("Eval examples", 50, 1000, 500, step=50, key="distill_eval",
                                 help="Held-out examples for accuracy; never used for training.")
 
-if st.button("Distill", type="primary", key="distill_run", disabled=not (model and dataset)):
+if ui.job_button("Distill", distillation.run_distillation, type="primary", key="distill_run",
+                 disabled=not (model and dataset)):
     request = Request(model, dataset, [], eval_limit)
     ui.run_with_progress(f"Distilling {model}", lambda progress: distillation.run_distillation(
         request, {**settings, "teacher_run": teacher_run}, control, quantize, progress=progress), live_curves=True)
@@ -44,6 +47,7 @@ runs = distillation.latest(model, dataset) if model and dataset else []
 if runs:
     rows = distillation.lineup(runs)
     st.subheader("Teacher and students side by side")
+    ui.snapshot_note(runs)
     st.markdown(f"**{distillation.headline(rows)}**")
     for run in runs:
         if distillation.role(run) != distillation.QUANTIZED:

@@ -32,7 +32,8 @@ prompt = st.text_area("Prompt for the side-by-side completions (plain text: no c
                       MeasureConfig.prompt, max_chars=600, key="llmq_prompt")
 new_tokens = st.slider("Generated tokens", 8, 128, MeasureConfig.new_tokens, key="llmq_tokens")
 
-if st.button("Quantize and measure each level", type="primary", disabled=not (model and dataset and levels)):
+if ui.job_button("Quantize and measure each level", lab.run_levels, type="primary",
+                 disabled=not (model and dataset and levels)):
     config = MeasureConfig(prompt=prompt, new_tokens=new_tokens)
     ui.run_with_progress(f"{model} at {len(levels)} levels", lambda progress: lab.run_levels(
         model, dataset, levels, group_size, texts, config, progress=progress))

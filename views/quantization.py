@@ -33,7 +33,7 @@ for number, technique_id in enumerate(chosen):
 eval_limit = st.slider("Eval examples", 50, 1000, 300, step=50,
                        help="More examples: a steadier accuracy figure, a slower run.")
 
-if st.button("Run", type="primary", disabled=not (model and dataset and steps)):
+if ui.job_button("Run", lab.run_quantization, type="primary", disabled=not (model and dataset and steps)):
     request = Request(model, dataset, steps, eval_limit)
     label = " -> ".join(chosen)
     ui.run_with_progress(f"{label} on {model}", lambda progress: lab.run_quantization(request, progress=progress))
@@ -42,6 +42,7 @@ if st.button("Run", type="primary", disabled=not (model and dataset and steps)):
 run = lab.latest(model, dataset)
 if run:
     st.subheader(f"{run.label} vs original")
+    ui.snapshot_note([run])
     st.markdown(f"**{plots.summary(run)}**")
     for note in run.notes:
         st.info(note)
@@ -71,7 +72,7 @@ st.markdown("weight-only at 8, 4, 3 and 2 bits, plus the int8 paths that suit th
             "int8 in PyTorch and ONNX Runtime for transformers; static int8 for CNNs), each measured against one "
             "measurement of the original (peak memory is skipped here to keep the sweep quick).")
 group_size = st.number_input("Group size (weights per scale)", value=64, step=16)
-clicked = st.button("Run the sweep", disabled=not (model and dataset))
+clicked = ui.job_button("Run the sweep", lab.run_sweep, disabled=not (model and dataset))
 sweep_request = Request(model, dataset, [], eval_limit)
 sweep = ui.kept_rows(labs.SWEEP, [model, dataset], f"bit-width sweep on {model}", clicked and (
     lambda progress: lab.run_sweep(sweep_request, group_size=int(group_size), progress=progress)) or None)

@@ -30,7 +30,7 @@ st.caption(f"The LLM's few-shot contender runs at **{lab.llm_quantization.level_
            "last LLM quantization sweep on these texts that keeps perplexity within 10% (what a user would deploy)."
            if level else "The LLM's contenders run as loaded (fp32, PyTorch): sweep its levels on these texts on the "
                          "LLM quantization page first, and the fastest level within 10% perplexity is deployed here.")
-if st.button("Run the contest", type="primary", disabled=not (model and dataset and specialist)):
+if ui.job_button("Run the contest", lab.run_contest, type="primary", disabled=not (model and dataset and specialist)):
     llms = [model] + ([extra] if extra else [])
     ui.run_with_progress("Specialist vs generalist", lambda progress: lab.run_contest(
         dataset, llms, shots, specialist, eval_limit, progress=progress))

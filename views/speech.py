@@ -17,7 +17,9 @@ st.markdown("Whisper transcribes speech; Distil-Whisper keeps its encoder and cu
             "reference word, after Whisper's English normalizer) against the time each clip takes.")
 
 model, dataset = ui.pick_speech_model_and_clips("speech")
-rows = st.multiselect("Rows", list(lab.ROWS), default=list(lab.DEFAULT_ROWS), key="speech_rows",
+full = ui.full_budget("speech_full", "one student, one epoch", "the control too, each for 3 epochs (the README's figures)")
+rows = st.multiselect("Rows", list(lab.ROWS), default=list(lab.FULL_ROWS if full else lab.DEFAULT_ROWS),
+                      key=f"speech_rows_{full}",
                       help="distilled: the original's weights, its encoder reading only the clip (not a 30 s window) "
                            "and matched to the original's states, its decoder trained on the original's transcripts "
                            "of the training speech (minutes). control: the same student trained on the reference "
@@ -25,9 +27,9 @@ rows = st.multiselect("Rows", list(lab.ROWS), default=list(lab.DEFAULT_ROWS), ke
 larger = model in lab.LARGER and st.checkbox(f"Also the larger Whisper ({lab.LARGER[model]}), as it is",
                                             value=True, key="speech_larger")
 
-if st.button("Transcribe and measure", type="primary"):
+if ui.job_button("Transcribe and measure", lab.run_speech, type="primary"):
     ui.run_with_progress(f"{model} on {dataset}", lambda progress: lab.run_speech(
-        model, dataset, rows, "" if larger else None, progress=progress), live_curves=True)
+        model, dataset, rows, "" if larger else None, full=full, progress=progress), live_curves=True)
 
 runs = ui.results_or_stop(lab.latest(model, dataset), f"No comparison of {model} on {dataset} yet: press the button "
                           "(about a minute per row; the distilled rows train first).")

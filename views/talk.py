@@ -3,6 +3,7 @@
 import streamlit as st
 
 import ui
+from microbudget_core import labs
 from microbudget_core.labs import talk
 
 # Large type for a projector: the page's text, headings and metrics; charts get larger fonts below.
@@ -35,6 +36,7 @@ if shown.headline:
     for figure in shown.figures:
         figure.update_layout(font_size=20, height=520)
         st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
+    ui.snapshot_note(labs.from_snapshot(labs.TALK, []))  # the plan, and the steps not re-run here
 else:
     st.info("No results for this step yet: run `make warm` before the talk, or run it live below.")
 st.caption(f"{plan.model} on {plan.dataset}; another model: `python -m microbudget_core warm --model ID --dataset ID`.")

@@ -31,7 +31,7 @@ with st.expander("Budget and knobs", expanded=True):
 eval_limit = st.slider("Eval examples", 50, 1000, 500, step=50, key="transfer_eval",
                        help="Held-out examples for accuracy; never used for training.")
 
-if st.button("Train", type="primary", disabled=not (model and dataset)):
+if ui.job_button("Train", lab.run_recipe, type="primary", disabled=not (model and dataset)):
     request = Request(model, dataset, [(strategy, settings)], eval_limit)
     ui.run_with_progress(f"{strategy} on {model}", lambda progress: lab.run_recipe(request, progress=progress),
                          live_curves=True)
@@ -40,6 +40,7 @@ if st.button("Train", type="primary", disabled=not (model and dataset)):
 run = lab.latest(model, dataset)
 if run:
     st.subheader(f"{run.label}: {run.result['accuracy']:.1%} eval accuracy")
+    ui.snapshot_note([run])
     for note in run.notes:
         st.info(note)
     accuracy, seconds, trainable, size = st.columns(4)
@@ -81,15 +82,16 @@ if trained:
 st.subheader("Data-efficiency curve")
 st.markdown("Each strategy trained with only *k* examples per class: how little data transfer learning needs, "
             "and how far from-scratch training falls behind with the same budget.")
+full = ui.full_budget("curve_full", "two budgets per strategy", "five budgets per strategy, as in the README")
 left, right = st.columns(2)
 chosen = left.multiselect("Strategies", STRATEGIES, default=list(lab.CURVE_STRATEGIES), key="curve_strategies")
 try:
-    defaults = curve_defaults(dataset) if dataset else lab.CURVE_EXAMPLES
+    defaults = curve_defaults(dataset, full) if dataset else lab.QUICK_CURVE_EXAMPLES
 except MicrobudgetError:  # an unreadable dataset: the preview above says why
-    defaults = lab.CURVE_EXAMPLES
+    defaults = lab.QUICK_CURVE_EXAMPLES
 counts = right.multiselect("Examples per class (0 = all)", [2, 4, 8, 16, 32, 64, 128, 256, 512, 0],
-                           default=list(defaults), key=f"curve_counts_{dataset}")
-clicked = st.button("Run the curve", disabled=not (model and dataset and chosen and counts))
+                           default=list(defaults), key=f"curve_counts_{dataset}_{full}")
+clicked = ui.job_button("Run the curve", lab.run_curve, disabled=not (model and dataset and chosen and counts))
 request = Request(model, dataset, [], eval_limit)
 curve = ui.kept_rows(labs.CURVE, [model, dataset], f"data-efficiency curve on {model}", clicked and (
     lambda progress: lab.run_curve(request, tuple(chosen), tuple(sorted(counts, key=lambda k: k or 10**9)),

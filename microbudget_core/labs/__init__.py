@@ -2,18 +2,22 @@
 
 This package also keeps what each lab showed last, per model and dataset, so a page opens on it, never
 empty after one run: the labs write here when they finish (and `warm` does, before a talk); the pages
-read it back. Every lab entry point is a `@job`: the one place the labs take the one-job lock.
+read it back, else the results snapshot's (snapshot.py). Every lab entry point is a `@job`: the one place the
+labs take the one-job lock, and where each job's duration is kept (the pages say how long a button takes).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 from ..atomic import write_atomically
 from ..errors import DamagedFile
+from .. import snapshot
 from ..exclusive import one_at_a_time
 from ..paths import workspace
 from ..pipeline import Request, run_pipeline
@@ -29,8 +33,44 @@ SPEECH = "speech"
 
 
 def job(function: F) -> F:
-    """A lab's entry point: it runs alone, after the model jobs that came first (exclusive.one_at_a_time)."""
-    return one_at_a_time(function)
+    """A lab's entry point: it runs alone, after the model jobs that came first (exclusive.one_at_a_time), and
+    its duration is kept when it finishes (`expected_seconds`)."""
+
+    @functools.wraps(function)
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        durations = {**durations_here(), job_name(function): round(time.perf_counter() - start, 1)}
+        write_atomically(workspace() / DURATIONS, json.dumps(durations, indent=1).encode())
+        return result
+
+    return one_at_a_time(timed)  # type: ignore[return-value]
+
+
+DURATIONS = "job-seconds.json"
+
+
+def job_name(function: Callable) -> str:
+    """A lab job's name in the kept durations: its lab module and function, e.g. "transfer.run_curve"."""
+    return f"{function.__module__.rsplit('.', 1)[-1]}.{function.__name__}"
+
+
+def expected_seconds(function: Callable) -> tuple[float, str] | None:
+    """How long the job took the last time it finished here, else when the snapshot was measured, and which of
+    the two ("here" or the snapshot's caption); None if neither knows."""
+    name = job_name(function)
+    if name in (here := durations_here()):
+        return here[name], "here"
+    shot = snapshot.load()
+    return (shot.durations[name], shot.caption) if shot and name in shot.durations else None
+
+
+def durations_here() -> dict[str, float]:
+    """The jobs' last durations on this machine (the snapshot keeps them)."""
+    try:
+        return json.loads((workspace() / DURATIONS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, or unreadable: only an estimate is lost
+        return {}
 
 
 def remember(lab: str, key: list[str], value: Any) -> None:
@@ -38,11 +78,12 @@ def remember(lab: str, key: list[str], value: Any) -> None:
     write_atomically(_file(lab, key), json.dumps(value).encode())
 
 
-def recall(lab: str, key: list[str]) -> Any | None:
-    """What the lab last recorded for `key`; None if nothing yet."""
+def recall(lab: str, key: list[str], with_snapshot: bool = True) -> Any | None:
+    """What the lab last recorded for `key`, else (`with_snapshot`) the results snapshot's; None if neither."""
     path = _file(lab, key)
     if not path.exists():
-        return None
+        shot = snapshot.load() if with_snapshot else None
+        return shot.labs.get(snapshot.entry_key(lab, key)) if shot else None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
@@ -54,12 +95,21 @@ def remember_runs(lab: str, key: list[str], runs: Sequence[Run], skipped: dict[s
     remember(lab, key, {"runs": [run.run_id for run in runs], "skipped": skipped or {}})
 
 
-@job
 def run_and_remember(lab: str, request: Request, progress: Progress = no_progress) -> Run:
-    """Run one pipeline and make it the lab's latest for (model, dataset): the page then opens on it."""
+    """Run one pipeline and make it the lab's latest for (model, dataset): the page then opens on it (called
+    inside a lab's `@job`)."""
     run = run_pipeline(request, progress=progress)
     remember_runs(lab, [request.model, request.dataset], [run])
     return run
+
+
+def from_snapshot(lab: str, key: list[str]) -> str:
+    """The snapshot's caption where the lab shows the snapshot's results for `key` (none of its own); else "".
+    """
+    shot = snapshot.load()
+    if _file(lab, key).exists() or not shot or snapshot.entry_key(lab, key) not in shot.labs:
+        return ""
+    return shot.caption
 
 
 def recall_runs(lab: str, key: list[str]) -> tuple[list[Run], dict[str, str]]:
@@ -94,6 +144,5 @@ def row_name(run: Run, rows: dict[str, list[tuple[str, dict[str, Any]]]]) -> str
 
 
 def _file(lab: str, key: list[str]) -> Path:
-    folder = workspace() / "lab-results"  # ("labs" held plain lists of run ids)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = workspace() / "lab-results"  # ("labs" held plain lists of run ids); made by the first write
     return folder / f"{lab}-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]}.json"

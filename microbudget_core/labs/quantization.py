@@ -9,6 +9,7 @@ from ..progress import Progress, no_progress, scaled
 from ..runs import Run, RunStore
 
 
+@labs.job
 def run_quantization(request: Request, progress: Progress = no_progress) -> Run:
     """One quantization (the request's steps) measured against the original; the page's latest."""
     return labs.run_and_remember(labs.QUANTIZATION, request, progress=progress)

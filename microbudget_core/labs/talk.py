@@ -3,13 +3,16 @@ charts each, from those results) with a short live re-run per step for the prese
 
 from __future__ import annotations
 
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import plotly.graph_objects as go
 
-from .. import kinds, labs, plots
+from .. import cpu, kinds, labs, plots, snapshot
 from ..data import TEXT, DatasetSpec, load_dataset
 from ..data.bundled import PHOTOS
 from ..models import IMAGE
@@ -34,7 +37,7 @@ class Plan:
     architectures: tuple[str, ...] = ()  # built-in architecture ids, hub ids or folders; none: the page's defaults
     speech_model: str = "whisper-tiny.en"  # the Speech page's: Whisper beside a larger and a distilled Whisper
     speech_dataset: str = "speech-clips"
-    speech_rows: tuple[str, ...] = speech.DEFAULT_ROWS
+    speech_rows: tuple[str, ...] = ()  # none: the Speech page's default rows for the budget
     # The Transfer and Architectures pages' image runs, where the labs' dataset is text: the talk's first demo,
     # MobileNetV2 transfer learning on photos, and the pretrained vision networks side by side on them.
     vision_model: str = "mobilenet-v2"
@@ -42,6 +45,7 @@ class Plan:
     # The Distillation page's teacher, where the labs' dataset is text: the large teacher where installed (it
     # teaches MiniLM-L6); "" for the labs' own model teaching a copy of itself.
     teacher: str = field(default_factory=distillation.default_teacher)
+    full_budget: bool = False  # the labs' full budgets (the README's figures) rather than the pages' quick defaults
 
 
 def use_plan(plan: Plan) -> None:
@@ -49,9 +53,10 @@ def use_plan(plan: Plan) -> None:
     labs.remember(labs.TALK, [], asdict(plan))
 
 
-def last_plan() -> Plan:
-    """The plan `warm` last computed (the presenter view shows it); the defaults if it never ran."""
-    kept = labs.recall(labs.TALK, [])
+def last_plan(with_snapshot: bool = True) -> Plan:
+    """The plan `warm` last computed (the presenter view shows it), else the results snapshot's; the defaults if
+    neither."""
+    kept = labs.recall(labs.TALK, [], with_snapshot)
     if not kept:
         return Plan()
     tuples = {name: tuple(kept[name]) for name in ("architectures", "speech_rows") if name in kept}
@@ -105,18 +110,63 @@ def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
             picked or architectures.defaults(task), plan.dataset, architectures.default_budget(task),
             progress=progress)),
     ]
+    shown = _transfer_plan(plan)  # the Transfer page's curve: its default strategies and budgets
+    curve = Request(shown.model, shown.dataset, [], plan.eval_limit)
     if text and plan.vision_model:  # the image runs of the Transfer and Architectures pages (none: "")
         vision = _on_photos(plan)
         jobs += [(labs.TRANSFER, [vision.model, vision.dataset], lambda progress: _transfer(vision, 0, progress)),
                  (labs.ARCHITECTURES, [vision.dataset], lambda progress: architectures.compare_architectures(
                      architectures.defaults(IMAGE), vision.dataset, architectures.default_budget(IMAGE),
                      progress=progress))]
+    jobs.append((labs.CURVE, [shown.model, shown.dataset], lambda progress: transfer.run_curve(
+        curve, full=plan.full_budget, progress=progress)))
     if text:  # the language-model pages work on texts
         jobs += [(labs.LLM_LEVELS, [plan.llm, plan.dataset], lambda progress: _llm_levels(plan, progress)),
                  (labs.SPECIALIST, [plan.dataset], lambda progress: specialist.run_contest(
                      plan.dataset, (plan.llm,), specialist=plan.model, progress=progress))]
     jobs.append((labs.SPEECH, [plan.speech_model, plan.speech_dataset], lambda progress: _speech(plan, progress)))
     return jobs
+
+
+SNAPSHOT_COMMAND = "make snapshot"  # warm, then take_snapshot (Makefile)
+
+
+def take_snapshot(where: Path = snapshot.COMMITTED) -> Path:
+    """Write what every page opens on for the last warmed plan into the results snapshot at `where`: the labs'
+    latest results and every run of the plan's datasets (measurements only, no model files); its path."""
+    plan = last_plan(with_snapshot=False)
+    entries, shown = [], set()
+    for lab, key in [(lab, key) for lab, key, _ in _jobs(plan)] + [(labs.SWEEP, [plan.model, plan.dataset]),
+                                                                   (labs.TALK, [])]:
+        value = labs.recall(lab, key, with_snapshot=False)
+        if value is not None:
+            entries.append({"lab": lab, "key": key, "value": value})
+            shown |= set(value.get("runs", []))
+    if not any(entry["lab"] != labs.TALK for entry in entries):
+        raise MicrobudgetError("Nothing to snapshot: no lab has results in this data folder.",
+                               "Run `make warm` (or `python -m microbudget_core warm`) first.")
+    datasets = {plan.dataset, plan.vision_dataset, plan.speech_dataset}
+    runs = [run.to_json() for run in RunStore(with_snapshot=False).list(quality=None)
+            if run.run_id in shown or run.dataset in datasets]
+    provenance = {"cpu": cpu.describe(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "commit": _commit(), "command": SNAPSHOT_COMMAND, "plan": asdict(plan)}
+    path = snapshot.write(where, provenance, entries, runs, labs.durations_here())
+    if path.stat().st_size > snapshot.MAX_BYTES:
+        raise MicrobudgetError(f"The snapshot is {path.stat().st_size / 1e6:.1f} MB, over its "
+                               f"{snapshot.MAX_BYTES / 1e6:.0f} MB limit ({path}).",
+                               "Snapshot a data folder that holds only warm's runs (warm into a new "
+                               "MICROBUDGET_HOME).")
+    return path
+
+
+def _commit() -> str:
+    """The repository's commit, "" outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def _ready(lab: str, key: list[str]) -> bool:
@@ -145,7 +195,7 @@ def _distill(plan: Plan, settings: dict[str, Any], progress: Progress) -> None:
     """The Distillation page's button with its defaults for the teacher (and `settings` on top)."""
     teacher, dataset = _distilled(plan)
     distillation.run_distillation(Request(teacher, dataset, eval_limit=plan.eval_limit),
-                                  {**distillation.default_settings(teacher), **settings}, progress=progress)
+                                  {**distillation.default_settings(teacher, plan.full_budget), **settings}, progress=progress)
 
 
 def _transfer(plan: Plan, examples_per_class: int, progress: Progress) -> None:
@@ -243,7 +293,8 @@ def _llm_slide(plan: Plan) -> Shown:
 
 def _speech(plan: Plan, progress: Progress) -> None:
     """Whisper beside the larger Whisper, its int8 forms and a distilled student, on the same clips."""
-    speech.run_speech(plan.speech_model, plan.speech_dataset, plan.speech_rows, progress=progress)
+    rows = plan.speech_rows or (speech.FULL_ROWS if plan.full_budget else speech.DEFAULT_ROWS)
+    speech.run_speech(plan.speech_model, plan.speech_dataset, rows, full=plan.full_budget, progress=progress)
 
 
 def _speech_slide(plan: Plan) -> Shown:

@@ -35,7 +35,7 @@ def is_causal_lm(config: Any) -> bool:
 def smollm2_folder() -> str:
     """The bundled GGUF converted once to a transformers folder (the GGUF conversion takes ~30 s, a reload 1 s)."""
     gguf = asset_path(SMOLLM2)  # verifies the sha256 first
-    folder = home() / "models" / f"smollm2-135m-{SMOLLM2.sha256[:12]}"
+    folder = home() / "models" / f"smollm2-135m-{SMOLLM2.sha256[:12]}-fast"  # ("-fast": no tokenizer.model)
     if not (folder / "config.json").exists():
         with quiet():
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -43,7 +43,9 @@ def smollm2_folder() -> str:
                                                                       dtype=torch.float32)
         with folder_atomically(folder) as partial:  # an interrupted conversion leaves no half entry
             model.save_pretrained(partial)
-            tokenizer.save_pretrained(partial)
+            # The fast tokenizer's files only: the GGUF-read slow tokenizer's vocab_file is the GGUF itself, which
+            # a legacy save copies in whole as tokenizer.model (98 MB in every artifact made from this model).
+            tokenizer.save_pretrained(partial, legacy_format=False)
     return str(folder)
 
 
