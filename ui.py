@@ -206,7 +206,7 @@ def snapshot_note(shown: Sequence[Any] | str) -> None:
     here instead."""
     caption = shown if isinstance(shown, str) else next((run.snapshot for run in shown if run.snapshot), "")
     if caption:
-        st.info(f"From the results snapshot: {caption}. Press the button to measure on this machine.",
+        st.info(f"From the results snapshot: {caption}. Press a lab's button to measure on this machine.",
                 icon=":material/inventory_2:")
 
 

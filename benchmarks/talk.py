@@ -1,10 +1,12 @@
-"""Benchmark: talk mode. `warm` on the offline defaults, then how long each page takes to show results in Chromium.
+"""Benchmark: the first visit and the default buttons. How long each page takes to show results in Chromium on an
+empty data folder (the committed results snapshot), then `warm` on the offline defaults (each lab's default button,
+quick budget) and the same tour after it.
 
     MICROBUDGET_HOME=/tmp/talk-home .venv/bin/python -m benchmarks.talk   # a fresh data folder: warm from nothing
     .venv/bin/python -m benchmarks.talk                                   # the usual folder: kept results reused
 
 Writes benchmarks/talk.md. Each page is reached as a person would: by its link in the sidebar, from the page
-before, in an app started after `warm` (the first page load, which imports the engine, is timed on its own).
+before (the first page load, which imports the engine, is timed on its own); Talk mode is walked step by step.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -31,7 +34,8 @@ TABLE = '[data-testid="stTable"] tbody tr'
 MARKS = '[data-testid="stPlotlyChart"] :is(.bars .point, .scatterlayer .point, .hm)'
 PAGES = [("Methods at a glance", TABLE), ("Transfer learning", MARKS), ("Distillation", MARKS),
          ("Quantization", MARKS), ("LLM quantization", MARKS), ("Specialist vs generalist", MARKS),
-         ("Architectures", MARKS), ("Compare and decide", MARKS), ("Talk mode", MARKS)]
+         ("Speech", MARKS), ("Architectures", MARKS), ("Compare and decide", MARKS), ("Talk mode", MARKS)]
+ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 PORT = 8765
 
 
@@ -44,10 +48,11 @@ def warm_table() -> list[str]:
     return lines + ["", f"`warm` wall time: {time.perf_counter() - started:.0f} s."]
 
 
-def page_table() -> list[str]:
+def page_table(data_folder: Path) -> list[str]:
+    """The tour of every page on an app whose data folder is `data_folder`."""
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(PORT),
                                "--server.headless", "true", "--server.address", "127.0.0.1"], cwd=ROOT,
-                              env={**os.environ, "MICROBUDGET_HOME": str(home())}, stdout=subprocess.DEVNULL,
+                              env={**os.environ, "MICROBUDGET_HOME": str(data_folder)}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         time.sleep(5)
@@ -66,8 +71,18 @@ def page_table() -> list[str]:
                 seconds = time.perf_counter() - started
                 page.wait_for_timeout(1500)  # let the rest of the page draw before counting it
                 charts = page.locator('[data-testid="stPlotlyChart"]').count()
-                errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+                errors = page.locator(ERRORS).count()
                 lines.append(f"| {title} | {seconds:.2f} | {charts} | {errors} |")
+                print(lines[-1], file=sys.stderr)
+            for step in talk.STEPS[1:]:  # Talk mode's other steps, by its Next button
+                started = time.perf_counter()
+                page.get_by_role("button", name="Next →").click()
+                page.get_by_role("heading", name=step.title).wait_for(timeout=120_000)
+                page.locator(MARKS).first.wait_for(timeout=120_000)
+                seconds = time.perf_counter() - started
+                page.wait_for_timeout(1500)
+                charts, errors = page.locator('[data-testid="stPlotlyChart"]').count(), page.locator(ERRORS).count()
+                lines.append(f"| Talk mode: {step.title} | {seconds:.2f} | {charts} | {errors} |")
                 print(lines[-1], file=sys.stderr)
             browser.close()
     finally:
@@ -77,9 +92,13 @@ def page_table() -> list[str]:
 
 
 def main(path: Path) -> None:
+    with tempfile.TemporaryDirectory() as empty:
+        first = page_table(Path(empty))
     lines = [f"Measured {date.today()} on {describe()}, 2 threads, data folder {home()}.", "",
-             "### `python -m microbudget_core warm` (offline defaults)", "", *warm_table(), "",
-             "### Each page after `warm`, reached by its sidebar link in headless Chromium", "", *page_table()]
+             "### First visit: an empty data folder (the committed results snapshot), no button pressed", "", *first,
+             "", "### `python -m microbudget_core warm`: each lab's default button (quick budget)", "", *warm_table(),
+             "", "### Each page after `warm`, reached by its sidebar link in headless Chromium", "",
+             *page_table(home())]
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

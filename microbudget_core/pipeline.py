@@ -87,6 +87,8 @@ def run_rows(prepared: Prepared, rows: list[list[tuple[Any, Any]]], store: RunSt
             sweep.skipped[" -> ".join(step_label(record) for record in _records(steps))] = str(error)
         shown = [_records(row) for row in [steps, *on_the_way]]
         sweep.runs += [run for run in kept if run.steps in shown]  # the row, and the rows it made on the way
+    order = [_records(steps) for steps in rows]
+    sweep.runs.sort(key=lambda run: order.index(run.steps))  # in the rows' order
     if not sweep.runs:
         raise MicrobudgetError(f"No row could run on '{prepared.request.model}'. "
                                f"{next(iter(sweep.skipped.values()))}")

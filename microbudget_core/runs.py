@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import shutil
 import sqlite3
 import uuid
@@ -60,12 +61,12 @@ class Run:
 
     def command(self) -> str:
         """The CLI command that makes this run's model again."""
-        steps = " ".join(f"--technique {step['technique']}" for step in self.steps)
-        settings = " ".join(f"--set {step['technique']}.{key}={value}" for step in self.steps
-                            for key, value in step["config"].items()
-                            if value != asdict(techniques.get(step["technique"]).Config()).get(key))
-        return " ".join(part for part in ("python -m microbudget_core run", f"--model {self.model}",
-                                          f"--dataset {self.dataset}", steps, settings) if part)
+        parts = ["python -m microbudget_core run", f"--model {shlex.quote(self.model)}",
+                 f"--dataset {shlex.quote(self.dataset)}"]
+        parts += [f"--technique {step['technique']}" for step in self.steps]
+        parts += ["--set " + shlex.quote(f"{step['technique']}.{key}={value}")
+                  for step in self.steps for key, value in changed_settings(step).items()]
+        return " ".join(parts)
 
 
 def saved_artifact(run: Run) -> Path:
@@ -100,12 +101,17 @@ def load_run_model(run: Run) -> ModelBundle:
 
 def step_label(step: dict[str, Any]) -> str:
     """A step record's name: its technique id, with the settings that differ from the defaults."""
+    changed = [f"{key}={value}" for key, value in changed_settings(step).items()]
+    return step["technique"] + (f"({', '.join(changed)})" if changed else "")
+
+
+def changed_settings(step: dict[str, Any]) -> dict[str, Any]:
+    """A step record's settings that differ from its technique's defaults."""
     try:
         defaults = asdict(techniques.get(step["technique"]).Config())
-    except MicrobudgetError:  # a technique since removed or renamed: its id is still a name
+    except MicrobudgetError:  # a technique since removed or renamed: every setting is shown
         defaults = {}
-    changed = [f"{key}={value}" for key, value in step["config"].items() if defaults.get(key) != value]
-    return step["technique"] + (f"({', '.join(changed)})" if changed else "")
+    return {key: value for key, value in step["config"].items() if defaults.get(key) != value}
 
 
 class RunStore:

@@ -17,7 +17,7 @@ from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig, measure
 from microbudget_core.models import ModelSpec, count_params, load_model, load_saved
-from microbudget_core.pipeline import Request, run_pipeline
+from microbudget_core.pipeline import Request, prepare, resolve, run_pipeline, run_rows
 from microbudget_core.runs import Run, RunStore
 from microbudget_core.training import TrainConfig, train_classifier
 
@@ -193,6 +193,20 @@ def test_pipeline_stores_a_run_with_the_contract(tiny_text_model, sentiment_csv,
     assert run.result["dynamic_int8_backend"] == faster  # auto timed both backends on this CPU and kept the faster
     assert [r.run_id for r in store.list()] == [run.run_id]
     assert (tmp_path / "runs.sqlite").exists()
+
+
+def test_a_row_that_begins_a_later_row_is_made_once_on_the_way(tiny_text_model, sentiment_csv, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.setitem(__import__("microbudget_core.baseline").baseline.RECIPES, "text-classification", LEARN_FAST)
+    head, applied = techniques.get("finetune-head"), []
+    real = head.apply
+    monkeypatch.setattr(head, "apply", lambda *args, **kwargs: applied.append(1) or real(*args, **kwargs))
+    prepared = prepare(Request(str(tiny_text_model), f"csv:{sentiment_csv}", eval_limit=20), FAST)
+    rows = [resolve([("finetune-head", {})]), resolve([("dynamic-int8", {})]),
+            resolve([("finetune-head", {}), ("dynamic-int8", {})])]
+    sweep = run_rows(prepared, rows, RunStore(tmp_path / "runs.sqlite"), FAST, lambda *_, **__: None)
+    assert [run.recipe for run in sweep.runs] == ["finetune-head", "dynamic-int8", "finetune-head -> dynamic-int8"]
+    assert len(applied) == 1  # the head was trained once, for both rows that begin with it
 
 
 def test_pipeline_rejects_bad_ids_before_any_work(tmp_path):

@@ -19,7 +19,7 @@ import ui
 from conftest import HANG_GUARD_S
 from microbudget_core import cpu, labs, snapshot
 from microbudget_core.errors import MicrobudgetError
-from microbudget_core.labs import talk
+from microbudget_core.labs import quantization, talk
 from microbudget_core.runs import RunStore, load_run_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,6 +195,9 @@ def test_a_snapshot_of_a_warm_round_trips_and_a_fresh_data_folder_opens_every_pa
     monkeypatch.setenv("MICROBUDGET_SNAPSHOT", str(path.parent))
     assert {lab + json.dumps(key): labs.recall(lab, key) for lab, key, _ in talk._jobs(plan)} == shown
     assert talk.last_plan() == plan and labs.from_snapshot(labs.TALK, [])
+    # Each lab button says how long its job took when the snapshot was measured.
+    assert labs.expected_seconds(quantization.run_sweep) == (made["durations"]["quantization.run_sweep"],
+                                                             snapshot.load().caption)
     runs = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0]
     assert runs and all(run.snapshot and run.label.endswith(" (snapshot)") for run in runs)
     with pytest.raises(MicrobudgetError, match="comes from the results snapshot") as refused:
@@ -207,6 +210,7 @@ def test_a_snapshot_of_a_warm_round_trips_and_a_fresh_data_folder_opens_every_pa
         assert not at.exception and not at.error, view
         assert len([c for c in _charts(at) if _has_data(c)]) >= charts, view
         assert any("From the results snapshot: measured on" in box.value for box in at.info), view
+        assert any(caption.value.startswith("Took about ") for caption in at.caption), view
     at = AppTest.from_file(str(ROOT / "views" / "talk.py"), default_timeout=HANG_GUARD_S).run()
     for step in talk.STEPS:
         assert not at.exception and _charts(at) and all(_has_data(chart) for chart in _charts(at)), step.title
@@ -218,6 +222,7 @@ def test_a_snapshot_of_a_warm_round_trips_and_a_fresh_data_folder_opens_every_pa
     talk.run_live(2, plan)
     mine = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0]
     assert mine and not mine[0].snapshot and not labs.from_snapshot(labs.QUANTIZATION, [plan.model, plan.dataset])
+    assert labs.expected_seconds(quantization.run_quantization)[1] == "here"
 
 
 def test_a_snapshot_this_code_cannot_read_is_ignored_with_one_notice(tmp_path, monkeypatch):

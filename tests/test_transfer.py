@@ -350,9 +350,12 @@ def test_setfit_on_an_image_model_says_what_to_use_instead(vision):
 
 
 def test_the_curve_offers_small_budgets_where_classes_are_small(sentiment_csv, tmp_path):
-    from microbudget_core.labs.transfer import CURVE_EXAMPLES, SMALL_CURVE_EXAMPLES, curve_examples
+    from microbudget_core.labs import transfer
 
-    assert curve_examples(f"csv:{sentiment_csv}") == SMALL_CURVE_EXAMPLES  # a few dozen sentences per class
+    small = f"csv:{sentiment_csv}"  # a few dozen sentences per class
+    assert transfer.curve_examples(small, full=True) == transfer.SMALL_CURVE_EXAMPLES
+    assert transfer.curve_examples(small) == transfer.QUICK_SMALL_CURVE_EXAMPLES
     big = tmp_path / "big.csv"
     big.write_text("text,label\n" + "".join(f"sentence number {i},{'ab'[i % 2]}\n" for i in range(400)))
-    assert curve_examples(f"csv:{big}") == CURVE_EXAMPLES  # 160 training rows per class
+    assert transfer.curve_examples(f"csv:{big}", full=True) == transfer.CURVE_EXAMPLES  # 160 training rows per class
+    assert transfer.curve_examples(f"csv:{big}") == transfer.QUICK_CURVE_EXAMPLES

@@ -38,9 +38,11 @@ st.table(METHODS.set_index("Method"))
 runs = RunStore().list()
 if runs:
     dataset = runs[-1].dataset
+    shown = on_hardware([r for r in runs if r.dataset == dataset])
     st.subheader(f"Runs so far on {dataset}")
-    st.plotly_chart(plots.pareto_figure(candidates(measured_on(on_hardware([r for r in runs if r.dataset == dataset])))),
-                    width="stretch", config={"displayModeBar": False})
+    ui.snapshot_note(shown)
+    st.plotly_chart(plots.pareto_figure(candidates(measured_on(shown))), width="stretch",
+                    config={"displayModeBar": False})
     st.caption("Every run measured on the same hardware and eval examples: accuracy against latency and size. "
                "Compare and decide has the details.")
 
