@@ -77,6 +77,9 @@ class Window:
 
     timings: list[dict[str, Rounds]]
     check: Check
+    # Only the calibration flagged it, and the CPU was slow before the timing began: a slowdown that outlasts a
+    # window (another tenant of the host, a lower clock), which a window seconds later measures again.
+    slow_throughout: bool = False
 
 
 class Machine:
@@ -172,7 +175,7 @@ def time_together(works: Sequence[Work], warmup: int, threads: int, attempts: in
         window = _window(works, threads, machine)
         window.check.attempts = attempt
         windows.append(window)
-        if not window.check.reasons:
+        if not window.check.reasons or window.slow_throughout:  # calm, or a retry would measure the same
             break
     kept = min(windows, key=lambda w: (len(w.check.reasons), w.check.spread or 0.0))
     kept.check.attempts = len(windows)
@@ -224,15 +227,16 @@ def _window(works: Sequence[Work], threads: int, machine: Machine) -> Window:
         check.others_cores = round(max(0.0, (busy_end - busy_start) - (own_end - own_start)) / wall, 3)
         if check.others_cores > OTHERS_LIMIT:
             check.reasons.append(f"other processes used {check.others_cores:.2f} CPU cores during the timing")
-    slower = max(calibration_before, calibration_after)
-    check.calibration_x = round(slower / machine.best_calibration(min(calibration_before, calibration_after),
-                                                                   threads), 3)
+    best = machine.best_calibration(min(calibration_before, calibration_after), threads)
+    check.calibration_x = round(max(calibration_before, calibration_after) / best, 3)
     if check.calibration_x > CALIBRATION_LIMIT:
         check.reasons.append(f"a fixed CPU calibration ran {check.calibration_x:.1f}x slower than this machine's best")
+    slow_throughout = len(check.reasons) == 1 and calibration_before / best > CALIBRATION_LIMIT
     check.spread = _spread(timings)
     if check.spread is not None and check.spread > SPREAD_LIMIT and wall >= MIN_WATCHED_S:
         check.reasons.append(f"the timed rounds varied by {check.spread:.0%} (interquartile range over median)")
-    return Window(timings, check)
+        slow_throughout = False
+    return Window(timings, check, slow_throughout)
 
 
 def _spread(timings: list[dict[str, Rounds]]) -> float | None:

@@ -11,12 +11,12 @@ class FakeMachine(yardstick.Machine):
     """A clock that only the models' calls move, a load that multiplies their time, and scripted machine readings
     per window (other processes' CPU cores, calibration seconds)."""
 
-    def __init__(self, others: list[float] | None = None, calibrations: list[float] | None = None,
+    def __init__(self, others: list[float] | None = None, calibrations: list[float | tuple] | None = None,
                  swings: dict[int, float] | None = None):
         self.time, self.load, self.order = 0.0, 1.0, []
         self.swings = swings or {}  # from the n-th call on (warm-ups counted), the load becomes this
         self.others = others or [0.0]  # per window; the last repeats
-        self.calibrations = calibrations or [0.01]
+        self.calibrations = calibrations or [0.01]  # per window, or (before, after) of a window
         self.calibrated, self.busy = 0, 0.0
 
     def clock(self) -> float:
@@ -38,6 +38,7 @@ class FakeMachine(yardstick.Machine):
 
     def calibrate(self) -> float:
         seconds = self.calibrations[min(self.window, len(self.calibrations) - 1)]
+        seconds = seconds[self.calibrated % 2] if isinstance(seconds, tuple) else seconds
         self.calibrated += 1
         return seconds
 
@@ -112,6 +113,16 @@ def test_a_slow_calibration_and_a_wide_spread_are_reasons_too():
     reasons = " | ".join(window.check.reasons)
     assert "calibration ran 2.0x slower" in reasons and "timed rounds varied" in reasons
     assert window.check.unstable
+
+
+def test_a_cpu_slow_from_before_the_window_is_flagged_at_once_and_one_that_slowed_during_it_is_timed_again():
+    machine = FakeMachine(calibrations=[0.02])  # 2x slower than its best before and after: a lasting slowdown
+    window = yardstick.time_together([work(machine, "A", 0.1), work(machine, "B", 0.1)], 1, 2, machine=machine)
+    assert window.check.unstable and window.check.attempts == 1
+    assert window.check.reasons == ["a fixed CPU calibration ran 2.0x slower than this machine's best"]
+    machine = FakeMachine(calibrations=[(0.01, 0.02), 0.01])  # slowed during the first window only
+    window = yardstick.time_together([work(machine, "A", 0.1), work(machine, "B", 0.1)], 1, 2, machine=machine)
+    assert not window.check.unstable and window.check.attempts == 2
 
 
 def test_a_short_window_does_not_judge_other_processes_or_spread():

@@ -24,7 +24,7 @@ teachers = {"": "the default recipe's fine-tuned model"} | {
     if r.model == model and r.steps and r.steps[-1]["technique"].startswith("finetune") and not r.snapshot}
 teacher_run = st.selectbox("Teacher", list(teachers), format_func=teachers.get, key="distill_teacher")
 with st.expander("Student, loss and budget", expanded=True):
-    full = ui.full_budget("distill_full", "one epoch on 1,000 labelled examples per class",
+    full = ui.full_budget("distill_full", "one epoch on 500 labelled examples per class",
                           "the settings of the README's figures: all the data, the large teacher's 3 epochs")
     defaults = distillation.default_settings(model, full)  # a large teacher starts from its own student settings
     settings = ui.technique_settings(techniques.get("distill"), f"distill_{model}_{full}",
