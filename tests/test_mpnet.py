@@ -176,7 +176,7 @@ def test_an_uninstalled_teacher_is_neither_listed_nor_the_default(monkeypatch):
     monkeypatch.setitem(models.OFFLINE_MODELS, "mpnet-base", entry)
     assert distillation.default_teacher() == ""
     assert "mpnet-base" not in [m["id"] for m in cli.catalog()["models"]]
-    assert distillation.default_settings("minilm-l6", full=True) == {}  # the technique's own defaults
+    assert distillation.default_settings("minilm-l6", full=True) == distillation.FULL  # all the data
     assert distillation.default_settings("minilm-l6") == distillation.QUICK
     from microbudget_core.labs.architectures import choices
 

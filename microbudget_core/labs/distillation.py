@@ -31,6 +31,7 @@ STUDENT_SETTINGS = {"mpnet-base": {"student": "model", "student_model": "minilm-
 # student and int8 finish in about 3 minutes on 2 cores (README: Default buttons). The full budget keeps the
 # settings above: the README's Distillation figures.
 QUICK = {"epochs": 1, "examples_per_class": 500}
+FULL = {"examples_per_class": 0}  # every labelled example
 
 
 def default_teacher(task: str = TEXT) -> str:
@@ -42,7 +43,7 @@ def default_teacher(task: str = TEXT) -> str:
 def default_settings(teacher: str, full: bool = False) -> dict[str, Any]:
     """The distill settings the page starts with for this teacher (the technique's own defaults elsewhere), within
     the quick budget unless `full`."""
-    return {**STUDENT_SETTINGS.get(teacher, {}), **({} if full else QUICK)}
+    return {**STUDENT_SETTINGS.get(teacher, {}), **(FULL if full else QUICK)}
 
 
 @labs.job

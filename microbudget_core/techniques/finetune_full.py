@@ -21,7 +21,9 @@ class Config:
     epochs: int = field(default=2, metadata={"min": 1})
     # 0: the baseline recipe's rate (1e-3 for vision, 1.5e-4 for text)
     learning_rate: float = field(default=0.0, metadata={"min": 0, "max": 1})
-    examples_per_class: int = field(default=0, metadata={"min": 0})  # 0: all; else the first k of each class
+    # 0: all; else the first k of each class. 1,000 by default: a run finishes in a few minutes on 2 cores even on
+    # a large dataset (MiniLM-L6 on Rotten Tomatoes: 2,000 of 11,452 training texts; every bundled image set is whole)
+    examples_per_class: int = field(default=1000, metadata={"min": 0})
     patience: int = field(default=1, metadata={"min": 1})  # epochs without validation gain before stopping
     freeze_embeddings: bool = True  # text: the word table's update costs more than the layers on a CPU
     seed: int = 0

@@ -25,7 +25,9 @@ class Config:
     # the head's (0: the baseline recipe's); blocks get learning_rate * backbone_lr_scale
     learning_rate: float = field(default=1e-3, metadata={"min": 0, "max": 1})
     backbone_lr_scale: float = field(default=0.3, metadata={"above": 0, "max": 1})
-    examples_per_class: int = field(default=0, metadata={"min": 0})  # 0: all; else the first k of each class
+    # 0: all; else the first k of each class. 1,000 by default: a run finishes in a few minutes on 2 cores even on
+    # a large dataset (MiniLM-L6 on Rotten Tomatoes: 2,000 of 11,452 training texts; every bundled image set is whole)
+    examples_per_class: int = field(default=1000, metadata={"min": 0})
     patience: int = field(default=1, metadata={"min": 1})  # epochs without validation gain before stopping
     seed: int = 0
 
