@@ -54,8 +54,8 @@ def warm_table() -> list[str]:
     return lines + [f"| `{job}` | {seconds:.0f} |" for job, seconds in labs.durations_here().items()]
 
 
-def page_table(data_folder: Path) -> list[str]:
-    """The tour of every page on an app whose data folder is `data_folder`."""
+def page_table(data_folder: Path, screenshot: Path | None = None) -> list[str]:
+    """The tour of every page on an app whose data folder is `data_folder` (the home page saved to `screenshot`)."""
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(PORT),
                                "--server.headless", "true", "--server.address", "127.0.0.1"], cwd=ROOT,
                               env={**os.environ, "MICROBUDGET_HOME": str(data_folder)}, stdout=subprocess.DEVNULL,
@@ -68,6 +68,10 @@ def page_table(data_folder: Path) -> list[str]:
             started = time.perf_counter()
             page.goto(f"http://127.0.0.1:{PORT}/")
             page.locator(TABLE).first.wait_for(timeout=120_000)
+            if screenshot:
+                page.locator(MARKS).first.wait_for(timeout=120_000)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(screenshot), full_page=True)
             lines = [f"First load of the home page (the engine imported): {time.perf_counter() - started:.1f} s.", "",
                      "| page | seconds to results | charts with data | error boxes |", "|---|---|---|---|"]
             for title, results in PAGES:
@@ -99,7 +103,7 @@ def page_table(data_folder: Path) -> list[str]:
 
 def main(path: Path) -> None:
     with tempfile.TemporaryDirectory() as empty:
-        first = page_table(Path(empty))
+        first = page_table(Path(empty), ROOT / "docs" / "home.png")
     lines = [f"Measured {date.today()} on {describe()}, 2 threads, data folder {home()}.", "",
              "### First visit: an empty data folder (the committed results snapshot), no button pressed", "", *first,
              "", "### `python -m microbudget_core warm`: each lab's default button (quick budget)", "", *warm_table(),

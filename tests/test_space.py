@@ -73,3 +73,18 @@ def test_the_image_keeps_each_visitors_runs_private_and_caps_training():
     assert "MICROBUDGET_PRIVATE_SESSIONS=1" in environment
     for variable in limits.LIMITS.values():  # the names the app reads, each set to a positive number
         assert re.search(rf"\b{variable}=[1-9][0-9]*\b", environment), variable
+
+
+def test_the_data_folder_lives_on_persistent_storage_where_a_space_has_it(tmp_path, monkeypatch):
+    from microbudget_core import paths
+
+    environment = " ".join(args for kind, args in instructions() if kind == "ENV")
+    assert "MICROBUDGET_HOME" not in environment  # else the image would pin it to the container's wiped disk
+    monkeypatch.delenv("MICROBUDGET_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setattr(paths, "PERSISTENT", tmp_path / "data")  # persistent storage off: no such folder
+    assert paths.home() == tmp_path / "user" / ".cache" / "microbudget"
+    (tmp_path / "data").mkdir()  # turned on: a writable /data
+    assert paths.home() == tmp_path / "data" / "microbudget" and paths.home().is_dir()
+    monkeypatch.setenv("MICROBUDGET_HOME", str(tmp_path / "chosen"))  # the operator's choice wins
+    assert paths.home() == tmp_path / "chosen"
