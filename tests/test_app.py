@@ -178,10 +178,14 @@ def test_transfer_page_trains_shows_curves_confusion_and_tries_a_sentence(tiny_t
 def test_transfer_page_data_efficiency_curve(tiny_text_model, sentiment_csv):
     at = _choose(page("views/transfer.py").run(), str(tiny_text_model), f"csv:{sentiment_csv}")
     at.slider(key="transfer_eval").set_value(50)
-    counts = at.multiselect(key=f"curve_counts_csv:{sentiment_csv}")
-    assert counts.value == [2, 4, 8, 16, 0]  # a few dozen sentences per class: the small budgets by default
-    counts.set_value([8, 32])
-    at.multiselect(key="curve_strategies").set_value(["finetune-head", "from-scratch"])
+    counts = at.multiselect(key=f"curve_counts_csv:{sentiment_csv}_False")
+    assert counts.value == [4, 16]  # a few dozen sentences per class: the small budgets, quick by default
+    assert at.multiselect(key="curve_strategies_False").value == ["finetune-head", "from-scratch"]
+    at.radio(key="curve_full").set_value("full").run()  # the full budget: the README's five points, 3 strategies
+    assert at.multiselect(key=f"curve_counts_csv:{sentiment_csv}_True").value == [2, 4, 8, 16, 0]
+    assert len(at.multiselect(key="curve_strategies_True").value) == 3
+    at.radio(key="curve_full").set_value("quick").run()
+    at.multiselect(key=f"curve_counts_csv:{sentiment_csv}_False").set_value([8, 32])
     at.button[1].click().run()
     assert not at.exception and not at.error
     figure = json.loads(at.get("plotly_chart")[-1].proto.spec)
