@@ -19,8 +19,8 @@ from microbudget_core.cpu import describe
 from microbudget_core.labs.distillation import lineup, run_distillation
 from microbudget_core.pipeline import Request
 
-CASES = [("minilm-l6", "rotten-tomatoes", {"student": "layers", "layers": 2}),
-         ("mobilenet-v2", "mnist-5k", {"student": "narrow", "width": 0.5}),
+CASES = [("minilm-l6", "rotten-tomatoes", {"student": "layers", "layers": 2, "examples_per_class": 0}),  # all the data
+         ("mobilenet-v2", "mnist-5k", {"student": "narrow", "width": 0.5, "examples_per_class": 0}),
          # Less annotated data: 32 labels per class, the rest of the train split taught by the teacher alone.
          ("minilm-l6", "rotten-tomatoes", {"student": "layers", "layers": 2, "examples_per_class": 32,
                                            "unlabeled": "rest"})]

@@ -115,7 +115,7 @@ def int8_table() -> list[str]:
 
 def curve_table() -> list[str]:
     started = time.perf_counter()
-    curve = run_curve(Request("mobilenet-v2", DATASET), measure_config=FAST, progress=report("curve"))
+    curve = run_curve(Request("mobilenet-v2", DATASET), full=True, measure_config=FAST, progress=report("curve"))
     budgets = sorted({r.steps[0]["config"]["examples_per_class"] for r in curve.runs}, key=lambda k: k or 10**9)
     lines = [f"{len(curve.runs)} trainings in {time.perf_counter() - started:.0f} s wall"
              f"{' (' + ', '.join(curve.skipped) + ' skipped: the same run as all)' if curve.skipped else ''}.", "",

@@ -14,18 +14,18 @@ from pathlib import Path
 
 from benchmarks.run import report
 from microbudget_core.cpu import describe
-from microbudget_core.labs.speech import DEFAULT_ROWS, ORIGINAL, SpeechRow, rows_of, run_speech
+from microbudget_core.labs.speech import FULL_ROWS, ORIGINAL, SpeechRow, rows_of, run_speech
 
 MODEL = "whisper-tiny.en"
 # The recorded clips get every row of the page; held-out flite speech the rows its floors name.
-DATASETS = {"speech-clips": (DEFAULT_ROWS, ""), "spoken:rotten-tomatoes": (("control (reference transcripts)",
+DATASETS = {"speech-clips": (FULL_ROWS, ""), "spoken:rotten-tomatoes": (("control (reference transcripts)",
                                                                             "distilled"), None)}
 
 
 def comparison(dataset: str) -> tuple[list[str], dict[str, SpeechRow]]:
     started = time.perf_counter()
     rows, larger = DATASETS[dataset]
-    sweep = run_speech(MODEL, dataset, rows, larger, progress=report(dataset))
+    sweep = run_speech(MODEL, dataset, rows, larger, full=True, progress=report(dataset))
     wall = time.perf_counter() - started
     rows = rows_of(sweep.runs)
     clips = sweep.runs[0].result["eval_examples"]

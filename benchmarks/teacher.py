@@ -25,7 +25,7 @@ from microbudget_core.models import TEXT
 from microbudget_core.pipeline import Request, prepare, resolve, run_steps
 
 TEACHER, STUDENT, DATASET = "mpnet-base", "minilm-l6", "rotten-tomatoes"
-CASES = [default_settings(TEACHER), {**default_settings(TEACHER), "model_layers": 3}]
+CASES = [default_settings(TEACHER, full=True), {**default_settings(TEACHER, full=True), "model_layers": 3}]
 COLUMNS = ["case", "row", "network", "size MB", "params M", "p50 ms", "accuracy", "% of teacher", "x smaller",
            "x faster", "same predictions", "train s"]
 MEASURE = MeasureConfig(memory=False)
