@@ -38,7 +38,7 @@ def main(out: Path) -> None:
         sweep = run_distillation(Request(model, dataset), settings, progress=report(model))
         knobs = ", ".join(f"{k}={v}" for k, v in settings.items())
         walls.append(f"{model} ({knobs}): {time.perf_counter() - started:.0f} s")
-        name = model + (f" ({settings['examples_per_class']} labels/class)" if "examples_per_class" in settings else "")
+        name = model + (f" ({settings['examples_per_class']} labels/class)" if settings.get("examples_per_class") else "")
         seconds = [None] + [run.result.get("train_seconds") for run in sweep.runs]
         for row, trained in zip(lineup(sweep.runs), seconds):
             lines.append(f"| {name} | {row.model} | {row.size_mb:.1f} | {row.params_m:.2f} | "
