@@ -200,8 +200,8 @@ def test_distillation_page_with_a_tiny_model(tiny_text_model, sentiment_csv, mon
     at.text_input(key="model_other").input(str(tiny_text_model)).run()
     at.selectbox(key="dataset_choice_text").set_value("other…").run()
     at.text_input(key="dataset_other").input(f"csv:{sentiment_csv}").run()
-    at.number_input(key="distill.layers").set_value(1)
-    at.number_input(key="distill.epochs").set_value(1)
+    at.number_input(key="distill_quick.layers").set_value(1)
+    at.number_input(key="distill_quick.epochs").set_value(1)
     at.slider(key="distill_eval").set_value(50)
     at.button(key="distill_run").click().run()
     assert not at.exception and not at.error

@@ -27,7 +27,8 @@ with st.expander("Student, loss and budget", expanded=True):
     full = ui.full_budget("distill_full", "one epoch on 500 labelled examples per class",
                           "the settings of the README's figures: all the data, the large teacher's 3 epochs")
     defaults = distillation.default_settings(model, full)  # a large teacher starts from its own student settings
-    settings = ui.technique_settings(techniques.get("distill"), f"distill_{model}_{full}",
+    own = f"distill_{model}" if model in distillation.STUDENT_SETTINGS else "distill"  # a large teacher's own settings
+    settings = ui.technique_settings(techniques.get("distill"), f"{own}_{'full' if full else 'quick'}",
                                      skip=("teacher_run",), columns=4, defaults=defaults)
 left, right, eval_column = st.columns(3)
 control = left.checkbox("Train the hard-label control too", True, key="distill_control",

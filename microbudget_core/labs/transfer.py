@@ -73,8 +73,9 @@ def curve_examples(dataset_id: str, full: bool = False) -> tuple[int, ...]:
 
 @labs.job
 def run_curve(request: Request, strategies: tuple[str, ...] | None = None,
-              examples_per_class: tuple[int, ...] | None = None, full: bool = False, store: RunStore | None = None,
-              measure_config: MeasureConfig = MeasureConfig(memory=False), progress: Progress = no_progress) -> Sweep:
+              examples_per_class: tuple[int, ...] | None = None, store: RunStore | None = None,
+              measure_config: MeasureConfig = MeasureConfig(memory=False), full: bool = False,
+              progress: Progress = no_progress) -> Sweep:
     """The data-efficiency curve: each strategy trained on k examples per class, for each k.
 
     A k that every class falls short of trains on all the data: it runs once, as the first such k (or 'all').
