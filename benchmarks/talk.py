@@ -87,7 +87,7 @@ def page_table(data_folder: Path, screenshot: Path | None = None) -> list[str]:
             for step in talk.STEPS[1:]:  # Talk mode's other steps, by its Next button
                 started = time.perf_counter()
                 page.get_by_role("button", name="Next →").click()
-                page.get_by_role("heading", name=step.title).wait_for(timeout=120_000)
+                page.get_by_role("heading", name=step.title, exact=True).wait_for(timeout=120_000)
                 page.locator(MARKS).first.wait_for(timeout=120_000)
                 seconds = time.perf_counter() - started
                 page.wait_for_timeout(1500)
