@@ -170,8 +170,9 @@ def _commit() -> str:
 
 
 def _ready(lab: str, key: list[str]) -> bool:
-    """Whether the lab has results for `key` (and, for runs, that none was deleted since)."""
-    kept = labs.recall(lab, key)
+    """Whether the lab has results for `key` measured here (and, for runs, that none was deleted since): what the
+    results snapshot shows, warm computes here."""
+    kept = labs.recall(lab, key, with_snapshot=False)
     return kept is not None and ("runs" not in kept or labs.runs_kept(kept))
 
 
