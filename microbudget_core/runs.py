@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shlex
 import shutil
@@ -190,10 +191,14 @@ class RunStore:
 
     def _snapshot_runs(self) -> dict[str, Run]:
         shot = snapshot.load() if self.with_snapshot else None
-        if shot is None:
-            return {}
-        return {run_id: Run(**{**record, "artifact_path": None, "snapshot": shot.caption})
-                for run_id, record in shot.runs.items()}
+        return _runs_of(shot) if shot else {}
+
+
+@functools.lru_cache(maxsize=2)  # built once per snapshot file version, not at every get() and list()
+def _runs_of(shot: snapshot.Snapshot) -> dict[str, Run]:
+    """The snapshot's run records as Runs, marked as the snapshot's, with no model files here."""
+    return {run_id: Run(**{**record, "artifact_path": None, "snapshot": shot.caption})
+            for run_id, record in shot.runs.items()}
 
 
 def _parsed(record: str) -> Run | None:

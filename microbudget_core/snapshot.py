@@ -23,7 +23,7 @@ COMMITTED = Path(__file__).resolve().parent.parent / "snapshot"
 MAX_BYTES = 5_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per file version (see _read): hashed by identity
 class Snapshot:
     provenance: dict[str, Any]  # cpu, date, commit, command, plan
     labs: dict[str, Any]  # entry_key(lab, key) -> what the lab recorded
