@@ -195,9 +195,9 @@ def job_button(label: str, job: Callable, **options: Any) -> bool:
 
 
 def full_budget(key: str, quick: str, full: str) -> bool:
-    """The quick budget (the default: a few minutes) or the full one (the README's figures, longer)."""
-    choice = st.radio("Budget", ["quick", "full"], horizontal=True, key=key,
-                      captions=[f"about 3 minutes: {quick}", f"longer: {full}"])
+    """The quick budget (the default) or the full one (the README's figures, longer); the button below says how long
+    the job took the last time."""
+    choice = st.radio("Budget", ["quick", "full"], horizontal=True, key=key, captions=[quick, f"longer: {full}"])
     return choice == "full"
 
 
