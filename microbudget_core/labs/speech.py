@@ -39,7 +39,7 @@ ROWS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "distilled": [STUDENT],
     "distilled + int8": [STUDENT, INT8],
 }
-# The quick budget (the page's default, about 3 minutes on 2 cores) trains one student for one epoch; the full
+# The quick budget (the page's default; README: Default buttons) trains one student for one epoch; the full
 # budget (the README's figures) trains the control too, each for the technique's epochs.
 DEFAULT_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", "distilled", "distilled + int8")
 FULL_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", "control (reference transcripts)", "distilled",
