@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..assets import MNIST_5K, ROTTEN_TOMATOES, asset_path
 from ..errors import MicrobudgetError
-from . import AUDIO, IMAGE, TEXT, BundledDataset, Dataset, DatasetSpec, Split, load_dataset, transcribed
+from .dataset import AUDIO, IMAGE, TEXT, BundledDataset, Dataset, Split, split, transcribed
 from . import audio
 
 
@@ -109,15 +109,14 @@ def speech_clips(seed: int) -> Dataset:
     """The recorded clips for evaluation; for training, flite reading snippets of SPOKEN_SOURCE (never the same
     sentences: the recorded ones are from a novel and card names)."""
     audios, texts = audio.recorded_clips()
-    train = _spoken_split(load_dataset(DatasetSpec(SPOKEN_SOURCE, seed=seed)).train, audio.SPOKEN_TRAIN, seed,
-                          SPOKEN_SOURCE)
+    train = _spoken_split(load(SPOKEN_SOURCE, seed).train, audio.SPOKEN_TRAIN, seed, SPOKEN_SOURCE)
     return transcribed("speech-clips", train, Split(audios, np.array(texts, dtype=object)),
                        BUNDLED["speech-clips"].description)
 
 
-def spoken_dataset(source_id: str, seed: int) -> Dataset:
+def spoken_dataset(source: Dataset, seed: int) -> Dataset:
     """A text dataset's texts read aloud by flite: its train texts for training, its eval texts for evaluation."""
-    source = load_dataset(DatasetSpec(source_id, seed=seed))
+    source_id = source.id
     if source.modality != TEXT:
         raise MicrobudgetError(f"spoken:{source_id} reads a text dataset aloud, and '{source_id}' holds "
                                f"{source.modality}.", f"Use a text dataset, e.g. spoken:{SPOKEN_SOURCE}.")
@@ -155,6 +154,17 @@ BUNDLED = {
                        installed=lambda: audio.recorded_installed() and audio.flite_installed(), splits=speech_clips),
     ]
 }
+
+
+def load(dataset_id: str, seed: int) -> Dataset:
+    """A bundled dataset's seeded splits."""
+    entry = BUNDLED[dataset_id]
+    if entry.splits:
+        return entry.splits(seed)
+    inputs, labels = entry.load()
+    dataset = split(dataset_id, entry.modality, inputs, labels, seed, entry.description)
+    dataset.image_size = entry.image_size
+    return dataset
 
 
 def installed_ids() -> list[str]:

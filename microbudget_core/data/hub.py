@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from ..errors import MicrobudgetError
 from ..network import hub_reachable
-from . import IMAGE, TEXT
+from .dataset import IMAGE, TEXT
 from .bundled import installed_ids
 from .files import LABEL_NAMES, TEXT_NAMES, find_named, image_to_array
 

@@ -29,6 +29,7 @@ import torch
 from ..errors import MicrobudgetError
 from ..paths import home
 from . import LLAMACPP
+from ._scoring import label_log_likelihoods
 
 ID = LLAMACPP
 NAME = "llama.cpp"
@@ -137,8 +138,6 @@ class GgufModel:
             for number, row in enumerate(rows):
                 logits[number, : len(row)] = torch.from_numpy(row)
             return logits
-        from ..models.llm import label_log_likelihoods
-
         # Only the positions that predict a label token are copied out: a batch's logits at every position
         # would be gigabytes (rows x tokens x vocabulary). nonzero() lists them row by row, as read here.
         rows, positions = torch.nonzero(scored[:, 1:], as_tuple=True)

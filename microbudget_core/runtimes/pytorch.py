@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from . import PYTORCH
+from ._scoring import PromptedClassifier
 
 ID = PYTORCH
 NAME = "PyTorch"
@@ -41,8 +42,6 @@ def greedy(model: torch.nn.Module, ids: list[int]) -> Iterator[int]:
 
 def prompted(model: torch.nn.Module, labels: int) -> torch.nn.Module:
     """A causal LM answering a classification task: each label's log-likelihood (see models.llm.as_classifier)."""
-    from ..models.llm import PromptedClassifier  # models build on runtimes: imported when asked
-
     return PromptedClassifier(model, labels)
 
 
