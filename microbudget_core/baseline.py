@@ -20,21 +20,15 @@ from .atomic import folder_atomically
 from .data import Dataset
 from .errors import move_aside
 from .exclusive import one_at_a_time
-from .models import IMAGE, OFFLINE_MODELS, TEXT, ModelBundle, ModelSpec, load_model, load_saved
+from .models import OFFLINE_MODELS, ModelBundle, ModelSpec, load_model, load_saved
 from .models.bundle import DAMAGED, artifact_state
 from .paths import home
 from .progress import Progress, no_progress
+from .techniques import finetune_head
 from .training import MIN_STEPS, TrainConfig, train_classifier
 
 # bump when training code changes what a cached baseline would contain (2: layer-mean text head, 3: MIN_STEPS)
 RECIPE_VERSION = 3
-
-# Full fine-tuning within minutes on 2 CPU cores (times and accuracies in the README).
-RECIPES = {
-    # Frozen word embeddings: their gradient and AdamW update cost more than the 6 layers.
-    TEXT: TrainConfig(epochs=1, learning_rate=1.5e-4, max_train_examples=None, freeze_embeddings=True),
-    IMAGE: TrainConfig(epochs=2, learning_rate=1e-3, max_train_examples=None),
-}
 
 
 @one_at_a_time  # it may fine-tune: a model job, queued like the others
@@ -54,10 +48,8 @@ def build_baseline(model_id: str, dataset: Dataset, task: str | None = None, rec
         # about 8 minutes, and its layer-mean features are strong enough for a head alone. Its head trains longer
         # at a lower rate than finetune-head's default (rotten-tomatoes: 0.886 vs 0.875; scikit-learn's L2
         # logistic regression on the same features, C by hand, 0.882). README: Default baselines.
-        from .techniques import finetune_head  # techniques build on this module
-
         recipe = finetune_head.Config(**head)
-    recipe = recipe or RECIPES[task]
+    recipe = recipe or kinds.get(task).RECIPE
     folder = home() / "baselines" / _cache_key(model_id, dataset, recipe)
     if artifact_state(folder) == DAMAGED:  # a file truncated since it was written: kept aside, trained again
         warnings.warn(f"the cached baseline {folder.name} is damaged; moved aside to {move_aside(folder).name}")
@@ -79,11 +71,9 @@ def _train_and_cache(pretrained: ModelBundle, dataset: Dataset, recipe: Any, fol
         # A small dataset (photos-12: 165 examples, 6 batches an epoch) repeats its examples up to MIN_STEPS updates.
         trained, report = train_classifier(pretrained, dataset.train, recipe, progress, min_steps=MIN_STEPS)
     else:  # a head on the frozen features (finetune_head's Config)
-        from .techniques.finetune_head import fit_head
-
         progress(0.0, f"First run: training a head on {pretrained.name}'s frozen features of {dataset.id} "
                       "(cached afterwards)")
-        model, report, _ = fit_head(pretrained, dataset.train, recipe, progress)
+        model, report, _ = finetune_head.fit_head(pretrained, dataset.train, recipe, progress)
         trained = replace(pretrained, model=model, head_trained=True, meta=dict(pretrained.meta))
     trained.meta.update(train_seconds=report.train_seconds, train_examples=report.train_examples,
                         history=report.history, trained_on=report.hardware, recipe=asdict(recipe), dataset=dataset.id)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from microbudget_core import kinds
 from microbudget_core import techniques, yardstick
 from microbudget_core.baseline import build_baseline
 from microbudget_core.data import DatasetSpec, load_dataset
@@ -172,7 +173,7 @@ def test_baseline_is_trained_once_then_loaded_from_disk(tiny_text_model, dataset
 
 
 def test_pipeline_stores_a_run_with_the_contract(tiny_text_model, sentiment_csv, tmp_path, monkeypatch):
-    monkeypatch.setitem(__import__("microbudget_core.baseline").baseline.RECIPES, "text-classification", LEARN_FAST)
+    monkeypatch.setattr(kinds.get("text-classification"), "RECIPE", LEARN_FAST)
     store = RunStore(tmp_path / "runs.sqlite")
     request = Request(str(tiny_text_model), f"csv:{sentiment_csv}", [("dynamic-int8", {})], eval_limit=30)
     started = time.perf_counter()
@@ -197,7 +198,7 @@ def test_pipeline_stores_a_run_with_the_contract(tiny_text_model, sentiment_csv,
 
 def test_a_row_that_begins_a_later_row_is_made_once_on_the_way(tiny_text_model, sentiment_csv, tmp_path,
                                                                monkeypatch):
-    monkeypatch.setitem(__import__("microbudget_core.baseline").baseline.RECIPES, "text-classification", LEARN_FAST)
+    monkeypatch.setattr(kinds.get("text-classification"), "RECIPE", LEARN_FAST)
     head, applied = techniques.get("finetune-head"), []
     real = head.apply
     monkeypatch.setattr(head, "apply", lambda *args, **kwargs: applied.append(1) or real(*args, **kwargs))

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
 from conftest import HANG_GUARD_S
+from microbudget_core import kinds
 from microbudget_core import techniques, training
-from microbudget_core.baseline import RECIPES
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
@@ -178,7 +178,7 @@ def test_unlabelled_data_of_another_kind_is_refused(teacher, dataset):
 
 def test_distill_then_int8_runs_as_one_pipeline_keeping_each_step(tiny_text_model, sentiment_csv, tmp_path,
                                                                   monkeypatch):
-    monkeypatch.setitem(RECIPES, TEXT, QUICK)
+    monkeypatch.setattr(kinds.get(TEXT), "RECIPE", QUICK)
     store = RunStore(tmp_path / "runs.sqlite")
     request = Request(str(tiny_text_model), f"csv:{sentiment_csv}",
                       [("distill", {"layers": "1", "epochs": "1"}), ("onnx-int8-dynamic", {})], eval_limit=40)
@@ -193,7 +193,7 @@ def test_distill_then_int8_runs_as_one_pipeline_keeping_each_step(tiny_text_mode
 
 
 def test_distillation_page_with_a_tiny_model(tiny_text_model, sentiment_csv, monkeypatch):
-    monkeypatch.setitem(RECIPES, TEXT, QUICK)
+    monkeypatch.setattr(kinds.get(TEXT), "RECIPE", QUICK)
     at = AppTest.from_file(str(ROOT / "views" / "distillation.py"), default_timeout=HANG_GUARD_S).run()
     assert not at.exception
     at.selectbox(key="model_choice").set_value("other…").run()

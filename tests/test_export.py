@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HANG_GUARD_S
+from microbudget_core import kinds
 from microbudget_core.cli import main
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.export import CARD_NAME, export_run
@@ -28,7 +29,7 @@ FAST = MeasureConfig(memory=False, warmup=1, latency_runs=3)
 @pytest.fixture
 def stored_run(tiny_text_model, sentiment_csv, monkeypatch) -> Run:
     recipe = TrainConfig(epochs=4, learning_rate=3e-3, batch_size=16, patience=2)
-    monkeypatch.setitem(__import__("microbudget_core.baseline").baseline.RECIPES, "text-classification", recipe)
+    monkeypatch.setattr(kinds.get("text-classification"), "RECIPE", recipe)
     request = Request(str(tiny_text_model), f"csv:{sentiment_csv}", [("dynamic-int8", {"backend": "torch.ao"})],
                       eval_limit=20)
     return run_pipeline(request, measure_config=FAST)

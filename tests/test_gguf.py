@@ -8,9 +8,9 @@ from pathlib import Path
 import gguf
 import pytest
 
+from microbudget_core import kinds
 from microbudget_core import export, pipeline
 from microbudget_core.errors import MicrobudgetError
-from microbudget_core.baseline import RECIPES
 from microbudget_core.labs import llm_quantization, specialist
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import CAUSAL_LM, TEXT
@@ -103,7 +103,7 @@ def test_gguf_starts_from_the_model_as_loaded(tiny_gguf_llama, texts_id):
 
 def test_the_contest_deploys_the_fastest_level_within_ten_percent_perplexity(tiny_gguf_llama, tiny_text_model,
                                                                              texts_id, monkeypatch):
-    monkeypatch.setitem(RECIPES, TEXT, TrainConfig(epochs=1, learning_rate=1e-3))
+    monkeypatch.setattr(kinds.get(TEXT), "RECIPE", TrainConfig(epochs=1, learning_rate=1e-3))
     llm = str(tiny_gguf_llama)
     assert specialist.deployed_level(llm, texts_id) is None  # no sweep yet: the LLM as loaded
     sweep = llm_quantization.run_levels(llm, texts_id, ["GGUF F32", "GGUF Q8_0"], texts=20, measure_config=QUICK)

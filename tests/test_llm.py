@@ -14,9 +14,9 @@ from safetensors import safe_open
 from streamlit.testing.v1 import AppTest
 
 from conftest import HANG_GUARD_S, charts_have_data, pick_model_and_texts, tiny_llama
+from microbudget_core import kinds
 from microbudget_core import cli, quant_math
 from microbudget_core.labs import llm_quantization, specialist
-from microbudget_core.baseline import RECIPES
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
@@ -161,7 +161,7 @@ def test_a_stored_level_reloads_and_generates_what_it_generated_when_measured(ti
 
 
 def test_the_contest_measures_specialist_and_llm_on_the_same_texts(tiny_causal_lm, tiny_text_model, texts_id, monkeypatch):
-    monkeypatch.setitem(RECIPES, TEXT, TrainConfig(epochs=1, learning_rate=1e-3))
+    monkeypatch.setattr(kinds.get(TEXT), "RECIPE", TrainConfig(epochs=1, learning_rate=1e-3))
     runs = specialist.run_contest(texts_id, [str(tiny_causal_lm)], shots=2, specialist=str(tiny_text_model), eval_limit=30,
                                measure_config=QUICK)
     rows = specialist.contest_rows(runs)
@@ -212,7 +212,7 @@ def test_llm_quantization_page_runs_both_backends_and_generates_with_a_gguf_leve
 
 
 def test_specialist_page_with_tiny_models(tiny_causal_lm, tiny_text_model, texts_id, monkeypatch):
-    monkeypatch.setitem(RECIPES, TEXT, TrainConfig(epochs=1, learning_rate=1e-3))
+    monkeypatch.setattr(kinds.get(TEXT), "RECIPE", TrainConfig(epochs=1, learning_rate=1e-3))
     at = AppTest.from_file(str(ROOT / "views" / "specialist.py"), default_timeout=HANG_GUARD_S).run()
     assert not at.exception
     pick_model_and_texts(at, "spec", str(tiny_causal_lm), texts_id)

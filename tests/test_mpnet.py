@@ -14,9 +14,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import HANG_GUARD_S
+from microbudget_core import kinds
 from microbudget_core import cli, models, techniques
 from microbudget_core.assets import Asset
-from microbudget_core.baseline import RECIPES, build_baseline
+from microbudget_core.baseline import build_baseline
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.labs import distillation
@@ -131,7 +132,7 @@ def test_the_layer_mean_mpnet_saves_reloads_and_exports_to_onnx_with_the_same_lo
 
 def test_a_large_teacher_distils_into_a_student_of_another_family_cut_to_k_layers(
         head_only_mpnet, tiny_text_model, sentiment_csv, dataset, monkeypatch):
-    monkeypatch.setitem(RECIPES, TEXT, QUICK)
+    monkeypatch.setattr(kinds.get(TEXT), "RECIPE", QUICK)
     teacher = build_baseline(head_only_mpnet, dataset)
     before = teacher.runtime.digest(teacher.model)
     settings = {"student": "model", "student_model": str(tiny_text_model), "model_layers": 1, "epochs": 2}

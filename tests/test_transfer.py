@@ -11,6 +11,7 @@ import pytest
 import torch
 import transformers
 
+from microbudget_core import kinds
 from microbudget_core import techniques, training
 from microbudget_core.data import DatasetSpec, Split, load_dataset, split
 from microbudget_core.errors import MicrobudgetError
@@ -285,7 +286,7 @@ def test_a_model_without_head_or_blocks_is_explained():
 
 def test_the_pipeline_reports_what_training_cost(pretrained_text, sentiment_csv, tmp_path, monkeypatch):
     recipe = training.TrainConfig(epochs=2, learning_rate=3e-3, batch_size=16)
-    monkeypatch.setitem(__import__("microbudget_core.baseline").baseline.RECIPES, TEXT, recipe)
+    monkeypatch.setattr(kinds.get(TEXT), "RECIPE", recipe)
     request = Request(pretrained_text, f"csv:{sentiment_csv}", [("finetune-head", {"examples_per_class": "5"})],
                       eval_limit=20)
     fast = MeasureConfig(memory=False, latency_runs=3)
@@ -302,8 +303,7 @@ def test_the_pipeline_reports_what_training_cost(pretrained_text, sentiment_csv,
 def test_the_curve_trains_each_distinct_budget_once(pretrained_text, sentiment_csv, tmp_path, monkeypatch,
                                                     counts, trained):
     # ~77 training examples per class: 500 and 1000 per class both mean all of them, which trains once.
-    monkeypatch.setitem(__import__("microbudget_core.baseline").baseline.RECIPES, TEXT,
-                        training.TrainConfig(epochs=1, learning_rate=3e-3, batch_size=16))
+    monkeypatch.setattr(kinds.get(TEXT), "RECIPE", training.TrainConfig(epochs=1, learning_rate=3e-3, batch_size=16))
     curve = run_curve(Request(pretrained_text, f"csv:{sentiment_csv}", eval_limit=20), ("finetune-head",), counts,
                       RunStore(tmp_path / "runs.sqlite"), MeasureConfig(memory=False, latency_runs=3))
     per_class = [run.steps[0]["config"]["examples_per_class"] for run in curve.runs]

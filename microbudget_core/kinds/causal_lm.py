@@ -23,6 +23,7 @@ PICK = "a language model such as smollm2-135m (or a hub id of one)"
 WORD_EMBEDDINGS = True
 PROMPTED_FOR = (TEXT,)  # it answers a text classification task from a prompt (models.llm.as_classifier)
 OPTIMUM_CLASS = "ORTModelForCausalLM"  # optimum.onnxruntime's class that exports this kind
+RECIPE = None  # no baseline training: the model is measured as it is
 INPUTS = data.TEXT
 QUALITY = "perplexity"
 HIGHER_IS_BETTER = False

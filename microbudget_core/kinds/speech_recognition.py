@@ -15,6 +15,8 @@ from ..data import Split
 from ..data.audio import SAMPLE_RATE
 from ..measure import MeasureConfig
 from ..models.bundle import SPEECH, ModelBundle
+from ..models.onnx_model import refuse_changed
+from ..models.onnx_speech import export_speech_onnx, quantize_speech_int8
 from ..models.speech import SpeechPreprocessor, is_whisper, load_whisper, speech_preprocessor, transcribe
 from ..progress import Progress
 from ..runtimes import ORT_SEQ2SEQ
@@ -26,6 +28,7 @@ PICK = "a speech model such as whisper-tiny.en"
 WORD_EMBEDDINGS = False  # the decoder has a token table, but techniques that trim or freeze one target text encoders
 PROMPTED_FOR: tuple[str, ...] = ()
 OPTIMUM_CLASS = "ORTModelForSpeechSeq2Seq"  # optimum.onnxruntime's class: an encoder and a decoder graph
+RECIPE = None  # no baseline training: the model is measured as it is
 INPUTS = data.AUDIO
 QUALITY = "wer"
 HIGHER_IS_BETTER = False
@@ -125,9 +128,6 @@ def dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
 
 def to_onnx(bundle: ModelBundle) -> ModelBundle:
     """The model as Optimum exports Whisper: an encoder and a merged decoder graph (runtimes.ort_seq2seq)."""
-    from ..models.onnx_model import refuse_changed
-    from ..models.onnx_speech import export_speech_onnx
-
     if bundle.runtime.ID == ORT_SEQ2SEQ:
         return bundle
     refuse_changed(bundle)
@@ -138,8 +138,6 @@ def to_onnx(bundle: ModelBundle) -> ModelBundle:
 
 def to_onnx_int8(bundle: ModelBundle, preset: str, per_channel: bool) -> ModelBundle:
     """The exported graphs with ONNX Runtime's dynamic int8 (each graph quantized by Optimum's ORTQuantizer)."""
-    from ..models.onnx_speech import quantize_speech_int8
-
     exported = to_onnx(bundle)
     return exported.derived(quantize_speech_int8(exported.model, preset, per_channel))
 

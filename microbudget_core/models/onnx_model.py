@@ -22,6 +22,7 @@ from ..cpu import cpu_flags, is_arm
 from ..errors import MicrobudgetError
 from ..runtimes.ort import OnnxClassifier
 from .bundle import ModelBundle
+from .layer_mean import uses_layer_mean
 from .vision import is_project_network
 
 
@@ -48,8 +49,6 @@ def export_onnx(bundle: ModelBundle) -> bytes:
     if isinstance(bundle.model, OnnxClassifier):
         return bundle.model.onnx_bytes
     refuse_changed(bundle)
-    from .layer_mean import uses_layer_mean
-
     if is_project_network(bundle.meta) or uses_layer_mean(getattr(bundle.model, "config", None)):
         return _export_torch(bundle)
     return _export_optimum(bundle)

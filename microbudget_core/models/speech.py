@@ -22,6 +22,7 @@ from ..data.audio import SAMPLE_RATE
 from ..paths import home
 from .bundle import SPEECH, ModelBundle
 from .hf import from_pretrained, quiet
+from .whisper_ct2 import convert
 
 WINDOW_SECONDS = 30  # Whisper reads 30 s windows: longer audio is transcribed window by window
 HOP = 160  # samples per log-mel frame: 100 frames a second
@@ -101,8 +102,6 @@ def converted_whisper(model_id: str, files: list[Path], checksum: str) -> Path:
     key = hashlib.sha256(f"{checksum}-{CONVERSION_VERSION}".encode()).hexdigest()[:16]
     target = home() / "models" / f"{model_id}-{key}"
     if not (target / "config.json").exists():
-        from .whisper_ct2 import convert  # reads CTranslate2's format: needed once per machine
-
         convert(files, files[0].parent, target)
     return target
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import MicrobudgetError
 from .bundle import ModelBundle
+from .layer_mean import uses_layer_mean
 from .vision import MobileNetV2
 
 
@@ -24,8 +25,6 @@ def keep_layers(bundle: ModelBundle, layers: list[int]) -> ModelBundle:
     The kept layers keep their pretrained weights (the DistilBERT recipe's initialisation). A layer-mean
     head reads one slice per hidden state; it keeps the slices of the embeddings and of the kept layers.
     """
-    from .layer_mean import uses_layer_mean
-
     config = getattr(bundle.model, "config", None)
     total = getattr(config, "num_hidden_layers", 0)
     if not hasattr(_encoder(bundle.model), "encoder"):
@@ -103,8 +102,6 @@ def narrow(bundle: ModelBundle, width: float, from_teacher: bool, seed: int = 0)
 @torch.no_grad()
 def _copy_leading_slices(student: nn.Module, teacher: nn.Module) -> None:
     """Fill each student weight with the leading block of the teacher's weight of the same name."""
-    from .layer_mean import uses_layer_mean
-
     weights = teacher.state_dict()
     if uses_layer_mean(getattr(teacher, "config", None)):  # one slice per hidden state: [out, states, hidden]
         head = weights["classifier.weight"]

@@ -7,7 +7,6 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from ..baseline import RECIPES
 from ..data import Dataset, Split
 from ..errors import MicrobudgetError
 from .. import kinds
@@ -55,7 +54,7 @@ def train(start: ModelBundle, split: Split, config: Any, progress: Progress, lea
 
 def recipe_rate(config: Any, task: str) -> float:
     """The configured learning rate; 0 means the baseline recipe's for this kind of model."""
-    return config.learning_rate or RECIPES[task].learning_rate
+    return config.learning_rate or kinds.get(task).RECIPE.learning_rate
 
 
 def train_everything(technique_id: str, bundle: ModelBundle, config: Any, dataset: Dataset | None,

@@ -21,6 +21,7 @@ from ..data import Dataset, DatasetSpec, Split, fingerprint, load_dataset
 from ..errors import MicrobudgetError
 from ..models import IMAGE, SPEECH, TEXT, ModelBundle, ModelSpec, load_model
 from ..models.anatomy import head_name
+from ..models.layer_mean import mean_pooled, uses_layer_mean
 from ..models.variants import LAYER_CHOICES, keep_layers, narrow, pick_layers, trim_vocab
 from ..progress import Progress, no_progress, scaled
 from ..runs import load_run_model, stored_run
@@ -186,8 +187,6 @@ def _check(config: Config, dataset: Dataset | None) -> None:
 def _matches_layers(teacher: ModelBundle, config: Config) -> bool:
     """Whether layer outputs can be matched: the teacher's own layers in the student, and a teacher whose head
     reads every layer's mean (the project's text classifier)."""
-    from ..models.layer_mean import uses_layer_mean  # here: it loads transformers' modeling code, a bad id needs none
-
     return config.student == "layers" and uses_layer_mean(getattr(teacher.model, "config", None))
 
 
@@ -267,8 +266,6 @@ def _objective(soft: np.ndarray, features: np.ndarray | None, teacher: ModelBund
                hidden_weight: float):
     """The training loss per batch: distillation on the teacher's cached logits and, with a `hidden_weight`,
     each kept layer's mean-pooled output pulled towards the teacher's (the vectors its head reads)."""
-    from ..models.layer_mean import mean_pooled
-
     teacher_logits = torch.from_numpy(soft)
     targets = None
     if hidden_weight:

@@ -13,6 +13,7 @@ from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
 from ..models.bundle import CAUSAL_LM, PROMPTED_LM, TEXT
+from ..network import hub_reachable
 from ..paths import home
 from ..progress import Progress, no_progress
 from ..runtimes import LLAMACPP, PYTORCH, llamacpp
@@ -114,8 +115,6 @@ def model_folder(source: str) -> Path:
     if Path(source).is_dir():
         return Path(source)
     from huggingface_hub import snapshot_download
-
-    from ..network import hub_reachable
 
     return Path(snapshot_download(source, local_files_only=not hub_reachable()))
 
