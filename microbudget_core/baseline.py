@@ -20,7 +20,8 @@ from .atomic import folder_atomically
 from .data import Dataset
 from .errors import move_aside
 from .exclusive import one_at_a_time
-from .models import OFFLINE_MODELS, ModelBundle, ModelSpec, load_model, load_saved
+from .models import OFFLINE_MODELS, ModelBundle, ModelSpec, load_model
+from .saved import load_saved
 from .models.bundle import DAMAGED, artifact_state
 from .paths import home
 from .progress import Progress, no_progress

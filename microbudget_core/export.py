@@ -78,7 +78,7 @@ Notes from the techniques:
 
 ```python
 from pathlib import Path
-from microbudget_core.models import load_saved
+from microbudget_core.saved import load_saved
 model = load_saved(Path("{run.run_id}"))  # this folder
 {kinds.get(run.task).card_usage}
 ```

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .measure import MeasureConfig
-from .models import load_saved
+from .saved import load_saved
 
 
 def main(artifact: str, inputs_file: str) -> None:

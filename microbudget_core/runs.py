@@ -18,7 +18,8 @@ from typing import Any, Iterator
 from . import kinds, snapshot, techniques
 from .errors import DamagedFile, MicrobudgetError
 from .exclusive import one_at_a_time
-from .models import ModelBundle, load_saved
+from .models import ModelBundle
+from .saved import load_saved
 from .models.bundle import DAMAGED, MISSING, artifact_state
 from .paths import workspace
 

@@ -16,7 +16,8 @@ from microbudget_core.labs.architectures import (Architecture, Budget, choices, 
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
-from microbudget_core.models import ModelSpec, count_params, load_model, load_saved
+from microbudget_core.models import ModelSpec, count_params, load_model
+from microbudget_core.saved import load_saved
 from microbudget_core.models.bundle import IMAGE, ModelBundle
 from microbudget_core.models.variants import keep_layers, narrow
 from microbudget_core.models.vision import MobileNetV2, preprocessor_for

@@ -17,7 +17,8 @@ from microbudget_core.baseline import build_baseline
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig, measure
-from microbudget_core.models import ModelSpec, count_params, load_model, load_saved
+from microbudget_core.models import ModelSpec, count_params, load_model
+from microbudget_core.saved import load_saved
 from microbudget_core.pipeline import Request, prepare, resolve, run_pipeline, run_rows
 from microbudget_core.runs import Run, RunStore
 from microbudget_core.training import TrainConfig, train_classifier

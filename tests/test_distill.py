@@ -17,7 +17,8 @@ from microbudget_core import techniques, training
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
-from microbudget_core.models import TEXT, ModelSpec, count_params, load_model, load_saved
+from microbudget_core.models import TEXT, ModelSpec, count_params, load_model
+from microbudget_core.saved import load_saved
 from microbudget_core.models.anatomy import head_inputs
 from microbudget_core.models.bundle import IMAGE, ModelBundle
 from microbudget_core.models.variants import keep_layers, narrow, pick_layers, trim_vocab

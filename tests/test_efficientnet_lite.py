@@ -13,7 +13,8 @@ from PIL import Image
 from microbudget_core import techniques
 from microbudget_core.assets import package_dir
 from microbudget_core.data import IMAGE as IMAGE_DATA, split
-from microbudget_core.models import IMAGE, ModelSpec, load_model, load_saved
+from microbudget_core.models import IMAGE, ModelSpec, load_model
+from microbudget_core.saved import load_saved
 from microbudget_core.models.efficientnet_lite import SCALINGS, EfficientNetLite, _same_padding
 from microbudget_core.models.vision import IMAGENET_CLASSES
 

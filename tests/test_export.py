@@ -17,7 +17,7 @@ from microbudget_core.cli import main
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.export import CARD_NAME, export_run
 from microbudget_core.measure import MeasureConfig
-from microbudget_core.models import load_saved
+from microbudget_core.saved import load_saved
 from microbudget_core.pipeline import Request, run_pipeline
 from microbudget_core.runs import Run, RunStore
 from microbudget_core.training import TrainConfig

@@ -22,7 +22,8 @@ from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.labs import distillation
 from microbudget_core.measure import MeasureConfig
-from microbudget_core.models import TEXT, ModelSpec, load_model, load_saved
+from microbudget_core.models import TEXT, ModelSpec, load_model
+from microbudget_core.saved import load_saved
 from microbudget_core.models.layer_mean import LayerMeanMPNetForSequenceClassification
 from microbudget_core.models.split_zip import SplitZip, unpacked
 from microbudget_core.pipeline import Request

@@ -10,7 +10,8 @@ from microbudget_core import techniques
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig, measure
-from microbudget_core.models import ModelSpec, load_model, load_saved
+from microbudget_core.models import ModelSpec, load_model
+from microbudget_core.saved import load_saved
 from microbudget_core.models.bundle import IMAGE, ModelBundle
 from microbudget_core.models.onnx_model import cpu_preset
 from microbudget_core.models.vision import MobileNetV2, preprocessor_for

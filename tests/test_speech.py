@@ -17,7 +17,8 @@ from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.data import audio
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.kinds.speech_recognition import error_rate
-from microbudget_core.models import SPEECH, ModelSpec, load_model, load_saved
+from microbudget_core.models import SPEECH, ModelSpec, load_model
+from microbudget_core.saved import load_saved
 from microbudget_core.models.speech import transcribe
 from microbudget_core.pipeline import Request, run_pipeline
 from microbudget_core.runs import RunStore

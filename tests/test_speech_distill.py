@@ -12,7 +12,7 @@ import transformers
 from microbudget_core import techniques
 from microbudget_core.data import Dataset, Split
 from microbudget_core.errors import MicrobudgetError
-from microbudget_core.models import load_saved
+from microbudget_core.saved import load_saved
 from microbudget_core.models.speech import load_whisper, transcribe
 from microbudget_core.speech_distillation import cut_decoder, decoder_layers
 

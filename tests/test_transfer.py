@@ -16,7 +16,8 @@ from microbudget_core import techniques, training
 from microbudget_core.data import DatasetSpec, Split, load_dataset, split
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
-from microbudget_core.models import OFFLINE_MODELS, ModelSpec, OfflineModel, load_model, load_saved
+from microbudget_core.models import OFFLINE_MODELS, ModelSpec, OfflineModel, load_model
+from microbudget_core.saved import load_saved
 from microbudget_core.models.anatomy import block_names, head_name, reinitialised
 from microbudget_core.models.bundle import IMAGE, TEXT, ModelBundle
 from microbudget_core.models.vision import MobileNetV2, preprocessor_for

@@ -1,26 +1,26 @@
-"""Models: the offline defaults by id, hub ids and local folders through one `load_model()`."""
+"""Models: the offline defaults by id, hub ids and local folders through one `load_model()` (saved ones:
+`saved.load_saved`)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import kinds, runtimes
+from .. import kinds
 from ..assets import MINILM, MPNET_PARTS, SMOLLM2, WHISPER_BASE, WHISPER_TINY_EN, Asset, asset_path, package_dir
 from ..errors import MicrobudgetError
 from ..exclusive import one_at_a_time
-from .bundle import CAUSAL_LM, IMAGE, PROMPTED_LM, SPEECH, TEXT, ModelBundle, ModelSpec, count_params
-from .hf import hf_config, load_hf_classifier, load_saved_hf
-from .llm import as_classifier, as_saved, load_causal_lm, load_saved_llm, smollm2_folder
+from .bundle import CAUSAL_LM, IMAGE, SPEECH, TEXT, ModelBundle, ModelSpec, count_params
+from .hf import hf_config, load_hf_classifier
+from .llm import as_classifier, load_causal_lm, smollm2_folder
 from .speech import converted_whisper, load_whisper
 from .split_zip import SplitZip, unpacked
 from .vision import FAMILIES as VISION_FAMILIES
-from .vision import is_project_network, load_pretrained, load_saved_network, preprocessor_of
+from .vision import load_pretrained
 
-__all__ = ["ModelBundle", "ModelSpec", "load_model", "load_saved", "count_params", "OFFLINE_MODELS",
+__all__ = ["ModelBundle", "ModelSpec", "load_model", "count_params", "OFFLINE_MODELS",
            "TEXT", "IMAGE", "CAUSAL_LM", "SPEECH"]
 
 
@@ -139,46 +139,3 @@ def _prompted(model_id: str, load: Callable[[], ModelBundle], labels: list[str] 
         raise MicrobudgetError(f"Model '{as_loaded.name}' is a language model: it answers a {task} task only for "
                                "given labels.", "Pick a dataset with labels.")
     return as_classifier(as_loaded, labels)
-
-
-@one_at_a_time
-def load_saved(folder: Path) -> ModelBundle:
-    """Rebuild a bundle from a folder written by `ModelBundle.save()`, quantized ones included."""
-    info = json.loads((folder / "microbudget.json").read_text())
-    meta = info["meta"]
-    runtime = runtimes.of(meta)
-    if runtime.SELF_CONTAINED and meta.get("family") in (CAUSAL_LM, PROMPTED_LM):  # a language model file (GGUF)
-        lm = ModelBundle(model=runtime.load(folder), task=CAUSAL_LM, labels=[], name=info["name"], meta=dict(meta),
-                         preprocess=kinds.get(CAUSAL_LM).hf_preprocessor(str(folder)))
-        return as_saved(lm, info)
-    if runtime.SELF_CONTAINED:  # the file is the whole model: only its preprocessing is rebuilt
-        return ModelBundle(model=runtime.load(folder), task=info["task"], labels=list(info["labels"]),
-                           preprocess=saved_preprocessor(folder, info), name=info["name"], meta=dict(meta))
-    # Techniques that change module structure (int8 modules, packed weights, half precision)
-    # are replayed on the bare architecture, then the stored weights fill it.
-    structure = meta.get("structure", [])
-    family = meta.get("family")
-    if is_project_network(meta):
-        bundle = load_saved_network(folder, info, with_weights=not structure)
-    elif family in (CAUSAL_LM, PROMPTED_LM):
-        bundle = load_saved_llm(folder, info)  # always the bare architecture: the weights are filled below
-    elif family == "whisper":
-        bundle = load_whisper(folder, info["name"], with_weights=False)  # the weights are filled below
-        bundle.meta = dict(meta)
-    else:
-        bundle = load_saved_hf(folder, info, with_weights=not structure)
-    if structure:
-        from .. import techniques  # techniques build on models: imported only for restructured artifacts
-
-        for technique_id in structure:
-            bundle.model = techniques.get(technique_id).restructure(bundle.model, meta)
-    if structure or family in (CAUSAL_LM, PROMPTED_LM, "whisper") or (folder / "model.pt").exists():
-        runtime.load(folder, bundle.model)
-    return bundle
-
-
-def saved_preprocessor(folder: Path, info: dict) -> Any:
-    """The preprocessing saved beside a model: the project's image transform, or the saved tokenizer / processor."""
-    if is_project_network(info["meta"]):  # the project's own network: its transform is ours
-        return preprocessor_of(info["meta"])
-    return kinds.get(info["task"]).hf_preprocessor(str(folder))

@@ -38,7 +38,7 @@ class ModelBundle:
     labels: list[str]
     preprocess: Callable[[Sequence[Any]], dict[str, torch.Tensor]]
     name: str
-    # family + constructor arguments, enough for `models.load_saved` to rebuild it
+    # family + constructor arguments, enough for `saved.load_saved` to rebuild it
     meta: dict[str, Any] = field(default_factory=dict)
     # False while the classification head is freshly initialised (needs training)
     head_trained: bool = True
@@ -52,7 +52,7 @@ class ModelBundle:
         """A technique's result: `model` in place of ours, meta extended (ours is never mutated).
 
         `note` joins meta["notes"] (shown beside the run); `structure` joins meta["structure"],
-        the technique ids that `models.load_saved` replays to rebuild the saved artifact.
+        the technique ids that `saved.load_saved` replays to rebuild the saved artifact.
         """
         new_meta = {**self.meta, **meta}
         if note:

@@ -117,8 +117,8 @@ def as_classifier(lm: ModelBundle, labels: Sequence[str], shots: Sequence[tuple[
                        meta={**lm.meta, "family": PROMPTED_FAMILY, "shots": [list(s) for s in shots]})
 
 
-def load_saved_llm(folder: Path, info: dict[str, Any]) -> ModelBundle:
-    """The architecture of a saved LM or prompted classifier, without weights (load_saved fills them)."""
+def load_saved_llm(folder: Path, info: dict[str, Any], with_weights: bool = False) -> ModelBundle:
+    """The architecture of a saved LM or prompted classifier, without weights (saved.load_saved fills them)."""
     # Imported here: transformers' modeling code (and torchao's noisy import) is not needed by a bad id's message.
     from transformers.modeling_utils import no_init_weights
 
@@ -128,6 +128,13 @@ def load_saved_llm(folder: Path, info: dict[str, Any]) -> ModelBundle:
     model.tie_weights()  # skipped with the initialisation; weight-only's restructure finds the tie by it
     lm = ModelBundle(model=model, task=CAUSAL_LM, labels=[], preprocess=lm_preprocessor(folder, config), name=info["name"],
                      meta=dict(info["meta"]))
+    return as_saved(lm, info)
+
+
+def saved_lm_file(model: Any, folder: Path, info: dict[str, Any]) -> ModelBundle:
+    """A saved language model file (GGUF) that is the whole model: its tokenizer beside it, as it was saved."""
+    lm = ModelBundle(model=model, task=CAUSAL_LM, labels=[], name=info["name"], meta=dict(info["meta"]),
+                     preprocess=lm_preprocessor(folder, config=None))
     return as_saved(lm, info)
 
 

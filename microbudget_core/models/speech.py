@@ -78,9 +78,12 @@ def speech_preprocessor(source: str | Path, generation: Any = None) -> SpeechPre
                               clip_frames)
 
 
+WHISPER_FAMILY = "whisper"
+
+
 def load_whisper(source: str | Path, name: str | None = None, with_weights: bool = True) -> ModelBundle:
     """A Whisper model (hub id or folder saved with save_pretrained) as a speech bundle, in fp32; only its
-    architecture when `with_weights` is False (models.load_saved fills it)."""
+    architecture when `with_weights` is False (saved.load_saved fills it)."""
     with quiet():
         if with_weights:
             model = from_pretrained(transformers.WhisperForConditionalGeneration, str(source),
@@ -91,7 +94,14 @@ def load_whisper(source: str | Path, name: str | None = None, with_weights: bool
     preprocess = speech_preprocessor(source)
     model.generation_config = preprocess.generation
     return ModelBundle(model=model.eval(), task=SPEECH, labels=[], name=name or str(source), preprocess=preprocess,
-                       meta={"family": "whisper", "source": str(source)})
+                       meta={"family": WHISPER_FAMILY, "source": str(source)})
+
+
+def load_saved_whisper(folder: Path, info: dict[str, Any], with_weights: bool = False) -> ModelBundle:
+    """The architecture of a saved Whisper, without weights (saved.load_saved fills them)."""
+    bundle = load_whisper(folder, info["name"], with_weights=False)
+    bundle.meta = dict(info["meta"])
+    return bundle
 
 
 CONVERSION_VERSION = 1  # bump when the CTranslate2 conversion changes what a converted folder holds

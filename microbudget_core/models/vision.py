@@ -228,7 +228,7 @@ def load_saved_network(folder: Path, info: dict[str, Any], with_weights: bool = 
     """Rebuild a bundle written by `ModelBundle.save()`; `info` is its parsed microbudget.json."""
     meta = info["meta"]
     model = FAMILIES[meta["family"]].build(meta)
-    if with_weights:  # else restructured weights follow (see models.load_saved)
+    if with_weights:  # else restructured weights follow (see saved.load_saved)
         load_model(model, str(Path(folder) / "model.safetensors"))
     return ModelBundle(model=model.eval(), task=info["task"], labels=list(info["labels"]),
                        preprocess=preprocessor_of(meta), name=info["name"], meta=dict(meta), head_trained=True)

@@ -1,6 +1,6 @@
 """Runtimes: what executes a bundle's model (PyTorch, ONNX Runtime, llama.cpp), one module each.
 
-A bundle names its runtime in meta["runtime"] (PyTorch when absent); `models.load_saved` reads it back.
+A bundle names its runtime in meta["runtime"] (PyTorch when absent); `saved.load_saved` reads it back.
 Adding a runtime is adding a module here that holds:
 
 - `ID`, and `SELF_CONTAINED`: True when the saved file is the whole model (an ONNX graph), False when

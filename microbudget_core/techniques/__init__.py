@@ -6,7 +6,7 @@ decorated with `@applies_to(ID, kinds, runtimes)`: the kinds of model (kinds/) a
 it works on, the one rule that refuses any other bundle with one message (see `why_not`). A Config field
 declares its range in its metadata (see ranges.py): `make_config` and `apply` refuse a value outside it.
 A technique that changes module structure also has `restructure(model, meta) -> model`, so
-`models.load_saved` can rebuild its saved artifacts (it records its ID in meta["structure"]).
+`saved.load_saved` can rebuild its saved artifacts (it records its ID in meta["structure"]).
 An int8 technique that is the one to pick for some kinds in its runtime names them in `INT8_FOR`
 (the quantization sweep and the distillation lab ask `int8_path`). A technique that trains sets `TRAINS = True`:
 under `accelerate launch` every process runs it (training its share), and only the main one what follows.
