@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from microbudget_core import cli, kinds, labs, plots
-from microbudget_core.data import AUDIO, IMAGE, TEXT
+from microbudget_core.data import AUDIO_INPUTS, IMAGE_INPUTS, TEXT_INPUTS
 from microbudget_core.data.files import decode_image, preview_csv
 from microbudget_core.data.preview import Preview, preview
 from microbudget_core.data.uploads import save_upload
@@ -35,7 +35,7 @@ def pick_model_and_dataset(image_default: str = "", model_default: str = "") -> 
     left, right = st.columns(2)
     with left:
         model = pick_classifier("Base model", "model_choice", "model_other", default=model_default)
-    modality = models.get(model, {}).get("inputs", TEXT)
+    modality = models.get(model, {}).get("inputs", TEXT_INPUTS)
     bundled = [d for d in listing["datasets"] if ":" not in d["id"]]
     fitting = [d["id"] for d in bundled if d["modality"] == modality or model not in models]
     fitting.sort(key=lambda i: i != image_default)  # stable: the rest keep the catalog's order
@@ -66,13 +66,13 @@ def pick_classifier(label: str, key: str, other_key: str, inputs: str = "", defa
 
 def pick_language_model_and_texts(key: str) -> tuple[str, str]:
     """A causal LM (bundled, hub id or folder) and a text dataset, for the LLM pages."""
-    return _pick_model_and_data(key, "perplexity", TEXT, "Language model", "a causal LM",
+    return _pick_model_and_data(key, "perplexity", TEXT_INPUTS, "Language model", "a causal LM",
                                 "Texts (a text classification dataset)", "Dataset id: csv:PATH or hf:NAME")
 
 
 def pick_speech_model_and_clips(key: str) -> tuple[str, str]:
     """A speech model (bundled, hub id or folder) and speech clips, for the Speech page."""
-    return _pick_model_and_data(key, "wer", AUDIO, "Speech model", "a Whisper model", "Clips",
+    return _pick_model_and_data(key, "wer", AUDIO_INPUTS, "Speech model", "a Whisper model", "Clips",
                                 "Dataset id: audio:PATH (a zip or folder of clips and transcripts) or spoken:DATASET "
                                 "(a text dataset read aloud)", extra=("spoken:rotten-tomatoes",))
 
@@ -146,7 +146,7 @@ def dataset_preview(dataset: str, expanded: bool = False) -> None:
 
 def example_input(task: str, key: str) -> Any | None:
     """A sentence typed in, or an image uploaded, to try a model on; None until there is one."""
-    if kinds.get(task).INPUTS == IMAGE:
+    if kinds.get(task).INPUTS == IMAGE_INPUTS:
         upload = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key=key)
         if upload is None:
             return None

@@ -16,7 +16,7 @@ import torch
 
 from . import devices, kinds, yardstick
 from .data import Split
-from .models import IMAGE, TEXT, ModelBundle
+from .models import ModelBundle
 from .runtimes import PYTORCH
 from .progress import Progress, no_progress, scaled
 
@@ -118,7 +118,7 @@ def _placed(bundle: ModelBundle, where: torch.device, threads: int) -> ModelBund
 def measurable_on_device(bundle: ModelBundle) -> bool:
     """A PyTorch classifier of plain tensors, whose weights move to a GPU; quantized or restructured models (CPU
     kernels, packed weights) and ONNX or GGUF rows are measured on the CPU."""
-    return (bundle.runtime.ID == PYTORCH and bundle.task in (TEXT, IMAGE) and not bundle.meta.get("structure")
+    return (bundle.runtime.ID == PYTORCH and kinds.get(bundle.task).GPU_MEASURED and not bundle.meta.get("structure")
             and all(type(t) is torch.Tensor and not t.is_quantized for t in bundle.model.state_dict().values()))
 
 

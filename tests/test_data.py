@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from microbudget_core.cli import catalog
-from microbudget_core.data import IMAGE, TEXT, DatasetSpec, bundled, files, load_dataset, split
+from microbudget_core.data import IMAGE_INPUTS, TEXT_INPUTS, DatasetSpec, bundled, files, load_dataset, split
 from microbudget_core.data.files import preview_csv, read_csv, read_images
 from microbudget_core.errors import MicrobudgetError
 
@@ -169,7 +169,7 @@ def test_csv_class_with_one_example_is_caught_by_split(tmp_path):
 def test_csv_through_load_dataset(tmp_path):
     path = write(tmp_path / "r.csv", csv_text(REVIEWS * 5))
     dataset = load_dataset(DatasetSpec("csv:" + str(path)))
-    assert dataset.modality == TEXT and dataset.label_names == ["neg", "pos"]
+    assert dataset.modality == TEXT_INPUTS and dataset.label_names == ["neg", "pos"]
     assert len(dataset.train) + len(dataset.eval) == 30
 
 
@@ -268,7 +268,7 @@ def test_folder_of_class_folders_ignores_symlinks_out(tmp_path):
     outside = write(tmp_path / "secret.png", png("green"))
     (root / "cat" / "link.png").symlink_to(outside)
     dataset = load_dataset(DatasetSpec("images:" + str(root)))
-    assert dataset.modality == IMAGE and dataset.label_names == ["cat", "dog"]
+    assert dataset.modality == IMAGE_INPUTS and dataset.label_names == ["cat", "dog"]
     assert len(dataset.train) + len(dataset.eval) == 6
 
 
@@ -302,7 +302,7 @@ def test_hub_local_image_folder_uses_class_label_names(offline, tmp_path):
     # A local folder in the Hub's imagefolder layout: loads offline, with ClassLabel and Image features.
     root = write_tree(tmp_path / "hubpets", {f"train/{name}": data for name, data in PETS.items()})
     dataset = load_dataset(DatasetSpec("hf:" + str(root)))
-    assert dataset.modality == IMAGE and dataset.label_names == ["cat", "dog"]
+    assert dataset.modality == IMAGE_INPUTS and dataset.label_names == ["cat", "dog"]
     assert dataset.train.inputs[0].shape == (6, 8, 3)
 
 
@@ -311,7 +311,7 @@ def test_hub_local_csv_detects_text_and_label(offline, tmp_path):
     rows = "".join(f'{i},"{text}",{label}\n' for i, (text, label) in enumerate(REVIEWS * 2))
     path = write(tmp_path / "hubtext" / "train.csv", "idx,sentence,label\n" + rows)
     dataset = load_dataset(DatasetSpec("hf:" + str(path.parent)))
-    assert dataset.modality == TEXT and dataset.label_names == ["neg", "pos"]
+    assert dataset.modality == TEXT_INPUTS and dataset.label_names == ["neg", "pos"]
     assert set(dataset.train.inputs) <= {text for text, _ in REVIEWS}
 
 
@@ -325,9 +325,9 @@ def items(n_per_class: dict[str, int]) -> tuple[list[str], list[str]]:
 
 def test_split_is_deterministic_disjoint_and_stratified():
     inputs, labels = items({"a": 300, "b": 100, "c": 50})
-    first = split("toy", TEXT, inputs, labels, seed=3)
-    again = split("toy", TEXT, inputs, labels, seed=3)
-    other = split("toy", TEXT, inputs, labels, seed=4)
+    first = split("toy", TEXT_INPUTS, inputs, labels, seed=3)
+    again = split("toy", TEXT_INPUTS, inputs, labels, seed=3)
+    other = split("toy", TEXT_INPUTS, inputs, labels, seed=4)
     assert first.train.inputs == again.train.inputs and first.eval.inputs == again.eval.inputs
     assert first.eval.inputs != other.eval.inputs
     assert not set(first.train.inputs) & set(first.eval.inputs)
@@ -340,14 +340,14 @@ def test_split_is_deterministic_disjoint_and_stratified():
 
 def test_split_calibration_is_a_slice_of_train():
     inputs, labels = items({"a": 400, "b": 400})
-    dataset = split("toy", TEXT, inputs, labels, calibration_size=256)
+    dataset = split("toy", TEXT_INPUTS, inputs, labels, calibration_size=256)
     assert dataset.calibration.inputs == dataset.train.inputs[:256]
     assert (dataset.calibration.labels == dataset.train.labels[:256]).all()
 
 
 def test_split_orders_numeric_labels_naturally():
     inputs, labels = items({"10": 5, "2": 5, "1": 5})
-    assert split("toy", TEXT, inputs, labels).label_names == ["1", "2", "10"]
+    assert split("toy", TEXT_INPUTS, inputs, labels).label_names == ["1", "2", "10"]
 
 
 def test_unknown_dataset_id():
@@ -361,7 +361,7 @@ def test_unknown_dataset_id():
 @pytest.mark.slow
 def test_rotten_tomatoes():
     dataset = load_dataset(DatasetSpec("rotten-tomatoes"))
-    assert dataset.modality == TEXT and dataset.label_names == ["fresh", "rotten"]
+    assert dataset.modality == TEXT_INPUTS and dataset.label_names == ["fresh", "rotten"]
     texts = dataset.train.inputs + dataset.eval.inputs
     assert len(texts) == len(set(texts)) > 10_000
     assert not set(dataset.train.inputs) & set(dataset.eval.inputs)
@@ -405,14 +405,14 @@ def test_a_file_that_is_not_idx_is_explained(tmp_path):
 @pytest.mark.skipif(not bundled.FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_mnist_5k():
     dataset = load_dataset(DatasetSpec("fashion-mnist-5k"))
-    assert dataset.modality == IMAGE and sorted(dataset.label_names) == sorted(bundled.FASHION_CLASSES)
+    assert dataset.modality == IMAGE_INPUTS and sorted(dataset.label_names) == sorted(bundled.FASHION_CLASSES)
     assert len(dataset.train) + len(dataset.eval) == 5000 and dataset.train.inputs[0].shape == (28, 28)
 
 
 @pytest.mark.slow
 def test_mnist_5k():
     dataset = load_dataset(DatasetSpec("mnist-5k"))
-    assert dataset.modality == IMAGE and dataset.label_names == [str(d) for d in range(10)]
+    assert dataset.modality == IMAGE_INPUTS and dataset.label_names == [str(d) for d in range(10)]
     assert len(dataset.train) + len(dataset.eval) == 5000
     image = dataset.train.inputs[0]
     assert image.shape == (28, 28) and image.dtype == np.uint8

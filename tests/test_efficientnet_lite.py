@@ -12,7 +12,7 @@ from PIL import Image
 
 from microbudget_core import techniques
 from microbudget_core.assets import package_dir
-from microbudget_core.data import IMAGE as IMAGE_DATA, split
+from microbudget_core.data import IMAGE_INPUTS, split
 from microbudget_core.models import IMAGE, ModelSpec, load_model
 from microbudget_core.saved import load_saved
 from microbudget_core.models.efficientnet_lite import SCALINGS, EfficientNetLite, _same_padding
@@ -82,7 +82,7 @@ def test_every_image_technique_leaves_the_cached_lite_original_as_it_was(tmp_pat
     assert applicable == set(TECHNIQUES), "a new image technique: add it here with a small budget"
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (40, 40, 3), dtype=np.uint8) for _ in range(30)]
-    dataset = split("synthetic", IMAGE_DATA, images, ["a", "b", "c"] * 10)
+    dataset = split("synthetic", IMAGE_INPUTS, images, ["a", "b", "c"] * 10)
     original = load_model(ModelSpec("efficientnet-lite0"), dataset.label_names, IMAGE, 32)
     before = {name: tensor.clone() for name, tensor in original.model.state_dict().items()}
     trained = None

@@ -14,7 +14,7 @@ from microbudget_core.data import Dataset, Split
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.saved import load_saved
 from microbudget_core.models.speech import load_whisper, transcribe
-from microbudget_core.speech_distillation import cut_decoder, decoder_layers
+from microbudget_core.techniques._distill_speech import cut_decoder, decoder_layers
 
 TEXTS = ["the film was good", "a dull plot", "great actors", "the story is weak", "it was brilliant",
          "a boring movie", "superb and moving", "clumsy and tedious", "the plot was great", "an awful film"]

@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from microbudget_core.data import TEXT
+from microbudget_core.data import TEXT_INPUTS
 from microbudget_core import plots
 from microbudget_core.labs import specialist as lab
 
@@ -17,7 +17,7 @@ model, dataset = ui.pick_language_model_and_texts("spec")
 specialist_column, left, middle, right = st.columns(4)
 with specialist_column:
     specialist = ui.pick_classifier("Specialist (fine-tuned for the task)", "spec_specialist", "spec_specialist_other",
-                                    inputs=TEXT, default="minilm-l6", other_label="Specialist: hub id or folder",
+                                    inputs=TEXT_INPUTS, default="minilm-l6", other_label="Specialist: hub id or folder",
                                     help="A text classifier (mpnet-base is the large one), a hub id or a folder; "
                                          "fine-tuned once and cached.")
 extra = left.text_input("Another LLM (hub id or folder, optional)", key="spec_extra",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..errors import MicrobudgetError
 from . import audio, bundled, files, hub
-from .dataset import (AUDIO, IMAGE, TEXT, BundledDataset, Dataset, DatasetSpec, Split,  # noqa: F401 (the API)
+from .dataset import (AUDIO_INPUTS, IMAGE_INPUTS, TEXT_INPUTS, BundledDataset, Dataset, DatasetSpec, Split,  # noqa: F401 (the API)
                       fingerprint, split, split_transcribed, transcribed)
 
 
@@ -20,10 +20,10 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         return bundled.load(spec.id, spec.seed)
     if kind == "csv" and rest:
         inputs, labels = files.read_csv(rest, spec.text_column, spec.label_column)
-        return split(spec.id, TEXT, inputs, labels, spec.seed, f"CSV file {rest}")
+        return split(spec.id, TEXT_INPUTS, inputs, labels, spec.seed, f"CSV file {rest}")
     if kind == "images" and rest:
         inputs, labels = files.read_images(rest)
-        return split(spec.id, IMAGE, inputs, labels, spec.seed, f"Image folders from {rest}")
+        return split(spec.id, IMAGE_INPUTS, inputs, labels, spec.seed, f"Image folders from {rest}")
     if kind == "audio" and rest:
         audios, texts = audio.read_audio_dataset(rest)
         return split_transcribed(spec.id, audios, texts, spec.seed, f"Audio clips from {rest}")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..assets import MNIST_5K, ROTTEN_TOMATOES, asset_path
 from ..errors import MicrobudgetError
-from .dataset import AUDIO, IMAGE, TEXT, BundledDataset, Dataset, Split, split, transcribed
+from .dataset import AUDIO_INPUTS, IMAGE_INPUTS, TEXT_INPUTS, BundledDataset, Dataset, Split, split, transcribed
 from . import audio
 
 
@@ -117,7 +117,7 @@ def speech_clips(seed: int) -> Dataset:
 def spoken_dataset(source: Dataset, seed: int) -> Dataset:
     """A text dataset's texts read aloud by flite: its train texts for training, its eval texts for evaluation."""
     source_id = source.id
-    if source.modality != TEXT:
+    if source.modality != TEXT_INPUTS:
         raise MicrobudgetError(f"spoken:{source_id} reads a text dataset aloud, and '{source_id}' holds "
                                f"{source.modality}.", f"Use a text dataset, e.g. spoken:{SPOKEN_SOURCE}.")
     train = _spoken_split(source.train, audio.SPOKEN_TRAIN, seed, source_id)
@@ -139,17 +139,17 @@ def _spoken_split(texts: Split, limit: int, seed: int, source: str) -> Split:
 BUNDLED = {
     d.id: d
     for d in [
-        BundledDataset("rotten-tomatoes", TEXT,
+        BundledDataset("rotten-tomatoes", TEXT_INPUTS,
                        "Rotten Tomatoes critics' snippets, fresh vs rotten (12.7k, offline)", rotten_tomatoes),
         # 28x28 digits upscaled to 64 px: plenty for MobileNetV2, and 12x cheaper than 224 px.
-        BundledDataset("mnist-5k", IMAGE, "MNIST handwritten digits, 500 per class (5k, offline)", mnist_5k,
+        BundledDataset("mnist-5k", IMAGE_INPUTS, "MNIST handwritten digits, 500 per class (5k, offline)", mnist_5k,
                        image_size=64),
-        BundledDataset("fashion-mnist-5k", IMAGE, "Fashion-MNIST clothing, 500 per class (5k, Debian package)",
+        BundledDataset("fashion-mnist-5k", IMAGE_INPUTS, "Fashion-MNIST clothing, 500 per class (5k, Debian package)",
                        fashion_mnist_5k, image_size=64, installed=FASHION_MNIST.is_dir),
         # image_size None: each network runs at the resolution it was trained at (224, 240, 260 px).
-        BundledDataset(PHOTOS, IMAGE, "Photos of 12 subjects (animals, fruit, flowers, vehicles, ...; 257 "
+        BundledDataset(PHOTOS, IMAGE_INPUTS, "Photos of 12 subjects (animals, fruit, flowers, vehicles, ...; 257 "
                        "cut-outs on white, Debian package)", photos_12, installed=TUXPAINT_STAMPS.is_dir),
-        BundledDataset("speech-clips", AUDIO, "10 recorded English clips (LibriVox, spoken cards) with transcripts; "
+        BundledDataset("speech-clips", AUDIO_INPUTS, "10 recorded English clips (LibriVox, spoken cards) with transcripts; "
                        "trains on flite speech (Debian packages)", lambda: ([], []),
                        installed=lambda: audio.recorded_installed() and audio.flite_installed(), splits=speech_clips),
     ]

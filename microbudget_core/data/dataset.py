@@ -13,9 +13,9 @@ from sklearn.model_selection import train_test_split
 
 from ..errors import MicrobudgetError
 
-TEXT = "text"
-IMAGE = "image"
-AUDIO = "audio"  # 16 kHz mono float32 waveforms, transcripts as labels
+TEXT_INPUTS = "text"
+IMAGE_INPUTS = "image"
+AUDIO_INPUTS = "audio"  # 16 kHz mono float32 waveforms, transcripts as labels
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Split:
 @dataclass
 class Dataset:
     id: str
-    modality: str  # TEXT, IMAGE or AUDIO
+    modality: str  # TEXT_INPUTS, IMAGE_INPUTS or AUDIO_INPUTS
     label_names: list[str]
     train: Split
     calibration: Split  # a slice of train, for quantization calibration
@@ -133,7 +133,7 @@ def split(dataset_id: str, modality: str, inputs: list[Any], labels: list[str], 
 def transcribed(dataset_id: str, train: Split, eval_split: Split, description: str,
                 calibration_size: int = 32) -> Dataset:
     """A speech dataset from its train and eval clips (transcripts as labels)."""
-    return Dataset(dataset_id, AUDIO, [], train, train.head(calibration_size), eval_split, description)
+    return Dataset(dataset_id, AUDIO_INPUTS, [], train, train.head(calibration_size), eval_split, description)
 
 
 def split_transcribed(dataset_id: str, audios: list[Any], texts: list[str], seed: int, description: str,

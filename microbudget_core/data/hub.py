@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from ..errors import MicrobudgetError
 from ..network import hub_reachable
-from .dataset import IMAGE, TEXT
+from .dataset import IMAGE_INPUTS, TEXT_INPUTS
 from .bundled import installed_ids
 from .files import LABEL_NAMES, TEXT_NAMES, find_named, image_to_array
 
@@ -37,7 +37,7 @@ def read_hub_dataset(name: str, text_column: str | None,
             continue
         inputs.append(image_to_array(value) if is_image else text)
         labels.append(str(label))
-    return (IMAGE if is_image else TEXT), inputs, labels
+    return (IMAGE_INPUTS if is_image else TEXT_INPUTS), inputs, labels
 
 
 def _require(column: str | None, role: str, features: dict[str, Any], name: str) -> str:

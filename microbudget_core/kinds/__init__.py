@@ -5,7 +5,9 @@ comparing task strings. Adding a kind is adding a module here that holds:
 
 - `ID` (the task string a bundle and a run carry), `DESCRIPTION` ("text classifier"), `DOES`
   ("classifies text") and `PICK` (a model to suggest), for messages; `INPUTS`, the dataset modality
-  it reads (data.TEXT, data.IMAGE or data.AUDIO); `WORD_EMBEDDINGS`, whether its inputs are looked up in a word table;
+  it reads (data.TEXT_INPUTS, data.IMAGE_INPUTS or data.AUDIO_INPUTS); `WORD_EMBEDDINGS`, whether its inputs are looked up in a word table;
+- `RECIPE`, the baseline recipe (a training.TrainConfig; None where the model is measured as it is), and
+  `GPU_MEASURED`, whether measure() may run it on a GPU;
 - `QUALITY` (the metric that ranks its runs: "accuracy", "perplexity", ...), `HIGHER_IS_BETTER`,
   and `Metrics`, a dataclass of the figures `measure()` adds for it;
 - `quality(bundle, eval_split, reference, config, progress) -> (Metrics, predictions)`, the part of
@@ -51,6 +53,16 @@ def for_config(config: Any) -> ModuleType:
     """The kind of a Hugging Face model, from its config (the fallback kind last)."""
     ordered = sorted(registry().values(), key=lambda kind: getattr(kind, "FALLBACK", False))
     return next(kind for kind in ordered if kind.recognises(config))
+
+
+def answers(kind: ModuleType, task: str | None) -> bool:
+    """Whether a model of this kind answers `task` (None: its own), as it is or from a prompt."""
+    return task is None or task == kind.ID or prompted(kind, task)
+
+
+def prompted(kind: ModuleType, task: str | None) -> bool:
+    """Whether a model of this kind answers `task` only from a prompt (a causal LM asked to classify)."""
+    return task in kind.PROMPTED_FOR
 
 
 def ranked_by(quality: str) -> set[str]:

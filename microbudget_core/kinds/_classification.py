@@ -19,6 +19,7 @@ from ..progress import Progress
 QUALITY = "accuracy"
 PROMPTED_FOR: tuple[str, ...] = ()  # a classifier answers only its own kind of task
 HIGHER_IS_BETTER = True
+GPU_MEASURED = True  # measure() runs a plain PyTorch classifier on the GPU where there is one
 
 
 @dataclass

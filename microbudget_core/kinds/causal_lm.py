@@ -24,9 +24,10 @@ WORD_EMBEDDINGS = True
 PROMPTED_FOR = (TEXT,)  # it answers a text classification task from a prompt (models.llm.as_classifier)
 OPTIMUM_CLASS = "ORTModelForCausalLM"  # optimum.onnxruntime's class that exports this kind
 RECIPE = None  # no baseline training: the model is measured as it is
-INPUTS = data.TEXT
+INPUTS = data.TEXT_INPUTS
 QUALITY = "perplexity"
 HIGHER_IS_BETTER = False
+GPU_MEASURED = False  # measured on the CPU: its generation loop (models.llm.complete) feeds CPU tensors
 TIMED_COMPLETIONS = 4  # rounds at most (a completion each); a level's tokens/s is their median
 # The model card's snippet: what to do with the model once loaded.
 card_usage = ('from microbudget_core.models.llm import complete\n'

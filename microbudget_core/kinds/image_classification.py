@@ -12,7 +12,7 @@ from ..models.bundle import IMAGE
 from ..models.hf import HubImagePreprocessor, from_pretrained
 from ..training import TrainConfig
 # The classifiers' shared part of the kind's API.
-from ._classification import (HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401
+from ._classification import (GPU_MEASURED, HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401
                               quality, quality_ratio, speed_fields, speed_work)
 
 ID = IMAGE
@@ -21,7 +21,10 @@ DOES = "classifies images"
 PICK = "an image model such as mobilenet-v2"
 WORD_EMBEDDINGS = False
 OPTIMUM_CLASS = "ORTModelForImageClassification"  # optimum.onnxruntime's class that exports this kind
-INPUTS = data.IMAGE
+INPUTS = data.IMAGE_INPUTS
+# The Architectures page trains each network's head only by default: the photo sets are small, and the networks'
+# pretrained features are what differs.
+ARCHITECTURE_WEIGHTS = "head"
 # The baseline recipe (a pretrained model's first fine-tune; the rate techniques take when given 0): every weight
 # within minutes on 2 CPU cores.
 RECIPE = TrainConfig(epochs=2, learning_rate=1e-3, max_train_examples=None)

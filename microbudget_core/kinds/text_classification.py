@@ -11,7 +11,7 @@ from ..models.bundle import TEXT
 from ..models.hf import TextPreprocessor, from_pretrained
 from ..training import TrainConfig
 # The classifiers' shared part of the kind's API.
-from ._classification import (HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401
+from ._classification import (GPU_MEASURED, HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401
                               quality, quality_ratio, speed_fields, speed_work)
 
 ID = TEXT
@@ -20,10 +20,11 @@ DOES = "classifies text"
 PICK = "a text model such as minilm-l6"
 WORD_EMBEDDINGS = True  # its inputs are tokens looked up in a word table (frozen, trimmed by some techniques)
 OPTIMUM_CLASS = "ORTModelForSequenceClassification"  # optimum.onnxruntime's class that exports this kind
-INPUTS = data.TEXT
+INPUTS = data.TEXT_INPUTS
 # The baseline recipe (a pretrained model's first fine-tune; the rate techniques take when given 0): every weight
 # within minutes on 2 CPU cores. Frozen word embeddings: their gradient and AdamW update cost more than the 6 layers.
 RECIPE = TrainConfig(epochs=1, learning_rate=1.5e-4, max_train_examples=None, freeze_embeddings=True)
+ARCHITECTURE_WEIGHTS = "all"  # the Architectures page trains every weight of each network by default
 FALLBACK = True  # a Hugging Face config that is neither a causal LM nor a vision model is taken for a text model
 TOKENS = 64  # multiply-adds of a text model are counted for one input of this many tokens
 card_usage = 'print([model.labels[i] for i in model.predict(["your text here"])])'  # the model card's snippet

@@ -19,7 +19,7 @@ from ..data import DatasetSpec, Split, load_dataset
 from ..errors import MicrobudgetError
 from ..kinds.text_classification import TOKENS
 from ..measure import MeasureConfig, measure
-from ..models import IMAGE, OFFLINE_MODELS, ModelBundle, ModelSpec, load_model
+from ..models import OFFLINE_MODELS, ModelBundle, ModelSpec, load_model
 from ..models.variants import keep_layers, narrow
 from ..models.vision import FAMILIES as VISION_FAMILIES
 from ..progress import Progress, no_progress, scaled
@@ -103,9 +103,8 @@ class Budget:
 
 
 def default_budget(task: str) -> Budget:
-    """The page's default budget: all weights for text; head only for images (the photo sets are small, and their
-    networks' features are what differs)."""
-    return Budget(weights="head" if task == IMAGE else "all")
+    """The page's default budget: the weights the kind trains when comparing its networks (ARCHITECTURE_WEIGHTS)."""
+    return Budget(weights=kinds.get(task).ARCHITECTURE_WEIGHTS)
 
 
 def defaults(task: str) -> list[Architecture]:

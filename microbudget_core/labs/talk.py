@@ -13,7 +13,7 @@ from typing import Any, Callable
 import plotly.graph_objects as go
 
 from .. import cpu, kinds, labs, plots, snapshot
-from ..data import TEXT, DatasetSpec, load_dataset
+from ..data import TEXT_INPUTS, DatasetSpec, load_dataset
 from ..data.bundled import PHOTOS
 from ..models import IMAGE
 from ..errors import MicrobudgetError
@@ -99,7 +99,7 @@ def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
     """(lab, the key its page reads, the job that computes it), in the order of the talk."""
     key = [plan.model, plan.dataset]
     task = _task(plan)
-    text = kinds.get(task).INPUTS == TEXT
+    text = kinds.get(task).INPUTS == TEXT_INPUTS
     built_in = {a.id: a for a in architectures.choices(task)}
     picked = [built_in.get(i) or architectures.hub_architecture(i) for i in plan.architectures]
     jobs = [
@@ -183,12 +183,12 @@ def _on_photos(plan: Plan) -> Plan:
 
 def _transfer_plan(plan: Plan) -> Plan:
     """Whose transfer run the talk shows: the image demo where warm computes one, else the labs' own model's."""
-    return _on_photos(plan) if plan.vision_model and kinds.get(_task(plan)).INPUTS == TEXT else plan
+    return _on_photos(plan) if plan.vision_model and kinds.get(_task(plan)).INPUTS == TEXT_INPUTS else plan
 
 
 def _distilled(plan: Plan) -> list[str]:
     """Whose distillation the talk shows: the large teacher's where there is one for text, else the labs' model's."""
-    teacher = plan.teacher if plan.teacher and kinds.get(_task(plan)).INPUTS == TEXT else plan.model
+    teacher = plan.teacher if plan.teacher and kinds.get(_task(plan)).INPUTS == TEXT_INPUTS else plan.model
     return [teacher, plan.dataset]
 
 

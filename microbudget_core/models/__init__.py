@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 from .. import kinds
@@ -118,22 +119,22 @@ def _load_cached(model_id: str, labels: tuple[str, ...] | None, task: str | None
                                    + ", ".join(OFFLINE_MODELS))
         kind = kinds.for_config(hf_config(model_id))
         load = kind.hf_loader(model_id, task or kind.ID, label_list)
-    if task and task != kind.ID and task not in kind.PROMPTED_FOR:
+    if not kinds.answers(kind, task):
         needed = kinds.get(task)
         article = "an" if task[0] in "aeiou" else "a"
         raise MicrobudgetError(f"Model '{model_id}' {kind.DOES}, but this dataset needs {article} {task} model: "
                                f"it is not a {needed.DESCRIPTION}.", f"Pick {needed.PICK}, or a dataset of the "
                                "model's kind.")
     if kind.PROMPTED_FOR:  # a language model: its weights load once, shared by every classifier prompted from it
-        return _prompted(model_id, load, label_list, task)
+        return _prompted(model_id, kind, load, label_list, task)
     return load()
 
 
-def _prompted(model_id: str, load: Callable[[], ModelBundle], labels: list[str] | None,
+def _prompted(model_id: str, kind: ModuleType, load: Callable[[], ModelBundle], labels: list[str] | None,
               task: str | None) -> ModelBundle:
     """A causal LM as it is, or (for a text classification task) answering zero-shot from a prompt."""
     as_loaded = _load_cached(model_id, None, None, None) if task or labels else load()
-    if not task or task == as_loaded.task:
+    if not kinds.prompted(kind, task):
         return as_loaded
     if not labels:
         raise MicrobudgetError(f"Model '{as_loaded.name}' is a language model: it answers a {task} task only for "

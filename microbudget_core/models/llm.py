@@ -109,6 +109,16 @@ class PromptPreprocessor:
         self.tokenizer.save_pretrained(folder)
 
 
+def is_language_model(bundle: ModelBundle) -> bool:
+    """A causal LM, or one answering a classification task from a prompt (what a GGUF file holds)."""
+    return bundle.meta.get("family") in (LM_FAMILY, PROMPTED_FAMILY)
+
+
+def language_model(bundle: ModelBundle) -> torch.nn.Module:
+    """The causal LM a bundle runs: its model, or the LM a prompted classifier reads."""
+    return bundle.model.lm if bundle.meta.get("family") == PROMPTED_FAMILY else bundle.model
+
+
 def as_classifier(lm: ModelBundle, labels: Sequence[str], shots: Sequence[tuple[str, str]] = ()) -> ModelBundle:
     """The LM answering a classification task zero-shot (no shots) or few-shot."""
     preprocess = PromptPreprocessor(lm.preprocess.tokenizer, tuple(labels), tuple(shots), lm.preprocess.max_length)

@@ -37,7 +37,7 @@ class SpeechPreprocessor:
     processor: Any  # transformers' WhisperProcessor: feature extractor + tokenizer
     generation: Any  # the model's GenerationConfig: its start tokens (saved with the processor: ONNX keeps no config)
     # 0: every window padded to 30 s; else only the clip's own frames, padded up to a multiple of this many (an
-    # encoder that reads the clip alone, whisper.cpp's audio_ctx: see speech_distillation.clip_encoder)
+    # encoder that reads the clip alone, whisper.cpp's audio_ctx: see techniques._distill_speech.clip_encoder)
     clip_frames: int = 0
 
     @property

@@ -57,7 +57,7 @@ def applies_to(technique_id: str, kind_ids: tuple[str, ...], runtime_ids: tuple[
 def why_not(apply: Any, bundle: ModelBundle) -> str | None:
     """Why a technique's `apply` does not take this bundle (its kind of model or its runtime); None if it does."""
     if bundle.task not in apply.kinds:
-        wanted = " or ".join(f"{kinds.get(task).DESCRIPTION}s" for task in apply.kinds)
+        wanted = " or ".join(f"{kinds.get(kind_id).DESCRIPTION}s" for kind_id in apply.kinds)
         return (f"{apply.technique_id} does not apply to '{bundle.name}', a {kinds.get(bundle.task).DESCRIPTION}: "
                 f"it works on {wanted}.")
     if bundle.runtime.ID not in apply.runtimes:

@@ -4,7 +4,7 @@ Hard labels punish a small model for any doubt; the teacher's soft targets say w
 nearly right, a richer signal per example (Hinton et al. 2015). The student is built from the teacher
 (fewer layers, a narrower width, a trimmed word table) or is any model id. `alpha` 0 is the hard-label
 control: the same student and budget, the teacher unused. Speech models are distilled the Distil-Whisper way
-(fewer decoder layers, trained on the teacher's transcripts): see microbudget_core.speech_distillation.
+(fewer decoder layers, trained on the teacher's transcripts): see techniques/_distill_speech.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..progress import Progress, no_progress, scaled
 from ..runs import load_run_model, stored_run
 from ..runtimes import ORT, PYTORCH
 from ..training import MIN_STEPS, TrainConfig, batched_logits, logits_of, split_for_training, train_classifier
-from . import _finetune, applies_to
+from . import _distill_speech, _finetune, applies_to
 from .finetune_head import frozen_features
 
 ID = "distill"
@@ -88,13 +88,17 @@ class Config:
                                    "folder.", "Set student_model, e.g. minilm-l6.")
 
 
+# A kind whose student is not a classifier has its own distiller (check(config, dataset), then distill(teacher, ...)).
+OWN_DISTILLERS = {SPEECH: _distill_speech}
+
+
 @applies_to(ID, (TEXT, IMAGE, SPEECH), (PYTORCH, ORT))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    if bundle.task == SPEECH:
-        from .. import speech_distillation  # Whisper students and their training: loaded for speech models only
-
-        return speech_distillation.distill(bundle, config, dataset, progress)
+    own = OWN_DISTILLERS.get(bundle.task)
+    if own:
+        own.check(config, dataset)
+        return own.distill(_teacher(bundle, config), config, dataset, progress)
     _check(config, dataset)
     teacher = _teacher(bundle, config)
     everything, validation = split_for_training(dataset.train, TrainConfig())
@@ -151,9 +155,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
 
 def restructure(model: torch.nn.Module, meta: dict) -> torch.nn.Module:
     """A saved speech student whose encoder reads the clip alone: the encoder swapped back in (same weights)."""
-    from ..speech_distillation import clip_encoder
-
-    return clip_encoder(model) if meta.get("audio_context") == "clip" else model
+    return _distill_speech.clip_encoder(model) if meta.get("audio_context") == "clip" else model
 
 
 def _which_layers(config: Config) -> str:
@@ -191,13 +193,17 @@ def _matches_layers(teacher: ModelBundle, config: Config) -> bool:
 
 
 def _teacher(bundle: ModelBundle, config: Config) -> ModelBundle:
-    """The model this step receives, or a stored run's; it must have a trained head for these labels."""
+    """The model this step receives, or a stored run's of the same kind and labels; it must have a trained head."""
     if config.teacher_run:
         run = stored_run(config.teacher_run)
         teacher = load_run_model(run)
-        if teacher.labels != bundle.labels:
-            raise MicrobudgetError(f"Teacher run {run.run_id} predicts {teacher.labels}, this dataset has "
-                                   f"{bundle.labels}.", "Pick a teacher trained on this dataset.")
+        if (teacher.task, teacher.labels) != (bundle.task, bundle.labels):
+            kind = kinds.get(bundle.task).DESCRIPTION
+            raise MicrobudgetError(f"Teacher run {run.run_id} is a {kinds.get(teacher.task).DESCRIPTION}"
+                                   + (f" predicting {teacher.labels}" if teacher.labels else "")
+                                   + f"; this step needs a {kind}" + (f" predicting {bundle.labels}." if bundle.labels
+                                                                     else "."),
+                                   "Pick a teacher trained on this dataset.")
         return teacher
     if not bundle.head_trained:
         raise MicrobudgetError(f"{bundle.name} has no trained head to teach with.", "Train a teacher first.")

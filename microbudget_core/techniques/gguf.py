@@ -12,7 +12,8 @@ from pathlib import Path
 from ..data import Dataset
 from ..errors import MicrobudgetError
 from ..models import ModelBundle
-from ..models.bundle import CAUSAL_LM, PROMPTED_LM, TEXT
+from ..models.bundle import CAUSAL_LM, TEXT
+from ..models.llm import is_language_model, language_model
 from ..network import hub_reachable
 from ..paths import home
 from ..progress import Progress, no_progress
@@ -39,7 +40,7 @@ class Config:
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     """The language model, or a language model answering a classification task from a prompt, as a GGUF level."""
-    if bundle.task == TEXT and bundle.meta.get("family") != PROMPTED_LM:
+    if not is_language_model(bundle):
         raise MicrobudgetError(f"gguf does not apply to '{bundle.name}', a text classifier: it quantizes language "
                                "models (or one answering a classification task from a prompt).",
                                "Use a causal language model such as smollm2-135m.")
@@ -48,7 +49,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     progress(0.6, f"Quantizing to {config.level} with llama.cpp")
     target = llamacpp.scratch_file()
     quantize(source, target, config.level)
-    model = llamacpp.GgufModel(target, owned=True, labels=len(bundle.labels) if bundle.task == TEXT else 0)
+    model = llamacpp.GgufModel(target, owned=True, labels=len(bundle.labels))  # an LM has none
     types = llamacpp.tensor_types(target)
     progress(1.0, f"Wrote {config.level}")
     note = f"{config.level} by llama.cpp's quantizer from {origin}: tensors stored as " + ", ".join(
@@ -86,8 +87,7 @@ def source_file(bundle: ModelBundle, progress: Progress) -> tuple[Path, str]:
 
 def converted(bundle: ModelBundle, progress: Progress) -> Path:
     """The model's folder converted to an F32 GGUF by llama.cpp's converter, once (cached by its weights)."""
-    lm = bundle.model.lm if bundle.task == TEXT else bundle.model  # a prompted classifier: the LM it reads
-    target = home() / "models" / f"gguf-{bundle.runtime.digest(lm)[:16]}-f32.gguf"
+    target = home() / "models" / f"gguf-{bundle.runtime.digest(language_model(bundle))[:16]}-f32.gguf"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -22,19 +22,18 @@ import transformers
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
-from . import devices
-from .cache import cached_array
-from .data import Dataset, Split
-from .data.audio import SAMPLE_RATE
-from .errors import MicrobudgetError
-from .kinds.speech_recognition import error_rate
-from .models import ModelSpec, load_model
-from .models.bundle import SPEECH, ModelBundle
-from .models.speech import HOP, MAX_NEW_TOKENS, WINDOW_SECONDS, generate, transcribe
-from .models.variants import pick_layers
-from .progress import Progress, scaled
-from .runs import load_run_model, stored_run
-from .runtimes import PYTORCH
+from .. import devices
+from ..cache import cached_array
+from ..data import Dataset, Split
+from ..data.audio import SAMPLE_RATE
+from ..errors import MicrobudgetError
+from ..kinds.speech_recognition import error_rate
+from ..models import ModelSpec, load_model
+from ..models.bundle import SPEECH, ModelBundle
+from ..models.speech import HOP, MAX_NEW_TOKENS, WINDOW_SECONDS, generate, transcribe
+from ..models.variants import pick_layers
+from ..progress import Progress, scaled
+from ..runtimes import PYTORCH
 
 TAIL = 50  # encoder positions at the end of a 30 s window that a clip student appends (see ClipEncoder)
 CLIP_FRAMES = 100  # clip features are padded up to whole seconds: few distinct lengths, so batches share one
@@ -106,10 +105,9 @@ def cut_decoder(bundle: ModelBundle, layers: list[int]) -> ModelBundle:
     return replace(bundle, model=model.eval(), meta=dict(bundle.meta), name=f"{bundle.name} decoder {layers}")
 
 
-def distill(bundle: ModelBundle, config: Any, dataset: Dataset | None, progress: Progress) -> ModelBundle:
-    """The techniques.distill step for a speech model: build the student, train its decoder, keep the best epoch."""
-    _check(config, dataset)
-    teacher = _teacher(bundle, config)
+def distill(teacher: ModelBundle, config: Any, dataset: Dataset, progress: Progress) -> ModelBundle:
+    """The techniques.distill step for a speech model (after `check`): build the student, train its decoder, keep
+    the best epoch."""
     student = _student(teacher, config)
     train = dataset.train
     held_out = min(VALIDATION, len(train) // 5)
@@ -151,7 +149,7 @@ def distill(bundle: ModelBundle, config: Any, dataset: Dataset | None, progress:
         trained_on=devices.hardware(), report=report)  # its own loop, on the CPU (not through Accelerate)
 
 
-def _check(config: Any, dataset: Dataset | None) -> None:
+def check(config: Any, dataset: Dataset | None) -> None:
     def require(condition: bool, name: str, rule: str) -> None:
         if not condition:
             raise MicrobudgetError(f"Setting {name}={getattr(config, name)!r} is out of range for a speech student: "
@@ -171,14 +169,6 @@ def _check(config: Any, dataset: Dataset | None) -> None:
                                "Cut the training audio into shorter clips.")
 
 
-def _teacher(bundle: ModelBundle, config: Any) -> ModelBundle:
-    """The model this step receives, or a stored run's speech model."""
-    teacher = load_run_model(stored_run(config.teacher_run)) if config.teacher_run else bundle
-    if teacher.task != SPEECH:
-        raise MicrobudgetError(f"Teacher {teacher.name} is not a speech recognizer.", "Pick a Whisper teacher run.")
-    return teacher
-
-
 def _student(teacher: ModelBundle, config: Any) -> ModelBundle:
     """The untrained student, its encoder frozen, preprocessing cut to the clip when asked; the teacher untouched."""
     if config.student == "layers":
@@ -190,8 +180,8 @@ def _student(teacher: ModelBundle, config: Any) -> ModelBundle:
         total = teacher.model.config.decoder_layers
         student = cut_decoder(teacher, decoder_layers(total, config.layers, config.which_layers))
     else:
-        student = load_model(ModelSpec(config.student_model.strip())).copy()
-        if student.task != SPEECH or student.runtime.ID != PYTORCH:
+        student = load_model(ModelSpec(config.student_model.strip()), task=SPEECH).copy()
+        if student.runtime.ID != PYTORCH:
             raise MicrobudgetError(f"Student {student.name} is not a PyTorch speech model.",
                                    "Pick a Whisper id or folder as student_model.")
     torch.manual_seed(config.seed)
