@@ -195,7 +195,7 @@ def job_button(label: str, job: Callable, **options: Any) -> bool:
 
 
 def full_budget(key: str, quick: str, full: str) -> bool:
-    """The quick budget (the default) or the full one (the README's figures, longer); the button below says how long
+    """The quick budget (the default) or the full one (the benchmark figures, longer); the button below says how long
     the job took the last time."""
     choice = st.radio("Budget", ["quick", "full"], horizontal=True, key=key, captions=[quick, f"longer: {full}"])
     return choice == "full"

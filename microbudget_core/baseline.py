@@ -48,7 +48,7 @@ def build_baseline(model_id: str, dataset: Dataset, task: str | None = None, rec
         # mpnet-base (109M): a full fine-tune on 11k texts is about an hour on 2 cores, its frozen features once
         # about 8 minutes, and its layer-mean features are strong enough for a head alone. Its head trains longer
         # at a lower rate than finetune-head's default (rotten-tomatoes: 0.886 vs 0.875; scikit-learn's L2
-        # logistic regression on the same features, C by hand, 0.882). README: Default baselines.
+        # logistic regression on the same features, C by hand, 0.882). docs/results.md: Default baselines.
         recipe = finetune_head.Config(**head)
     recipe = recipe or kinds.get(task).RECIPE
     folder = home() / "baselines" / _cache_key(model_id, dataset, recipe)

@@ -371,7 +371,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="the Distillation page's teacher, for a text dataset; '' for the labs' model "
                            "(default: %(default)s)")
     warm.add_argument("--full-budget", action="store_true",
-                      help="the labs' full budgets (the README's figures; about an hour) rather than the pages' quick "
+                      help="the labs' full budgets (the benchmarks' figures; about an hour) rather than the pages' quick "
                            "defaults (a few minutes each)")
     warm.add_argument("--force", action="store_true", help="compute every lab again, even where results are kept")
     warm.set_defaults(command=_warm)

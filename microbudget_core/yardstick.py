@@ -33,7 +33,7 @@ Call = Callable[[], int]  # runs one sample (a batch-1 call, a batch, a clip, a 
 Work = dict[str, list[list[Call]]]  # figure ("latency", "throughput") -> rounds of calls, the same inputs per model
 Rounds = list[list[float]]  # per round, each call's seconds per unit
 
-# A window is "disturbed" when any of these is passed (each measured, then chosen with margin; see the README):
+# A window is "disturbed" when any of these is passed (each measured, then chosen with margin; see docs/measurements.md):
 OTHERS_LIMIT = 0.25  # other processes' average CPU use during the window, in cores (a quiet machine: ~0.02)
 CALIBRATION_LIMIT = 1.35  # the fixed calibration's time against the best this machine has shown (quiet: 1.0-1.3)
 SPREAD_LIMIT = 0.2  # interquartile range of the per-round ratios, as a share of their median

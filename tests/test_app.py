@@ -181,7 +181,7 @@ def test_transfer_page_data_efficiency_curve(tiny_text_model, sentiment_csv):
     counts = at.multiselect(key=f"curve_counts_csv:{sentiment_csv}_False")
     assert counts.value == [4, 16]  # a few dozen sentences per class: the small budgets, quick by default
     assert at.multiselect(key="curve_strategies_False").value == ["finetune-head", "from-scratch"]
-    at.radio(key="curve_full").set_value("full").run()  # the full budget: the README's five points, 3 strategies
+    at.radio(key="curve_full").set_value("full").run()  # the full budget: the benchmarks' five points, 3 strategies
     assert at.multiselect(key=f"curve_counts_csv:{sentiment_csv}_True").value == [2, 4, 8, 16, 0]
     assert len(at.multiselect(key="curve_strategies_True").value) == 3
     at.radio(key="curve_full").set_value("quick").run()

@@ -165,7 +165,7 @@ def test_the_distillation_page_starts_with_the_large_teacher_and_minilm_as_stude
     assert at.selectbox(key="distill_mpnet-base_quick.student").value == "model"
     assert at.text_input(key="distill_mpnet-base_quick.student_model").value == "minilm-l6"
     assert at.number_input(key="distill_mpnet-base_quick.epochs").value == 1  # the quick budget
-    at.radio(key="distill_full").set_value("full").run()  # the full one: the README's 3 epochs on all the data
+    at.radio(key="distill_full").set_value("full").run()  # the full one: the benchmarks' 3 epochs on all the data
     assert at.number_input(key="distill_mpnet-base_full.epochs").value == 3
     assert at.number_input(key="distill_mpnet-base_full.examples_per_class").value == 0
 

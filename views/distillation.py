@@ -25,7 +25,7 @@ teachers = {"": "the default recipe's fine-tuned model"} | {
 teacher_run = st.selectbox("Teacher", list(teachers), format_func=teachers.get, key="distill_teacher")
 with st.expander("Student, loss and budget", expanded=True):
     full = ui.full_budget("distill_full", "one epoch on 500 labelled examples per class",
-                          "the settings of the README's figures: all the data, the large teacher's 3 epochs")
+                          "the settings of the benchmark figures: all the data, the large teacher's 3 epochs")
     defaults = distillation.default_settings(model, full)  # a large teacher starts from its own student settings
     own = f"distill_{model}" if model in distillation.STUDENT_SETTINGS else "distill"  # a large teacher's own settings
     settings = ui.technique_settings(techniques.get("distill"), f"{own}_{'full' if full else 'quick'}",

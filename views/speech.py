@@ -17,7 +17,7 @@ st.markdown("Whisper transcribes speech; Distil-Whisper keeps its encoder and cu
             "reference word, after Whisper's English normalizer) against the time each clip takes.")
 
 model, dataset = ui.pick_speech_model_and_clips("speech")
-full = ui.full_budget("speech_full", "one student, one epoch", "the control too, each for 3 epochs (the README's figures)")
+full = ui.full_budget("speech_full", "one student, one epoch", "the control too, each for 3 epochs (the benchmark figures)")
 rows = st.multiselect("Rows", list(lab.ROWS), default=list(lab.FULL_ROWS if full else lab.DEFAULT_ROWS),
                       key=f"speech_rows_{full}",
                       help="distilled: the original's weights, its encoder reading only the clip (not a 30 s window) "

@@ -83,7 +83,7 @@ st.subheader("Data-efficiency curve")
 st.markdown("Each strategy trained with only *k* examples per class: how little data transfer learning needs, "
             "and how far from-scratch training falls behind with the same budget.")
 full = ui.full_budget("curve_full", "head-only and from-scratch at two budgets",
-                      "head-only, full fine-tune and from-scratch at five budgets, as in the README")
+                      "head-only, full fine-tune and from-scratch at five budgets, as in the benchmarks")
 left, right = st.columns(2)
 chosen = left.multiselect("Strategies", STRATEGIES, key=f"curve_strategies_{full}",
                           default=list(lab.CURVE_STRATEGIES if full else lab.QUICK_CURVE_STRATEGIES))

@@ -24,12 +24,12 @@ TEMPERATURES = (1, 2, 4, 8)
 QUANTIZED = "student + int8"
 # The large teacher of a kind, the page's default where it is installed, and the student settings it starts with:
 # MiniLM-L6 (its own tokenizer; only the teacher's outputs are distilled) for 3 epochs. Rotten-tomatoes, 1,000 eval
-# snippets: 1 epoch 0.822 (control 0.815; alpha 0.9, T 4 or rate 3e-4 no better), 3 epochs 0.859 (README: Distillation).
+# snippets: 1 epoch 0.822 (control 0.815; alpha 0.9, T 4 or rate 3e-4 no better), 3 epochs 0.859 (benchmarks/teacher-0.md).
 TEACHERS = {TEXT: "mpnet-base"}
 STUDENT_SETTINGS = {"mpnet-base": {"student": "model", "student_model": "minilm-l6", "epochs": 3}}
 # The page's quick budget, its default: one epoch on the first 500 labelled examples of each class (control,
-# student and int8 took 255 s on 2 cores, the teacher's view included; README: Default buttons). The full budget
-# keeps the settings above: the README's Distillation figures.
+# student and int8 took 255 s on 2 cores, the teacher's view included; docs/first-visit.md). The full budget
+# keeps the settings above: benchmarks/teacher-0.md's figures.
 QUICK = {"epochs": 1, "examples_per_class": 500}
 FULL = {"examples_per_class": 0}  # every labelled example
 

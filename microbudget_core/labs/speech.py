@@ -39,8 +39,8 @@ ROWS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "distilled": [STUDENT],
     "distilled + int8": [STUDENT, INT8],
 }
-# The quick budget (the page's default; README: Default buttons) trains one student for one epoch; the full
-# budget (the README's figures) trains the control too, each for the technique's epochs.
+# The quick budget (the page's default; docs/first-visit.md) trains one student for one epoch; the full
+# budget (benchmarks/speech.md's figures) trains the control too, each for the technique's epochs.
 DEFAULT_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", "distilled", "distilled + int8")
 FULL_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", "control (reference transcripts)", "distilled",
              "distilled + int8")

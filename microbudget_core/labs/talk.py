@@ -45,7 +45,7 @@ class Plan:
     # The Distillation page's teacher, where the labs' dataset is text: the large teacher where installed (it
     # teaches MiniLM-L6); "" for the labs' own model teaching a copy of itself.
     teacher: str = field(default_factory=distillation.default_teacher)
-    full_budget: bool = False  # the labs' full budgets (the README's figures) rather than the pages' quick defaults
+    full_budget: bool = False  # the labs' full budgets (the benchmarks' figures) rather than the pages' quick defaults
 
 
 def use_plan(plan: Plan) -> None:

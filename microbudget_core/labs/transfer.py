@@ -16,7 +16,7 @@ from ..runs import Run, RunStore
 from ..training import TrainConfig, split_for_training
 
 # Examples per class for the data-efficiency curve; 0 = all of the train split. Datasets whose classes are small
-# (photos-12: 7 to 51 training examples each) get the small budgets. The full budget gives the README's curves;
+# (photos-12: 7 to 51 training examples each) get the small budgets. The full budget gives the curves of benchmarks/photos.md and transfer.md;
 # the quick one (the page's default, a few minutes on 2 cores) two points of head-only against from-scratch, beside
 # the default recipe's line: each training of every weight makes at least training.MIN_STEPS updates, so a point
 # costs about the same whatever its k, and the head trains on cached features in seconds.

@@ -29,7 +29,7 @@ HEADS = ("linear", "mlp")
 MLP_HIDDEN = 256
 # Head learning rates by kind (a rate of 0 picks these). Frozen text features are wide (MiniLM 7 x 384, mpnet-base
 # 13 x 768) and overfit at the image rate; rotten-tomatoes head-only at 3e-3 -> 3e-4: MiniLM 0.764 -> 0.774,
-# mpnet-base 0.841 -> 0.875. MobileNetV2's 1280 ImageNet features are trained at 3e-3 (README: Transfer, Photos).
+# mpnet-base 0.841 -> 0.875. MobileNetV2's 1280 ImageNet features are trained at 3e-3 (docs/results.md: Transfer, Photos).
 RATES = {TEXT: 3e-4, IMAGE: 3e-3}
 FEATURES_VERSION = 3  # bump when the way features are computed or stored changes: old cache entries stop matching
 
