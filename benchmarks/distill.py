@@ -39,7 +39,7 @@ def main(out: Path) -> None:
         knobs = ", ".join(f"{k}={v}" for k, v in settings.items())
         walls.append(f"{model} ({knobs}): {time.perf_counter() - started:.0f} s")
         name = model + (f" ({settings['examples_per_class']} labels/class)" if settings.get("examples_per_class") else "")
-        seconds = [None] + [run.result.get("train_seconds") for run in sweep.runs]
+        seconds = [None] + [run.result.train_seconds for run in sweep.runs]
         for row, trained in zip(lineup(sweep.runs), seconds):
             lines.append(f"| {name} | {row.model} | {row.size_mb:.1f} | {row.params_m:.2f} | "
                          f"{row.p50_ms:.2f} | {row.accuracy:.3f} | {row.teacher_share:.1f} | "

@@ -28,7 +28,7 @@ def levels() -> list[str]:
     wall = time.perf_counter() - started
     rows = level_rows(sweep.runs)
     lines = [f"### {MODEL}: quantization levels, llama.cpp and PyTorch", "",
-             f"One sweep: perplexity on the first {sweep.runs[0].result['eval_examples']} eval snippets of {DATASET} "
+             f"One sweep: perplexity on the first {sweep.runs[0].result.eval_examples} eval snippets of {DATASET} "
              "(the same token ids for both backends); tokens/s of one greedy 32-token completion at batch 1 (prompt "
              "pass included), prompt tokens/s of that pass; load = a fresh process reading the stored artifact. "
              "PyTorch n-bit: weight-only, group size 32.", "",
@@ -45,7 +45,7 @@ def levels() -> list[str]:
     run_levels(MODEL, DATASET, progress=report("default levels"))
     lines += ["", f"The page's default sweep ({', '.join(default_levels())}, with the original measured first): "
                   f"{time.perf_counter() - started:.0f} s (floor: under 300 s)."]
-    lines += ["", f"Prompt: *{sweep.runs[0].result['prompt']}*", ""]
+    lines += ["", f"Prompt: *{sweep.runs[0].result.prompt}*", ""]
     lines += [f"- **{row.level}**: {row.completion.strip()!r}" for row in rows]
     return lines
 
@@ -73,7 +73,7 @@ def contest() -> list[str]:
     runs = run_contest(DATASET, progress=report("contest"))
     wall = time.perf_counter() - started
     lines = [f"### Specialist vs generalist on {DATASET}", "",
-             f"Accuracy on the first {runs[0].result['eval_examples']} eval snippets (never trained on, never in a "
+             f"Accuracy on the first {runs[0].result.eval_examples} eval snippets (never trained on, never in a "
              "prompt); p50 per example at batch 1; $ per 1M predictions at batch-32 throughput on a $0.0893/h "
              "2-vCPU instance.", "",
              "| contender | params M | size MB | accuracy | macro F1 | p50 ms | $ per 1M |", "|---|---|---|---|---|---|---|"]

@@ -88,12 +88,12 @@ def strategies_table() -> list[str]:
     for model, technique in STRATEGIES:
         prepared = prepare(Request(model, DATASET), FAST, progress=report(f"{model} original"))
         if technique == "finetune-head":
-            base = {**prepared.original.metrics, **prepared.baseline.meta}
+            base = {**prepared.original.figures.to_json(), **prepared.baseline.meta}
             lines.append("| " + " | ".join(cells(model, "default recipe (all weights, the labs' original)", base))
                          + f" | {base['balanced_accuracy']:.3f} |")
         run = run_steps(prepared, resolve([(technique, {})]), measure_config=FAST, progress=report(technique))
-        balanced = run.result["balanced_accuracy"]
-        lines.append("| " + " | ".join(cells(model, technique, run.result)) + f" | {balanced:.3f} |")
+        balanced = run.result.balanced_accuracy
+        lines.append("| " + " | ".join(cells(model, technique, run.result.to_json())) + f" | {balanced:.3f} |")
     return lines
 
 
@@ -104,13 +104,13 @@ def int8_table() -> list[str]:
                      progress=report("lite0 int8"))
     fp32, q = head.result, int8.result
     return ["| EfficientNet-Lite0 head-only | size MB | p50 ms | per s @32 | accuracy |", "|---|---|---|---|---|",
-            f"| PyTorch fp32 | {fp32['size_bytes'] / 1e6:.1f} | {fp32['latency_ms_p50']:.1f} | "
-            f"{fp32['throughput_per_s']:,.0f} | {fp32['accuracy']:.3f} |",
-            f"| ONNX Runtime static int8 | {q['size_bytes'] / 1e6:.1f} | {q['latency_ms_p50']:.1f} | "
-            f"{q['throughput_per_s']:,.0f} | {q['accuracy']:.3f} |",
-            "", f"int8 against fp32: {fp32['size_bytes'] / q['size_bytes']:.2f}x smaller, "
-                f"{fp32['latency_ms_p50'] / q['latency_ms_p50']:.2f}x faster at batch 1, accuracy "
-                f"{(q['accuracy'] - fp32['accuracy']) * 100:+.1f} pt."]
+            f"| PyTorch fp32 | {fp32.size_bytes / 1e6:.1f} | {fp32.latency_ms_p50:.1f} | "
+            f"{fp32.throughput_per_s:,.0f} | {fp32.accuracy:.3f} |",
+            f"| ONNX Runtime static int8 | {q.size_bytes / 1e6:.1f} | {q.latency_ms_p50:.1f} | "
+            f"{q.throughput_per_s:,.0f} | {q.accuracy:.3f} |",
+            "", f"int8 against fp32: {fp32.size_bytes / q.size_bytes:.2f}x smaller, "
+                f"{fp32.latency_ms_p50 / q.latency_ms_p50:.2f}x faster at batch 1, accuracy "
+                f"{(q.accuracy - fp32.accuracy) * 100:+.1f} pt."]
 
 
 def curve_table() -> list[str]:
@@ -122,7 +122,7 @@ def curve_table() -> list[str]:
              "| strategy | " + " | ".join(f"{k or 'all'}/class" for k in budgets) + " |",
              "|---|" + "---|" * len(budgets)]
     for strategy in ("finetune-head", "finetune-full", "from-scratch"):
-        accuracies = [f"{r.result['accuracy']:.3f}" for r in curve.runs if r.steps[0]["technique"] == strategy]
+        accuracies = [f"{r.result.accuracy:.3f}" for r in curve.runs if r.steps[0]["technique"] == strategy]
         lines.append(f"| {strategy} | " + " | ".join(accuracies) + " |")
     return lines
 

@@ -46,7 +46,7 @@ def main(out: Path) -> None:
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for (model, dataset), pipelines in CASES.items():
         prepared = prepare(Request(model, dataset), progress=report(f"{model} original"))
-        original = prepared.original.metrics
+        original = prepared.original.figures.to_json()
         lines.append("| " + " | ".join(cells(model, "original (PyTorch fp32)", original, original)) + " |")
         for path in pipelines:
             technique, *settings = path.split()
@@ -56,7 +56,7 @@ def main(out: Path) -> None:
             except MicrobudgetError as error:  # a path that does not apply is a row, not a crash
                 lines.append(f"| {model} | {path} | does not apply: {error} |" + " |" * (len(COLUMNS) - 3))
                 continue
-            lines.append("| " + " | ".join(cells(model, path, run.result, run.baseline)) + " |")
+            lines.append("| " + " | ".join(cells(model, path, run.result.to_json(), run.baseline.to_json())) + " |")
     start = time.perf_counter()
     sweep = run_sweep(Request("minilm-l6", "rotten-tomatoes", eval_limit=300), progress=report("sweep"))
     lines += ["", f"Bit-width sweep on minilm-l6 (the Quantization page's button: weight-only 8/4/3/2 and "

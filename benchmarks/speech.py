@@ -28,7 +28,7 @@ def comparison(dataset: str) -> tuple[list[str], dict[str, SpeechRow]]:
     sweep = run_speech(MODEL, dataset, rows, larger, full=True, progress=report(dataset))
     wall = time.perf_counter() - started
     rows = rows_of(sweep.runs)
-    clips = sweep.runs[0].result["eval_examples"]
+    clips = sweep.runs[0].result.eval_examples
     lines = [f"### {MODEL} on {dataset} ({clips} clips)", "",
              "WER and CER after Whisper's English normalizer (jiwer); seconds per clip = p50 of each clip's whole "
              "greedy transcript at batch 1; real-time factor = processing seconds per second of audio.", "",

@@ -36,15 +36,15 @@ def references() -> list[str]:
     lines = ["| model | how | build s | accuracy | p50 ms | size MB |", "|---|---|---|---|---|---|"]
     for model in (TEACHER, STUDENT):
         prepared = prepare(Request(model, DATASET), MEASURE, report(model))
-        meta, m = prepared.baseline.meta, prepared.original.metrics
+        meta, m = prepared.baseline.meta, prepared.original.figures.to_json()
         lines.append(f"| {model} | baseline: {'head on frozen features' if 'head' in meta['recipe'] else 'full fine-tune'}"
                      f" | {meta['train_seconds']:.0f} | {m['accuracy']:.3f} | {m['latency_ms_p50']:.1f} | "
                      f"{m['size_bytes'] / 1e6:.1f} |")
         if model == TEACHER:
             run = run_steps(prepared, resolve([("finetune-head", {})]), None, MEASURE, report("head-only"))
-            lines.append(f"| {model} | finetune-head (defaults; Transfer page) | {run.result['train_seconds']:.0f} | "
-                         f"{run.result['accuracy']:.3f} | {run.result['latency_ms_p50']:.1f} | "
-                         f"{run.result['size_bytes'] / 1e6:.1f} |")
+            lines.append(f"| {model} | finetune-head (defaults; Transfer page) | {run.result.train_seconds:.0f} | "
+                         f"{run.result.accuracy:.3f} | {run.result.latency_ms_p50:.1f} | "
+                         f"{run.result.size_bytes / 1e6:.1f} |")
     return lines
 
 
@@ -84,7 +84,7 @@ def main(out: Path) -> None:
                                  progress=report(f"case {number}"))
         walls.append(f"case {number}: {time.perf_counter() - started:.0f} s")
         knobs = ", ".join(f"{k}={v}" for k, v in settings.items())
-        seconds = [None] + [run.result.get("train_seconds") for run in sweep.runs]
+        seconds = [None] + [run.result.train_seconds for run in sweep.runs]
         rows = lineup(sweep.runs)
         for row, trained in zip(rows, seconds):
             lines.append(f"| {knobs} | {row.model} | {row.network} | {row.size_mb:.1f} | {row.params_m:.2f} | "

@@ -43,7 +43,7 @@ def main(out: Path) -> None:
     for model, dataset in MODELS:
         prepared = prepare(Request(model, dataset), FAST, progress=report(f"{model} original"))
         lines.append("| " + " | ".join(cells(model, "default recipe (the other labs' original)",
-                                             {**prepared.original.metrics, **prepared.baseline.meta})) + " |")
+                                             {**prepared.original.figures.to_json(), **prepared.baseline.meta})) + " |")
         for row in ROWS:
             technique, *settings = row.split()
             try:
@@ -52,7 +52,7 @@ def main(out: Path) -> None:
             except MicrobudgetError as error:
                 lines.append(f"| {model} | {row} | does not apply: {error} |" + " |" * (len(COLUMNS) - 3))
                 continue
-            lines.append("| " + " | ".join(cells(model, technique, run.result)) + " |")
+            lines.append("| " + " | ".join(cells(model, technique, run.result.to_json())) + " |")
     start = time.perf_counter()
     curve = run_curve(Request("mobilenet-v2", "mnist-5k"), full=True, measure_config=FAST, progress=report("curve"))
     lines += ["", f"Data-efficiency curve on mobilenet-v2 / mnist-5k (the Transfer learning page's button, full budget: "
@@ -63,7 +63,7 @@ def main(out: Path) -> None:
     lines += ["| strategy | " + " | ".join(f"{k or 'all'}/class" for k in budgets) + " |",
               "|---|" + "---|" * len(budgets)]
     for strategy in ("finetune-head", "finetune-full", "from-scratch"):
-        accuracies = [f"{r.result['accuracy']:.3f}" for r in curve.runs if r.steps[0]["technique"] == strategy]
+        accuracies = [f"{r.result.accuracy:.3f}" for r in curve.runs if r.steps[0]["technique"] == strategy]
         lines.append(f"| {strategy} | " + " | ".join(accuracies) + " |")
     print(file=sys.stderr)
     out.write_text("\n".join(lines) + "\n")

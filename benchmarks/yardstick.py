@@ -36,10 +36,10 @@ COLUMNS = ["machine", "repeat", "threads", "original p50 ms", "int8 p50 ms", "sp
 
 
 def row(machine: str, n: int, m, quiet_median: float | None, unpaired: float) -> tuple[list[str], float]:
-    ratios, check = m.paired_ratios, m.metrics["speed_check"]
+    ratios, check = m.paired_ratios, m.figures.speed_check
     off = "" if quiet_median is None else f"{ratios['latency'] / quiet_median - 1:+.0%}"
     cells = [machine, str(n), str(check["threads"]), f"{m.original_speed['latency_ms_p50']:.2f}",
-             f"{m.metrics['latency_ms_p50']:.2f}",
+             f"{m.figures.latency_ms_p50:.2f}",
              f"{ratios['latency']:.2f}", f"{ratios['latency_low']:.2f}-{ratios['latency_high']:.2f}", off,
              "unstable: " + "; ".join(check["reasons"]) if check["unstable"] else "stable",
              f"{check['others_cores']:.2f}" if check["others_cores"] is not None else "n/a",
@@ -54,7 +54,7 @@ def main(out: Path) -> None:
     [(technique, config)] = resolve([("onnx-int8-dynamic", {})])
     result = technique.apply(original, config, prepared.dataset, report("onnx-int8-dynamic"))
     alone = replace(CONFIG, attempts=1)
-    quiet_original = measure(original, split, config=alone).metrics["latency_ms_p50"]
+    quiet_original = measure(original, split, config=alone).figures.latency_ms_p50
 
     def repeats(machine: str, quiet_median: float | None) -> list[tuple[list[str], float]]:
         """The paired measurement REPEATS times, each with the unpaired ratio of that moment."""
@@ -62,7 +62,7 @@ def main(out: Path) -> None:
         for n in range(1, REPEATS + 1):
             m = measure(result, split, prepared.original.predictions, CONFIG, progress=report(f"{machine} {n}"),
                         against=original)
-            unpaired = quiet_original / measure(result, split, config=alone).metrics["latency_ms_p50"]
+            unpaired = quiet_original / measure(result, split, config=alone).figures.latency_ms_p50
             done.append(row(machine, n, m, quiet_median, unpaired))
         return done
 

@@ -25,7 +25,8 @@ from .models import CAUSAL_LM, OFFLINE_MODELS
 from .paths import home
 from .pipeline import Request, run_pipeline
 from .progress import Progress
-from .runs import RunStore
+from .figures import Measured
+from .runs import Run, RunStore
 from .yardstick import speed_verdict, unstable
 
 ROWS = [("size_bytes", "size (MB)", 1e-6), ("params", "params (M)", 1e-6), ("latency_ms_p50", "p50 ms", 1),
@@ -136,8 +137,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(run.to_json(), indent=2))
     else:
         for step in kept[:-1]:  # a chain's intermediate results, each stored as a run of its own
-            print(f"after {step.label}: run {step.run_id}, {_quality(step.result)}, "
-                  f"{step.result['size_bytes'] / 1e6:.1f} MB, p50 {step.result['latency_ms_p50']:.2f} ms")
+            print(f"after {step.label}: run {step.run_id}, {_quality(step)}, "
+                  f"{step.result.size_bytes / 1e6:.1f} MB, p50 {step.result.latency_ms_p50:.2f} ms")
         _print_comparison(run.baseline, run.result, run.label)
         print(_speed_line(run.ratios, run.result))
         for note in run.notes:
@@ -202,18 +203,18 @@ def _runs(args: argparse.Namespace) -> int:
         return 0
     for run in runs:
         print(f"{run.run_id}  {run.created_at}  {run.model:<14} {run.dataset:<16} {run.label:<24} "
-              f"{_quality(run.result)}  {run.ratios['size']:.2f}x smaller  "
-              f"{run.ratios['latency']:.2f}x faster{' (unstable)' if unstable(run.result) else ''}")
+              f"{_quality(run)}  {run.ratios['size']:.2f}x smaller  "
+              f"{run.ratios['latency']:.2f}x faster{' (unstable)' if unstable(run.result.speed_check) else ''}")
     return 0
 
 
-def _quality(metrics: dict[str, Any]) -> str:
+def _quality(run: Run) -> str:
     """Accuracy for a classifier, perplexity for a language model, word error rate for a speech model."""
-    if "wer" in metrics:
-        return f"WER {metrics['wer']:.1%}"
-    if "perplexity" in metrics:
-        return f"perplexity {metrics['perplexity']:.1f}"
-    return f"accuracy {metrics['accuracy']:.3f}"
+    quality = kinds.get(run.task).QUALITY
+    value = run.result.quality(quality)
+    if quality == "wer":
+        return f"WER {value:.1%}"
+    return f"{quality} {value:.1f}" if quality == "perplexity" else f"{quality} {value:.3f}"
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -223,10 +224,10 @@ def _compare(args: argparse.Namespace) -> int:
     pick = recommend(found, limits)
     if args.json:
         best = pick.best and {"name": pick.best.name, "run_id": pick.best.run_id, "model": pick.best.model,
-                              "metrics": pick.best.metrics}
-        eval_examples = runs[0].result.get("eval_examples") if runs else None
+                              "metrics": pick.best.metrics.to_json()}
+        eval_examples = runs[0].result.eval_examples if runs else None
         print(json.dumps({"dataset": args.dataset, "eval_examples": eval_examples,
-                          "hardware": runs[0].result.get("measured_on") if runs else None, "limits": asdict(limits),
+                          "hardware": runs[0].result.measured_on if runs else None, "limits": asdict(limits),
                           "recommendation": best, "message": pick.message, "shortfalls": pick.shortfalls}, indent=2))
     else:
         print(pick.message)
@@ -276,17 +277,18 @@ def _assign_settings(technique_ids: list[str], settings: list[str]) -> list[tupl
     return steps
 
 
-def _speed_line(ratios: dict[str, float], result: dict[str, Any]) -> str:
+def _speed_line(ratios: dict[str, float], result: Measured) -> str:
     """The paired speed ratio with its interquartile range, and the machine's verdict on it."""
     spread = f" (IQR {ratios['latency_low']:.2f}-{ratios['latency_high']:.2f})" if "latency_low" in ratios else ""
-    return f"speed: {ratios['latency']:.2f}x faster{spread}, timed side by side; {speed_verdict(result)}"
+    return f"speed: {ratios['latency']:.2f}x faster{spread}, timed side by side; {speed_verdict(result.speed_check)}"
 
 
-def _print_comparison(baseline: dict[str, Any], result: dict[str, Any], label: str) -> None:
+def _print_comparison(baseline: Measured, result: Measured, label: str) -> None:
     print(f"{'':<14}{'original':>14}{label:>26}")
     for key, name, scale in ROWS:
-        if baseline.get(key) is not None and result.get(key) is not None:
-            print(f"{name:<14}{baseline[key] * scale:>14.3f}{result[key] * scale:>26.3f}")
+        before, after = getattr(baseline, key, None), getattr(result, key, None)
+        if before is not None and after is not None:
+            print(f"{name:<14}{before * scale:>14.3f}{after * scale:>26.3f}")
 
 
 def _parser() -> argparse.ArgumentParser:

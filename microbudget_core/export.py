@@ -50,10 +50,12 @@ def model_card(run: Run) -> str:
             ("perplexity", "perplexity", 1, ".2f"), ("generation (tokens/s)", "tokens_per_s", 1, ".1f"),
             ("word error rate", "wer", 1, ".3f"), ("character error rate", "cer", 1, ".3f"),
             ("real-time factor (s per s of audio)", "rtf", 1, ".3f")]
-    if "wer" not in run.result:  # a speech model's clips are timed one by one: the p50 says it
+    if run.result.rtf is None:  # a speech model's clips are timed one by one: the p50 says it
         rows.insert(6, ("throughput, batch 32 (/s)", "throughput_per_s", 1, ",.0f"))
-    table = "\n".join(f"| {name} | {run.baseline[key] * scale:{spec}} | {run.result[key] * scale:{spec}} |"
-                      for name, key, scale, spec in rows if key in run.baseline and key in run.result)
+    both = [(name, getattr(run.baseline, key, None), getattr(run.result, key, None), scale, spec)
+            for name, key, scale, spec in rows]
+    table = "\n".join(f"| {name} | {before * scale:{spec}} | {after * scale:{spec}} |"
+                      for name, before, after, scale, spec in both if before is not None and after is not None)
     notes = "\n".join(f"- {note}" for note in run.notes) or "- none"
     labels = f", labels: {', '.join(run.labels)}" if run.labels else ""
     return f"""# {run.model}: {run.label}

@@ -16,6 +16,7 @@ import torch
 
 from . import devices, kinds, yardstick
 from .data import Split
+from .figures import Measured
 from .models import ModelBundle
 from .runtimes import PYTORCH
 from .progress import Progress, no_progress, scaled
@@ -44,9 +45,9 @@ class MeasureConfig:
 
 @dataclass
 class Measurement:
-    metrics: dict[str, Any]
+    figures: Measured  # the kind's Figures
     predictions: np.ndarray  # eval predictions, the reference for later rows' fidelity
-    original_speed: dict[str, Any] | None = None  # the original's speed, timed in the same window as this row's
+    original_speed: dict[str, Any] | None = None  # the original's speed figures, timed in the same window as this row's
     paired_ratios: dict[str, float] = field(default_factory=dict)  # "latency", "latency_low", ... (see speed_ratios)
 
 
@@ -82,13 +83,13 @@ def measure(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None
         torch.set_num_threads(previous_threads)
     speeds = [{**speed_fields(kind, timing, eval_split), "speed_check": dataclasses.asdict(window.check),
                "threads": threads} for timing in window.timings]
-    metrics = {"size_bytes": size, "params": bundle.parameter_count(), **dataclasses.asdict(quality), **speeds[-1],
-               "peak_rss_mb": peak_rss, "load_seconds": load_seconds, "eval_examples": len(eval_split),
-               "measured_on": devices.hardware(where)}
+    figures = kind.Figures(**dataclasses.asdict(quality), size_bytes=size, params=bundle.parameter_count(),
+                           **speeds[-1], peak_rss_mb=peak_rss, load_seconds=load_seconds,
+                           eval_examples=len(eval_split), measured_on=devices.hardware(where))
     progress(1.0, "Measured")
     if len(placed) == 1:
-        return Measurement(metrics, predictions)
-    return Measurement(metrics, predictions, speeds[0], speed_ratios(*window.timings))
+        return Measurement(figures, predictions)
+    return Measurement(figures, predictions, speeds[0], speed_ratios(*window.timings))
 
 
 def speed_fields(kind: Any, timing: dict[str, yardstick.Rounds], eval_split: Split) -> dict[str, Any]:
@@ -122,12 +123,12 @@ def measurable_on_device(bundle: ModelBundle) -> bool:
             and all(type(t) is torch.Tensor and not t.is_quantized for t in bundle.model.state_dict().values()))
 
 
-def ratios(baseline: dict[str, Any], result: dict[str, Any], task: str,
+def ratios(baseline: Measured, result: Measured, task: str,
            paired: dict[str, float] | None = None) -> dict[str, float]:
     """The contract's ratios: >1 means the result is smaller / faster (the speed ratios from a side-by-side timing
     where there was one, with their spread); the kind adds its quality ratio."""
-    return {"size": baseline["size_bytes"] / result["size_bytes"],
-            "latency": baseline["latency_ms_p50"] / result["latency_ms_p50"], **(paired or {}),
+    return {"size": baseline.size_bytes / result.size_bytes,
+            "latency": baseline.latency_ms_p50 / result.latency_ms_p50, **(paired or {}),
             **kinds.get(task).quality_ratio(baseline, result)}
 
 

@@ -16,7 +16,7 @@ from .measure import MeasureConfig, Measurement, measure, ratios
 from .models import ModelBundle
 from .paths import workspace
 from .progress import Progress, no_progress, scaled
-from .runs import Run, RunStore, step_label
+from .runs import Run, RunStore, new_run_id, step_label
 
 
 @dataclass(frozen=True)
@@ -143,20 +143,20 @@ def _measure_and_store(prepared: Prepared, steps: list[tuple[Any, Any]], result:
                        progress: Progress) -> Run:
     """Measure `result` (what `steps` made of the baseline) against the original, and store it as a Run."""
     baseline = prepared.baseline
-    run = Run(model=prepared.request.model, dataset=prepared.request.dataset, task=baseline.task,
-              steps=_records(steps),
-              baseline={**prepared.original.metrics, **_training(baseline.meta)}, result={}, ratios={},
-              labels=list(baseline.labels))
-    artifacts = workspace() / "artifacts" / run.run_id
+    run_id = new_run_id()
+    artifacts = workspace() / "artifacts" / run_id
     try:
         final = measure(result, prepared.eval_split, reference=prepared.original.predictions, config=measure_config,
                         artifact_dir=artifacts, progress=progress, against=baseline)
-        run.baseline.update(final.original_speed or {})  # the original as timed in the same window as the result
-        run.result = {**final.metrics, **(step_training if steps else _training(baseline.meta))}
-        run.ratios = ratios(run.baseline, run.result, run.task, final.paired_ratios)
-        run.artifact_path = str(artifacts)
-        run.notes = list(result.meta.get("notes", []))
-        run.result.update(result.meta.get("report", {}))  # technique-specific figures, e.g. per-layer error
+        # The original as timed in the same window as the result; each row with the training that made it.
+        original = dataclasses.replace(prepared.original.figures, **(final.original_speed or {}),
+                                       **_training(baseline.meta))
+        figures = dataclasses.replace(final.figures, **(step_training if steps else _training(baseline.meta)),
+                                      report=dict(result.meta.get("report", {})))  # e.g. per-layer error
+        run = Run(model=prepared.request.model, dataset=prepared.request.dataset, task=baseline.task,
+                  steps=_records(steps), baseline=original, result=figures,
+                  ratios=ratios(original, figures, baseline.task, final.paired_ratios), artifact_path=str(artifacts),
+                  notes=list(result.meta.get("notes", [])), labels=list(baseline.labels), run_id=run_id)
         (store or RunStore()).add(run)
     except BaseException:
         shutil.rmtree(artifacts, ignore_errors=True)  # no orphan files for a run never stored

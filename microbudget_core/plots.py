@@ -10,6 +10,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .figures import Measured
 from .labs.compare import Candidate, pareto_front, quality_name, score
 from .yardstick import unstable
 from .runs import Run
@@ -37,7 +38,7 @@ def comparison_figure(run: Run) -> go.Figure:
     figure = make_subplots(rows=1, cols=len(PANELS), subplot_titles=[_title(run, p) for p in PANELS])
     rows = [run.baseline, run.result]
     for column, (key, _, scale, unit, _) in enumerate(PANELS, start=1):
-        values = [row[key] * scale for row in rows]
+        values = [getattr(row, key) * scale for row in rows]
         figure.add_trace(go.Bar(x=["original", run.label], y=values, marker_color=[ORIGINAL_COLOUR, RESULT_COLOUR],
                                 marker_pattern_shape=[_hatch(row, key) for row in rows],
                                 error_y=_spread(rows, key, scale), text=[f"{v:,.1f} {unit}" for v in values],
@@ -56,23 +57,23 @@ def _symbol(symbol: str, busy: Any) -> str:
     return symbol + "-open" if busy else symbol
 
 
-def _hatch(metrics: dict[str, Any], key: str) -> str:
+def _hatch(figures: Measured, key: str) -> str:
     """A hatched bar where the figure is a speed measured on a busy machine."""
-    return "/" if key in SPEED_KEYS and unstable(metrics) else ""
+    return "/" if key in SPEED_KEYS and unstable(figures.speed_check) else ""
 
 
-def _spread(rows: list[dict[str, Any]], key: str, scale: float) -> dict[str, Any] | None:
+def _spread(rows: list[Measured], key: str, scale: float) -> dict[str, Any] | None:
     """Error bars from each row's 25th to 75th latency percentile (None for other panels and older runs)."""
-    if key != "latency_ms_p50" or not all("latency_ms_p25" in row for row in rows):
+    if key != "latency_ms_p50" or any(row.latency_ms_p25 is None for row in rows):
         return None
     return dict(type="data", symmetric=False, color="#1e293b", thickness=1.5,
-                array=[(row["latency_ms_p75"] - row[key]) * scale for row in rows],
-                arrayminus=[(row[key] - row["latency_ms_p25"]) * scale for row in rows])
+                array=[(row.latency_ms_p75 - row.latency_ms_p50) * scale for row in rows],
+                arrayminus=[(row.latency_ms_p50 - row.latency_ms_p25) * scale for row in rows])
 
 
 def _title(run: Run, panel: tuple) -> str:
     key, name, _, _, smaller_is_better = panel
-    before, after = run.baseline[key], run.result[key]
+    before, after = getattr(run.baseline, key), getattr(run.result, key)
     if key == "accuracy":
         return f"{name}<br><sub>{(after - before) * 100:+.1f} pt</sub>"
     if not before or not after:
@@ -84,16 +85,16 @@ def _title(run: Run, panel: tuple) -> str:
     else:
         factor, spread = before / after if smaller_is_better else after / before, ""
     word = {"size_bytes": "smaller", "latency_ms_p50": "faster", "throughput_per_s": "more"}[key]
-    warning = " ⚠ unstable" if figure and unstable(run.result) else ""
+    warning = " ⚠ unstable" if figure and unstable(run.result.speed_check) else ""
     return f"{name}<br><sub>{factor:.2f}x {word}{spread}{warning}</sub>"
 
 
 def summary(run: Run) -> str:
     """One line a person can say out loud: '3.9x smaller, 1.3x faster, -0.4 pt accuracy'."""
-    drop = (run.result["accuracy"] - run.baseline["accuracy"]) * 100
-    busy = " (speed unstable: measured on a busy machine)" if unstable(run.result) else ""
+    drop = (run.result.accuracy - run.baseline.accuracy) * 100
+    busy = " (speed unstable: measured on a busy machine)" if unstable(run.result.speed_check) else ""
     return (f"{run.ratios['size']:.1f}x smaller, {run.ratios['latency']:.1f}x faster{busy}, "
-            f"{drop:+.1f} pt accuracy, {run.result['fidelity'] * 100:.1f}% same predictions")
+            f"{drop:+.1f} pt accuracy, {run.result.fidelity * 100:.1f}% same predictions")
 
 
 INT8_STYLES = [("diamond", "#7c3aed"), ("square", "#d97706"), ("triangle-up", "#2563eb"), ("x", "#be123c")]
@@ -117,22 +118,22 @@ def sweep_figure(runs: list[Run]) -> go.Figure:
               ("latency_ms_p50", 1, "ms", "Latency p50 (batch 1)")]
     figure = make_subplots(rows=1, cols=3, subplot_titles=[f"{title} vs bits" for *_, title in panels])
     for column, (key, scale, unit, _) in enumerate(panels, start=1):
-        figure.add_trace(go.Scatter(x=bits, y=[r.result[key] * scale for r in weight_only], mode="lines+markers",
+        figure.add_trace(go.Scatter(x=bits, y=[getattr(r.result, key) * scale for r in weight_only], mode="lines+markers",
                                     name="weight-only", legendgroup="weight-only", showlegend=column == 1,
                                     marker=dict(color=RESULT_COLOUR, symbol=[
-                                        _symbol("circle", key in SPEED_KEYS and unstable(r.result))
+                                        _symbol("circle", key in SPEED_KEYS and unstable(r.result.speed_check))
                                         for r in weight_only]),
                                     hovertemplate="weight-only %{x} bits: %{y:,.2f} " + unit + "<extra></extra>"),
                          row=1, col=column)
         for run, (symbol, colour) in zip(int8, INT8_STYLES):
-            figure.add_trace(go.Scatter(x=[8], y=[run.result[key] * scale], mode="markers", name=run.label,
+            figure.add_trace(go.Scatter(x=[8], y=[getattr(run.result, key) * scale], mode="markers", name=run.label,
                                         legendgroup=run.label, showlegend=column == 1,
-                                        marker=dict(symbol=_symbol(symbol, key in SPEED_KEYS and unstable(run.result)),
+                                        marker=dict(symbol=_symbol(symbol, key in SPEED_KEYS and unstable(run.result.speed_check)),
                                                     color=colour, size=11),
                                         hovertemplate=run.label + ": %{y:,.2f} " + unit + "<extra></extra>"),
                              row=1, col=column)
-        figure.add_hline(y=original[key] * scale, line_dash="dash", line_color=ORIGINAL_COLOUR,
-                         annotation_text=f"original {original[key] * scale:,.1f} {unit}", row=1, col=column)
+        figure.add_hline(y=getattr(original, key) * scale, line_dash="dash", line_color=ORIGINAL_COLOUR,
+                         annotation_text=f"original {getattr(original, key) * scale:,.1f} {unit}", row=1, col=column)
         figure.update_xaxes(title_text="bits per weight", tickvals=sorted({*bits, 8}), row=1, col=column)
     figure.update_layout(height=400, margin=dict(l=20, r=20, t=60, b=20),
                          legend=dict(orientation="h", yanchor="top", y=-0.25))
@@ -235,7 +236,7 @@ def confusion_figure(matrix: list[list[int]], labels: list[str]) -> go.Figure:
 
 def _per_class(run: Run) -> float:
     """Training examples per class the run used (its report's figure, else the average)."""
-    return run.result.get("examples_per_class") or run.result["train_examples"] / len(run.result["confusion_matrix"])
+    return run.result.report.get("examples_per_class") or run.result.train_examples / len(run.result.confusion_matrix)
 
 
 def curve_figure(runs: list[Run]) -> go.Figure:
@@ -243,12 +244,12 @@ def curve_figure(runs: list[Run]) -> go.Figure:
     figure = go.Figure()
     strategies = dict.fromkeys(run.steps[-1]["technique"] for run in runs)
     for strategy in strategies:
-        points = sorted((_per_class(run), run.result["accuracy"]) for run in runs
+        points = sorted((_per_class(run), run.result.accuracy) for run in runs
                         if run.steps[-1]["technique"] == strategy)
         figure.add_trace(go.Scatter(x=[x for x, _ in points], y=[y * 100 for _, y in points], mode="lines+markers",
                                     name=strategy, marker_color=STRATEGY_COLOURS.get(strategy),
                                     hovertemplate=strategy + ": %{x:,.0f} per class, %{y:.1f}%<extra></extra>"))
-    original = runs[0].baseline["accuracy"] * 100
+    original = runs[0].baseline.accuracy * 100
     figure.add_hline(y=original, line_dash="dash", line_color=ORIGINAL_COLOUR,
                      annotation_text=f"default recipe, all data: {original:.1f}%")
     figure.update_layout(height=400, margin=dict(l=20, r=20, t=30, b=20), yaxis_title="eval accuracy (%)",
@@ -272,9 +273,9 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
     techniques = sorted(dict.fromkeys(c.technique for c in found), key=lambda t: t == "original")
     colours = {t: ORIGINAL_COLOUR if t == "original" else TECHNIQUE_PALETTE[i % len(TECHNIQUE_PALETTE)]
                for i, t in enumerate(techniques)}
-    largest = max((c.metrics.get("params") or 1 for c in found), default=1)
+    largest = max((c.metrics.params or 1 for c in found), default=1)
     for column, (key, scale, title) in enumerate(PARETO_AXES, start=1):
-        xs = [c.metrics[key] * scale for c in found]
+        xs = [getattr(c.metrics, key) * scale for c in found]
         ys = [abs(score(c.metrics)) * 100 for c in found]  # accuracy or WER, in %
         front = pareto_front(xs, [score(c.metrics) for c in found])
         for technique in techniques:
@@ -286,8 +287,8 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
                 error_x=_spread([found[i].metrics for i in members], key, scale),
                 marker=dict(color=colours[technique],
                             symbol=[_symbol("star" if technique == "original" else "circle",
-                                            unstable(found[i].metrics)) for i in members],
-                            size=[8 + 22 * math.sqrt((found[i].metrics.get("params") or 1) / largest)
+                                            unstable(found[i].metrics.speed_check)) for i in members],
+                            size=[8 + 22 * math.sqrt((found[i].metrics.params or 1) / largest)
                                   for i in members],
                             opacity=[1.0 if front[i] or technique == "original" else 0.25 for i in members],
                             line=dict(width=1.5 if technique == "original" else 0, color="#1e293b")),
@@ -307,9 +308,10 @@ def pareto_figure(found: list[Candidate]) -> go.Figure:
     return figure
 
 
-def _busy_note(metrics: dict[str, Any]) -> str:
+def _busy_note(figures: Measured) -> str:
     """A hover line for a speed measured on a busy machine (such points are drawn open)."""
-    return f"<br>⚠ speed unstable: {unstable(metrics)}" if unstable(metrics) else ""
+    reason = unstable(figures.speed_check)
+    return f"<br>⚠ speed unstable: {reason}" if reason else ""
 
 
 def architectures_figure(rows: list[dict]) -> go.Figure:
@@ -324,7 +326,7 @@ def architectures_figure(rows: list[dict]) -> go.Figure:
             mode="markers+text", text=[row["architecture"] for row in rows], textposition="top center",
             cliponaxis=False,  # names at the axes' ends stay whole
             marker=dict(size=12, color=TECHNIQUE_PALETTE[column - 1],
-                        symbol=[_symbol("circle", key in SPEED_KEYS and unstable(row)) for row in rows]),
+                        symbol=[_symbol("circle", key in SPEED_KEYS and unstable(row.get("speed_check"))) for row in rows]),
             showlegend=False,
             hovertemplate="%{text}: %{x:,.1f}, accuracy %{y:.1f}%<extra></extra>"), row=1, col=column)
         figure.update_xaxes(title_text=title, type="log", row=1, col=column)

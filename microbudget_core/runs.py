@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 import uuid
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,6 +18,7 @@ from typing import Any, Iterator
 from . import kinds, snapshot, techniques
 from .errors import DamagedFile, MicrobudgetError
 from .exclusive import one_at_a_time
+from .figures import Measured
 from .models import ModelBundle
 from .saved import load_saved
 from .models.bundle import DAMAGED, MISSING, artifact_state
@@ -32,24 +33,36 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 @dataclass
 class Run:
     model: str
     dataset: str
     task: str
     steps: list[dict[str, Any]]  # [{"technique": id, "config": {...}}, ...]
-    baseline: dict[str, Any]
-    result: dict[str, Any]
+    baseline: Measured  # the original's figures, as the kind's Figures (figures.py); a flat dict is typed
+    result: Measured  # the result's
     ratios: dict[str, float]
     artifact_path: str | None = None
     notes: list[str] = field(default_factory=list)  # caveats a technique reported about this result
     labels: list[str] = field(default_factory=list)  # class names, in the order of the confusion matrix
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    run_id: str = field(default_factory=new_run_id)
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     snapshot: str = ""  # where and when, for a run read from the results snapshot (its model is not here)
 
+    def __post_init__(self) -> None:
+        # A stored record's rows (flat JSON objects) are typed by the run's kind.
+        if isinstance(self.baseline, dict):
+            self.baseline = figures_of(self.task, self.baseline)
+        if isinstance(self.result, dict):
+            self.result = figures_of(self.task, self.result)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The run as stored and as the CLI prints it: each row's figures one flat object."""
+        return {**asdict(self), "baseline": self.baseline.to_json(), "result": self.result.to_json()}
 
     @property
     def recipe(self) -> str:
@@ -206,6 +219,14 @@ def _parsed(record: str) -> Run | None:
     """A stored record as a Run; None (and a warning) for one that is not a run, so one bad row hides no others."""
     try:
         return Run(**json.loads(record))
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, KeyError, MicrobudgetError) as error:
         warnings.warn(f"a stored run record cannot be read ({error}); it is left in the store, unused")
         return None
+
+
+def figures_of(task: str, flat: dict[str, Any]) -> Measured:
+    """A stored row typed by its kind: an older record's missing figure is None, an unknown key joins the report."""
+    kind = kinds.get(task)
+    names = {f.name for f in fields(kind.Figures)} - {"report"}
+    return kind.Figures(**{name: flat.get(name) for name in names},
+                        report={key: value for key, value in flat.items() if key not in names})

@@ -264,13 +264,13 @@ def median(samples: list[float]) -> float:
     return statistics.median(samples) if samples else float("nan")
 
 
-def unstable(metrics: dict[str, Any]) -> str | None:
-    """Why a row's speed is not to be believed (measured on a busy machine), or None."""
-    check = metrics.get("speed_check") or {}
+def unstable(speed_check: dict[str, Any] | None) -> str | None:
+    """Why a row's speed is not to be believed (measured on a busy machine), from its speed check; or None."""
+    check = speed_check or {}
     return "; ".join(check.get("reasons", [])) or "unstable" if check.get("unstable") else None
 
 
-def speed_verdict(metrics: dict[str, Any]) -> str:
-    """A table's word on a row's speed: "stable", or "unstable: " and why."""
-    reason = unstable(metrics)
-    return f"unstable: {reason}" if reason else "stable" if metrics.get("speed_check") else "not checked (older run)"
+def speed_verdict(speed_check: dict[str, Any] | None) -> str:
+    """A table's word on a row's speed, from its speed check: "stable", or "unstable: " and why."""
+    reason = unstable(speed_check)
+    return f"unstable: {reason}" if reason else "stable" if speed_check else "not checked (older run)"

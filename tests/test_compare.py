@@ -6,12 +6,17 @@ import pytest
 
 from microbudget_core.labs.compare import (Candidate, Limits, candidates, comparison_rows, eval_sizes, measured_on,
                                      pareto_front, recommend, serving_cost)
-from microbudget_core.runs import Run
+from microbudget_core.figures import Measured
+from microbudget_core.runs import Run, figures_of
 
 
-def metrics(accuracy: float, latency: float, size_mb: float, throughput: float = 100.0) -> dict:
+def flat(accuracy: float, latency: float, size_mb: float, throughput: float = 100.0) -> dict:
     return {"accuracy": accuracy, "latency_ms_p50": latency, "size_bytes": size_mb * 1e6,
             "throughput_per_s": throughput}
+
+
+def metrics(accuracy: float, latency: float, size_mb: float, **more) -> Measured:
+    return figures_of("text-classification", {**flat(accuracy, latency, size_mb), **more})
 
 
 def candidate(name: str, accuracy: float, latency: float, size_mb: float, original: bool = False) -> Candidate:
@@ -75,7 +80,7 @@ def test_serving_cost_arithmetic():
 def test_candidates_hold_one_original_per_model_and_every_result(tmp_path):
     def run(model: str, accuracy: float, created: str) -> Run:
         return Run(model, "d", "text-classification", [{"technique": "dynamic-int8", "config": {}}],
-                   metrics(0.8, 20, 90), metrics(accuracy, 10, 30), {}, str(tmp_path / "gone"), created_at=created)
+                   flat(0.8, 20, 90), flat(accuracy, 10, 30), {}, str(tmp_path / "gone"), created_at=created)
 
     found = candidates([run("a", 0.7, "1"), run("a", 0.75, "2"), run("b", 0.6, "3")])
     assert [c.name for c in found if c.is_original] == ["a (original)", "b (original)"]
@@ -95,18 +100,19 @@ def test_comparison_rows_mark_each_frontier_and_price_each_row():
 
 def test_only_runs_measured_on_the_same_eval_examples_are_compared():
     def run(eval_examples: int) -> Run:
-        result = {**metrics(0.8, 10, 30), "eval_examples": eval_examples}
+        result = {**flat(0.8, 10, 30), "eval_examples": eval_examples}
         return Run("m", "d", "text-classification", [], result, result, {})
 
     runs = [run(300), run(1000), run(1000), run(300)]
     assert eval_sizes(runs) == [1000, 300]
-    assert [r.result["eval_examples"] for r in measured_on(runs)] == [1000, 1000]  # the largest by default
+    assert [r.result.eval_examples for r in measured_on(runs)] == [1000, 1000]  # the largest by default
     assert len(measured_on(runs, 300)) == 2 and measured_on([], None) == []
 
 
 def speech_candidate(name: str, wer: float, latency: float, size_mb: float, original: bool = False) -> Candidate:
     return Candidate(name, "whisper", "original" if original else "t",
-                     {"wer": wer, "latency_ms_p50": latency, "size_bytes": size_mb * 1e6, "throughput_per_s": 3.0},
+                     figures_of("speech-recognition", {"wer": wer, "latency_ms_p50": latency, "size_bytes": size_mb * 1e6,
+                                                       "throughput_per_s": 3.0}),
                      None if original else name)
 
 
@@ -130,8 +136,8 @@ QUIET = {"speed_check": {"unstable": False, "reasons": []}}
 
 def test_a_pick_that_leans_on_an_unstable_speed_says_so():
     original = candidate("original", 0.82, 20.0, 90.0, original=True)
-    fast_but_busy = Candidate("int8", "m", "t", {**metrics(0.81, 8.0, 24.0), **BUSY}, "int8")
-    steady = Candidate("half", "m", "t", {**metrics(0.815, 15.0, 45.0), **QUIET}, "half")
+    fast_but_busy = Candidate("int8", "m", "t", metrics(0.81, 8.0, 24.0, **BUSY), "int8")
+    steady = Candidate("half", "m", "t", metrics(0.815, 15.0, 45.0, **QUIET), "half")
     # The latency limit was judged on the busy run's speed: the pick says so, naming it.
     pick = recommend([original, fast_but_busy, steady], Limits(max_latency_ms=16))
     assert pick.best.name == "half" and "Caution: the speed of int8 was measured on a busy machine" in pick.message
@@ -148,8 +154,8 @@ def test_charts_carry_the_spread_and_mark_an_unstable_speed():
 
     timed = {"latency_ms_p25": 9.0, "latency_ms_p75": 12.0, "accuracy": 0.8}
     run = Run("m", "d", "text-classification", [{"technique": "onnx-int8-dynamic", "config": {}}],
-              baseline={**metrics(0.82, 10.0, 90.0), **timed, **QUIET},
-              result={**metrics(0.81, 2.0, 24.0), "latency_ms_p25": 1.5, "latency_ms_p75": 2.5, **BUSY},
+              baseline={**flat(0.82, 10.0, 90.0), **timed, **QUIET},
+              result={**flat(0.81, 2.0, 24.0), "latency_ms_p25": 1.5, "latency_ms_p75": 2.5, **BUSY},
               ratios={"size": 3.75, "latency": 5.2, "latency_low": 4.8, "latency_high": 5.5})
     figure = comparison_figure(run)
     latency = figure.data[1]

@@ -36,4 +36,4 @@ def test_loading_a_model_while_another_job_trains_leaves_both_intact(tiny_text_m
         stop.set()
         loader.join()
     assert not failures and loaded and all(loaded)
-    assert run.result["accuracy"] > 0 and torch.get_default_device().type == "cpu"
+    assert run.result.accuracy > 0 and torch.get_default_device().type == "cpu"

@@ -17,7 +17,7 @@ from microbudget_core.baseline import build_baseline
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig, measure
-from microbudget_core.models import ModelSpec, count_params, load_model
+from microbudget_core.models import TEXT, ModelSpec, count_params, load_model
 from microbudget_core.saved import load_saved
 from microbudget_core.pipeline import Request, prepare, resolve, run_pipeline, run_rows
 from microbudget_core.runs import Run, RunStore
@@ -106,18 +106,18 @@ def test_measure_reports_the_contract_fields(tiny_text_model, dataset, monkeypat
     clock = _clock_whose_nth_timed_call_takes_n_ms()
     monkeypatch.setattr(yardstick.MACHINE, "clock", lambda: next(clock))
     result = measure(bundle, dataset.eval, config=replace(FAST, memory=True, attempts=1, rounds=1))
-    assert CONTRACT <= result.metrics.keys()
-    m = result.metrics
+    assert CONTRACT <= result.figures.to_json().keys()
+    m = result.figures
     # One round of 5 batch-1 calls (after a warm-up call): 1, 2, 3, 4 and 5 ms on this clock.
-    assert m["latency_ms_p50"] == pytest.approx(3) and m["latency_ms_p95"] == pytest.approx(4.8)
-    assert m["fidelity"] == 1.0 and 0 <= m["accuracy"] <= 1
-    assert m["params"] == count_params(bundle.model) > 0
-    assert m["peak_rss_mb"] > 50  # a fresh Python process with torch loaded
-    confusion = np.array(m["confusion_matrix"])
+    assert m.latency_ms_p50 == pytest.approx(3) and m.latency_ms_p95 == pytest.approx(4.8)
+    assert m.fidelity == 1.0 and 0 <= m.accuracy <= 1
+    assert m.params == count_params(bundle.model) > 0
+    assert m.peak_rss_mb > 50  # a fresh Python process with torch loaded
+    confusion = np.array(m.confusion_matrix)
     assert confusion.shape == (2, 2) and confusion.sum() == len(dataset.eval)
-    assert np.trace(confusion) == round(m["accuracy"] * len(dataset.eval))
+    assert np.trace(confusion) == round(m.accuracy * len(dataset.eval))
     flipped = measure(bundle, dataset.eval, reference=1 - result.predictions, config=FAST)
-    assert flipped.metrics["fidelity"] == 0.0
+    assert flipped.figures.fidelity == 0.0
 
 
 @pytest.mark.parametrize("backend", ["torch.ao", "torchao"])
@@ -133,8 +133,8 @@ def test_dynamic_int8_shrinks_a_copy_and_keeps_predictions(tiny_text_model, data
     assert any(type(m) is torch.nn.Linear for m in trained.model.modules()), "input was modified"
     original = measure(trained, dataset.eval, config=FAST)
     result = measure(quantized, dataset.eval, reference=original.predictions, config=FAST)
-    assert result.metrics["size_bytes"] < original.metrics["size_bytes"]
-    assert result.metrics["fidelity"] >= 0.9
+    assert result.figures.size_bytes < original.figures.size_bytes
+    assert result.figures.fidelity >= 0.9
 
 
 def test_dynamic_int8_refuses_a_model_without_linear_layers(tiny_text_model, dataset):
@@ -180,19 +180,19 @@ def test_pipeline_stores_a_run_with_the_contract(tiny_text_model, sentiment_csv,
     started = time.perf_counter()
     run = run_pipeline(request, store=store, measure_config=FAST)
     elapsed = time.perf_counter() - started
-    assert CONTRACT <= run.baseline.keys() and CONTRACT <= run.result.keys()
-    assert 0 < run.baseline["train_seconds"] <= elapsed and "train_seconds" not in run.result
-    assert run.ratios["size"] == pytest.approx(run.baseline["size_bytes"] / run.result["size_bytes"])
+    assert CONTRACT <= run.baseline.to_json().keys() and CONTRACT <= run.result.to_json().keys()
+    assert 0 < run.baseline.train_seconds <= elapsed and run.result.train_seconds is None
+    assert run.ratios["size"] == pytest.approx(run.baseline.size_bytes / run.result.size_bytes)
     # Speed ratios come from one window where the original and the result were timed by turns, with their spread;
     # the run's baseline carries the original's figures from that window (so both rows share one check).
     for figure in ("latency", "throughput"):
         assert run.ratios[f"{figure}_low"] <= run.ratios[figure] <= run.ratios[f"{figure}_high"]
-    assert run.baseline["speed_check"] == run.result["speed_check"]
-    assert run.baseline["latency_ms_p25"] <= run.baseline["latency_ms_p50"] <= run.baseline["latency_ms_p75"]
-    assert run.result["eval_examples"] == 30
+    assert run.baseline.speed_check == run.result.speed_check
+    assert run.baseline.latency_ms_p25 <= run.baseline.latency_ms_p50 <= run.baseline.latency_ms_p75
+    assert run.result.eval_examples == 30
     assert run.steps == [{"technique": "dynamic-int8", "config": {"backend": "auto", "embeddings": True}}]
-    faster = "torch.ao" if run.result["backend_ms_torch_ao"] <= run.result["backend_ms_torchao"] else "torchao"
-    assert run.result["dynamic_int8_backend"] == faster  # auto timed both backends on this CPU and kept the faster
+    faster = "torch.ao" if run.result.report["backend_ms_torch_ao"] <= run.result.report["backend_ms_torchao"] else "torchao"
+    assert run.result.report["dynamic_int8_backend"] == faster  # auto timed both backends on this CPU and kept the faster
     assert [r.run_id for r in store.list()] == [run.run_id]
     assert (tmp_path / "runs.sqlite").exists()
 
@@ -223,8 +223,8 @@ def test_pipeline_rejects_bad_ids_before_any_work(tmp_path):
 def test_a_run_label_names_its_steps_and_their_changed_settings():
     steps = [{"technique": "weight-only", "config": {**asdict(techniques.get("weight-only").Config()), "bits": 3}},
              {"technique": "dynamic-int8", "config": {"backend": "auto"}}, {"technique": "retired", "config": {"x": 1}}]
-    assert Run("m", "d", "t", steps, {}, {}, {}).label == "weight-only(bits=3) -> dynamic-int8 -> retired(x=1)"
-    assert Run("m", "d", "t", [], {}, {}, {}).label == "original"
+    assert Run("m", "d", TEXT, steps, {}, {}, {}).label == "weight-only(bits=3) -> dynamic-int8 -> retired(x=1)"
+    assert Run("m", "d", TEXT, [], {}, {}, {}).label == "original"
 
 
 def test_run_store_is_append_only_and_survives_a_failed_write(tmp_path):

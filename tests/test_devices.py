@@ -181,9 +181,9 @@ def test_compare_ranks_only_runs_measured_on_the_same_hardware():
     runs = [_run("NVIDIA H200, 140 GB", 0.9), _run("AMD EPYC, 2 cores", 0.8), _run("AMD EPYC, 2 cores", 0.7),
             _run(None, 0.6)]
     assert hardware_choices(runs) == ["AMD EPYC, 2 cores", "NVIDIA H200, 140 GB", NOT_RECORDED]  # most runs first
-    assert [r.result["accuracy"] for r in on_hardware(runs)] == [0.8, 0.7]
-    assert [r.result["accuracy"] for r in on_hardware(runs, "NVIDIA H200, 140 GB")] == [0.9]
-    assert [r.result["accuracy"] for r in on_hardware(runs, NOT_RECORDED)] == [0.6]
+    assert [r.result.accuracy for r in on_hardware(runs)] == [0.8, 0.7]
+    assert [r.result.accuracy for r in on_hardware(runs, "NVIDIA H200, 140 GB")] == [0.9]
+    assert [r.result.accuracy for r in on_hardware(runs, NOT_RECORDED)] == [0.6]
     assert on_hardware([]) == []
 
 

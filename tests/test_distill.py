@@ -187,10 +187,10 @@ def test_distill_then_int8_runs_as_one_pipeline_keeping_each_step(tiny_text_mode
     runs = store.list()
     assert [len(r.steps) for r in sorted(runs, key=lambda r: len(r.steps))] == [1, 2]
     student = next(r for r in runs if len(r.steps) == 1)
-    assert student.result["size_bytes"] < final.baseline["size_bytes"]  # a tiny model's int8 graph is not smaller
+    assert student.result.size_bytes < final.baseline.size_bytes  # a tiny model's int8 graph is not smaller
     assert (Path(final.artifact_path) / "model.onnx").exists() and (Path(student.artifact_path) / "model.safetensors").exists()
     assert final.steps[0] == student.steps[0]
-    assert student.result["teacher_params"] > student.result["params"]
+    assert student.result.report["teacher_params"] > student.result.params
 
 
 def test_distillation_page_with_a_tiny_model(tiny_text_model, sentiment_csv, monkeypatch):

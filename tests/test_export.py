@@ -92,7 +92,7 @@ def test_two_writers_at_once_lose_no_run(tmp_path):
 
 
 def test_cli_compare_recommends_and_export_writes_the_artifact(stored_run, tmp_path, capsys):
-    size_mb = stored_run.result["size_bytes"] / 1e6
+    size_mb = stored_run.result.size_bytes / 1e6
     assert main(["compare", "--dataset", stored_run.dataset, "--max-size-mb", f"{size_mb * 1.01}", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["recommendation"]["run_id"] == stored_run.run_id  # the original is too big

@@ -41,7 +41,7 @@ def test_each_level_is_what_its_file_holds_and_f32_matches_pytorch(tiny_gguf_lla
     for run in sweep.runs:
         file = Path(run.artifact_path) / llamacpp.FILE
         reader = gguf.GGUFReader(file)
-        assert run.result["tensor_types"] == llamacpp.tensor_types(file)
+        assert run.result.report["tensor_types"] == llamacpp.tensor_types(file)
         held = sum(stored_bytes(tensor) for tensor in reader.tensors)
         assert held == sum(int(tensor.n_bytes) for tensor in reader.tensors)
         # The file is its header (metadata, vocabulary) then the tensors, each aligned to 32 bytes.
@@ -49,18 +49,18 @@ def test_each_level_is_what_its_file_holds_and_f32_matches_pytorch(tiny_gguf_lla
         sizes.append(file.stat().st_size)
     assert sizes == sorted(sizes, reverse=True) and sizes[0] > 3 * sizes[-1]
     f32, q8, q4, q2 = sweep.runs
-    assert set(f32.result["tensor_types"]) == {"F32"} and "Q8_0" in q8.result["tensor_types"]
-    assert "Q4_K" in q4.result["tensor_types"] and "Q2_K" in q2.result["tensor_types"]  # 256 wide: no fallback
+    assert set(f32.result.report["tensor_types"]) == {"F32"} and "Q8_0" in q8.result.report["tensor_types"]
+    assert "Q4_K" in q4.result.report["tensor_types"] and "Q2_K" in q2.result.report["tensor_types"]  # 256 wide: no fallback
     # llama.cpp's F32 file scores the same texts' same tokens as PyTorch, and generates the same greedy tokens.
     assert f32.ratios["perplexity"] == pytest.approx(1.0, abs=2e-3)
-    assert f32.result["fidelity"] == 1.0 and f32.result["completion"] == f32.baseline["completion"]
-    assert all(run.result["perplexity"] > 1 and run.result["tokens_per_s"] > 0 for run in sweep.runs)
+    assert f32.result.fidelity == 1.0 and f32.result.completion == f32.baseline.completion
+    assert all(run.result.perplexity > 1 and run.result.tokens_per_s > 0 for run in sweep.runs)
     rows = llm_quantization.level_rows(sweep.runs)
     assert [row.backend for row in rows] == ["PyTorch"] + ["llama.cpp"] * 4
     assert rows[-1].bits < rows[2].bits < rows[1].bits == 32
     # The live box runs a stored level on llama.cpp: the same greedy text as when it was measured.
     pieces = list(llm_quantization.stream(str(tiny_gguf_llama), q4.run_id, QUICK.prompt, QUICK.new_tokens))
-    assert len(pieces) > 1 and "".join(pieces).strip() and q4.result["completion"].startswith("".join(pieces))
+    assert len(pieces) > 1 and "".join(pieces).strip() and q4.result.completion.startswith("".join(pieces))
     # Taken away: the file, an Ollama Modelfile that names it with the chat template, and the commands.
     folder = export.export_run(q4, tmp_path / "export")
     modelfile = (folder / "Modelfile").read_text()
@@ -109,7 +109,7 @@ def test_the_contest_deploys_the_fastest_level_within_ten_percent_perplexity(tin
     sweep = llm_quantization.run_levels(llm, texts_id, ["GGUF F32", "GGUF Q8_0"], texts=20, measure_config=QUICK)
     within = [run for run in sweep.runs if run.ratios["perplexity"] <= specialist.PERPLEXITY_KEPT]
     chosen = specialist.deployed_level(llm, texts_id)
-    assert chosen == max(within, key=lambda run: run.result["tokens_per_s"])
+    assert chosen == max(within, key=lambda run: run.result.tokens_per_s)
     runs = specialist.run_contest(texts_id, [llm], shots=2, specialist=str(tiny_text_model), eval_limit=20,
                                   measure_config=QUICK)
     assert [step["technique"] for step in runs[1].steps] == ["gguf", "few-shot"]

@@ -24,7 +24,7 @@ def test_half_precision_halves_the_weights_and_keeps_predictions(technique_id, t
     fp32_file = bundle.save(tmp_path / "fp32") / "model.safetensors"
     half_file = half.save(tmp_path / "half") / "model.safetensors"
     assert half_file.stat().st_size < 0.6 * fp32_file.stat().st_size
-    assert result.metrics["fidelity"] >= 0.9
+    assert result.figures.fidelity >= 0.9
     np.testing.assert_allclose(half.logits(dataset.eval.inputs), bundle.logits(dataset.eval.inputs), atol=0.05)
     assert "half the bytes" in half.meta["notes"][-1]
     assert next(bundle.model.parameters()).dtype == torch.float32, "the input bundle was modified"

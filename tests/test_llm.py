@@ -131,8 +131,8 @@ def test_each_pytorch_level_runs_and_its_packed_size_is_what_the_bit_count_predi
     other_bytes = 4 * sum(p.numel() for p in fp32.parameters() if all(p is not w for w in matrices))
     for run in sweep.runs:
         bits = llm_quantization.LEVELS[llm_quantization.level_of(run)][0]
-        assert math.isfinite(run.result["perplexity"]) and run.result["tokens_per_s"] > 0
-        assert run.result["completion"] and run.ratios["perplexity"] > 0
+        assert math.isfinite(run.result.perplexity) and run.result.tokens_per_s > 0
+        assert run.result.completion and run.ratios["perplexity"] > 0
         if run.steps[0]["technique"] != "weight-only":
             continue
         predicted = other_bytes
@@ -155,7 +155,7 @@ def test_a_stored_level_reloads_and_generates_what_it_generated_when_measured(ti
     sweep = llm_quantization.run_levels(str(tiny_gguf_llama), texts_id, ["4-bit"], texts=20, measure_config=QUICK)
     run = sweep.runs[0]
     pieces = list(llm_quantization.stream(str(tiny_gguf_llama), run.run_id, QUICK.prompt, QUICK.new_tokens))
-    assert len(pieces) > 1 and "".join(pieces).strip() and run.result["completion"].startswith("".join(pieces))
+    assert len(pieces) > 1 and "".join(pieces).strip() and run.result.completion.startswith("".join(pieces))
     with pytest.raises(MicrobudgetError, match="prompt is empty"):
         llm_quantization.stream(str(tiny_gguf_llama), "", "  ", 4)
 
@@ -167,7 +167,7 @@ def test_the_contest_measures_specialist_and_llm_on_the_same_texts(tiny_causal_l
     rows = specialist.contest_rows(runs)
     assert [row.contender.split()[-1] for row in rows] == ["fine-tuned", "onnx-int8-dynamic", "zero-shot",
                                                               "2-shot"]
-    assert {run.result["eval_examples"] for run in runs} == {30}
+    assert {run.result.eval_examples for run in runs} == {30}
     assert all(0 <= row.accuracy <= 1 and row.cost_per_million > 0 for row in rows)
     assert "x faster per text" in specialist.contest_headline(rows)
     assert specialist.latest_contest(texts_id) == runs

@@ -148,9 +148,9 @@ def test_a_large_teacher_distils_into_a_student_of_another_family_cut_to_k_layer
     reloaded = load_saved(Path(student.artifact_path))
     assert reloaded.model.config.model_type == "bert" and reloaded.model.config.num_hidden_layers == 1
     assert reloaded.preprocess.tokenizer.vocab_size < 40  # the student's own word table, trimmed to the texts
-    assert student.result["teacher_params"] > student.result["params"]
+    assert student.result.report["teacher_params"] > student.result.params
     rows = distillation.lineup(sweep.runs)
-    assert [r.network for r in rows][:2] == [head_only_mpnet, student.result["student"]]
+    assert [r.network for r in rows][:2] == [head_only_mpnet, student.result.report["student"]]
     said = distillation.headline(rows)
     assert f"than the teacher ({head_only_mpnet})" in said and "over the same student" in said
     assert distillation.headlines(f"csv:{sentiment_csv}", [head_only_mpnet]) == [said]

@@ -76,8 +76,8 @@ def test_onnx_int8_dynamic_is_smaller_and_agrees(tiny_text_model, sentiment_csv,
     quantized = apply("onnx-int8-dynamic", bundle)
     original = measure(bundle, dataset.eval, config=FAST)
     result = measure(quantized, dataset.eval, reference=original.predictions, config=FAST)
-    assert result.metrics["size_bytes"] < 0.6 * original.metrics["size_bytes"]
-    assert result.metrics["fidelity"] >= 0.9
+    assert result.figures.size_bytes < 0.6 * original.figures.size_bytes
+    assert result.figures.fidelity >= 0.9
     assert cpu_preset() in quantized.meta["notes"][-1]
     assert all(torch.equal(before[k], v) for k, v in bundle.model.state_dict().items())
     reloaded = load_saved(quantized.save(tmp_path / "artifact"))

@@ -86,4 +86,4 @@ def test_the_operators_limits_cap_epochs_and_examples_of_every_technique(monkeyp
     assert (config.epochs, config.examples_per_class) == (1, 8)  # 0, "all", is over the limit too
     assert (distill.epochs, distill.examples_per_class) == (1, 8)
     run = run_pipeline(Request(str(tiny_text_model), f"csv:{sentiment_csv}", [("finetune-head", {"epochs": 4})]))
-    assert run.result["train_examples"] <= 2 * 8 and run.steps[0]["config"]["epochs"] == 1
+    assert run.result.train_examples <= 2 * 8 and run.steps[0]["config"]["epochs"] == 1

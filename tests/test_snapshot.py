@@ -40,7 +40,7 @@ def test_each_stored_row_s_ratios_agree_with_its_own_metrics(committed):
     runs = RunStore().list(quality=None)
     assert len(runs) == len(committed.runs) and all(run.snapshot for run in runs)
     for run in runs:
-        assert run.ratios["size"] == pytest.approx(run.baseline["size_bytes"] / run.result["size_bytes"]), run.label
+        assert run.ratios["size"] == pytest.approx(run.baseline.size_bytes / run.result.size_bytes), run.label
         for speed in ("latency", "throughput"):  # timed side by side: the median ratio inside its spread
             if f"{speed}_low" in run.ratios:
                 assert run.ratios[f"{speed}_low"] <= run.ratios[speed] <= run.ratios[f"{speed}_high"], run.label

@@ -135,13 +135,13 @@ def test_speech_runs_are_measured_stored_and_reload(tiny_whisper: Path, spoken_f
         assert 0 < side["latency_ms_p25"] <= side["latency_ms_p50"] <= side["latency_ms_p75"]
         assert len(side["transcripts"]) == side["eval_examples"]
     if runtime != "pytorch":  # all weights int8 (PyTorch's keeps the embedding table fp32 beside the int8 output layer)
-        assert run.result["size_bytes"] < run.baseline["size_bytes"] / 2
+        assert run.result.size_bytes < run.baseline.size_bytes / 2
     assert set(run.ratios) == {"size", "latency", "latency_low", "latency_high", "wer"}
     assert RunStore().get(run.run_id) is not None
     saved = load_saved(Path(run.artifact_path))
     assert saved.runtime.ID == runtime and saved.task == SPEECH
     clips = load_dataset(DatasetSpec(f"audio:{spoken_folder}")).eval
-    assert [transcribe(saved, clip).text for clip in clips.inputs] == run.result["transcripts"]
+    assert [transcribe(saved, clip).text for clip in clips.inputs] == run.result.transcripts
 
 
 def test_cli_speech_contract_and_listing(tiny_whisper: Path, spoken_folder: Path) -> None:

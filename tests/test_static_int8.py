@@ -53,7 +53,7 @@ def test_static_int8_artifact_is_smaller_and_reloads_to_the_same_outputs(vision,
     fast = MeasureConfig(memory=False, warmup=1, latency_runs=3)
     original = measure(bundle, dataset.eval, config=fast, artifact_dir=tmp_path / "fp32")
     result = measure(quantized, dataset.eval, config=fast, artifact_dir=tmp_path / "int8")
-    assert result.metrics["size_bytes"] < original.metrics["size_bytes"] / 2.5
+    assert result.figures.size_bytes < original.figures.size_bytes / 2.5
     reloaded = load_saved(tmp_path / "int8")
     np.testing.assert_allclose(reloaded.logits(dataset.eval.inputs), quantized.logits(dataset.eval.inputs))
 

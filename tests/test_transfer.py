@@ -293,9 +293,9 @@ def test_the_pipeline_reports_what_training_cost(pretrained_text, sentiment_csv,
     fast = MeasureConfig(memory=False, latency_runs=3)
     done = run_pipeline(request, RunStore(tmp_path / "runs.sqlite"), fast)
     result = done.result
-    assert result["train_examples"] == 10 and result["examples_per_class"] == 5
-    assert 0 < result["train_seconds"] != done.baseline["train_seconds"]  # the step's own training, not the baseline's
-    assert result["trainable_params"] == 3 * 32 * 2 + 2
+    assert result.train_examples == 10 and result.report["examples_per_class"] == 5
+    assert 0 < result.train_seconds != done.baseline.train_seconds  # the step's own training, not the baseline's
+    assert result.report["trainable_params"] == 3 * 32 * 2 + 2
     # the 2-label head of a 32-wide, 2-layer BERT reads 3 mean-pooled hidden states (embeddings and 2 layers)
 
 

@@ -20,7 +20,7 @@ st.markdown("A small **student** learns from a large **teacher**: not only from 
 model, dataset = ui.pick_model_and_dataset(model_default=distillation.default_teacher())
 ui.dataset_preview(dataset)
 teachers = {"": "the default recipe's fine-tuned model"} | {
-    r.run_id: f"{r.label} ({r.result['accuracy']:.1%}, run {r.run_id})" for r in RunStore().list(dataset)
+    r.run_id: f"{r.label} ({r.result.accuracy:.1%}, run {r.run_id})" for r in RunStore().list(dataset)
     if r.model == model and r.steps and r.steps[-1]["technique"].startswith("finetune") and not r.snapshot}
 teacher_run = st.selectbox("Teacher", list(teachers), format_func=teachers.get, key="distill_teacher")
 with st.expander("Student, loss and budget", expanded=True):

@@ -55,7 +55,7 @@ for run in runs:
     st.caption(f"**{lab.level_of(run)}**: {run.notes[-1]}")
 
 st.subheader("The same prompt at each level")
-st.markdown(f"*{runs[0].result['prompt']}*")
+st.markdown(f"*{runs[0].result.prompt}*")
 for start in range(0, len(rows), 3):
     for column, row in zip(st.columns(3), rows[start:start + 3]):
         column.markdown(f"**{row.level}** · perplexity {row.perplexity:,.1f}")

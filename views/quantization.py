@@ -48,13 +48,13 @@ if run:
         st.info(note)
     columns = st.columns(4)
     for column, (key, name, scale, unit, smaller_is_better) in zip(columns, plots.PANELS):
-        column.metric(name, f"{run.result[key] * scale:,.2f} {unit}",
-                      f"{(run.result[key] - run.baseline[key]) * scale:+,.2f} {unit}",
+        before, after = getattr(run.baseline, key), getattr(run.result, key)
+        column.metric(name, f"{after * scale:,.2f} {unit}", f"{(after - before) * scale:+,.2f} {unit}",
                       delta_color="inverse" if smaller_is_better else "normal")
     st.plotly_chart(plots.comparison_figure(run), width="stretch", config={"displayModeBar": False})
     # Numbers only: a column mixing numbers with lists (the confusion matrix) or names breaks the table.
-    numbers = {key: (value, run.result.get(key)) for key, value in run.baseline.items()
-               if isinstance(value, (int, float))}
+    before, after = run.baseline.to_json(), run.result.to_json()
+    numbers = {key: (value, after.get(key)) for key, value in before.items() if isinstance(value, (int, float))}
     table = pd.DataFrame.from_dict(numbers, orient="index", columns=["original", run.label]).rename_axis("metric")
     st.dataframe(table, width="stretch")
 
@@ -62,8 +62,8 @@ earlier = RunStore().list(dataset)
 if earlier:
     st.subheader(f"Runs on {dataset}")
     st.dataframe(pd.DataFrame([{"run": r.run_id, "when": r.created_at, "model": r.model, "pipeline": r.label,
-                                "accuracy": r.result["accuracy"], "size x": r.ratios["size"],
-                                "speed x": r.ratios["latency"], "speed": speed_verdict(r.result)}
+                                "accuracy": r.result.accuracy, "size x": r.ratios["size"],
+                                "speed x": r.ratios["latency"], "speed": speed_verdict(r.result.speed_check)}
                                for r in reversed(earlier)]),
                  hide_index=True, width="stretch")
 
@@ -78,8 +78,8 @@ sweep = ui.kept_rows(labs.SWEEP, [model, dataset], f"bit-width sweep on {model}"
     lambda progress: lab.run_sweep(sweep_request, group_size=int(group_size), progress=progress)) or None)
 if sweep:
     st.plotly_chart(plots.sweep_figure(sweep), width="stretch", config={"displayModeBar": False})
-    st.dataframe(pd.DataFrame([{"pipeline": plots.sweep_name(r), "accuracy": r.result["accuracy"],
-                                "size MB": r.result["size_bytes"] / 1e6, "p50 ms": r.result["latency_ms_p50"],
+    st.dataframe(pd.DataFrame([{"pipeline": plots.sweep_name(r), "accuracy": r.result.accuracy,
+                                "size MB": r.result.size_bytes / 1e6, "p50 ms": r.result.latency_ms_p50,
                                 "summary": plots.summary(r)} for r in sweep]), hide_index=True, width="stretch")
 
 st.subheader("Explainer: what quantization does to one layer")

@@ -39,24 +39,24 @@ if ui.job_button("Train", lab.run_recipe, type="primary", disabled=not (model an
 # The last training of this model on this dataset: this session's, an earlier one's, or `warm`'s.
 run = lab.latest(model, dataset)
 if run:
-    st.subheader(f"{run.label}: {run.result['accuracy']:.1%} eval accuracy")
+    st.subheader(f"{run.label}: {run.result.accuracy:.1%} eval accuracy")
     ui.snapshot_note([run])
     for note in run.notes:
         st.info(note)
     accuracy, seconds, trainable, size = st.columns(4)
-    accuracy.metric("Eval accuracy", f"{run.result['accuracy']:.1%}",
-                    f"{(run.result['accuracy'] - run.baseline['accuracy']) * 100:+.1f} pt vs default recipe")
-    seconds.metric("Training time", f"{run.result.get('train_seconds', 0):,.0f} s",
-                   f"{run.result.get('train_examples', 0):,} examples", delta_color="off", delta_arrow="off")
-    trainable.metric("Trained parameters", f"{run.result.get('trainable_params', 0):,}",
-                     f"of {run.result['params']:,}", delta_color="off", delta_arrow="off")
-    size.metric("Model size", f"{run.result['size_bytes'] / 1e6:,.1f} MB")
+    accuracy.metric("Eval accuracy", f"{run.result.accuracy:.1%}",
+                    f"{(run.result.accuracy - run.baseline.accuracy) * 100:+.1f} pt vs default recipe")
+    seconds.metric("Training time", f"{(run.result.train_seconds or 0):,.0f} s",
+                   f"{(run.result.train_examples or 0):,} examples", delta_color="off", delta_arrow="off")
+    trainable.metric("Trained parameters", f"{run.result.report.get('trainable_params', 0):,}",
+                     f"of {run.result.params:,}", delta_color="off", delta_arrow="off")
+    size.metric("Model size", f"{run.result.size_bytes / 1e6:,.1f} MB")
     curves, confusion = st.columns(2)
-    if run.result.get("history"):
-        curves.plotly_chart(plots.training_figure({run.label: run.result["history"]}), key="transfer_curves",
+    if run.result.history:
+        curves.plotly_chart(plots.training_figure({run.label: run.result.history}), key="transfer_curves",
                             width="stretch", config={"displayModeBar": False})
-    labels = run.labels or [str(i) for i in range(len(run.result["confusion_matrix"]))]
-    confusion.plotly_chart(plots.confusion_figure(run.result["confusion_matrix"], labels), width="stretch",
+    labels = run.labels or [str(i) for i in range(len(run.result.confusion_matrix))]
+    confusion.plotly_chart(plots.confusion_figure(run.result.confusion_matrix, labels), width="stretch",
                            config={"displayModeBar": False})
 
     st.markdown("**Try it**")
@@ -73,10 +73,10 @@ trained = [r for r in RunStore().list(dataset)
            if r.model == model and r.steps and r.steps[-1]["technique"] in STRATEGIES]
 if trained:
     st.subheader("Strategies side by side")
-    st.dataframe(pd.DataFrame([{"run": r.run_id, "strategy": r.label, "accuracy": r.result["accuracy"],
-                                "train s": r.result.get("train_seconds"), "train examples": r.result.get("train_examples"),
-                                "trained params": r.result.get("trainable_params"),
-                                "size MB": r.result["size_bytes"] / 1e6} for r in reversed(trained)]),
+    st.dataframe(pd.DataFrame([{"run": r.run_id, "strategy": r.label, "accuracy": r.result.accuracy,
+                                "train s": r.result.train_seconds, "train examples": r.result.train_examples,
+                                "trained params": r.result.report.get("trainable_params"),
+                                "size MB": r.result.size_bytes / 1e6} for r in reversed(trained)]),
                  hide_index=True, width="stretch")
 
 st.subheader("Data-efficiency curve")

@@ -9,7 +9,8 @@ comparing task strings. Adding a kind is adding a module here that holds:
 - `RECIPE`, the baseline recipe (a training.TrainConfig; None where the model is measured as it is), and
   `GPU_MEASURED`, whether measure() may run it on a GPU;
 - `QUALITY` (the metric that ranks its runs: "accuracy", "perplexity", ...), `HIGHER_IS_BETTER`,
-  and `Metrics`, a dataclass of the figures `measure()` adds for it;
+  `Metrics`, a dataclass of the figures `measure()` adds for it, and `Figures`, a row's whole figures (Metrics
+  joined with figures.Measured: `@dataclass class Figures(Metrics, Measured)`);
 - `quality(bundle, eval_split, reference, config, progress) -> (Metrics, predictions)`, the part of
   `measure()` that differs (predictions are what fidelity compares), and `quality_ratio(baseline, result)`,
   its part of the run's ratios;
@@ -63,6 +64,11 @@ def answers(kind: ModuleType, task: str | None) -> bool:
 def prompted(kind: ModuleType, task: str | None) -> bool:
     """Whether a model of this kind answers `task` only from a prompt (a causal LM asked to classify)."""
     return task in kind.PROMPTED_FOR
+
+
+def of_figures(figures: Any) -> ModuleType:
+    """The kind whose Figures these are (the two classifier kinds share theirs)."""
+    return next(kind for kind in registry().values() if isinstance(figures, kind.Figures))
 
 
 def ranked_by(quality: str) -> set[str]:

@@ -4,12 +4,13 @@ calls and batches of the eval inputs to time."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 from ..data import Split
+from ..figures import Measured
 from .. import yardstick
 from ..measure import MeasureConfig
 from ..models.bundle import ModelBundle
@@ -29,6 +30,11 @@ class Metrics:
     macro_f1: float
     fidelity: float  # share of eval predictions equal to the original's
     confusion_matrix: list[list[int]]  # rows: true class, columns: predicted, both in bundle.labels order
+
+
+@dataclass
+class Figures(Metrics, Measured):
+    """A classifier's row: its Metrics beside what every row has."""
 
 
 def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None, config: MeasureConfig,
@@ -69,7 +75,7 @@ def hf_loader(source: str, task: str, labels: list[str] | None) -> Callable[[], 
     return lambda: load_hf_classifier(source, task, labels)
 
 
-def quality_ratio(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, float]:
+def quality_ratio(baseline: Figures, result: Figures) -> dict[str, float]:
     """Accuracy kept, as a share of the original's."""
-    return {"accuracy_retained": result["accuracy"] / baseline["accuracy"] if baseline["accuracy"] else 0.0}
+    return {"accuracy_retained": result.accuracy / baseline.accuracy if baseline.accuracy else 0.0}
 

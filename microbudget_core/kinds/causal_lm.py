@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import data, yardstick
 from ..data import Split
+from ..figures import Measured
 from ..measure import MeasureConfig
 from ..models.bundle import CAUSAL_LM, TEXT, ModelBundle
 from ..models.hf import TextPreprocessor
@@ -41,6 +42,11 @@ class Metrics:
     fidelity: float  # share of the completion's tokens equal to the original's at the same position
     prompt: str
     completion: str
+
+
+@dataclass
+class Figures(Metrics, Measured):
+    """A language model's row: its Metrics beside what every row has."""
 
 
 def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None, config: MeasureConfig,
@@ -76,9 +82,9 @@ def speed_fields(timing: dict[str, yardstick.Rounds], eval_split: Split) -> dict
     return {"tokens_per_s": 1 / yardstick.median(yardstick.flat(timing["latency"]))}
 
 
-def quality_ratio(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, float]:
+def quality_ratio(baseline: Figures, result: Figures) -> dict[str, float]:
     """How much the perplexity grew (1 = unchanged)."""
-    return {"perplexity": result["perplexity"] / baseline["perplexity"]}
+    return {"perplexity": result.perplexity / baseline.perplexity}
 
 
 def counting_input() -> list[str]:

@@ -12,8 +12,8 @@ from ..models.bundle import IMAGE
 from ..models.hf import HubImagePreprocessor, from_pretrained
 from ..training import TrainConfig
 # The classifiers' shared part of the kind's API.
-from ._classification import (GPU_MEASURED, HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401
-                              quality, quality_ratio, speed_fields, speed_work)
+from ._classification import (GPU_MEASURED, HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Figures, Metrics,  # noqa: F401
+                              hf_loader, quality, quality_ratio, speed_fields, speed_work)
 
 ID = IMAGE
 DESCRIPTION = "image classifier"

@@ -12,6 +12,7 @@ import transformers
 
 from .. import data, yardstick
 from ..data import Split
+from ..figures import Measured
 from ..data.audio import SAMPLE_RATE
 from ..measure import MeasureConfig
 from ..models.bundle import SPEECH, ModelBundle
@@ -46,6 +47,11 @@ class Metrics:
     fidelity: float  # 1 - WER of these transcripts against the original model's (0 at worst)
     audio_seconds: float
     transcripts: list[str]
+
+
+@dataclass
+class Figures(Metrics, Measured):
+    """A speech recognizer's row: its Metrics beside what every row has."""
 
 
 def quality(bundle: ModelBundle, eval_split: Split, reference: np.ndarray | None, config: MeasureConfig,
@@ -109,9 +115,9 @@ def _normalizer() -> Any:
     return _english[0]
 
 
-def quality_ratio(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, float | None]:
+def quality_ratio(baseline: Figures, result: Figures) -> dict[str, float | None]:
     """How much the word error rate grew (1 = unchanged; None when the original made no error)."""
-    return {"wer": result["wer"] / baseline["wer"] if baseline["wer"] else None}
+    return {"wer": result.wer / baseline.wer if baseline.wer else None}
 
 
 def example_inputs() -> list[np.ndarray]:

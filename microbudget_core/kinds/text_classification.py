@@ -11,8 +11,8 @@ from ..models.bundle import TEXT
 from ..models.hf import TextPreprocessor, from_pretrained
 from ..training import TrainConfig
 # The classifiers' shared part of the kind's API.
-from ._classification import (GPU_MEASURED, HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Metrics, hf_loader,  # noqa: F401
-                              quality, quality_ratio, speed_fields, speed_work)
+from ._classification import (GPU_MEASURED, HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Figures, Metrics,  # noqa: F401
+                              hf_loader, quality, quality_ratio, speed_fields, speed_work)
 
 ID = TEXT
 DESCRIPTION = "text classifier"

@@ -146,7 +146,7 @@ def compare_architectures(architectures: list[Architecture], dataset_id: str, bu
                      "multiply_adds": multiply_adds(trained), "train_seconds": report.train_seconds,
                      # fully convolutional: also counted at the resolution it was published at, as quoted
                      "multiply_adds_published": multiply_adds(trained, family.image_size) if family else None,
-                     "train_examples": report.train_examples, **measured.metrics,
+                     "train_examples": report.train_examples, **measured.figures.to_json(),
                      "x_faster_than_first": measured.paired_ratios.get("latency", 1.0)})
     labs.remember(labs.ARCHITECTURES, [dataset_id], {"budget": asdict(budget), "rows": rows})
     return rows

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
+from .. import kinds
+from ..figures import Measured
 from ..rows import column
 from ..models.bundle import artifact_state
 from ..runs import Run
@@ -31,7 +33,7 @@ class Candidate:
     name: str
     model: str
     technique: str  # the pipeline's technique ids, or "original"
-    metrics: dict[str, Any]
+    metrics: Measured  # the kind's Figures
     run_id: str | None = None  # None for an original
     created_at: str = ""
     artifact_path: str | None = None
@@ -46,24 +48,26 @@ class Candidate:
         return "original" if self.is_original else artifact_state(self.artifact_path)
 
 
-def score(metrics: dict[str, Any]) -> float:
-    """Higher is better: a classifier's accuracy, or minus a speech model's word error rate."""
-    return -metrics["wer"] if "wer" in metrics else metrics["accuracy"]
+def score(metrics: Measured) -> float:
+    """Higher is better: the kind's quality (a classifier's accuracy), negated where lower is better (WER)."""
+    kind = kinds.of_figures(metrics)
+    value = metrics.quality(kind.QUALITY)
+    return value if kind.HIGHER_IS_BETTER else -value
 
 
 def quality_name(found: Sequence[Candidate]) -> str:
     """What ranks these candidates: "WER" for speech models, else "accuracy"."""
-    return "WER" if found and "wer" in found[0].metrics else "accuracy"
+    return "WER" if found and kinds.of_figures(found[0].metrics).QUALITY == "wer" else "accuracy"
 
 
 def eval_sizes(runs: Sequence[Run]) -> list[int]:
     """The eval-set sizes the runs were measured on, largest first (the first N of one eval split each)."""
-    return sorted({run.result.get("eval_examples", 0) for run in runs}, reverse=True)
+    return sorted({(run.result.eval_examples or 0) for run in runs}, reverse=True)
 
 
 def hardware_of(run: Run) -> str:
     """What measured the run's speed, in one line (devices.hardware; older runs: NOT_RECORDED)."""
-    return run.result.get("measured_on") or NOT_RECORDED
+    return run.result.measured_on or NOT_RECORDED
 
 
 def hardware_choices(runs: Sequence[Run]) -> list[str]:
@@ -81,7 +85,7 @@ def on_hardware(runs: Sequence[Run], hardware: str | None = None) -> list[Run]:
 def measured_on(runs: Sequence[Run], eval_examples: int | None = None) -> list[Run]:
     """The runs measured on the same eval examples (the largest set unless given): accuracy compares only there."""
     size = eval_examples if eval_examples is not None else next(iter(eval_sizes(runs)), 0)
-    return [run for run in runs if run.result.get("eval_examples", 0) == size]
+    return [run for run in runs if (run.result.eval_examples or 0) == size]
 
 
 def candidates(runs: Sequence[Run]) -> list[Candidate]:
@@ -136,7 +140,7 @@ def recommend(found: Sequence[Candidate], limits: Limits) -> Recommendation:
     misses = [_misses(c, limits, reference) for c in found]
     meeting = [c for c, missed in zip(found, misses) if not missed]
     if meeting:
-        best = max(meeting, key=lambda c: (score(c.metrics), -c.metrics["latency_ms_p50"], -c.metrics["size_bytes"]))
+        best = max(meeting, key=lambda c: (score(c.metrics), -c.metrics.latency_ms_p50, -c.metrics.size_bytes))
         return Recommendation(best, f"Ship {best.name}: {_describe(best)}.{_speed_caveat(found, best, limits)}")
     never = [limit for limit in _limit_names(limits) if all(limit in missed for missed in misses)]
     # The nearest: the smallest total shortfall, each limit's shortfall relative to the limit itself.
@@ -153,8 +157,8 @@ def recommend(found: Sequence[Candidate], limits: Limits) -> Recommendation:
 
 def _speed_caveat(found: Sequence[Candidate], chosen: Candidate, limits: Limits) -> str:
     """What the pick leans on that a busy machine measured: the chosen one's speed, or speeds a latency limit read."""
-    judged = [c for c in found if unstable(c.metrics)] if limits.max_latency_ms is not None else []
-    if unstable(chosen.metrics):
+    judged = [c for c in found if unstable(c.metrics.speed_check)] if limits.max_latency_ms is not None else []
+    if unstable(chosen.metrics.speed_check):
         judged = [chosen] + [c for c in judged if c is not chosen]
     if not judged:
         return ""
@@ -175,8 +179,8 @@ def _limit_names(limits: Limits) -> list[str]:
 def _misses(candidate: Candidate, limits: Limits, reference_score: float) -> dict[str, float]:
     """Each limit this candidate breaks, and by how much (in the limit's unit); min_accuracy binds classifiers only."""
     m = candidate.metrics
-    value = {"max_size_mb": m["size_bytes"] / 1e6, "max_latency_ms": m["latency_ms_p50"],
-             "min_accuracy": m.get("accuracy", math.inf), "max_accuracy_drop_pt": (reference_score - score(m)) * 100}
+    value = {"max_size_mb": m.size_bytes / 1e6, "max_latency_ms": m.latency_ms_p50,
+             "min_accuracy": getattr(m, "accuracy", math.inf), "max_accuracy_drop_pt": (reference_score - score(m)) * 100}
     over = {name: (getattr(limits, name) - value[name]) if name == "min_accuracy" else (value[name] - getattr(limits, name))
             for name in _limit_names(limits)}
     return {name: gap for name, gap in over.items() if gap > 1e-12}
@@ -184,8 +188,8 @@ def _misses(candidate: Candidate, limits: Limits, reference_score: float) -> dic
 
 def _describe(c: Candidate) -> str:
     m = c.metrics
-    quality = f"WER {m['wer']:.1%}" if "wer" in m else f"accuracy {m['accuracy']:.3f}"
-    return f"{quality}, {m['size_bytes'] / 1e6:.1f} MB, p50 {m['latency_ms_p50']:.1f} ms at batch 1"
+    quality = f"WER {m.wer:.1%}" if quality_name([c]) == "WER" else f"accuracy {m.accuracy:.3f}"
+    return f"{quality}, {m.size_bytes / 1e6:.1f} MB, p50 {m.latency_ms_p50:.1f} ms at batch 1"
 
 
 @dataclass(frozen=True)
@@ -232,17 +236,17 @@ def comparison_rows(found: Sequence[Candidate], price_per_hour: float = DEFAULT_
                     requests_per_s: float = 10.0) -> list[ComparisonRow]:
     """One table row per candidate: its figures, its serving cost, and whether it is on each Pareto frontier."""
     scores = [score(c.metrics) for c in found]
-    fastest = pareto_front([c.metrics["latency_ms_p50"] for c in found], scores)
-    smallest = pareto_front([c.metrics["size_bytes"] for c in found], scores)
+    fastest = pareto_front([c.metrics.latency_ms_p50 for c in found], scores)
+    smallest = pareto_front([c.metrics.size_bytes for c in found], scores)
     rows = []
     for c, fast, small in zip(found, fastest, smallest):
-        cost = serving_cost(c.metrics["throughput_per_s"], price_per_hour, requests_per_s)
+        cost = serving_cost(c.metrics.throughput_per_s, price_per_hour, requests_per_s)
         rows.append(ComparisonRow(
-            name=c.name, model=c.model, technique=c.technique, accuracy=c.metrics.get("accuracy"),
-            wer=c.metrics.get("wer"),
-            size_mb=c.metrics["size_bytes"] / 1e6, p50_ms=c.metrics["latency_ms_p50"],
-            params_m=(c.metrics.get("params") or 0) / 1e6, throughput=c.metrics["throughput_per_s"],
+            name=c.name, model=c.model, technique=c.technique, accuracy=getattr(c.metrics, "accuracy", None),
+            wer=getattr(c.metrics, "wer", None),
+            size_mb=c.metrics.size_bytes / 1e6, p50_ms=c.metrics.latency_ms_p50,
+            params_m=(c.metrics.params or 0) / 1e6, throughput=c.metrics.throughput_per_s,
             cost_per_million=cost.per_million, cost_per_month=cost.per_month, pareto_latency=fast,
-            pareto_size=small, artifact=c.artifact, speed=speed_verdict(c.metrics),
+            pareto_size=small, artifact=c.artifact, speed=speed_verdict(c.metrics.speed_check),
             run=c.run_id or "", when=c.created_at))
     return rows

@@ -80,7 +80,7 @@ def role(run: Run) -> str:
     """Which row of the lab a run is: the control, the student, or the student in int8."""
     if run.steps[-1]["technique"] != "distill":
         return QUANTIZED
-    return run.result.get("distill_role", STUDENT)
+    return run.result.report.get("distill_role", STUDENT)
 
 
 @dataclass(frozen=True)
@@ -110,19 +110,19 @@ def lineup(runs: Sequence[Run]) -> list[LineupRow]:
     chosen = runs[0].steps[0]["config"].get("teacher_run")
     teacher_run = RunStore().get(chosen) if chosen else None
     teacher = teacher_run.result if teacher_run else runs[0].baseline
-    student = next((run.result["student"] for run in runs if run.result.get("student")), "student")
+    student = next((run.result.report["student"] for run in runs if run.result.report.get("student")), "student")
     rows = [("teacher", teacher_run.label if teacher_run else runs[0].model, teacher,
-             teacher_run.result["fidelity"] if teacher_run else 1.0, 1.0)]
+             teacher_run.result.fidelity if teacher_run else 1.0, 1.0)]
     # A run was timed side by side with its original: that ratio, where the original is the teacher.
-    rows += [(role(run), f"{student} int8" if role(run) == QUANTIZED else student, run.result, run.result["fidelity"],
-              teacher["latency_ms_p50"] / run.result["latency_ms_p50"] if teacher_run else run.ratios["latency"])
+    rows += [(role(run), f"{student} int8" if role(run) == QUANTIZED else student, run.result, run.result.fidelity,
+              teacher.latency_ms_p50 / run.result.latency_ms_p50 if teacher_run else run.ratios["latency"])
              for run in runs]
-    return [LineupRow(model=name, network=network, size_mb=m["size_bytes"] / 1e6, params_m=m["params"] / 1e6,
-                      p50_ms=m["latency_ms_p50"], p50_ms_p25=m.get("latency_ms_p25", m["latency_ms_p50"]),
-                      p50_ms_p75=m.get("latency_ms_p75", m["latency_ms_p50"]), accuracy=m["accuracy"],
+    return [LineupRow(model=name, network=network, size_mb=m.size_bytes / 1e6, params_m=m.params / 1e6,
+                      p50_ms=m.latency_ms_p50, p50_ms_p25=m.latency_ms_p25 or m.latency_ms_p50,
+                      p50_ms_p75=m.latency_ms_p75 or m.latency_ms_p50, accuracy=m.accuracy,
                       fidelity=fidelity,
-                      x_smaller=teacher["size_bytes"] / m["size_bytes"], x_faster=x_faster,
-                      teacher_share=100 * m["accuracy"] / teacher["accuracy"], speed=speed_verdict(m))
+                      x_smaller=teacher.size_bytes / m.size_bytes, x_faster=x_faster,
+                      teacher_share=100 * m.accuracy / teacher.accuracy, speed=speed_verdict(m.speed_check))
             for name, network, m, fidelity, x_faster in rows]
 
 
@@ -150,9 +150,9 @@ def headlines(dataset: str, models: Sequence[str]) -> list[str]:
 
 def histories(runs: Sequence[Run]) -> tuple[dict[str, list[dict]], float | None]:
     """Per-epoch curves of the trained rows, and the teacher's accuracy on the same validation examples."""
-    trained = [run for run in runs if role(run) != QUANTIZED and run.result.get("history")]
-    teacher = next((run.result.get("teacher_val_accuracy") for run in trained), None)
-    return {role(run): run.result["history"] for run in trained}, teacher
+    trained = [run for run in runs if role(run) != QUANTIZED and run.result.history]
+    teacher = next((run.result.report.get("teacher_val_accuracy") for run in trained), None)
+    return {role(run): run.result.history for run in trained}, teacher
 
 
 def soft_targets(model: str, dataset: str, example: Any, teacher_run: str = "",

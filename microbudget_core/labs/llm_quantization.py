@@ -21,6 +21,7 @@ from ..pipeline import Request, Sweep, prepare, resolve, run_rows
 from ..progress import Progress, no_progress, scaled
 from ..rows import column
 from ..runtimes import llamacpp, pytorch
+from ..figures import Measured
 from ..runs import Run, RunStore, load_run_model
 
 # Level -> (bits per weight, steps). A GGUF level's label names its main type; the file's real mix of types (and
@@ -115,18 +116,18 @@ def level_of(run: Run) -> str:
     return labs.row_name(run, {name: steps for name, (_, steps) in LEVELS.items()})
 
 
-def _row(level: str, metrics: dict[str, Any], original: dict[str, Any], x_faster: float) -> LevelRow:
-    types = metrics.get("tensor_types", {})
+def _row(level: str, metrics: Measured, original: Measured, x_faster: float) -> LevelRow:
+    types = metrics.report.get("tensor_types", {})  # the gguf technique's report
     return LevelRow(level=level, backend=backend(level),
-                    bits=metrics.get("bits_per_weight") or LEVELS.get(level, (32, []))[0],
+                    bits=metrics.report.get("bits_per_weight") or LEVELS.get(level, (32, []))[0],
                     tensor_types=", ".join(f"{kind} x{count}" for kind, count in types.items()) or "-",
-                    size_mb=metrics["size_bytes"] / 1e6,
-                    x_smaller=original["size_bytes"] / metrics["size_bytes"], load_s=metrics.get("load_seconds"),
-                    tokens_per_s=metrics["tokens_per_s"], x_faster=x_faster,
-                    prompt_tokens_per_s=metrics.get("prompt_tokens_per_s"),
-                    perplexity=metrics["perplexity"],
-                    perplexity_x=metrics["perplexity"] / original["perplexity"], same_tokens=metrics["fidelity"],
-                    completion=metrics["completion"], speed=speed_verdict(metrics))
+                    size_mb=metrics.size_bytes / 1e6,
+                    x_smaller=original.size_bytes / metrics.size_bytes, load_s=metrics.load_seconds,
+                    tokens_per_s=metrics.tokens_per_s, x_faster=x_faster,
+                    prompt_tokens_per_s=metrics.prompt_tokens_per_s,
+                    perplexity=metrics.perplexity,
+                    perplexity_x=metrics.perplexity / original.perplexity, same_tokens=metrics.fidelity,
+                    completion=metrics.completion, speed=speed_verdict(metrics.speed_check))
 
 
 def stream(model: str, run_id: str, prompt: str, max_new_tokens: int) -> Generation:

@@ -16,6 +16,7 @@ from ..models import CAUSAL_LM, ModelSpec, load_model
 from ..pipeline import Request, prepare, resolve, run_steps
 from ..progress import Progress, no_progress, scaled
 from ..rows import column
+from ..figures import Measured
 from ..runs import Run, RunStore
 from .compare import DEFAULT_PRICE_PER_HOUR, serving_cost
 
@@ -72,7 +73,7 @@ def deployed_level(llm: str, dataset: str) -> Run | None:
     """The fastest level of the LLM's last level sweep on this dataset that keeps perplexity within 10% (its cost
     per prediction is then what a user would deploy); None where no sweep was run or no level keeps it."""
     kept = [run for run in llm_quantization.latest_levels(llm, dataset) if run.ratios["perplexity"] <= PERPLEXITY_KEPT]
-    return max(kept, key=lambda run: run.result["tokens_per_s"], default=None)
+    return max(kept, key=lambda run: run.result.tokens_per_s, default=None)
 
 
 def _steps_of(run: Run | None) -> list[tuple[str, dict[str, Any]]]:
@@ -81,11 +82,11 @@ def _steps_of(run: Run | None) -> list[tuple[str, dict[str, Any]]]:
 
 def contest_rows(runs: Sequence[Run], price_per_hour: float = DEFAULT_PRICE_PER_HOUR) -> list[ContestRow]:
     """One row per contender, with its serving cost (the Compare page's cost model); the specialist's run first."""
-    return [ContestRow(contender=name, model=run.model, params_m=metrics["params"] / 1e6,
-                       size_mb=metrics["size_bytes"] / 1e6, accuracy=metrics["accuracy"],
-                       macro_f1=metrics["macro_f1"], p50_ms=metrics["latency_ms_p50"],
-                       cost_per_million=serving_cost(metrics["throughput_per_s"], price_per_hour).per_million,
-                       speed=speed_verdict(metrics), run=run.run_id)
+    return [ContestRow(contender=name, model=run.model, params_m=metrics.params / 1e6,
+                       size_mb=metrics.size_bytes / 1e6, accuracy=metrics.accuracy,
+                       macro_f1=metrics.macro_f1, p50_ms=metrics.latency_ms_p50,
+                       cost_per_million=serving_cost(metrics.throughput_per_s, price_per_hour).per_million,
+                       speed=speed_verdict(metrics.speed_check), run=run.run_id)
             for number, run in enumerate(runs) for name, metrics in _contenders(run, specialist=number == 0)]
 
 
@@ -103,7 +104,7 @@ def contest_headline(rows: list[ContestRow]) -> str:
             f"{best.cost_per_million / specialist.cost_per_million:.0f}x cheaper per prediction.")
 
 
-def _contenders(run: Run, specialist: bool) -> list[tuple[str, dict[str, Any]]]:
+def _contenders(run: Run, specialist: bool) -> list[tuple[str, Measured]]:
     """A run's two contenders: the specialist fine-tuned and compressed, or the LLM zero-shot and (at its deployed
     level, with its shots) as the run made it."""
     if specialist:

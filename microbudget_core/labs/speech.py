@@ -23,6 +23,7 @@ from ..models.speech import Transcript, transcribe
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows, run_steps
 from ..progress import Progress, no_progress, scaled
 from ..rows import column
+from ..figures import Measured
 from ..runs import Run, RunStore, load_run_model
 
 LARGER = {"whisper-tiny.en": "whisper-base"}  # the larger Whisper the talk sets beside the small one
@@ -111,11 +112,11 @@ def rows_of(runs: Sequence[Run]) -> list[SpeechRow]:
     # (a model as it is) was timed in its own window, so its ratio is of two windows' medians.
     return [_row(ORIGINAL, "", original, original, 1.0)] + [
         _row(name_of(run), run.run_id, run.result, original,
-             run.ratios["latency"] if run.steps else original["latency_ms_p50"] / run.result["latency_ms_p50"])
+             run.ratios["latency"] if run.steps else original.latency_ms_p50 / run.result.latency_ms_p50)
         for run in runs]
 
 
-def _original(runs: Sequence[Run]) -> dict[str, Any]:
+def _original(runs: Sequence[Run]) -> Measured:
     """The original's measurement: the baseline of a run with steps (a larger Whisper's run has none)."""
     return next((run.baseline for run in runs if run.steps), runs[0].baseline)
 
@@ -127,15 +128,15 @@ def name_of(run: Run) -> str:
     return labs.row_name(run, ROWS)
 
 
-def _row(name: str, run_id: str, metrics: dict[str, Any], original: dict[str, Any], x_faster: float) -> SpeechRow:
-    return SpeechRow(name=name, size_mb=metrics["size_bytes"] / 1e6,
-                     x_smaller=original["size_bytes"] / metrics["size_bytes"],
-                     seconds_per_clip=metrics["latency_ms_p50"] / 1000,
-                     seconds_per_clip_p25=metrics.get("latency_ms_p25", metrics["latency_ms_p50"]) / 1000,
-                     seconds_per_clip_p75=metrics.get("latency_ms_p75", metrics["latency_ms_p50"]) / 1000,
-                     x_faster=x_faster, rtf=metrics["rtf"],
-                     wer=metrics["wer"], cer=metrics["cer"], train_s=metrics.get("train_seconds"),
-                     speed=speed_verdict(metrics), run_id=run_id)
+def _row(name: str, run_id: str, metrics: Measured, original: Measured, x_faster: float) -> SpeechRow:
+    return SpeechRow(name=name, size_mb=metrics.size_bytes / 1e6,
+                     x_smaller=original.size_bytes / metrics.size_bytes,
+                     seconds_per_clip=metrics.latency_ms_p50 / 1000,
+                     seconds_per_clip_p25=(metrics.latency_ms_p25 or metrics.latency_ms_p50) / 1000,
+                     seconds_per_clip_p75=(metrics.latency_ms_p75 or metrics.latency_ms_p50) / 1000,
+                     x_faster=x_faster, rtf=metrics.rtf,
+                     wer=metrics.wer, cer=metrics.cer, train_s=metrics.train_seconds,
+                     speed=speed_verdict(metrics.speed_check), run_id=run_id)
 
 
 def headline(rows: list[SpeechRow]) -> str:
@@ -158,7 +159,7 @@ class ClipRow:
 def clip_rows(runs: Sequence[Run], reference_texts: Sequence[str]) -> list[ClipRow]:
     """Per clip, the reference and every row's transcript (the original's from the runs' baseline)."""
     named = {ORIGINAL: _original(runs)["transcripts"]}
-    named |= {name_of(run): run.result["transcripts"] for run in runs}
+    named |= {name_of(run): run.result.transcripts for run in runs}
     return [ClipRow(reference, {name: texts[n] for name, texts in named.items() if n < len(texts)})
             for n, reference in enumerate(reference_texts)]
 

@@ -253,10 +253,10 @@ def _transfer_slide(plan: Plan) -> Shown:
         return "", []
     run = runs[0]
     full, head = run.baseline, run.result
-    headline = (f"{run.label} of pretrained {plan.model} ({head['trainable_params']:,} parameters trained, "
-                f"{head['train_examples']:,} examples, {head['train_seconds']:.0f} s) reaches "
-                f"{head['accuracy']:.1%} on {plan.dataset}; fine-tuning all {full['params'] / 1e6:.1f}M weights "
-                f"(the default recipe) reaches {full['accuracy']:.1%}.")
+    headline = (f"{run.label} of pretrained {plan.model} ({head.report['trainable_params']:,} parameters trained, "
+                f"{head.train_examples:,} examples, {head.train_seconds:.0f} s) reaches "
+                f"{head.accuracy:.1%} on {plan.dataset}; fine-tuning all {full.params / 1e6:.1f}M weights "
+                f"(the default recipe) reaches {full.accuracy:.1%}.")
     figure = plots.lineup_figure(transfer.recipe_rows(run), name="recipe", panels=transfer.RECIPE_PANELS)
     return headline, [figure]
 

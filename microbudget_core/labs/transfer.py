@@ -56,9 +56,9 @@ RECIPE_PANELS = [("accuracy", "Accuracy", "%"), ("train_s", "Training time", "s"
 def recipe_rows(run: Run) -> list[RecipeRow]:
     """The default recipe (all weights fine-tuned, the run's original) and the run's recipe."""
     full, done = run.baseline, run.result
-    return [RecipeRow("all weights fine-tuned (default recipe)", full["accuracy"], full.get("train_seconds") or 0.0,
-                      full.get("train_examples") or 0),
-            RecipeRow(run.label, done["accuracy"], done["train_seconds"], done["train_examples"])]
+    return [RecipeRow("all weights fine-tuned (default recipe)", full.accuracy, full.train_seconds or 0.0,
+                      full.train_examples or 0),
+            RecipeRow(run.label, done.accuracy, done.train_seconds, done.train_examples)]
 
 
 def curve_examples(dataset_id: str, full: bool = False) -> tuple[int, ...]:

@@ -17,7 +17,8 @@ from torch import nn
 from transformers import BertConfig, BertModel, BertPreTrainedModel, MPNetConfig, MPNetModel, MPNetPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-POOLING = "layer-mean"  # the config's `classifier_pooling` that selects this class (ModernBERT's key)
+from .pooling import POOLING, mean_pooled, uses_layer_mean  # noqa: F401 (the pooling this head reads)
+
 
 
 class _LayerMeanHead:
@@ -62,15 +63,3 @@ class LayerMeanMPNetForSequenceClassification(_LayerMeanHead, MPNetPreTrainedMod
 
 
 CLASSES = {"bert": LayerMeanBertForSequenceClassification, "mpnet": LayerMeanMPNetForSequenceClassification}
-
-
-def mean_pooled(hidden_states: tuple[torch.Tensor, ...], attention_mask: torch.Tensor) -> torch.Tensor:
-    """[batch, states, hidden]: each hidden state's mean over the tokens, padding left out."""
-    mask = attention_mask.unsqueeze(-1).to(hidden_states[0].dtype)
-    count = mask.sum(dim=1).clamp(min=1)
-    return torch.stack([(states * mask).sum(dim=1) / count for states in hidden_states], dim=1)
-
-
-def uses_layer_mean(config: Any) -> bool:
-    """Whether a (saved or fresh) text classifier's config selects this class."""
-    return getattr(config, "classifier_pooling", None) == POOLING

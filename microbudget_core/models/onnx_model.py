@@ -22,7 +22,7 @@ from ..cpu import cpu_flags, is_arm
 from ..errors import MicrobudgetError
 from ..runtimes.ort import OnnxClassifier
 from .bundle import ModelBundle
-from .layer_mean import uses_layer_mean
+from .pooling import uses_layer_mean
 from .vision import is_project_network
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import MicrobudgetError
 from .bundle import ModelBundle
-from .layer_mean import uses_layer_mean
+from .pooling import uses_layer_mean
 from .vision import MobileNetV2
 
 

@@ -9,7 +9,9 @@ control: the same student and budget, the teacher unused. Speech models are dist
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -21,13 +23,13 @@ from ..data import Dataset, DatasetSpec, Split, fingerprint, load_dataset
 from ..errors import MicrobudgetError
 from ..models import IMAGE, SPEECH, TEXT, ModelBundle, ModelSpec, load_model
 from ..models.anatomy import head_name
-from ..models.layer_mean import mean_pooled, uses_layer_mean
+from ..models.pooling import mean_pooled, uses_layer_mean
 from ..models.variants import LAYER_CHOICES, keep_layers, narrow, pick_layers, trim_vocab
 from ..progress import Progress, no_progress, scaled
 from ..runs import load_run_model, stored_run
 from ..runtimes import ORT, PYTORCH
 from ..training import MIN_STEPS, TrainConfig, batched_logits, logits_of, split_for_training, train_classifier
-from . import _distill_speech, _finetune, applies_to
+from . import _finetune, applies_to
 from .finetune_head import frozen_features
 
 ID = "distill"
@@ -88,14 +90,21 @@ class Config:
                                    "folder.", "Set student_model, e.g. minilm-l6.")
 
 
-# A kind whose student is not a classifier has its own distiller (check(config, dataset), then distill(teacher, ...)).
-OWN_DISTILLERS = {SPEECH: _distill_speech}
+# A kind whose student is not a classifier has its own distiller module (check(config, dataset), then
+# distill(teacher, ...)), imported when first asked for: Whisper's modeling code is not loaded for text or images.
+OWN_DISTILLERS = {SPEECH: "_distill_speech"}
+
+
+def own_distiller(task: str) -> ModuleType | None:
+    """The kind's own distiller module, or None where the classifiers' distillation below serves it."""
+    name = OWN_DISTILLERS.get(task)
+    return importlib.import_module(f".{name}", __package__) if name else None
 
 
 @applies_to(ID, (TEXT, IMAGE, SPEECH), (PYTORCH, ORT))
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
-    own = OWN_DISTILLERS.get(bundle.task)
+    own = own_distiller(bundle.task)
     if own:
         own.check(config, dataset)
         return own.distill(_teacher(bundle, config), config, dataset, progress)
@@ -155,7 +164,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
 
 def restructure(model: torch.nn.Module, meta: dict) -> torch.nn.Module:
     """A saved speech student whose encoder reads the clip alone: the encoder swapped back in (same weights)."""
-    return _distill_speech.clip_encoder(model) if meta.get("audio_context") == "clip" else model
+    return own_distiller(SPEECH).clip_encoder(model) if meta.get("audio_context") == "clip" else model
 
 
 def _which_layers(config: Config) -> str:
