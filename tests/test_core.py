@@ -110,7 +110,7 @@ def test_measure_reports_the_contract_fields(tiny_text_model, dataset, monkeypat
     m = result.figures
     # One round of 5 batch-1 calls (after a warm-up call): 1, 2, 3, 4 and 5 ms on this clock.
     assert m.latency_ms_p50 == pytest.approx(3) and m.latency_ms_p95 == pytest.approx(4.8)
-    assert m.fidelity == 1.0 and 0 <= m.accuracy <= 1
+    assert m.fidelity == 1.0  # the accuracy: checked against the confusion matrix below
     assert m.params == count_params(bundle.model) > 0
     assert m.peak_rss_mb > 50  # a fresh Python process with torch loaded
     confusion = np.array(m.confusion_matrix)

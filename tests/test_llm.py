@@ -168,7 +168,10 @@ def test_the_contest_measures_specialist_and_llm_on_the_same_texts(tiny_causal_l
     assert [row.contender.split()[-1] for row in rows] == ["fine-tuned", "onnx-int8-dynamic", "zero-shot",
                                                               "2-shot"]
     assert {run.result.eval_examples for run in runs} == {30}
-    assert all(0 <= row.accuracy <= 1 and row.cost_per_million > 0 for row in rows)
+    # Each contender's row carries its own run's measurement: the specialist's two, then the LLM's two.
+    assert [row.accuracy for row in rows] == [runs[0].baseline.accuracy, runs[0].result.accuracy,
+                                              runs[1].baseline.accuracy, runs[1].result.accuracy]
+    assert all(row.cost_per_million > 0 for row in rows)
     assert "x faster per text" in specialist.contest_headline(rows)
     assert specialist.latest_contest(texts_id) == runs
     with pytest.raises(MicrobudgetError, match="not a causal language model"):

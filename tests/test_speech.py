@@ -127,13 +127,15 @@ def test_speech_runs_are_measured_stored_and_reload(tiny_whisper: Path, spoken_f
                                                     runtime: str) -> None:
     request = Request(str(tiny_whisper), f"audio:{spoken_folder}", [(technique, {})])
     run = run_pipeline(request)
-    for side in (run.baseline, run.result):
-        assert 0 <= side["wer"] and 0 <= side["cer"]
+    references = list(load_dataset(DatasetSpec(f"audio:{spoken_folder}")).eval.labels)
+    for side in (run.baseline, run.result):  # the rates are those of the stored transcripts against the references
+        assert side.wer == pytest.approx(error_rate(references, side.transcripts))
+        assert side.cer == pytest.approx(error_rate(references, side.transcripts, characters=True))
         # One clip, timed once a round: the mean time per clip over the rounds gives both rates.
-        per_clip_s = 1 / side["throughput_per_s"]
-        assert side["rtf"] == pytest.approx(per_clip_s / side["audio_seconds"])
-        assert 0 < side["latency_ms_p25"] <= side["latency_ms_p50"] <= side["latency_ms_p75"]
-        assert len(side["transcripts"]) == side["eval_examples"]
+        per_clip_s = 1 / side.throughput_per_s
+        assert side.rtf == pytest.approx(per_clip_s / side.audio_seconds)
+        assert 0 < side.latency_ms_p25 <= side.latency_ms_p50 <= side.latency_ms_p75
+        assert len(side.transcripts) == side.eval_examples
     if runtime != "pytorch":  # all weights int8 (PyTorch's keeps the embedding table fp32 beside the int8 output layer)
         assert run.result.size_bytes < run.baseline.size_bytes / 2
     assert set(run.ratios) == {"size", "latency", "latency_low", "latency_high", "wer"}

@@ -68,7 +68,8 @@ def test_the_sweep_measures_the_original_once_and_shrinks_with_bits(tiny_text_mo
     assert [r.steps[0]["config"]["bits"] for r in runs[:4]] == [8, 4, 3, 2] and sweep.skipped == {}
     # One measurement of the original's quality and size; its speed is timed again beside each row.
     measured_once = ("size_bytes", "params", "accuracy", "confusion_matrix", "eval_examples")
-    assert all([r.baseline[k] for k in measured_once] == [runs[0].baseline[k] for k in measured_once] for r in runs)
+    assert all([getattr(r.baseline, k) for k in measured_once] == [getattr(runs[0].baseline, k) for k in measured_once]
+               for r in runs)
     assert len({r.baseline.latency_ms_p50 for r in runs}) > 1
     sizes = [r.result.size_bytes for r in runs[:4]]
     assert sizes == sorted(sizes, reverse=True) and sizes[0] < runs[0].baseline.size_bytes
