@@ -5,8 +5,9 @@ import os
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from microbudget_core import clean, devices, limits, paths, snapshot
-from microbudget_core.errors import DamagedFile, move_aside
+from microbudget_core import clean, devices, snapshot
+from microbudget_core.support import limits, paths
+from microbudget_core.support.errors import DamagedFile, move_aside
 
 st.set_page_config(page_title="microbudget", page_icon=":material/compress:", layout="wide")
 

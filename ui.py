@@ -18,9 +18,9 @@ from microbudget_core.data import AUDIO_INPUTS, IMAGE_INPUTS, TEXT_INPUTS
 from microbudget_core.data.files import decode_image, preview_csv
 from microbudget_core.data.preview import Preview, preview
 from microbudget_core.data.uploads import save_upload
-from microbudget_core.errors import MicrobudgetError
-from microbudget_core.progress import Progress
-from microbudget_core.rows import labelled
+from microbudget_core.support.errors import MicrobudgetError
+from microbudget_core.support.progress import Progress
+from microbudget_core.support.rows import labelled
 
 OTHER = "other…"
 

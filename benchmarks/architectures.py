@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
-from microbudget_core.cpu import describe
+from microbudget_core.support.cpu import describe
 from microbudget_core.labs.architectures import Budget, choices, compare_architectures
 from microbudget_core.models import IMAGE, TEXT
 

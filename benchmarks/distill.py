@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
-from microbudget_core.cpu import describe
+from microbudget_core.support.cpu import describe
 from microbudget_core.labs.distillation import lineup, run_distillation
 from microbudget_core.pipeline import Request
 

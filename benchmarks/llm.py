@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
-from microbudget_core.cpu import describe
+from microbudget_core.support.cpu import describe
 from microbudget_core.labs.llm_quantization import (LEVELS, ORIGINAL, PYTORCH_LEVELS, LevelRow, default_levels,
                                                     level_of, level_rows, run_levels)
 from microbudget_core.labs.specialist import contest_rows, deployed_level, run_contest

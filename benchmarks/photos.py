@@ -24,7 +24,7 @@ import numpy as np
 from benchmarks.run import report
 from benchmarks.transfer import FAST, cells
 from microbudget_core import techniques
-from microbudget_core.cpu import describe
+from microbudget_core.support.cpu import describe
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.labs.architectures import choices, compare_architectures, default_budget, defaults
 from microbudget_core.labs.transfer import run_curve

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from microbudget_core.cpu import describe
+from microbudget_core.support.cpu import describe
 
 MODEL, DATASET = "minilm-l6", "rotten-tomatoes"
 COLUMNS = ["processes", "trained on", "train s", "wall s", "accuracy", "Δ acc pt vs 1 process", "macro F1"]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from microbudget_core.cpu import describe
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.cpu import describe
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.labs.quantization import run_sweep
 from microbudget_core.pipeline import Request, prepare, resolve, run_steps
 

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
-from microbudget_core.cpu import describe
+from microbudget_core.support.cpu import describe
 from microbudget_core.labs.speech import FULL_ROWS, ORIGINAL, SpeechRow, rows_of, run_speech
 
 MODEL = "whisper-tiny.en"

@@ -23,10 +23,10 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from benchmarks.run import report
-from microbudget_core.cpu import describe
+from microbudget_core.support.cpu import describe
 from microbudget_core import labs
 from microbudget_core.labs import talk
-from microbudget_core.paths import home
+from microbudget_core.support.paths import home
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

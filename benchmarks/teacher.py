@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
-from microbudget_core.cpu import describe
+from microbudget_core.support.cpu import describe
 from microbudget_core.labs.architectures import Budget, choices, compare_architectures
 from microbudget_core.labs.distillation import default_settings, headline, lineup, run_distillation
 from microbudget_core.measure import MeasureConfig

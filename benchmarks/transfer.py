@@ -15,8 +15,8 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.run import report
-from microbudget_core.cpu import describe
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.cpu import describe
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.labs.transfer import run_curve
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.pipeline import Request, prepare, resolve, run_steps

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from microbudget_core.cpu import describe
+from microbudget_core.support.cpu import describe
 from microbudget_core.measure import MeasureConfig, measure
 from microbudget_core.pipeline import Request, prepare, resolve
 

@@ -15,16 +15,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import devices, kinds, limits
-from .atomic import folder_atomically
+from . import devices, kinds
+from .support import limits
+from .support.atomic import folder_atomically
 from .data import Dataset
-from .errors import move_aside
-from .exclusive import one_at_a_time
+from .support.errors import move_aside
+from .support.exclusive import one_at_a_time
 from .models import OFFLINE_MODELS, ModelBundle, ModelSpec, load_model
 from .saved import load_saved
 from .models.bundle import DAMAGED, artifact_state
-from .paths import home
-from .progress import Progress, no_progress
+from .support.paths import home
+from .support.progress import Progress, no_progress
 from .techniques import finetune_head
 from .training import MIN_STEPS, TrainConfig, train_classifier
 

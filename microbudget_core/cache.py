@@ -12,9 +12,9 @@ from typing import Any, Callable
 import numpy as np
 
 from . import devices
-from .atomic import write_atomically
-from .errors import move_aside
-from .paths import home
+from .support.atomic import write_atomically
+from .support.errors import move_aside
+from .support.paths import home
 
 
 def cached_array(kind: str, name: str, key: list[Any], compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, bool]:

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DamagedFile
-from .paths import SESSIONS, home
+from .support.errors import DamagedFile
+from .support.paths import SESSIONS, home
 from .runs import RunStore
 
 # Folder under the data folder -> the kind of entry its children are. Caches first: they are what a cap removes.
@@ -25,7 +25,7 @@ CACHES = {"baselines": "baselines", "features": "features", "teacher-logits": "t
           "scratch": "scratch", "logs": "logs"}
 KEPT = {"lab-results": "lab results", "uploads": "uploads"}  # the user's own: only their partial writes go
 ARTIFACTS, SESSION = "run artifacts", "sessions"
-PARTIAL = re.compile(r"\.partial-(\d+)")  # atomic.py's private names (with the writer's pid): an interrupted write
+PARTIAL = re.compile(r"\.partial-(\d+)")  # support/atomic.py's private names (with the writer's pid): an interrupted write
 CAP_VARIABLE = "MICROBUDGET_MAX_GB"  # an operator's cap, kept by the app (the Space image sets one)
 
 

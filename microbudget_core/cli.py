@@ -14,17 +14,18 @@ from typing import Any, Callable, Iterator, NoReturn, TextIO
 
 from tqdm import tqdm
 
-from . import clean, devices, kinds, logs, snapshot, techniques
+from . import clean, devices, kinds, snapshot, techniques
+from .support import logs
 from .data.bundled import BUNDLED
-from .errors import DamagedFile, MicrobudgetError, move_aside
+from .support.errors import DamagedFile, MicrobudgetError, move_aside
 from .export import export_run
 from .labs import talk
 from .labs.compare import Limits, candidates, measured_on, on_hardware, recommend
 from .measure import MeasureConfig
 from .models import CAUSAL_LM, OFFLINE_MODELS
-from .paths import home
+from .support.paths import home
 from .pipeline import Request, run_pipeline
-from .progress import Progress
+from .support.progress import Progress
 from .figures import Measured
 from .runs import Run, RunStore
 from .yardstick import speed_verdict, unstable

@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from . import cpu, ranges
-from .errors import MicrobudgetError
+from .support import cpu, ranges
+from .support.errors import MicrobudgetError
 
 AUTO, CPU, CUDA, MPS = "auto", "cpu", "cuda", "mps"
 DEVICES = (AUTO, CPU, CUDA, MPS)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import quant_math
-from .errors import MicrobudgetError
+from .support.errors import MicrobudgetError
 from .models import ModelSpec, load_model
 
 MAX_SAMPLE = 200_000  # weights kept for the histogram; the error always covers the whole weight

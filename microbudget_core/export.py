@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 from . import kinds, runtimes
-from .errors import MicrobudgetError
+from .support.errors import MicrobudgetError
 from .runs import Run, saved_artifact
 
 CARD_NAME = "README.md"  # the name the Hugging Face Hub shows as a model card

@@ -19,7 +19,7 @@ from .data import Split
 from .figures import Measured
 from .models import ModelBundle
 from .runtimes import PYTORCH
-from .progress import Progress, no_progress, scaled
+from .support.progress import Progress, no_progress, scaled
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,16 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import devices, limits, techniques
+from . import devices, techniques
+from .support import limits
 from .baseline import build_baseline
 from .data import Dataset, DatasetSpec, Split, load_dataset
-from .errors import MicrobudgetError
-from .exclusive import one_at_a_time
+from .support.errors import MicrobudgetError
+from .support.exclusive import one_at_a_time
 from .measure import MeasureConfig, Measurement, measure, ratios
 from .models import ModelBundle
-from .paths import workspace
-from .progress import Progress, no_progress, scaled
+from .support.paths import workspace
+from .support.progress import Progress, no_progress, scaled
 from .runs import Run, RunStore, new_run_id, step_label
 
 

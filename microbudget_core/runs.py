@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import kinds, snapshot, techniques
-from .errors import DamagedFile, MicrobudgetError
-from .exclusive import one_at_a_time
+from .support.errors import DamagedFile, MicrobudgetError
+from .support.exclusive import one_at_a_time
 from .figures import Measured
 from .models import ModelBundle
 from .saved import load_saved
 from .models.bundle import DAMAGED, MISSING, artifact_state
-from .paths import workspace
+from .support.paths import workspace
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import kinds, runtimes, techniques
-from .exclusive import one_at_a_time
+from .support.exclusive import one_at_a_time
 from .models.bundle import CAUSAL_LM, PROMPTED_LM, ModelBundle
 from .models.hf import load_saved_hf
 from .models.llm import load_saved_llm, saved_lm_file

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_atomically
+from .support.atomic import write_atomically
 
 SCHEMA = 1  # bump when the layout changes: an older or newer snapshot is then ignored, with one notice
 FILE = "results.json"

@@ -10,11 +10,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from . import devices, limits
-from .batching import in_length_order
+from . import devices
+from .support import limits
+from .support.batching import in_length_order
 from .data import Split
 from .models import ModelBundle
-from .progress import Progress, no_progress
+from .support.progress import Progress, no_progress
 
 # Small budgets get at least this many optimizer steps (their few examples repeated within each epoch), so 8
 # examples per class are trained rather than touched. Every strategy and the baseline recipe have the same rule.

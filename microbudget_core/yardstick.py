@@ -25,9 +25,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .atomic import write_atomically
-from .cpu import describe
-from .paths import home
+from .support.atomic import write_atomically
+from .support.cpu import describe
+from .support.paths import home
 
 Call = Callable[[], int]  # runs one sample (a batch-1 call, a batch, a clip, a completion); returns the units it did
 Work = dict[str, list[list[Call]]]  # figure ("latency", "throughput") -> rounds of calls, the same inputs per model

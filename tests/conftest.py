@@ -120,7 +120,7 @@ def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_gguf_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama with SmolLM2's real BPE tokenizer (read from the bundled GGUF), 256 wide (whole K-quant
     blocks), which llama.cpp's converter takes; larger weights than the default init, so greedy choices are clear."""
-    from microbudget_core.assets import SMOLLM2, asset_path
+    from microbudget_core.support.assets import SMOLLM2, asset_path
 
     gguf = asset_path(SMOLLM2)
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -158,7 +158,7 @@ SPOKEN = ["the cat sat on the mat", "ten of clubs", "a quiet evening by the rive
 @pytest.fixture(scope="session")
 def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random Whisper (d_model 64) with tiny.en's real tokenizer, processor and generation config."""
-    from microbudget_core.assets import WHISPER_TINY_EN, asset_path
+    from microbudget_core.support.assets import WHISPER_TINY_EN, asset_path
     from microbudget_core.models.whisper_ct2 import convert
 
     real = convert([asset_path(WHISPER_TINY_EN)], asset_path(WHISPER_TINY_EN).parent,

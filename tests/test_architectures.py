@@ -14,7 +14,7 @@ from conftest import HANG_GUARD_S
 from microbudget_core.labs.architectures import (Architecture, Budget, choices, compare_architectures, defaults,
                                                 hub_architecture, multiply_adds)
 from microbudget_core.data import DatasetSpec, load_dataset
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import ModelSpec, count_params, load_model
 from microbudget_core.saved import load_saved

@@ -15,7 +15,7 @@ from microbudget_core import kinds
 from microbudget_core import techniques, yardstick
 from microbudget_core.baseline import build_baseline
 from microbudget_core.data import DatasetSpec, load_dataset
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig, measure
 from microbudget_core.models import TEXT, ModelSpec, count_params, load_model
 from microbudget_core.saved import load_saved

@@ -17,7 +17,7 @@ from PIL import Image
 from microbudget_core.cli import catalog
 from microbudget_core.data import IMAGE_INPUTS, TEXT_INPUTS, DatasetSpec, bundled, files, load_dataset, split
 from microbudget_core.data.files import preview_csv, read_csv, read_images
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 
 REVIEWS = [("A warm, funny film", "pos"), ("Dull and far too long", "neg"), ("Loved every minute", "pos"),
            ("A waste of an evening", "neg"), ("Sharp writing, great cast", "pos"), ("Nothing works here", "neg")]

@@ -15,7 +15,7 @@ from conftest import HANG_GUARD_S
 from microbudget_core import kinds
 from microbudget_core import techniques, training
 from microbudget_core.data import DatasetSpec, load_dataset
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import TEXT, ModelSpec, count_params, load_model
 from microbudget_core.saved import load_saved

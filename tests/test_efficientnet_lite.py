@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from microbudget_core import techniques
-from microbudget_core.assets import package_dir
+from microbudget_core.support.assets import package_dir
 from microbudget_core.data import IMAGE_INPUTS, split
 from microbudget_core.models import IMAGE, ModelSpec, load_model
 from microbudget_core.saved import load_saved

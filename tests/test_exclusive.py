@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import HANG_GUARD_S
-from microbudget_core.exclusive import jobs_ahead, one_at_a_time
+from microbudget_core.support.exclusive import jobs_ahead, one_at_a_time
 
 finished: list[str] = []
 gates = {"first": threading.Event(), "second": threading.Event()}  # these jobs wait for their gate to open

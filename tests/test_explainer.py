@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from microbudget_core import explainer, plots
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.explainer import explain, explain_layer, layers
 
 # Row 0 spans [-1, 2], row 1 spans [-0.5, 1]; flattened: -1, 0, 2, 0.5, 1, -0.5.

@@ -14,7 +14,7 @@ import pytest
 from conftest import HANG_GUARD_S
 from microbudget_core import kinds
 from microbudget_core.cli import main
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.export import CARD_NAME, export_run
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.saved import load_saved

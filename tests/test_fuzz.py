@@ -22,7 +22,7 @@ from PIL import Image
 from microbudget_core import techniques
 from microbudget_core.cli import _assign_settings
 from microbudget_core.data.files import MAX_SIDE, preview_csv, read_csv, read_images
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 
 # Expected along the way: zipfile warns as it writes duplicate names, PIL as it reads a damaged TIFF.
 pytestmark = [pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning"),

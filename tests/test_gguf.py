@@ -10,7 +10,7 @@ import pytest
 
 from microbudget_core import kinds
 from microbudget_core import export, pipeline
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.labs import llm_quantization, specialist
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import CAUSAL_LM, TEXT

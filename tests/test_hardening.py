@@ -17,9 +17,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import HANG_GUARD_S
-from microbudget_core import clean, labs, paths, pipeline, techniques
+from microbudget_core import clean, labs, pipeline, techniques
+from microbudget_core.support import paths
 from microbudget_core.cache import cached_array
-from microbudget_core.errors import DamagedFile, MicrobudgetError
+from microbudget_core.support.errors import DamagedFile, MicrobudgetError
 from microbudget_core.export import export_run
 from microbudget_core.labs.compare import candidates
 from microbudget_core.models.bundle import DAMAGED, MISSING, SAVED, artifact_state
@@ -200,7 +201,7 @@ def test_a_bad_record_hides_no_other_run_and_a_damaged_lab_file_is_named(private
     with pytest.raises(DamagedFile, match="quantization lab's saved results") as damaged:
         labs.recall(labs.QUANTIZATION, ["m", "d"])
     assert damaged.value.path == lab_file
-    from microbudget_core.errors import move_aside
+    from microbudget_core.support.errors import move_aside
 
     move_aside(damaged.value.path)
     assert labs.recall(labs.QUANTIZATION, ["m", "d"]) is None

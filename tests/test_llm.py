@@ -18,7 +18,7 @@ from microbudget_core import kinds
 from microbudget_core import cli, quant_math
 from microbudget_core.labs import llm_quantization, specialist
 from microbudget_core.data import DatasetSpec, load_dataset
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import CAUSAL_LM, TEXT, ModelSpec, load_model
 from microbudget_core.runs import RunStore

@@ -16,10 +16,10 @@ from streamlit.testing.v1 import AppTest
 from conftest import HANG_GUARD_S
 from microbudget_core import kinds
 from microbudget_core import cli, models, techniques
-from microbudget_core.assets import Asset
+from microbudget_core.support.assets import Asset
 from microbudget_core.baseline import build_baseline
 from microbudget_core.data import DatasetSpec, load_dataset
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.labs import distillation
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import TEXT, ModelSpec, load_model

@@ -11,7 +11,7 @@ import pytest
 import torch
 import transformers
 
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.models.onnx_model import cpu_preset
 from microbudget_core.models.onnx_speech import export_speech_onnx, quantize_speech_int8
 from microbudget_core.runtimes import ort_seq2seq

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from microbudget_core import assets
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support import assets
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.models import ModelSpec, load_model
 from test_cli import cli
 

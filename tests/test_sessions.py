@@ -9,7 +9,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from conftest import HANG_GUARD_S
-from microbudget_core import labs, limits, paths
+from microbudget_core import labs
+from microbudget_core.support import limits, paths
 from microbudget_core.data.uploads import save_upload
 from microbudget_core.pipeline import Request, resolve, run_pipeline
 from microbudget_core.runs import Run, RunStore

@@ -67,7 +67,7 @@ def test_the_build_context_leaves_out_local_state_and_holds_what_the_image_copie
 
 
 def test_the_image_keeps_each_visitors_runs_private_and_caps_training():
-    from microbudget_core import limits
+    from microbudget_core.support import limits
 
     environment = " ".join(args for kind, args in instructions() if kind == "ENV")
     assert "MICROBUDGET_PRIVATE_SESSIONS=1" in environment
@@ -76,7 +76,7 @@ def test_the_image_keeps_each_visitors_runs_private_and_caps_training():
 
 
 def test_the_data_folder_lives_on_persistent_storage_where_a_space_has_it(tmp_path, monkeypatch):
-    from microbudget_core import paths
+    from microbudget_core.support import paths
 
     environment = " ".join(args for kind, args in instructions() if kind == "ENV")
     assert "MICROBUDGET_HOME" not in environment  # else the image would pin it to the container's wiped disk

@@ -15,7 +15,7 @@ import soundfile
 from conftest import HANG_GUARD_S
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.data import audio
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.kinds.speech_recognition import error_rate
 from microbudget_core.models import SPEECH, ModelSpec, load_model
 from microbudget_core.saved import load_saved

@@ -11,7 +11,7 @@ import transformers
 
 from microbudget_core import techniques
 from microbudget_core.data import Dataset, Split
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.saved import load_saved
 from microbudget_core.models.speech import load_whisper, transcribe
 from microbudget_core.techniques._distill_speech import cut_decoder, decoder_layers

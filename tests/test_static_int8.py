@@ -8,7 +8,7 @@ import torch
 
 from microbudget_core import techniques
 from microbudget_core.data import split
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig, measure
 from microbudget_core.saved import load_saved
 from microbudget_core.models.bundle import IMAGE, ModelBundle

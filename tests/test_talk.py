@@ -17,8 +17,9 @@ from streamlit.testing.v1 import AppTest
 
 import ui
 from conftest import HANG_GUARD_S
-from microbudget_core import cpu, labs, snapshot
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core import labs, snapshot
+from microbudget_core.support import cpu
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.labs import quantization, talk
 from microbudget_core.runs import RunStore, load_run_model
 

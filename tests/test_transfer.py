@@ -14,7 +14,7 @@ import transformers
 from microbudget_core import kinds
 from microbudget_core import techniques, training
 from microbudget_core.data import DatasetSpec, Split, load_dataset, split
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
 from microbudget_core.models import OFFLINE_MODELS, ModelSpec, OfflineModel, load_model
 from microbudget_core.saved import load_saved

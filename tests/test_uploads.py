@@ -7,8 +7,8 @@ import pytest
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.data.preview import preview
 from microbudget_core.data.uploads import save_upload
-from microbudget_core.errors import MicrobudgetError
-from microbudget_core.paths import home
+from microbudget_core.support.errors import MicrobudgetError
+from microbudget_core.support.paths import home
 from test_data import PETS, make_zip, png
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from microbudget_core import assets
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support import assets
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.models import vision
 from microbudget_core.models.bundle import IMAGE, ModelBundle
 from microbudget_core.models.vision import (

@@ -6,7 +6,7 @@ import torch
 
 from microbudget_core import techniques
 from microbudget_core.data import DatasetSpec, load_dataset
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.models import ModelSpec, load_model
 from microbudget_core.saved import load_saved
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 import transformers
 
-from microbudget_core import assets
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support import assets
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.models.whisper_ct2 import convert, read_model_bin
 
 # Test-side copy of CTranslate2's DataType ids (include/ctranslate2/types.h), written independently of the reader.

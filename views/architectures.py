@@ -7,7 +7,7 @@ import ui
 from microbudget_core import cli, kinds, labs, plots
 from microbudget_core.data.bundled import PHOTOS
 from microbudget_core.labs import architectures
-from microbudget_core.network import hub_reachable
+from microbudget_core.support.network import hub_reachable
 from microbudget_core.yardstick import speed_verdict
 
 st.title("Efficient architectures")

@@ -6,7 +6,7 @@ import streamlit as st
 import ui
 from microbudget_core import plots, techniques
 from microbudget_core.labs import distillation
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.pipeline import Request
 from microbudget_core.runs import RunStore
 

@@ -5,7 +5,7 @@ import streamlit as st
 import ui
 from microbudget_core import plots
 from microbudget_core.labs import llm_quantization as lab
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.measure import MeasureConfig
 
 st.title("LLM quantization")

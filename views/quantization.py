@@ -8,7 +8,7 @@ import streamlit as st
 
 import ui
 from microbudget_core import explainer, labs, plots, quant_math, techniques
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.labs import quantization as lab
 from microbudget_core.pipeline import Request
 from microbudget_core.runs import RunStore

@@ -6,7 +6,7 @@ import ui
 from microbudget_core import plots
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.data.audio import SAMPLE_RATE
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.labs import speech as lab
 
 st.title("Speech recognition")

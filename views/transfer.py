@@ -6,7 +6,7 @@ import streamlit as st
 import ui
 from microbudget_core import labs, plots, techniques
 from microbudget_core.data.bundled import PHOTOS
-from microbudget_core.errors import MicrobudgetError
+from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.labs import transfer as lab
 from microbudget_core.pipeline import Request
 

@@ -7,7 +7,7 @@ labels are its transcripts (strings); `transcribed()` splits it so that no sente
 
 from __future__ import annotations
 
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from . import audio, bundled, files, hub
 from .dataset import (AUDIO_INPUTS, IMAGE_INPUTS, TEXT_INPUTS, BundledDataset, Dataset, DatasetSpec, Split,  # noqa: F401 (the API)
                       fingerprint, split, split_transcribed, transcribed)

@@ -18,9 +18,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from ..atomic import folder_atomically
-from ..errors import MicrobudgetError
-from ..paths import home
+from ..support.atomic import folder_atomically
+from ..support.errors import MicrobudgetError
+from ..support.paths import home
 from .files import Entry, archive_entries, within_limits
 
 SAMPLE_RATE = 16_000  # what Whisper's feature extractor reads

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..assets import MNIST_5K, ROTTEN_TOMATOES, asset_path
-from ..errors import MicrobudgetError
+from ..support.assets import MNIST_5K, ROTTEN_TOMATOES, asset_path
+from ..support.errors import MicrobudgetError
 from .dataset import AUDIO_INPUTS, IMAGE_INPUTS, TEXT_INPUTS, BundledDataset, Dataset, Split, split, transcribed
 from . import audio
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 
 TEXT_INPUTS = "text"
 IMAGE_INPUTS = "image"

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 
 LABEL_NAMES = ("label", "labels", "class", "category", "sentiment", "target", "y")
 TEXT_NAMES = ("text", "sentence", "review", "content", "document", "comment", "message", "body")

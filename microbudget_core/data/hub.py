@@ -5,8 +5,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ..errors import MicrobudgetError
-from ..network import hub_reachable
+from ..support.errors import MicrobudgetError
+from ..support.network import hub_reachable
 from .dataset import IMAGE_INPUTS, TEXT_INPUTS
 from .bundled import installed_ids
 from .files import LABEL_NAMES, TEXT_NAMES, find_named, image_to_array

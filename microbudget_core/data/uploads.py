@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import write_atomically
-from ..errors import MicrobudgetError
-from ..paths import workspace
+from ..support.atomic import write_atomically
+from ..support.errors import MicrobudgetError
+from ..support.paths import workspace
 from .files import read_csv, read_images
 
 MAX_UPLOAD_BYTES = 200 * 1024**2  # the same as the app's server.maxUploadSize

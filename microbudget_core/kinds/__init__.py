@@ -30,7 +30,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
-from ..registry import entry, modules_by_id
+from ..support.registry import entry, modules_by_id
 
 
 @lru_cache(maxsize=1)

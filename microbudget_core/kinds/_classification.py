@@ -15,7 +15,7 @@ from .. import yardstick
 from ..measure import MeasureConfig
 from ..models.bundle import ModelBundle
 from ..models.hf import load_hf_classifier
-from ..progress import Progress
+from ..support.progress import Progress
 
 QUALITY = "accuracy"
 PROMPTED_FOR: tuple[str, ...] = ()  # a classifier answers only its own kind of task

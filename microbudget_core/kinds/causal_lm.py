@@ -14,7 +14,7 @@ from ..measure import MeasureConfig
 from ..models.bundle import CAUSAL_LM, TEXT, ModelBundle
 from ..models.hf import TextPreprocessor
 from ..models.llm import complete, is_causal_lm, lm_preprocessor, load_causal_lm, perplexity
-from ..progress import Progress
+from ..support.progress import Progress
 from .text_classification import dynamic_axes, example_inputs  # noqa: F401 (the kind's API: the same as text's)
 
 ID = CAUSAL_LM

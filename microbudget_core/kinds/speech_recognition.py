@@ -19,7 +19,7 @@ from ..models.bundle import SPEECH, ModelBundle
 from ..models.onnx_model import refuse_changed
 from ..models.onnx_speech import export_speech_onnx, quantize_speech_int8
 from ..models.speech import SpeechPreprocessor, is_whisper, load_whisper, speech_preprocessor, transcribe
-from ..progress import Progress
+from ..support.progress import Progress
 from ..runtimes import ORT_SEQ2SEQ
 
 ID = SPEECH

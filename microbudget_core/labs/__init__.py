@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from ..atomic import write_atomically
-from ..errors import DamagedFile
+from ..support.atomic import write_atomically
+from ..support.errors import DamagedFile
 from .. import snapshot
-from ..exclusive import one_at_a_time
-from ..paths import workspace
+from ..support.exclusive import one_at_a_time
+from ..support.paths import workspace
 from ..pipeline import Request, run_pipeline
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runs import Run, RunStore
 
 F = TypeVar("F", bound=Callable)

@@ -14,15 +14,16 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from .. import kinds, labs, limits, ranges
+from .. import kinds, labs
+from ..support import limits, ranges
 from ..data import DatasetSpec, Split, load_dataset
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..kinds.text_classification import TOKENS
 from ..measure import MeasureConfig, measure
 from ..models import OFFLINE_MODELS, ModelBundle, ModelSpec, load_model
 from ..models.variants import keep_layers, narrow
 from ..models.vision import FAMILIES as VISION_FAMILIES
-from ..progress import Progress, no_progress, scaled
+from ..support.progress import Progress, no_progress, scaled
 from ..techniques import finetune_head
 from ..techniques._finetune import recipe_rate
 from ..training import TrainConfig, TrainReport, train_classifier

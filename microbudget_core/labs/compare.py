@@ -13,7 +13,7 @@ from typing import Sequence
 
 from .. import kinds
 from ..figures import Measured
-from ..rows import column
+from ..support.rows import column
 from ..models.bundle import artifact_state
 from ..runs import Run
 from ..yardstick import speed_verdict, unstable

@@ -14,8 +14,8 @@ from ..measure import MeasureConfig
 from ..yardstick import speed_verdict
 from ..models import OFFLINE_MODELS, TEXT, ModelBundle
 from ..pipeline import Request, Sweep, prepare, resolve, run_steps
-from ..progress import Progress, no_progress, scaled
-from ..rows import column
+from ..support.progress import Progress, no_progress, scaled
+from ..support.rows import column
 from ..runs import Run, RunStore, load_run_model, stored_run
 from ..techniques.distill import CONTROL, STUDENT, softened
 from .quantization import fast_int8

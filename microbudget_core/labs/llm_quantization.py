@@ -12,14 +12,14 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 from .. import labs
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..measure import MeasureConfig
 from ..yardstick import speed_verdict
 from ..models import CAUSAL_LM, ModelBundle, ModelSpec, load_model
 from ..models.llm import Generation
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows
-from ..progress import Progress, no_progress, scaled
-from ..rows import column
+from ..support.progress import Progress, no_progress, scaled
+from ..support.rows import column
 from ..runtimes import llamacpp, pytorch
 from ..figures import Measured
 from ..runs import Run, RunStore, load_run_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import labs, runtimes, techniques
 from ..measure import MeasureConfig
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows
-from ..progress import Progress, no_progress, scaled
+from ..support.progress import Progress, no_progress, scaled
 from ..runs import Run, RunStore
 
 

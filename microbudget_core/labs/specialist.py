@@ -14,8 +14,8 @@ from ..measure import MeasureConfig
 from ..yardstick import speed_verdict
 from ..models import CAUSAL_LM, ModelSpec, load_model
 from ..pipeline import Request, prepare, resolve, run_steps
-from ..progress import Progress, no_progress, scaled
-from ..rows import column
+from ..support.progress import Progress, no_progress, scaled
+from ..support.rows import column
 from ..figures import Measured
 from ..runs import Run, RunStore
 from .compare import DEFAULT_PRICE_PER_HOUR, serving_cost

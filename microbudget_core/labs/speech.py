@@ -14,15 +14,15 @@ from typing import Any, Sequence
 
 from .. import labs
 from ..data.audio import decode_audio
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..kinds.speech_recognition import normalize
 from ..measure import MeasureConfig
 from ..yardstick import speed_verdict
 from ..models import SPEECH, ModelBundle, ModelSpec, load_model
 from ..models.speech import Transcript, transcribe
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows, run_steps
-from ..progress import Progress, no_progress, scaled
-from ..rows import column
+from ..support.progress import Progress, no_progress, scaled
+from ..support.rows import column
 from ..figures import Measured
 from ..runs import Run, RunStore, load_run_model
 

@@ -12,13 +12,14 @@ from typing import Any, Callable
 
 import plotly.graph_objects as go
 
-from .. import cpu, kinds, labs, plots, snapshot
+from .. import kinds, labs, plots, snapshot
+from ..support import cpu
 from ..data import TEXT_INPUTS, DatasetSpec, load_dataset
 from ..data.bundled import PHOTOS
 from ..models import IMAGE
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..pipeline import Request
-from ..progress import Progress, no_progress, scaled
+from ..support.progress import Progress, no_progress, scaled
 from ..runs import RunStore
 from . import architectures, distillation, llm_quantization, quantization, specialist, speech, transfer
 from .compare import Limits, candidates, eval_sizes, measured_on, on_hardware, recommend

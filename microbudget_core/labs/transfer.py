@@ -10,8 +10,8 @@ from .. import labs
 from ..data import DatasetSpec, load_dataset
 from ..measure import MeasureConfig
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows
-from ..progress import Progress, no_progress, scaled
-from ..rows import column
+from ..support.progress import Progress, no_progress, scaled
+from ..support.rows import column
 from ..runs import Run, RunStore
 from ..training import TrainConfig, split_for_training
 

@@ -10,9 +10,9 @@ from types import ModuleType
 from typing import Any, Callable
 
 from .. import kinds
-from ..assets import MINILM, MPNET_PARTS, SMOLLM2, WHISPER_BASE, WHISPER_TINY_EN, Asset, asset_path, package_dir
-from ..errors import MicrobudgetError
-from ..exclusive import one_at_a_time
+from ..support.assets import MINILM, MPNET_PARTS, SMOLLM2, WHISPER_BASE, WHISPER_TINY_EN, Asset, asset_path, package_dir
+from ..support.errors import MicrobudgetError
+from ..support.exclusive import one_at_a_time
 from .bundle import CAUSAL_LM, IMAGE, SPEECH, TEXT, ModelBundle, ModelSpec, count_params
 from .hf import hf_config, load_hf_classifier
 from .llm import as_classifier, load_causal_lm, smollm2_folder

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..batching import in_length_order
-from ..errors import MicrobudgetError
-from ..progress import Progress, no_progress
+from ..support.batching import in_length_order
+from ..support.errors import MicrobudgetError
+from ..support.progress import Progress, no_progress
 
 
 def head_name(model: nn.Module, num_labels: int) -> str:

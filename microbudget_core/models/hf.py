@@ -13,8 +13,8 @@ import transformers
 from PIL import Image
 
 from .. import kinds
-from ..errors import MicrobudgetError
-from ..network import hub_reachable
+from ..support.errors import MicrobudgetError
+from ..support.network import hub_reachable
 from .bundle import ModelBundle
 
 OFFLINE_HINT = ("Use an offline model (minilm-l6, mobilenet-v2, smollm2-135m) or a local model folder, or connect "

@@ -14,10 +14,10 @@ from typing import Any, Iterator, Sequence
 import torch
 import transformers
 
-from ..assets import SMOLLM2, asset_path
-from ..atomic import folder_atomically
-from ..errors import MicrobudgetError
-from ..paths import home
+from ..support.assets import SMOLLM2, asset_path
+from ..support.atomic import folder_atomically
+from ..support.errors import MicrobudgetError
+from ..support.paths import home
 from .bundle import CAUSAL_LM, PROMPTED_LM, TEXT, ModelBundle
 from .hf import TextPreprocessor, from_pretrained, quiet
 

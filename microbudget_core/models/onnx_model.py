@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from .. import kinds, runtimes
-from ..cpu import cpu_flags, is_arm
-from ..errors import MicrobudgetError
+from ..support.cpu import cpu_flags, is_arm
+from ..support.errors import MicrobudgetError
 from ..runtimes.ort import OnnxClassifier
 from .bundle import ModelBundle
 from .pooling import uses_layer_mean

@@ -19,7 +19,7 @@ import torch
 import transformers
 
 from ..data.audio import SAMPLE_RATE
-from ..paths import home
+from ..support.paths import home
 from .bundle import SPEECH, ModelBundle
 from .hf import from_pretrained, quiet
 from .whisper_ct2 import convert

@@ -9,11 +9,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..assets import Asset, asset_path, file_sha256
-from ..atomic import folder_atomically
-from ..errors import MicrobudgetError
-from ..paths import home
-from ..progress import Progress, no_progress
+from ..support.assets import Asset, asset_path, file_sha256
+from ..support.atomic import folder_atomically
+from ..support.errors import MicrobudgetError
+from ..support.paths import home
+from ..support.progress import Progress, no_progress
 
 IGNORED = {"desktop.ini"}  # Windows folder settings that came along in the zip
 

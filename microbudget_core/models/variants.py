@@ -13,7 +13,7 @@ import torch
 import transformers
 from torch import nn
 
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from .bundle import ModelBundle
 from .pooling import uses_layer_mean
 from .vision import MobileNetV2

@@ -14,8 +14,8 @@ from PIL import Image
 from safetensors.torch import load_model
 from torch import nn
 
-from ..assets import EFFICIENTNET_LITE0, EFFICIENTNET_LITE1, EFFICIENTNET_LITE2, MOBILENET_V2, Asset, asset_path
-from ..errors import MicrobudgetError
+from ..support.assets import EFFICIENTNET_LITE0, EFFICIENTNET_LITE1, EFFICIENTNET_LITE2, MOBILENET_V2, Asset, asset_path
+from ..support.errors import MicrobudgetError
 from .anatomy import head_name
 from .bundle import IMAGE, ModelBundle
 from .efficientnet_lite import SCALINGS, EfficientNetLite

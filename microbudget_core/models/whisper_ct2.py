@@ -25,8 +25,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..atomic import folder_atomically
-from ..errors import MicrobudgetError
+from ..support.atomic import folder_atomically
+from ..support.errors import MicrobudgetError
 
 # Binary versions 4-6 share the layout above (dtype id + byte count, then aliases); 1-3 stored item sizes instead.
 SUPPORTED_BINARY_VERSIONS = (4, 5, 6)

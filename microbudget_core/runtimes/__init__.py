@@ -21,7 +21,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
-from ..registry import entry, modules_by_id
+from ..support.registry import entry, modules_by_id
 
 PYTORCH = "pytorch"  # the runtime of a bundle whose meta names none
 ORT = "onnxruntime"

@@ -26,8 +26,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ..errors import MicrobudgetError
-from ..paths import home
+from ..support.errors import MicrobudgetError
+from ..support.paths import home
 from . import LLAMACPP
 from ._scoring import label_log_likelihoods
 

@@ -4,7 +4,7 @@ Adding a technique is adding a module here; the registry finds it by itself.
 `apply(bundle, config, dataset, progress) -> ModelBundle` never modifies its input bundle, and is
 decorated with `@applies_to(ID, kinds, runtimes)`: the kinds of model (kinds/) and the runtimes (runtimes/)
 it works on, the one rule that refuses any other bundle with one message (see `why_not`). A Config field
-declares its range in its metadata (see ranges.py): `make_config` and `apply` refuse a value outside it.
+declares its range in its metadata (see support/ranges.py): `make_config` and `apply` refuse a value outside it.
 A technique that changes module structure also has `restructure(model, meta) -> model`, so
 `saved.load_saved` can rebuild its saved artifacts (it records its ID in meta["structure"]).
 An int8 technique that is the one to pick for some kinds in its runtime names them in `INT8_FOR`
@@ -21,10 +21,11 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any, Callable
 
-from .. import kinds, ranges, runtimes
-from ..errors import MicrobudgetError
+from .. import kinds, runtimes
+from ..support import ranges
+from ..support.errors import MicrobudgetError
 from ..models.bundle import ModelBundle
-from ..registry import entry, modules_by_id
+from ..support.registry import entry, modules_by_id
 
 Apply = Callable[..., ModelBundle]
 

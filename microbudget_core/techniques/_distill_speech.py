@@ -26,13 +26,13 @@ from .. import devices
 from ..cache import cached_array
 from ..data import Dataset, Split
 from ..data.audio import SAMPLE_RATE
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..kinds.speech_recognition import error_rate
 from ..models import ModelSpec, load_model
 from ..models.bundle import SPEECH, ModelBundle
 from ..models.speech import HOP, MAX_NEW_TOKENS, WINDOW_SECONDS, generate, transcribe
 from ..models.variants import pick_layers
-from ..progress import Progress, scaled
+from ..support.progress import Progress, scaled
 from ..runtimes import PYTORCH
 
 TAIL = 50  # encoder positions at the end of a 30 s window that a clip student appends (see ClipEncoder)

@@ -8,11 +8,11 @@ from typing import Any, Mapping
 from torch import nn
 
 from ..data import Dataset, Split
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from .. import kinds
 from ..models import ModelBundle, ModelSpec, count_params, load_model
 from ..models.anatomy import reinitialised
-from ..progress import Progress
+from ..support.progress import Progress
 from ..training import MIN_STEPS, TrainConfig, TrainReport, train_classifier
 
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..cpu import cpu_flags, is_arm
+from ..support.cpu import cpu_flags, is_arm
 from ..data import Dataset
 from ..models import ModelBundle
 from ..models.bundle import CAUSAL_LM, IMAGE, SPEECH, TEXT
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import applies_to
 

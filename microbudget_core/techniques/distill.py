@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from .. import kinds, runtimes
 from ..cache import cached_array
 from ..data import Dataset, DatasetSpec, Split, fingerprint, load_dataset
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..models import IMAGE, SPEECH, TEXT, ModelBundle, ModelSpec, load_model
 from ..models.anatomy import head_name
 from ..models.pooling import mean_pooled, uses_layer_mean
 from ..models.variants import LAYER_CHOICES, keep_layers, narrow, pick_layers, trim_vocab
-from ..progress import Progress, no_progress, scaled
+from ..support.progress import Progress, no_progress, scaled
 from ..runs import load_run_model, stored_run
 from ..runtimes import ORT, PYTORCH
 from ..training import MIN_STEPS, TrainConfig, batched_logits, logits_of, split_for_training, train_classifier

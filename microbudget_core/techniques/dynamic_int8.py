@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data import Dataset
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..measure import MeasureConfig, latencies_ms
 from ..models import ModelBundle
 from ..models.bundle import CAUSAL_LM, IMAGE, SPEECH, TEXT
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import applies_to
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data import Dataset
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..models import ModelBundle
 from ..models.bundle import TEXT
 from ..models.llm import PromptPreprocessor
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runtimes import LLAMACPP, PYTORCH
 from . import applies_to
 

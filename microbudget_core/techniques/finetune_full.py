@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..data import Dataset
 from ..models import ModelBundle
 from ..models.bundle import IMAGE, TEXT
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import _finetune, applies_to
 

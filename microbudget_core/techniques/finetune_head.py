@@ -17,7 +17,7 @@ from ..data import Dataset, Split, fingerprint
 from ..models import ModelBundle
 from ..models.anatomy import head_inputs, head_name, under
 from ..models.bundle import IMAGE, TEXT
-from ..progress import Progress, no_progress, scaled
+from ..support.progress import Progress, no_progress, scaled
 from ..runtimes import PYTORCH
 from ..training import TrainReport, split_for_training
 from . import _finetune, applies_to

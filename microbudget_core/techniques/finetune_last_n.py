@@ -8,7 +8,7 @@ from ..data import Dataset
 from ..models import ModelBundle
 from ..models.anatomy import block_names, head_name, parameters_from, under
 from ..models.bundle import IMAGE, TEXT
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import _finetune, applies_to
 

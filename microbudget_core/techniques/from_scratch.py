@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..data import Dataset
 from ..models import ModelBundle
 from ..models.bundle import IMAGE, TEXT
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import _finetune, applies_to
 from .finetune_full import Config  # the same knobs and budget: only the starting weights differ

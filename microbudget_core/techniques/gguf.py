@@ -10,13 +10,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..data import Dataset
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..models import ModelBundle
 from ..models.bundle import CAUSAL_LM, TEXT
 from ..models.llm import is_language_model, language_model
-from ..network import hub_reachable
-from ..paths import home
-from ..progress import Progress, no_progress
+from ..support.network import hub_reachable
+from ..support.paths import home
+from ..support.progress import Progress, no_progress
 from ..runtimes import LLAMACPP, PYTORCH, llamacpp
 from . import applies_to
 

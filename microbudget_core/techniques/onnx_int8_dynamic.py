@@ -9,7 +9,7 @@ from ..data import Dataset
 from ..models import ModelBundle
 from ..models.bundle import IMAGE, SPEECH, TEXT
 from ..models.onnx_model import cpu_preset, export_onnx, onnx_bundle, quantize_dynamic_int8
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runtimes import ORT, ORT_SEQ2SEQ, PYTORCH
 from . import applies_to
 

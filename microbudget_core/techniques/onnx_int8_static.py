@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..cpu import has_vnni
+from ..support.cpu import has_vnni
 from ..data import Dataset
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..models import ModelBundle
 from ..models.bundle import IMAGE, TEXT
 from ..models.onnx_model import export_onnx, onnx_bundle, quantize_static_int8
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runtimes import ORT, PYTORCH
 from . import applies_to
 

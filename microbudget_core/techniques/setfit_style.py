@@ -23,10 +23,10 @@ from torch import nn
 
 from .. import devices
 from ..data import Dataset, Split
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..models import TEXT, ModelBundle
 from ..models.anatomy import head_inputs, head_name, under
-from ..progress import Progress, no_progress, scaled
+from ..support.progress import Progress, no_progress, scaled
 from ..runtimes import PYTORCH
 from ..training import split_for_training
 from . import _finetune, applies_to

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 
 from ..data import Dataset
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..models import ModelBundle
 from ..models.bundle import IMAGE, TEXT
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import applies_to
 

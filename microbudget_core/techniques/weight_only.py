@@ -10,10 +10,10 @@ import torch
 
 from .. import quant_math
 from ..data import Dataset
-from ..errors import MicrobudgetError
+from ..support.errors import MicrobudgetError
 from ..models import ModelBundle
 from ..models.bundle import CAUSAL_LM, IMAGE, SPEECH, TEXT
-from ..progress import Progress, no_progress
+from ..support.progress import Progress, no_progress
 from ..runtimes import PYTORCH
 from . import applies_to
 
