@@ -13,11 +13,13 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 import streamlit as st
 
-from microbudget_core import cli, kinds, labs, plots
+from microbudget_core import kinds, labs, plots
 from microbudget_core.data import AUDIO_INPUTS, IMAGE_INPUTS, TEXT_INPUTS
+from microbudget_core.data.bundled import installed
 from microbudget_core.data.files import decode_image, preview_csv
 from microbudget_core.data.preview import Preview, preview
 from microbudget_core.data.uploads import save_upload
+from microbudget_core.models import installed_models
 from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.support.progress import Progress
 from microbudget_core.support.rows import labelled
@@ -29,20 +31,18 @@ def pick_model_and_dataset(image_default: str = "", model_default: str = "") -> 
     """Model and dataset pickers whose choice persists across pages (session state); `image_default` and
     `model_default`, where installed, are the first image dataset and model offered (a page's own defaults until
     the user picks another)."""
-    listing = cli.catalog()
     # Classifiers here; language models have their own pages (LLM quantization, Specialist vs generalist).
-    models = {m["id"]: m for m in listing["models"] if m["quality"] == "accuracy"}
+    models = {m.id: m for m in installed_models("accuracy")}
     left, right = st.columns(2)
     with left:
         model = pick_classifier("Base model", "model_choice", "model_other", default=model_default)
-    modality = models.get(model, {}).get("inputs", TEXT_INPUTS)
-    bundled = [d for d in listing["datasets"] if ":" not in d["id"]]
-    fitting = [d["id"] for d in bundled if d["modality"] == modality or model not in models]
-    fitting.sort(key=lambda i: i != image_default)  # stable: the rest keep the catalog's order
+    modality = kinds.get(models[model].task).INPUTS if model in models else TEXT_INPUTS
+    bundled = {d.id: d for d in installed()}
+    fitting = [i for i, d in bundled.items() if d.modality == modality or model not in models]
+    fitting.sort(key=lambda i: i != image_default)  # stable: the rest keep the bundled order
     with right:
         choice = st.selectbox("Dataset", [*fitting, OTHER], key=f"dataset_choice_{modality}",
-                              format_func=lambda i: next((f"{i} — {d['description']}" for d in bundled
-                                                          if d["id"] == i), i))
+                              format_func=lambda i: f"{i} — {bundled[i].description}" if i in bundled else i)
         dataset = choice if choice != OTHER else st.text_input(
             "Dataset id: csv:PATH, images:PATH (zip or folder of class folders) or hf:NAME",
             key="dataset_other").strip()
@@ -55,10 +55,9 @@ def pick_classifier(label: str, key: str, other_key: str, inputs: str = "", defa
                     help: str | None = None, other_label: str = "Hugging Face model id or local folder") -> str:
     """A classifier of the catalog (reading `inputs` only, where given; `default` offered first), or a hub id or
     folder typed in."""
-    models = {m["id"]: m for m in sorted(cli.catalog()["models"], key=lambda m: m["id"] != default)
-              if m["quality"] == "accuracy" and inputs in ("", m["inputs"])}
+    models = {m.id: m for m in sorted(installed_models("accuracy", inputs or None), key=lambda m: m.id != default)}
     choice = st.selectbox(label, [*models, OTHER], key=key, help=help,
-                          format_func=lambda i: f"{i} — {models[i]['description']}" if i in models else i)
+                          format_func=lambda i: f"{i} — {models[i].description}" if i in models else i)
     return choice if choice != OTHER else st.text_input(
         other_label, key=other_key,
         help="Hub ids need a network; a folder saved with save_pretrained() works offline.").strip()
@@ -81,9 +80,8 @@ def _pick_model_and_data(key: str, quality: str, modality: str, model_label: str
                          data_id_label: str, extra: tuple[str, ...] = ()) -> tuple[str, str]:
     """The bundled models ranked by `quality` and the bundled datasets of `modality` (plus `extra`), each with an
     OTHER choice that takes an id or folder."""
-    listing = cli.catalog()
-    models = {m["id"]: m["description"] for m in listing["models"] if m["quality"] == quality}
-    found = {d["id"]: d["description"] for d in listing["datasets"] if d["modality"] == modality and ":" not in d["id"]}
+    models = {m.id: m.description for m in installed_models(quality)}
+    found = {d.id: d.description for d in installed(modality)}
     found |= {i: i for i in extra}
     left, right = st.columns(2)
     choice = left.selectbox(model_label, [*models, OTHER], key=f"{key}_model",

@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from microbudget_core import cli, kinds, labs, plots
-from microbudget_core.data.bundled import PHOTOS
+from microbudget_core import kinds, labs, plots
+from microbudget_core.data.bundled import PHOTOS, installed
 from microbudget_core.labs import architectures
 from microbudget_core.support.network import hub_reachable
 from microbudget_core.yardstick import speed_verdict
@@ -19,7 +19,7 @@ st.markdown("A smaller architecture saves at every prediction. Each candidate be
 
 kind = st.radio("Task", ["text", "image"], horizontal=True, key="arch_kind")
 task = kinds.for_inputs(kind).ID
-datasets = sorted((d["id"] for d in cli.catalog()["datasets"] if d["modality"] == kind), key=lambda i: i != PHOTOS)
+datasets = sorted((d.id for d in installed(kind)), key=lambda i: i != PHOTOS)
 left, right = st.columns(2)
 chosen = left.selectbox("Dataset", datasets, key=f"arch_dataset_{kind}")
 own = right.text_input("…or your own: csv:PATH, images:PATH (zip or folder of class folders), hf:NAME",

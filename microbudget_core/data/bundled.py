@@ -167,6 +167,11 @@ def load(dataset_id: str, seed: int) -> Dataset:
     return dataset
 
 
+def installed(modality: str | None = None) -> list[BundledDataset]:
+    """The bundled datasets this machine can load (of `modality`, where given)."""
+    return [d for d in BUNDLED.values() if d.installed() and modality in (None, d.modality)]
+
+
 def installed_ids() -> list[str]:
     """The bundled dataset ids this machine can load."""
-    return [d.id for d in BUNDLED.values() if d.installed()]
+    return [d.id for d in installed()]

@@ -93,6 +93,12 @@ OFFLINE_MODELS = {
 }
 
 
+def installed_models(quality: str | None = None, inputs: str | None = None) -> list[OfflineModel]:
+    """The offline models this machine has: those ranked by `quality` and reading `inputs`, where given."""
+    return [m for m in OFFLINE_MODELS.values() if m.installed() and quality in (None, kinds.get(m.task).QUALITY)
+            and inputs in (None, kinds.get(m.task).INPUTS)]
+
+
 @one_at_a_time
 def load_model(spec: ModelSpec, labels: list[str] | None = None, task: str | None = None,
                image_size: int | None = None) -> ModelBundle:
