@@ -3,7 +3,6 @@
 import dataclasses
 import math
 
-import pandas as pd
 import streamlit as st
 
 import ui
@@ -11,8 +10,6 @@ from microbudget_core import explainer, labs, plots, quant_math, techniques
 from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.labs import quantization as lab
 from microbudget_core.pipeline import Request
-from microbudget_core.runs import RunStore
-from microbudget_core.yardstick import speed_verdict
 
 st.title("Quantization")
 st.markdown("Store weights in fewer bits. Every row below is measured the same way, original included: "
@@ -52,20 +49,14 @@ if run:
         column.metric(name, f"{after * scale:,.2f} {unit}", f"{(after - before) * scale:+,.2f} {unit}",
                       delta_color="inverse" if smaller_is_better else "normal")
     st.plotly_chart(plots.comparison_figure(run), width="stretch", config={"displayModeBar": False})
-    # Numbers only: a column mixing numbers with lists (the confusion matrix) or names breaks the table.
-    before, after = run.baseline.to_json(), run.result.to_json()
-    numbers = {key: (value, after.get(key)) for key, value in before.items() if isinstance(value, (int, float))}
-    table = pd.DataFrame.from_dict(numbers, orient="index", columns=["original", run.label]).rename_axis("metric")
-    st.dataframe(table, width="stretch")
+    # Numbers only (a column mixing numbers with lists or names breaks the table), the run's label on its column.
+    st.dataframe(ui.row_frame(lab.figure_rows(run)).set_index("metric").rename(columns={"result": run.label}),
+                 width="stretch")
 
-earlier = RunStore().list(dataset)
+earlier = lab.run_rows_of(dataset)
 if earlier:
     st.subheader(f"Runs on {dataset}")
-    st.dataframe(pd.DataFrame([{"run": r.run_id, "when": r.created_at, "model": r.model, "pipeline": r.label,
-                                "accuracy": r.result.accuracy, "size x": r.ratios["size"],
-                                "speed x": r.ratios["latency"], "speed": speed_verdict(r.result.speed_check)}
-                               for r in reversed(earlier)]),
-                 hide_index=True, width="stretch")
+    ui.number_table(earlier, {})
 
 st.subheader("Bit-width sweep")
 st.markdown("weight-only at 8, 4, 3 and 2 bits, plus the int8 paths that suit this kind of model (dynamic "
@@ -78,9 +69,7 @@ sweep = ui.kept_rows(labs.SWEEP, [model, dataset], f"bit-width sweep on {model}"
     lambda progress: lab.run_sweep(sweep_request, group_size=int(group_size), progress=progress)) or None)
 if sweep:
     st.plotly_chart(plots.sweep_figure(sweep), width="stretch", config={"displayModeBar": False})
-    st.dataframe(pd.DataFrame([{"pipeline": plots.sweep_name(r), "accuracy": r.result.accuracy,
-                                "size MB": r.result.size_bytes / 1e6, "p50 ms": r.result.latency_ms_p50,
-                                "summary": plots.summary(r)} for r in sweep]), hide_index=True, width="stretch")
+    ui.number_table(lab.sweep_rows(sweep), {})
 
 st.subheader("Explainer: what quantization does to one layer")
 st.markdown("One layer of the pretrained model, its weights before and after a quantize -> dequantize round "

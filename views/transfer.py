@@ -10,11 +10,10 @@ from microbudget_core.support.errors import MicrobudgetError
 from microbudget_core.labs import transfer as lab
 from microbudget_core.pipeline import Request
 
-from microbudget_core.runs import RunStore, load_run_model
+from microbudget_core.runs import load_run_model
 
 curve_defaults = st.cache_data(max_entries=8, show_spinner=False)(lab.curve_examples)
 
-STRATEGIES = ["finetune-head", "finetune-last-n", "finetune-full", "from-scratch", "setfit-style"]
 
 st.title("Transfer learning")
 st.markdown("Keep what a pretrained model learned from a large dataset and train only what your task needs. "
@@ -24,7 +23,7 @@ st.markdown("Keep what a pretrained model learned from a large dataset and train
 
 model, dataset = ui.pick_model_and_dataset(image_default=PHOTOS)
 ui.dataset_preview(dataset, expanded=True)
-strategy = st.selectbox("Strategy", STRATEGIES, key="transfer_strategy",
+strategy = st.selectbox("Strategy", lab.STRATEGIES, key="transfer_strategy",
                         format_func=lambda t: f"{t} — {techniques.get(t).DESCRIPTION}")
 with st.expander("Budget and knobs", expanded=True):
     settings = ui.technique_settings(techniques.get(strategy), f"transfer.{strategy}")
@@ -69,15 +68,10 @@ if run:
         else:
             st.bar_chart(pd.DataFrame({"probability": probabilities}, index=labels), horizontal=True)
 
-trained = [r for r in RunStore().list(dataset)
-           if r.model == model and r.steps and r.steps[-1]["technique"] in STRATEGIES]
+trained = lab.strategy_rows(model, dataset)
 if trained:
     st.subheader("Strategies side by side")
-    st.dataframe(pd.DataFrame([{"run": r.run_id, "strategy": r.label, "accuracy": r.result.accuracy,
-                                "train s": r.result.train_seconds, "train examples": r.result.train_examples,
-                                "trained params": r.result.report.get("trainable_params"),
-                                "size MB": r.result.size_bytes / 1e6} for r in reversed(trained)]),
-                 hide_index=True, width="stretch")
+    ui.number_table(trained, {})
 
 st.subheader("Data-efficiency curve")
 st.markdown("Each strategy trained with only *k* examples per class: how little data transfer learning needs, "
@@ -85,7 +79,7 @@ st.markdown("Each strategy trained with only *k* examples per class: how little 
 full = ui.full_budget("curve_full", "head-only and from-scratch at two budgets",
                       "head-only, full fine-tune and from-scratch at five budgets, as in the benchmarks")
 left, right = st.columns(2)
-chosen = left.multiselect("Strategies", STRATEGIES, key=f"curve_strategies_{full}",
+chosen = left.multiselect("Strategies", lab.STRATEGIES, key=f"curve_strategies_{full}",
                           default=list(lab.CURVE_STRATEGIES if full else lab.QUICK_CURVE_STRATEGIES))
 try:
     defaults = curve_defaults(dataset, full) if dataset else lab.QUICK_CURVE_EXAMPLES

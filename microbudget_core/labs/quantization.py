@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from .. import labs, runtimes, techniques
+from dataclasses import dataclass
+
+from .. import labs, plots, runtimes, techniques
 from ..measure import MeasureConfig
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows
 from ..support.progress import Progress, no_progress, scaled
 from ..runs import Run, RunStore
+from ..support.rows import column
+from ..yardstick import speed_verdict
 
 
 @labs.job
@@ -40,6 +44,58 @@ def run_sweep(request: Request, bits: tuple[int, ...] = (8, 4, 3, 2), group_size
     sweep = run_rows(prepared, rows, store, measure_config, progress)
     labs.remember_runs(labs.SWEEP, [request.model, request.dataset], sweep.runs, sweep.skipped)
     return sweep
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A stored run on the page's dataset: its pipeline, accuracy and ratios."""
+
+    run: str = column("run")
+    when: str = column("when")
+    model: str = column("model")
+    pipeline: str = column("pipeline")
+    accuracy: float = column("accuracy")
+    size_x: float = column("size x")
+    speed_x: float = column("speed x")
+    speed: str = column("speed")  # stable, or unstable and why (yardstick.speed_verdict)
+
+
+def run_rows_of(dataset: str) -> list[RunRow]:
+    """Every stored classifier run on this dataset, the latest first."""
+    return [RunRow(r.run_id, r.created_at, r.model, r.label, r.result.accuracy, r.ratios["size"], r.ratios["latency"],
+                   speed_verdict(r.result.speed_check)) for r in reversed(RunStore().list(dataset))]
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One row of the bit-width sweep."""
+
+    pipeline: str = column("pipeline")
+    accuracy: float = column("accuracy")
+    size_mb: float = column("size MB")
+    p50_ms: float = column("p50 ms")
+    summary: str = column("summary")
+
+
+def sweep_rows(runs: list[Run]) -> list[SweepRow]:
+    return [SweepRow(plots.sweep_name(r), r.result.accuracy, r.result.size_bytes / 1e6, r.result.latency_ms_p50,
+                     plots.summary(r)) for r in runs]
+
+
+@dataclass(frozen=True)
+class FigureRow:
+    """One measured figure of a run, the original's beside the result's."""
+
+    metric: str = column("metric")
+    original: float = column("original")
+    result: float | None = column("result")
+
+
+def figure_rows(run: Run) -> list[FigureRow]:
+    """The run's numeric figures (not the confusion matrix, the transcripts or names), original beside result."""
+    before, after = run.baseline.to_json(), run.result.to_json()
+    return [FigureRow(key, value, after.get(key)) for key, value in before.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)]
 
 
 def headline(sweep: Sweep) -> Run:

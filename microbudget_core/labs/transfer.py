@@ -15,6 +15,7 @@ from ..support.rows import column
 from ..runs import Run, RunStore
 from ..training import TrainConfig, split_for_training
 
+STRATEGIES = ("finetune-head", "finetune-last-n", "finetune-full", "from-scratch", "setfit-style")  # the page's
 # Examples per class for the data-efficiency curve; 0 = all of the train split. Datasets whose classes are small
 # (photos-12: 7 to 51 training examples each) get the small budgets. The full budget gives the curves of benchmarks/photos.md and transfer.md;
 # the quick one (the page's default, a few minutes on 2 cores) two points of head-only against from-scratch, beside
@@ -59,6 +60,26 @@ def recipe_rows(run: Run) -> list[RecipeRow]:
     return [RecipeRow("all weights fine-tuned (default recipe)", full.accuracy, full.train_seconds or 0.0,
                       full.train_examples or 0),
             RecipeRow(run.label, done.accuracy, done.train_seconds, done.train_examples)]
+
+
+@dataclass(frozen=True)
+class StrategyRow:
+    """One stored transfer run: its strategy's accuracy and what training it cost."""
+
+    run: str = column("run")
+    strategy: str = column("strategy")
+    accuracy: float = column("accuracy")
+    train_s: float | None = column("train s")
+    train_examples: int | None = column("train examples")
+    trained_params: int | None = column("trained params")
+    size_mb: float = column("size MB")
+
+
+def strategy_rows(model: str, dataset: str) -> list[StrategyRow]:
+    """Every stored run of a transfer strategy on this model and dataset, the latest first."""
+    runs = [r for r in RunStore().list(dataset) if r.model == model and r.steps and r.steps[-1]["technique"] in STRATEGIES]
+    return [StrategyRow(r.run_id, r.label, r.result.accuracy, r.result.train_seconds, r.result.train_examples,
+                        r.result.report.get("trainable_params"), r.result.size_bytes / 1e6) for r in reversed(runs)]
 
 
 def curve_examples(dataset_id: str, full: bool = False) -> tuple[int, ...]:
