@@ -8,7 +8,7 @@ import streamlit as st
 import ui
 
 from microbudget_core import plots
-from microbudget_core.labs.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates,
+from microbudget_core.labs.compare import (DEFAULT_PRICE_PER_HOUR, DEFAULT_PRICE_SOURCE, Limits, candidates, chosen,
                                            comparison_rows, eval_sizes, hardware_choices, measured_on, on_hardware,
                                            quality_name, recommend)
 from microbudget_core.export import export_zip, model_card
@@ -43,12 +43,12 @@ size = st.selectbox("Measured on", sizes, key="compare_eval", format_func=lambda
 runs = measured_on(runs, size)
 left, middle, right = st.columns(3)
 models = left.multiselect("Models", sorted({r.model for r in runs}), key="compare_models", placeholder="all")
-found = candidates([r for r in runs if not models or r.model in models])
+found = candidates(runs, models)
 techniques = middle.multiselect("Techniques", sorted({c.technique for c in found}), key="compare_techniques",
                                 placeholder="all")
 days = sorted({c.created_at[:10] for c in found})
 since = right.selectbox("Runs since", days, key="compare_since")
-found = [c for c in found if (not techniques or c.technique in techniques) and c.created_at[:10] >= since]
+found = chosen(found, techniques, since)
 if not found:
     st.warning("No run matches these filters.")
     st.stop()

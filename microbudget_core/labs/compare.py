@@ -88,14 +88,21 @@ def measured_on(runs: Sequence[Run], eval_examples: int | None = None) -> list[R
     return [run for run in runs if (run.result.eval_examples or 0) == size]
 
 
-def candidates(runs: Sequence[Run]) -> list[Candidate]:
-    """Each run's result, plus one original per model (the baseline its latest run measured)."""
+def candidates(runs: Sequence[Run], models: Sequence[str] = ()) -> list[Candidate]:
+    """Each run's result, plus one original per model (the baseline its latest run measured); of `models` only,
+    where given."""
+    runs = [run for run in runs if not models or run.model in models]
     originals = {run.model: run for run in runs}  # the latest run per model wins
     found = [Candidate(f"{model} (original)", model, "original", run.baseline, created_at=run.created_at)
              for model, run in originals.items()]
     found += [Candidate(run.label, run.model, " -> ".join(s["technique"] for s in run.steps) or "original",
                         run.result, run.run_id, run.created_at, run.artifact_path) for run in runs]
     return found
+
+
+def chosen(found: Sequence[Candidate], techniques: Sequence[str] = (), since: str = "") -> list[Candidate]:
+    """The candidates of `techniques` (all where none is given) made on or after the day `since` (YYYY-MM-DD)."""
+    return [c for c in found if (not techniques or c.technique in techniques) and c.created_at[:10] >= since]
 
 
 def pareto_front(costs: Sequence[float], values: Sequence[float]) -> list[bool]:
