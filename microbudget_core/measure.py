@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,18 @@ from .data import Split
 from .figures import Measured
 from .models import ModelBundle
 from .runtimes import PYTORCH
+from .support.errors import MicrobudgetError
 from .support.progress import Progress, no_progress, scaled
+
+
+def timing_rounds() -> int:
+    """MICROBUDGET_TIMING_ROUNDS, the rounds a timing window holds where a config does not say: 5 unless set (fewer:
+    quicker, noisier speed figures; the test suite, which checks behaviour and not speed, uses 2)."""
+    value = os.environ.get("MICROBUDGET_TIMING_ROUNDS", "5")
+    if not value.isdigit() or int(value) < 1:
+        raise MicrobudgetError(f"MICROBUDGET_TIMING_ROUNDS={value!r} is not a whole number of rounds of 1 or more.",
+                               "Set it to 1 or more, or unset it for 5.")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -27,7 +39,8 @@ class MeasureConfig:
     threads: int = 2  # the same for every row (fewer where fewer cores are free); 2 = the reference machine's cores
     warmup: int = 3
     latency_runs: int = 30  # inputs timed at batch 1 for p50 / p95, each once a round
-    rounds: int = 5  # rounds over the same inputs; models timed side by side take turns round by round
+    # rounds over the same inputs; models timed side by side take turns round by round
+    rounds: int = field(default_factory=timing_rounds)
     batch_size: int = 32  # throughput batch
     batches: int = 1  # throughput batches timed a round
     attempts: int = 3  # timing windows at most, while the machine looks busy (yardstick.py)

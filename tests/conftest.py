@@ -19,6 +19,9 @@ FILLER = "the film movie plot actors story was is a an and but with this".split(
 # Pages open on the committed results snapshot where the data folder has nothing; a test sees it only where it asks
 # for it (subprocesses, such as the browser tests' server, inherit this).
 os.environ["MICROBUDGET_SNAPSHOT"] = "off"
+# The suite checks behaviour, not speed: two timing rounds a window rather than five (measure.timing_rounds). Tests of
+# the yardstick's own rounds give theirs.
+os.environ["MICROBUDGET_TIMING_ROUNDS"] = "2"
 
 # The suite's one wall-clock limit: a guard against a hang, never a measure of speed. Every subprocess, every wait
 # for a page and each test (pytest-timeout) gets it. A loaded machine ran the suite at a third of its usual pace

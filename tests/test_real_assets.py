@@ -1,7 +1,9 @@
-"""Integration on the real offline assets (slow: builds the default baselines once, ~10 min)."""
+"""Integration on the real offline assets: loading, checksums and real predictions (the default baselines' full
+trainings and their accuracy floors are the benchmark scripts')."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -13,12 +15,6 @@ from microbudget_core.models import ModelSpec, load_model
 from test_cli import cli
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def shared_home(tmp_path_factory):
-    """One data folder for this module, so each default baseline is built once."""
-    return tmp_path_factory.mktemp("real-home")
 
 
 def test_minilm_loads_as_a_classifier_for_the_dataset_labels():
@@ -38,10 +34,11 @@ def test_a_corrupt_weights_file_is_caught_by_its_checksum(asset, model, task, tm
         load_model(ModelSpec(model), ["neg", "pos"], task)
 
 
-@pytest.mark.parametrize("model, dataset, floor", [("minilm-l6", "rotten-tomatoes", 0.80),
-                                                   ("mobilenet-v2", "mnist-5k", 0.95)])
-def test_cli_dynamic_int8_on_the_offline_defaults(model, dataset, floor, shared_home, monkeypatch):
-    monkeypatch.setenv("MICROBUDGET_HOME", str(shared_home))
+# MiniLM-L6's default baseline (a full fine-tune on 11k snippets, ~4 minutes) is trained and held to its floor by
+# benchmarks/run.py; here the CLI goes end to end on MobileNetV2 and MNIST, and MiniLM's path is checked below
+# without its training.
+@pytest.mark.parametrize("model, dataset, floor", [("mobilenet-v2", "mnist-5k", 0.95)])
+def test_cli_dynamic_int8_on_the_offline_defaults(model, dataset, floor):
     started = time.perf_counter()
     done = cli("run", "--model", model, "--dataset", dataset, "--technique", "dynamic-int8", "--json")
     elapsed = time.perf_counter() - started
@@ -53,11 +50,8 @@ def test_cli_dynamic_int8_on_the_offline_defaults(model, dataset, floor, shared_
     assert baseline["eval_examples"] == 1000 and 0 < baseline["train_seconds"] <= elapsed
     assert result["accuracy"] >= floor - 0.03 and result["fidelity"] >= 0.9
     assert baseline["peak_rss_mb"] and result["peak_rss_mb"]
-    if model == "minilm-l6":  # int8 Linear weights: a real size cut, not a rounding change
-        assert run["ratios"]["size"] > 1.3
-    else:  # one Linear layer in a CNN: the size barely moves, and the run says why
-        assert 0.97 < run["ratios"]["size"] < 1.03
-        assert "barely changes this model" in run["notes"][0]
+    # One Linear layer in a CNN: the size barely moves, and the run says why.
+    assert 0.97 < run["ratios"]["size"] < 1.03 and "barely changes this model" in run["notes"][0]
 
 
 def test_smollm2_loads_from_its_gguf_and_packs_to_under_a_third_in_4_bits(tmp_path):
@@ -101,7 +95,7 @@ def test_the_bundled_smollm2_quantizes_in_llama_cpp_with_its_real_tensor_types(t
 
 
 @pytest.mark.parametrize("model", ["whisper-tiny.en", "whisper-base"])
-def test_both_bundled_whispers_transcribe_the_recorded_clips_under_the_wer_floor(model, shared_home):
+def test_both_bundled_whispers_transcribe_the_recorded_clips_under_the_wer_floor(model):
     """The converted CTranslate2 files transcribe the 10 recorded clips: WER at most 10% (7.7% / 6.6% measured)."""
     from microbudget_core.data import DatasetSpec, load_dataset
     from microbudget_core.data.audio import POCKETSPHINX
@@ -127,23 +121,49 @@ def test_a_corrupt_whisper_part_is_caught_by_its_checksum(tmp_path, monkeypatch)
         assets.asset_path(part)
 
 
-def test_cli_head_only_on_photos_with_efficientnet_lite0(shared_home, monkeypatch, tmp_path):
-    """The issue's contract: head-only Lite0 on the real photos, against its default recipe; the artifact reloads."""
-    from microbudget_core.data import DatasetSpec, load_dataset
-    from microbudget_core.runs import RunStore, load_run_model
+def test_efficientnet_lite0_head_only_on_the_real_photos_reloads_with_its_predictions(tmp_path):
+    """Head-only Lite0 on the real photos (benchmarks/photos.py measures it against its default recipe, whose
+    fine-tune of every weight takes minutes): real predictions, and an artifact that reloads to the same ones."""
+    from sklearn.metrics import balanced_accuracy_score
 
-    monkeypatch.setenv("MICROBUDGET_HOME", str(shared_home))
-    done = cli("run", "--model", "efficientnet-lite0", "--dataset", "photos-12", "--technique", "finetune-head",
-               "--json")
-    assert done.returncode == 0, done.stderr[-2000:]
-    run = json.loads(done.stdout)
+    from microbudget_core import techniques
+    from microbudget_core.data import DatasetSpec, load_dataset
+    from microbudget_core.saved import load_saved
+
+    photos = load_dataset(DatasetSpec("photos-12"))
+    pretrained = load_model(ModelSpec("efficientnet-lite0"), photos.label_names, "image-classification")
+    head = techniques.get("finetune-head")
+    trained = head.apply(pretrained, techniques.make_config(head, {}), photos)
+    predictions = trained.predict(photos.eval.inputs)
     # 0.78 measured on this split; far above the majority class (0.25) and the random-weight network (0.43)
-    assert run["result"]["accuracy"] >= 0.65 and run["result"]["balanced_accuracy"] >= 0.55
-    assert run["baseline"]["eval_examples"] == 51 and run["result"]["trainable_params"] == 1280 * 12 + 12
-    photos = load_dataset(DatasetSpec("photos-12")).eval
-    reloaded = load_run_model(RunStore().get(run["run_id"]))
-    assert reloaded.preprocess.size == 224 and reloaded.labels == run["labels"]
-    assert (reloaded.predict(photos.inputs) == photos.labels).mean() == pytest.approx(run["result"]["accuracy"])
+    assert (predictions == photos.eval.labels).mean() >= 0.65
+    assert balanced_accuracy_score(photos.eval.labels, predictions) >= 0.55
+    assert len(photos.eval) == 51 and trained.meta["report"]["trainable_params"] == 1280 * 12 + 12
+    reloaded = load_saved(trained.save(tmp_path / "lite0"))
+    assert reloaded.preprocess.size == 224 and reloaded.labels == photos.label_names
+    assert (reloaded.predict(photos.eval.inputs) == predictions).all()
+
+
+def test_minilm_int8_keeps_the_fp32_predictions_on_real_snippets_and_is_smaller(tmp_path):
+    """MiniLM-L6's dynamic int8 on the real weights and snippets, from a head fitted on its frozen features (its
+    default baseline's full fine-tune and the accuracy floor are benchmarks/run.py's)."""
+    from microbudget_core import techniques
+    from microbudget_core.data import DatasetSpec, load_dataset
+
+    dataset = load_dataset(DatasetSpec("rotten-tomatoes"))
+    dataset = dataclasses.replace(dataset, train=dataset.train.per_class(300))  # features of 600 snippets, not 11k
+    pretrained = load_model(ModelSpec("minilm-l6"), dataset.label_names, "text-classification")
+    head, int8 = techniques.get("finetune-head"), techniques.get("dynamic-int8")
+    trained = head.apply(pretrained, techniques.make_config(head, {}), dataset)
+    quantized = int8.apply(trained, techniques.make_config(int8, {}), dataset)
+    texts, labels = dataset.eval.inputs[:200], dataset.eval.labels[:200]
+    fp32, int8_predictions = trained.predict(texts), quantized.predict(texts)
+    assert (fp32 == labels).mean() >= 0.65  # the head reads sentiment from the real features (0.5: a coin)
+    assert (int8_predictions == fp32).mean() >= 0.9
+
+    def size(bundle, name):
+        return sum(f.stat().st_size for f in bundle.save(tmp_path / name).rglob("*") if f.is_file())
+    assert size(trained, "fp32") > 1.3 * size(quantized, "int8")  # int8 Linear weights: a real size cut
 
 
 def test_mpnet_base_unpacks_from_its_five_packages_loads_every_weight_and_reads_sentences_by_meaning():
