@@ -37,7 +37,7 @@ class Measured:
     trained_on: str | None = None
     report: dict[str, Any] = field(default_factory=dict)  # the technique's own figures, e.g. per-layer error
 
-    def quality(self, name: str) -> Any:
+    def figure(self, name: str) -> Any:
         """A figure named at run time (a kind's QUALITY, a chart's axis)."""
         return getattr(self, name)
 
