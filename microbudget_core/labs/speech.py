@@ -158,7 +158,7 @@ class ClipRow:
 
 def clip_rows(runs: Sequence[Run], reference_texts: Sequence[str]) -> list[ClipRow]:
     """Per clip, the reference and every row's transcript (the original's from the runs' baseline)."""
-    named = {ORIGINAL: _original(runs)["transcripts"]}
+    named = {ORIGINAL: _original(runs).transcripts}
     named |= {name_of(run): run.result.transcripts for run in runs}
     return [ClipRow(reference, {name: texts[n] for name, texts in named.items() if n < len(texts)})
             for n, reference in enumerate(reference_texts)]
