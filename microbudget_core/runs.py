@@ -144,8 +144,15 @@ class RunStore:
     def _create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(SCHEMA)
+            # Switched once. The switch needs the store to itself and, while another writer holds it, fails at once
+            # ("database is locked") rather than waiting as an insert does: a later writer switches it then.
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.OperationalError as error:
+                    if error.sqlite_errorname != "SQLITE_BUSY":
+                        raise
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
