@@ -212,7 +212,7 @@ def _runs(args: argparse.Namespace) -> int:
 def _quality(run: Run) -> str:
     """Accuracy for a classifier, perplexity for a language model, word error rate for a speech model."""
     quality = kinds.get(run.task).QUALITY
-    value = run.result.figure(quality)
+    value = getattr(run.result, quality)
     if quality == "wer":
         return f"WER {value:.1%}"
     return f"{quality} {value:.1f}" if quality == "perplexity" else f"{quality} {value:.3f}"

@@ -37,10 +37,6 @@ class Measured:
     trained_on: str | None = None
     report: dict[str, Any] = field(default_factory=dict)  # the technique's own figures, e.g. per-layer error
 
-    def figure(self, name: str) -> Any:
-        """A figure named at run time (a kind's QUALITY, a chart's axis)."""
-        return getattr(self, name)
-
     def to_json(self) -> dict[str, Any]:
         """The flat JSON object a run stores: the report's keys beside the rest, unmeasured optional fields left out."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}

@@ -150,9 +150,9 @@ def _measure_and_store(prepared: Prepared, steps: list[tuple[Any, Any]], result:
         final = measure(result, prepared.eval_split, reference=prepared.original.predictions, config=measure_config,
                         artifact_dir=artifacts, progress=progress, against=baseline)
         # The original as timed in the same window as the result; each row with the training that made it.
-        original = dataclasses.replace(prepared.original.figures, **(final.original_speed or {}),
-                                       **_training(baseline.meta))
-        figures = dataclasses.replace(final.figures, **(step_training if steps else _training(baseline.meta)),
+        trained = _training(baseline.meta)
+        original = dataclasses.replace(prepared.original.figures, **(final.original_speed or {}), **trained)
+        figures = dataclasses.replace(final.figures, **(step_training if steps else trained),
                                       report=dict(result.meta.get("report", {})))  # e.g. per-layer error
         run = Run(model=prepared.request.model, dataset=prepared.request.dataset, task=baseline.task,
                   steps=_records(steps), baseline=original, result=figures,

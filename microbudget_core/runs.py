@@ -62,7 +62,8 @@ class Run:
 
     def to_json(self) -> dict[str, Any]:
         """The run as stored and as the CLI prints it: each row's figures one flat object."""
-        return {**asdict(self), "baseline": self.baseline.to_json(), "result": self.result.to_json()}
+        rows = {"baseline": self.baseline.to_json(), "result": self.result.to_json()}
+        return {f.name: rows.get(f.name, getattr(self, f.name)) for f in fields(self)}
 
     @property
     def recipe(self) -> str:

