@@ -15,6 +15,7 @@ pages = [
     st.Page("views/home.py", title="Methods at a glance", icon=":material/home:", default=True),
     st.Page("views/transfer.py", title="Transfer learning", icon=":material/school:"),
     st.Page("views/distillation.py", title="Distillation", icon=":material/science:"),
+    st.Page("views/pruning.py", title="Pruning", icon=":material/content_cut:"),
     st.Page("views/quantization.py", title="Quantization", icon=":material/compress:"),
     st.Page("views/llm_quantization.py", title="LLM quantization", icon=":material/chat:"),
     st.Page("views/specialist.py", title="Specialist vs generalist", icon=":material/balance:"),

@@ -419,3 +419,28 @@ def temperature_figure(labels: list[str], targets: dict[float, np.ndarray]) -> g
     figure.update_yaxes(range=[0, 1], row=1, col=1, title_text="probability")
     figure.update_layout(height=300, margin=dict(l=20, r=20, t=50, b=20))
     return figure
+
+
+def pruning_figure(rows: list[Any]) -> go.Figure:
+    """Accuracy against batch-1 latency across pruning ratios: one line per method (labelled by ratio), the original
+    as a star; latencies carry their interquartile range, and a speed measured on a busy machine is an open marker."""
+    figure = go.Figure()
+    methods = list(dict.fromkeys(row.method for row in rows))
+    for number, method in enumerate(methods):
+        members = sorted((row for row in rows if row.method == method), key=lambda row: row.ratio or 0)
+        original = method == "original"
+        figure.add_trace(go.Scatter(
+            x=[row.p50_ms for row in members], y=[row.accuracy * 100 for row in members], name=method,
+            mode="markers" if original else "lines+markers+text", textposition="top center",
+            text=[] if original else [f"{row.ratio:.0%}" for row in members],
+            error_x=dict(type="data", symmetric=False, array=[row.p50_ms_p75 - row.p50_ms for row in members],
+                         arrayminus=[row.p50_ms - row.p50_ms_p25 for row in members], thickness=1),
+            marker=dict(size=14 if original else 10,
+                        color=ORIGINAL_COLOUR if original else TECHNIQUE_PALETTE[number % len(TECHNIQUE_PALETTE)],
+                        symbol=[_symbol("star" if original else "circle", _row_unstable(row)) for row in members]),
+            hovertemplate="%{x:,.2f} ms, accuracy %{y:.1f}%<extra>" + method + "</extra>"))
+    figure.update_xaxes(title_text="latency p50, batch 1 (ms): left is faster")
+    figure.update_yaxes(title_text="eval accuracy (%)")
+    figure.update_layout(height=440, margin=dict(l=20, r=20, t=30, b=20),
+                         legend=dict(orientation="h", yanchor="top", y=-0.2))
+    return figure

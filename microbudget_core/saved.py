@@ -17,6 +17,7 @@ from .support.exclusive import one_at_a_time
 from .models.bundle import CAUSAL_LM, PROMPTED_LM, ModelBundle
 from .models.hf import load_saved_hf
 from .models.llm import load_saved_llm, saved_lm_file
+from .models.pruned import PRUNED_SHAPES, reshaped
 from .models.speech import WHISPER_FAMILY, load_saved_whisper
 from .models.vision import FAMILIES as VISION_FAMILIES
 from .models.vision import load_saved_network, preprocessor_of
@@ -58,11 +59,13 @@ def load_saved(folder: Path) -> ModelBundle:
             return family.from_file(model, folder, info)
         return ModelBundle(model=model, task=info["task"], labels=list(info["labels"]),
                            preprocess=saved_preprocessor(folder, info), name=info["name"], meta=dict(meta))
-    structure = meta.get("structure", [])
-    bundle = family.architecture(folder, info, not structure)
+    structure, pruned = meta.get("structure", []), meta.get(PRUNED_SHAPES)
+    bundle = family.architecture(folder, info, not (structure or pruned))
+    if pruned:  # fewer channels, neurons or heads than the family builds
+        bundle.model = reshaped(bundle.model, pruned)
     for technique_id in structure:
         bundle.model = techniques.get(technique_id).restructure(bundle.model, meta)
-    if structure or not family.reads_weights or (folder / "model.pt").exists():
+    if structure or pruned or not family.reads_weights or (folder / "model.pt").exists():
         runtime.load(folder, bundle.model)
     return bundle
 

@@ -29,7 +29,7 @@ F = TypeVar("F", bound=Callable)
 # The labs' names, shared by the core functions and pages that remember and the pages that recall.
 TRANSFER, CURVE, QUANTIZATION, SWEEP, DISTILLATION = "transfer", "curve", "quantization", "sweep", "distillation"
 ARCHITECTURES, LLM_LEVELS, SPECIALIST, TALK = "architectures", "llm-levels", "specialist", "talk"
-SPEECH = "speech"
+SPEECH, PRUNING = "speech", "pruning"
 
 
 def job(function: F) -> F:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Callable
 
 import numpy as np
 import torch
@@ -110,6 +111,13 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
         return own.distill(_teacher(bundle, config), config, dataset, progress)
     _check(config, dataset)
     teacher = _teacher(bundle, config)
+    return teach(teacher, lambda texts: _student(teacher, config, texts), config, dataset, progress)
+
+
+def teach(teacher: ModelBundle, make_student: Callable[[list], tuple[ModelBundle, int]], config: Config,
+          dataset: Dataset, progress: Progress = no_progress) -> ModelBundle:
+    """Train the student `make_student(training inputs)` gives (with its word table's size before trimming, 0 if
+    untrimmed) on the teacher's soft targets and the labels, as `config` says (pruning's recovery uses it too)."""
     everything, validation = split_for_training(dataset.train, TrainConfig())
     fit = everything.per_class(config.examples_per_class)
     extra = (everything.beyond_per_class(config.examples_per_class).inputs if config.unlabeled.strip() == REST
@@ -117,7 +125,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     inputs = fit.inputs + extra
     # The word table keeps the tokens of every training text, labelled or not, so a control with fewer labels
     # still has the student's vocabulary: the same model, only the signal differs.
-    student, vocab_before = _student(teacher, config, everything.inputs + extra)
+    student, vocab_before = make_student(everything.inputs + extra)
     taught, features, cached = _teacher_outputs(teacher, inputs + validation.inputs, scaled(progress, 0.0, 0.3))
     soft, teacher_validation = taught[:len(inputs)], taught[len(inputs):]
     teacher_labels = soft.argmax(axis=-1)  # for rows without a (usable) human label
