@@ -11,32 +11,16 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from conftest import HANG_GUARD_S, charts_have_data
+from test_distill import QUICK, dataset, teacher  # noqa: F401 (fixtures): the same tiny teacher and task
 from microbudget_core import kinds, techniques, training
-from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.labs import pruning
-from microbudget_core.measure import MeasureConfig
-from microbudget_core.models import TEXT, ModelSpec, count_params, load_model
+from microbudget_core.models import TEXT, count_params
 from microbudget_core.models.bundle import IMAGE, ModelBundle
 from microbudget_core.models.vision import MobileNetV2, preprocessor_for
-from microbudget_core.pipeline import Request
 from microbudget_core.saved import load_saved
 from microbudget_core.support.errors import MicrobudgetError
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = MeasureConfig(memory=False, warmup=1, latency_runs=3)
-QUICK = training.TrainConfig(epochs=3, learning_rate=3e-3, batch_size=16)
-
-
-@pytest.fixture
-def dataset(sentiment_csv):
-    return load_dataset(DatasetSpec(f"csv:{sentiment_csv}"))
-
-
-@pytest.fixture
-def teacher(tiny_text_model, dataset) -> ModelBundle:
-    fresh = load_model(ModelSpec(str(tiny_text_model)), dataset.label_names, TEXT)
-    trained, _ = training.train_classifier(fresh, dataset.train, QUICK)
-    return trained
 
 
 def apply(technique_id: str, bundle: ModelBundle, dataset=None, **settings) -> ModelBundle:
@@ -116,22 +100,6 @@ def test_a_quantized_model_is_refused(teacher):
         apply("prune", quantized, recover="none")
 
 
-def test_the_lab_measures_each_ratio_beside_unstructured_and_the_int8_chain(tiny_text_model, sentiment_csv,
-                                                                           monkeypatch):
-    monkeypatch.setattr(kinds.get(TEXT), "RECIPE", QUICK)
-    request = Request(str(tiny_text_model), f"csv:{sentiment_csv}", [], 40)
-    sweep = pruning.run_pruning(request, {"epochs": 1, "learning_rate": 3e-3}, ratios=(0.5,), int8=True,
-                                measure_config=FAST)
-    assert [pruning.method(run) for run in sweep.runs] == [pruning.STRUCTURED, pruning.UNSTRUCTURED, pruning.CHAINED]
-    rows = pruning.rows_of(sweep.runs)
-    assert rows[0].method == "original" and rows[1].params_m < rows[0].params_m
-    assert rows[2].size_mb == pytest.approx(rows[0].size_mb, rel=0.02) and rows[2].compressed_x > 1
-    said = pruning.headline(rows, tolerance=100)
-    assert "Structured pruning of 50%" in said and "Unstructured pruning of 50%" in said
-    assert [run.run_id for run in pruning.latest(str(tiny_text_model), f"csv:{sentiment_csv}")[0]] == [
-        run.run_id for run in sweep.runs]
-
-
 def open_page(model: str, dataset: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "views" / "pruning.py"), default_timeout=HANG_GUARD_S)
     at.session_state["model_choice"], at.session_state["model_other"] = "other…", model
@@ -139,17 +107,22 @@ def open_page(model: str, dataset: str) -> AppTest:
     return at.run()
 
 
-def test_pruning_page_runs_and_opens_on_its_results(tiny_text_model, sentiment_csv, monkeypatch):
+def test_pruning_page_measures_each_ratio_beside_unstructured_and_the_int8_chain(tiny_text_model, sentiment_csv,
+                                                                                 monkeypatch):
     monkeypatch.setattr(kinds.get(TEXT), "RECIPE", QUICK)
     at = open_page(str(tiny_text_model), f"csv:{sentiment_csv}")
     assert not at.exception
     at.multiselect(key="prune_ratios").set_value([0.5])
+    at.checkbox(key="prune_int8").check()
     at.slider(key="prune_eval").set_value(50)
     at.button(key="prune_run").click().run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    assert list(table["method"]) == ["original", pruning.STRUCTURED, pruning.UNSTRUCTURED]
-    assert any("Structured pruning of 50%" in md.value for md in at.markdown)
+    assert list(table["method"]) == ["original", pruning.STRUCTURED, pruning.UNSTRUCTURED, pruning.CHAINED]
+    original, structured, unstructured, chained = table.to_dict("records")
+    assert structured["params (M)"] < original["params (M)"] and chained["accuracy"] > 0
+    assert unstructured["size MB"] == pytest.approx(original["size MB"], rel=0.02)
+    assert unstructured["x smaller compressed"] > 1  # its zeros count only once compressed
+    assert any("Structured pruning of 50%" in md.value and "Unstructured pruning of 50%" in md.value
+               for md in at.markdown)
     assert charts_have_data(at)
-    fresh = open_page(str(tiny_text_model), f"csv:{sentiment_csv}")  # a later visit opens on it, no training
-    assert not fresh.exception and len(fresh.dataframe[0].value) == 3

@@ -81,7 +81,8 @@ def warmed_home(warmed, tmp_path, monkeypatch) -> talk.Plan:
 
 def test_warm_computes_every_lab_once_then_keeps_them(warmed, monkeypatch, unplugged):
     home, plan, report, seconds = warmed
-    assert [w.lab for w in report] == [labs.TRANSFER, labs.DISTILLATION, labs.QUANTIZATION, labs.ARCHITECTURES,
+    assert [w.lab for w in report] == [labs.TRANSFER, labs.DISTILLATION, labs.PRUNING, labs.QUANTIZATION,
+                                       labs.ARCHITECTURES,
                                        labs.CURVE, labs.LLM_LEVELS, labs.SPECIALIST, labs.SPEECH]
     assert all(w.status == "computed" for w in report), report
     assert 0 < min(w.seconds for w in report) and sum(w.seconds for w in report) <= seconds  # each lab's own time
@@ -118,10 +119,11 @@ def test_every_slide_has_a_headline_and_charts_with_data(warmed_home):
         assert shown.figures and all(trace.y is not None and len(trace.y) for figure in shown.figures
                                      for trace in figure.data), step.title
     assert talk.slide(0, warmed_home).headline.startswith("finetune-head of pretrained ")
-    assert talk.slide(3, warmed_home).headline.startswith("Against fp32 (as loaded) ")
-    assert "GGUF Q4_K_M" in talk.slide(3, warmed_home).headline  # the talk's LLM demo, on llama.cpp
-    assert talk.slide(4, warmed_home).headline.startswith("Against the original (")  # the talk's Whisper demo
-    assert "int8 (PyTorch)" in talk.slide(4, warmed_home).headline
+    assert talk.slide(2, warmed_home).headline.startswith("Structured pruning of ")
+    assert talk.slide(4, warmed_home).headline.startswith("Against fp32 (as loaded) ")
+    assert "GGUF Q4_K_M" in talk.slide(4, warmed_home).headline  # the talk's LLM demo, on llama.cpp
+    assert talk.slide(5, warmed_home).headline.startswith("Against the original (")  # the talk's Whisper demo
+    assert "int8 (PyTorch)" in talk.slide(5, warmed_home).headline
     assert talk.slide(len(talk.STEPS) - 1, warmed_home).headline.startswith("At most 1 pt of accuracy lost: ")
 
 
@@ -141,7 +143,8 @@ def _pick(at: AppTest, plan: talk.Plan) -> AppTest:
     return at.run()
 
 
-@pytest.mark.parametrize("view, charts", [("transfer", 2), ("distillation", 2), ("quantization", 3)])
+@pytest.mark.parametrize("view, charts", [("transfer", 2), ("distillation", 2), ("pruning", 1),
+                                         ("quantization", 3)])
 def test_lab_pages_open_on_the_warmed_results_with_no_button_pressed(warmed_home, unplugged, view, charts):
     at = _pick(AppTest.from_file(str(ROOT / "views" / f"{view}.py"), default_timeout=HANG_GUARD_S).run(), warmed_home)
     assert not at.exception and not at.error
@@ -171,7 +174,7 @@ def test_presenter_view_walks_the_talk_and_reruns_a_step_live(warmed_home, unplu
         assert at.markdown and _charts(at) and all(_has_data(chart) for chart in _charts(at))
         if step.title == "Quantization":  # the live re-run: a new ONNX int8 run replaces the warmed one
             before = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0][0].run_id
-            at.button(key="live_2").click().run()
+            at.button(key="live_3").click().run()
             assert not at.exception and not at.error
             after = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0][0].run_id
             assert after != before and at.title[0].value == step.title
@@ -221,7 +224,7 @@ def test_a_snapshot_of_a_warm_round_trips_and_a_fresh_data_folder_opens_every_pa
 
     # warm computes here what the snapshot shows; a result measured here wins over the snapshot's.
     assert not any(talk._ready(lab, key) for lab, key, _ in talk._jobs(plan))
-    talk.run_live(2, plan)
+    talk.run_live(3, plan)
     mine = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])[0]
     assert mine and not mine[0].snapshot and not labs.from_snapshot(labs.QUANTIZATION, [plan.model, plan.dataset])
     assert labs.expected_seconds(quantization.run_quantization)[1] == "here"

@@ -21,7 +21,7 @@ from ..support.errors import MicrobudgetError
 from ..pipeline import Request
 from ..support.progress import Progress, no_progress, scaled
 from ..runs import RunStore
-from . import architectures, distillation, llm_quantization, quantization, specialist, speech, transfer
+from . import architectures, distillation, llm_quantization, pruning, quantization, specialist, speech, transfer
 from .compare import Limits, candidates, eval_sizes, measured_on, on_hardware, recommend
 
 
@@ -106,6 +106,7 @@ def _jobs(plan: Plan) -> list[tuple[str, list[str], Callable[[Progress], Any]]]:
     jobs = [
         (labs.TRANSFER, key, lambda progress: _transfer(plan, 0, progress)),
         (labs.DISTILLATION, _distilled(plan), lambda progress: _distill(plan, {}, progress)),
+        (labs.PRUNING, key, lambda progress: _prune(plan, {}, progress)),
         (labs.QUANTIZATION, key, lambda progress: _quantization(plan, progress)),
         (labs.ARCHITECTURES, [plan.dataset], lambda progress: architectures.compare_architectures(
             picked or architectures.defaults(task), plan.dataset, architectures.default_budget(task),
@@ -200,6 +201,12 @@ def _distill(plan: Plan, settings: dict[str, Any], progress: Progress) -> None:
                                   {**distillation.default_settings(teacher, plan.full_budget), **settings}, progress=progress)
 
 
+def _prune(plan: Plan, settings: dict[str, Any], progress: Progress) -> None:
+    """The Pruning page's button with its defaults (and `settings` on top)."""
+    pruning.run_pruning(Request(plan.model, plan.dataset, eval_limit=plan.eval_limit),
+                        {**pruning.default_settings(plan.full_budget), **settings}, progress=progress)
+
+
 def _transfer(plan: Plan, examples_per_class: int, progress: Progress) -> None:
     """Only the head trained, against the default recipe (all weights fine-tuned) as the original."""
     steps = [("finetune-head", {"examples_per_class": examples_per_class})]
@@ -270,6 +277,14 @@ def _distillation_slide(plan: Plan) -> Shown:
     return distillation.headline(rows), [plots.lineup_figure(rows)]
 
 
+def _pruning_slide(plan: Plan) -> Shown:
+    runs, _ = pruning.latest(plan.model, plan.dataset)
+    if not runs:
+        return "", []
+    rows = pruning.rows_of(runs)
+    return pruning.headline(rows), [plots.pruning_figure(rows)]
+
+
 def _quantization_slide(plan: Plan) -> Shown:
     runs, _ = labs.recall_runs(labs.QUANTIZATION, [plan.model, plan.dataset])
     if not runs:
@@ -326,6 +341,9 @@ STEPS = [
     Step("Distillation", _distillation_slide, lambda plan, progress: _distill(
         plan, {"examples_per_class": plan.live_examples_per_class}, progress),
         "distil a student and its control from {k} labelled examples per class, then int8 (a few minutes)"),
+    Step("Pruning", _pruning_slide, lambda plan, progress: _prune(
+        plan, {"examples_per_class": plan.live_examples_per_class}, progress),
+        "prune the model at 25, 50 and 75%, each recovered on {k} labelled examples per class (a few minutes)"),
     Step("Quantization", _quantization_slide, _quantization_live,
          "quantize the model to int8 with ONNX Runtime and measure it (under a minute)"),
     Step("An LLM at GGUF levels", _llm_slide, _llm_levels,

@@ -22,7 +22,7 @@ from ..data import Dataset
 from ..models import IMAGE, TEXT, ModelBundle, count_params
 from ..models.anatomy import head_name
 from ..models.pooling import uses_layer_mean
-from ..models.pruned import PRUNED_SHAPES, shapes_changed
+from ..models.pruned import PRUNED_SHAPES, shapes_of
 from ..models.variants import trim_vocab
 from ..runtimes import PYTORCH
 from ..support.errors import MicrobudgetError
@@ -40,7 +40,7 @@ IMPORTANCES = {"magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
 SCOPES = ("per-layer", "global")
 RECOVERIES = ("distill", "labels", "none")
 # (query, key, value, head count) attribute names of the attention modules Torch-Pruning is told about
-ATTENTION = (("query", "key", "value", "num_attention_heads"), ("q", "k", "v", "n_heads"))
+ATTENTION = (("query", "key", "value", "num_attention_heads"), ("q", "k", "v", "num_attention_heads"))  # BERT, MPNet
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
             f"{before / 1e6:.2f}M -> {after / 1e6:.2f}M parameters; {_describe(details)}.")
     if config.recover == "none":
         return pruned.derived(pruned.model, note=note + " Not recovered.",
-                              **{PRUNED_SHAPES: shapes_changed(bundle.model, pruned.model)},
+                              **{PRUNED_SHAPES: shapes_of(pruned.model)},
                               report={**details, "recovery": "none"})
     _, validation = split_for_training(dataset.train, TrainConfig())
     details["val_accuracy_before_recovery"] = float((pruned.predict(validation.inputs) == validation.labels).mean())
@@ -88,7 +88,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     trim = config.trim_vocab and kinds.get(bundle.task).WORD_EMBEDDINGS
     recovered = distill.teach(bundle, lambda texts: trim_vocab(student, texts) if trim else (student, 0),
                               _recovery(config), dataset, scaled(progress, 0.05, 1.0))
-    return recovered.derived(recovered.model, **{PRUNED_SHAPES: shapes_changed(bundle.model, recovered.model)},
+    return recovered.derived(recovered.model, **{PRUNED_SHAPES: shapes_of(recovered.model)},
                              report={**recovered.meta["report"], **details, "recovery": config.recover})
 
 
@@ -107,6 +107,9 @@ def _check(bundle: ModelBundle, config: Config, dataset: Dataset | None) -> None
         if not _attention_modules(bundle.model):
             raise MicrobudgetError(f"Found no BERT- or MPNet-style attention in {bundle.name}.",
                                    "Prune a BERT-family text model (minilm-l6, mpnet-base).")
+        if config.heads and any(hasattr(module, "relative_attention_bias") for module in bundle.model.modules()):
+            raise MicrobudgetError(f"{bundle.name} shares one relative position bias across every layer's heads, so "
+                                   "each layer cannot lose its own heads.", "Set heads=false (neurons only).")
         if config.width and not uses_layer_mean(getattr(bundle.model, "config", None)):
             raise MicrobudgetError(f"Pruning the hidden width of {bundle.name} needs the project's layer-mean head.",
                                    "Set width=false.")
