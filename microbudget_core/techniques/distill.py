@@ -115,9 +115,11 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
 
 
 def teach(teacher: ModelBundle, make_student: Callable[[list], tuple[ModelBundle, int]], config: Config,
-          dataset: Dataset, progress: Progress = no_progress) -> ModelBundle:
+          dataset: Dataset, progress: Progress = no_progress, freeze_words: bool | None = None) -> ModelBundle:
     """Train the student `make_student(training inputs)` gives (with its word table's size before trimming, 0 if
-    untrimmed) on the teacher's soft targets and the labels, as `config` says (pruning's recovery uses it too)."""
+    untrimmed) on the teacher's soft targets and the labels, as `config` says (pruning's recovery uses it too).
+
+    `freeze_words`: whether a text student's word table stays frozen; None: as the kind of student says."""
     everything, validation = split_for_training(dataset.train, TrainConfig())
     fit = everything.per_class(config.examples_per_class)
     extra = (everything.beyond_per_class(config.examples_per_class).inputs if config.unlabeled.strip() == REST
@@ -146,7 +148,7 @@ def teach(teacher: ModelBundle, make_student: Callable[[list], tuple[ModelBundle
             else config.learning_rate or RATES[teacher.task])
     # The word table comes from the teacher (which kept the pretrained one): frozen, as in the baseline recipe.
     freeze = kinds.get(student.task).WORD_EMBEDDINGS and (pretrained_student or (config.student, config.init) in {
-        ("layers", "teacher"), ("layers", "random"), ("narrow", "teacher")})
+        ("layers", "teacher"), ("layers", "random"), ("narrow", "teacher")} if freeze_words is None else freeze_words)
     objective = _objective(soft, features[:len(inputs)] if hidden_weight else None, teacher, config, hidden_weight)
     trained, train_report = train_classifier(
         student, Split(inputs, labels), _finetune.recipe(config, rate, freeze_embeddings=freeze), report,

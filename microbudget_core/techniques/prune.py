@@ -87,7 +87,9 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     student = pruned.derived(pruned.model, note=note)
     trim = config.trim_vocab and kinds.get(bundle.task).WORD_EMBEDDINGS
     recovered = distill.teach(bundle, lambda texts: trim_vocab(student, texts) if trim else (student, 0),
-                              _recovery(config), dataset, scaled(progress, 0.05, 1.0))
+                              _recovery(config), dataset, scaled(progress, 0.05, 1.0),
+                              # a word table that lost columns (width) must adapt; a whole one stays as pretrained
+                              freeze_words=not config.width)
     return recovered.derived(recovered.model, **{PRUNED_SHAPES: shapes_of(recovered.model)},
                              report={**recovered.meta["report"], **details, "recovery": config.recover})
 
@@ -128,7 +130,9 @@ def _pruned(bundle: ModelBundle, config: Config) -> ModelBundle:
     model = copy.deepcopy(bundle.model).eval()
     example = dict(bundle.preprocess(kinds.get(bundle.task).example_inputs()))
     head = model.get_submodule(head_name(model, len(bundle.labels)))
-    options = _text_options(model, head, config) if bundle.task == TEXT else {"ignored_layers": [head]}  # classes stay
+    # The classes stay; conv channels in multiples of 8, which the CPU's vector kernels want (without it, 50% of
+    # MobileNetV2 ran 1.3x faster at batch 1, with it 2x)
+    options = _text_options(model, head, config) if bundle.task == TEXT else {"ignored_layers": [head], "round_to": 8}
     pruner = tp.pruner.MetaPruner(model, example, importance=IMPORTANCES[config.importance](),
                                   pruning_ratio=config.ratio, global_pruning=config.scope == "global", **options)
     with torch.no_grad():
