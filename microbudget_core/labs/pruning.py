@@ -122,13 +122,13 @@ def rows_of(runs: Sequence[Run]) -> list[PruningRow]:
 
 def headline(rows: list[PruningRow], tolerance: float = 1.5) -> str:
     """What the measurements show: the deepest structured pruning within `tolerance` points of the original (else
-    the lightest), and unstructured pruning at the same ratio."""
+    the one nearest 50%), and unstructured pruning at the same ratio."""
     original = rows[0]
     structured = sorted((row for row in rows if row.method == STRUCTURED), key=lambda row: row.ratio)
     if not structured:
         return ""
     kept = [row for row in structured if (original.accuracy - row.accuracy) * 100 <= tolerance]
-    best = kept[-1] if kept else structured[0]
+    best = kept[-1] if kept else min(structured, key=lambda row: abs(row.ratio - 0.5))
     gap = (best.accuracy - original.accuracy) * 100
     said = (f"Structured pruning of {best.ratio:.0%} runs {best.x_faster:.1f}x faster at batch 1 and is "
             f"{best.x_smaller:.1f}x smaller; after recovery its accuracy is {abs(gap):.1f} points "
