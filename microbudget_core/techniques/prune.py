@@ -158,7 +158,9 @@ def _text_options(model: nn.Module, head: nn.Module, config: Config) -> dict:
     writers = [module for name, module in model.named_modules()
                if isinstance(module, nn.Linear) and name.endswith("output.dense")] if not config.width else []
     return {"ignored_layers": [head, *writers], "num_heads": heads, "prune_num_heads": config.heads,
-            "prune_head_dims": False, "head_pruning_ratio": config.ratio if config.heads else 0.0,
+            # at least one head stays in every layer (75% of 2 heads would leave none)
+            "prune_head_dims": False, "head_pruning_ratio": min(config.ratio, 1 - 1 / min(heads.values()))
+            if config.heads else 0.0,
             # traced from the last hidden state (every layer feeds it): the layer-mean head reads all of them
             # stacked, which Torch-Pruning cannot follow; its columns are cut by hand (_fit_text_model)
             "output_transform": lambda output: output.hidden_states[-1]}
