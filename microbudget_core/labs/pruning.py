@@ -101,7 +101,8 @@ def rows_of(runs: Sequence[Run]) -> list[PruningRow]:
     before and after recovery."""
     original = runs[0].baseline
     rows = [PruningRow(name="original", method="original", ratio=None, size_mb=original.size_bytes / 1e6,
-                       compressed_mb=None, compressed_x=None, params_m=original.params / 1e6, p50_ms=original.latency_ms_p50,
+                       compressed_mb=None, compressed_x=None, params_m=original.params / 1e6,
+                       p50_ms=original.latency_ms_p50,
                        p50_ms_p25=original.latency_ms_p25 or original.latency_ms_p50,
                        p50_ms_p75=original.latency_ms_p75 or original.latency_ms_p50,
                        throughput=original.throughput_per_s, accuracy=original.accuracy, before_recovery=None,

@@ -70,10 +70,10 @@ class Config:
 def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
           progress: Progress = no_progress) -> ModelBundle:
     _check(bundle, config, dataset)
-    progress(0.0, f"Pruning {config.ratio:.0%} of {bundle.name}'s {'heads and neurons' if bundle.task == TEXT else 'channels'}")
+    parts = "heads and neurons" if bundle.task == TEXT else "channels"
+    progress(0.0, f"Pruning {config.ratio:.0%} of {bundle.name}'s {parts}")
     pruned = _pruned(bundle, config)
-    before = count_params(bundle.model)
-    after = count_params(pruned.model)
+    before, after = count_params(bundle.model), count_params(pruned.model)
     details = {"params_before_pruning": before, "params_after_pruning": after, "pruning_ratio": config.ratio,
                **_counts(pruned.model)}
     note = (f"Pruned {config.ratio:.0%} ({config.scope}, {config.importance} importance): "
