@@ -73,7 +73,8 @@ TECHNIQUES = {"finetune-head": {"epochs": 2, "min_image_size": 0}, "finetune-ful
               "finetune-last-n": {"epochs": 1}, "from-scratch": {"epochs": 1},
               "distill": {"student": "model", "student_model": "efficientnet-lite0", "epochs": 1},
               "dynamic-int8": {}, "static-int8": {"calibration_examples": 8}, "weight-only": {"skip_head": False}, "fp16": {},
-              "bf16": {}, "onnx": {}, "onnx-int8-dynamic": {}, "onnx-int8-static": {"calibration_examples": 8}}
+              "bf16": {}, "onnx": {}, "onnx-int8-dynamic": {}, "onnx-int8-static": {"calibration_examples": 8},
+              "prune": {"ratio": 0.5, "scope": "global", "epochs": 1}, "prune-unstructured": {"ratio": 0.5}}
 
 
 @pytest.mark.slow
