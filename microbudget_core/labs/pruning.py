@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .. import labs
+from ..figures import Measured
 from ..measure import MeasureConfig
 from ..pipeline import Request, Sweep, prepare, resolve, run_rows
 from ..runs import Run, RunStore
@@ -100,30 +101,30 @@ def rows_of(runs: Sequence[Run]) -> list[PruningRow]:
     """The original, then every pruned row: size, params, latency, throughput, accuracy, validation accuracy
     before and after recovery."""
     original = runs[0].baseline
-    rows = [PruningRow(name="original", method="original", ratio=None, size_mb=original.size_bytes / 1e6,
-                       compressed_mb=None, compressed_x=None, params_m=original.params / 1e6,
-                       p50_ms=original.latency_ms_p50,
-                       p50_ms_p25=original.latency_ms_p25 or original.latency_ms_p50,
-                       p50_ms_p75=original.latency_ms_p75 or original.latency_ms_p50,
-                       throughput=original.throughput_per_s, accuracy=original.accuracy, before_recovery=None,
-                       after_recovery=None, x_smaller=1.0, x_faster=1.0, x_faster_low=1.0,
-                       x_faster_high=1.0, speed=speed_verdict(original.speed_check))]
+    rows = [PruningRow(name="original", method="original", ratio=None, compressed_mb=None, compressed_x=None,
+                       before_recovery=None, after_recovery=None, x_smaller=1.0, x_faster=1.0, x_faster_low=1.0,
+                       x_faster_high=1.0, **_measured(original))]
     for run in runs:
-        m, report = run.result, run.result.report
+        m, report, kind = run.result, run.result.report, method(run)
         history = [epoch.get("val_accuracy") for epoch in (m.history or []) if epoch.get("val_accuracy") is not None]
+        compressed = report.get("compressed_bytes")
         rows.append(PruningRow(
-            name=f"{method(run)} {ratio(run):.0%}", method=method(run), ratio=ratio(run), size_mb=m.size_bytes / 1e6,
-            compressed_mb=report["compressed_bytes"] / 1e6 if "compressed_bytes" in report else None,
-            compressed_x=report["compressed_bytes_before"] / report["compressed_bytes"] if "compressed_bytes" in report
-            else None,
-            params_m=m.params / 1e6, p50_ms=m.latency_ms_p50, p50_ms_p25=m.latency_ms_p25 or m.latency_ms_p50,
-            p50_ms_p75=m.latency_ms_p75 or m.latency_ms_p50, throughput=m.throughput_per_s, accuracy=m.accuracy,
+            name=f"{kind} {ratio(run):.0%}", method=kind, ratio=ratio(run),
+            compressed_mb=compressed / 1e6 if compressed else None,
+            compressed_x=report["compressed_bytes_before"] / compressed if compressed else None,
             before_recovery=report.get("val_accuracy_before_recovery"),
-            after_recovery=max(history) if history and method(run) != UNSTRUCTURED else None,
+            after_recovery=max(history) if history and kind != UNSTRUCTURED else None,
             x_smaller=run.ratios["size"], x_faster=run.ratios["latency"],
             x_faster_low=run.ratios.get("latency_low", run.ratios["latency"]),
-            x_faster_high=run.ratios.get("latency_high", run.ratios["latency"]), speed=speed_verdict(m.speed_check)))
+            x_faster_high=run.ratios.get("latency_high", run.ratios["latency"]), **_measured(m)))
     return rows
+
+
+def _measured(m: Measured) -> dict[str, Any]:
+    """The row's fields read from one measurement, the same for the original and each pruned model."""
+    return {"size_mb": m.size_bytes / 1e6, "params_m": m.params / 1e6, "p50_ms": m.latency_ms_p50,
+            "p50_ms_p25": m.latency_ms_p25 or m.latency_ms_p50, "p50_ms_p75": m.latency_ms_p75 or m.latency_ms_p50,
+            "throughput": m.throughput_per_s, "accuracy": m.accuracy, "speed": speed_verdict(m.speed_check)}
 
 
 def headline(rows: list[PruningRow], tolerance: float = 1.5) -> str:
