@@ -10,7 +10,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..runtimes.ort_seq2seq import OnnxSpeechModel, new_storage, quiet
+from ..runtimes._folder import new_storage
+from ..runtimes.ort_seq2seq import OnnxSpeechModel, quiet
 from .onnx_model import one_clear_error
 
 

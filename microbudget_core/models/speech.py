@@ -130,8 +130,11 @@ class Transcript:
 
 
 def transcribe(bundle: ModelBundle, audio: np.ndarray) -> Transcript:
-    """Greedy transcript of one clip, window by window, timed."""
+    """Greedy transcript of one clip, window by window (or as its runtime reads a clip, if it does), timed."""
     start, texts, tokens = time.perf_counter(), [], 0
+    if hasattr(bundle.runtime, "transcribe"):  # faster-whisper: its own features and windows
+        text, tokens = bundle.runtime.transcribe(bundle.model, audio)
+        return Transcript(text, time.perf_counter() - start, tokens)
     for window in windows(audio):
         features = bundle.preprocess([window])
         ids = generate(bundle, features)

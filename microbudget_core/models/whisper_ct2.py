@@ -1,7 +1,7 @@
 """Convert a CTranslate2 Whisper model (faster-whisper's format) into a Hugging Face Whisper folder.
 
-Hand-written with struct and numpy: no installed library reads CTranslate2 files (the ctranslate2 package is not
-available here). `model.bin` is the plain binary written by CTranslate2's `ModelSpec._serialize`
+Hand-written with struct and numpy: CTranslate2 converts transformers models to its format, but nothing converts
+back. `model.bin` is the plain binary written by CTranslate2's `ModelSpec._serialize`
 (python/ctranslate2/specs/model_spec.py); the weight names are those set by its `WhisperLoader`
 (python/ctranslate2/converters/transformers.py), which this module inverts. All integers are little-endian:
 

@@ -9,6 +9,7 @@ Adding a runtime is adding a module here that holds:
 - `save(model, folder)` and `load(folder, model=None) -> model` (the rebuilt architecture when not
   self-contained);
 - `parameter_count(model)`, `digest(model)` (a sha256 of the weights) and `set_threads(model, n)`;
+- for a runtime that reads a clip's audio itself (faster-whisper), `transcribe(model, audio) -> (text, tokens)`;
 - for a runtime of language models, `greedy(model, ids)`: an endless iterator of the next greedy token, and
   `prompted(model, labels)`: the model answering a classification task by each label's log-likelihood.
 
@@ -27,6 +28,7 @@ PYTORCH = "pytorch"  # the runtime of a bundle whose meta names none
 ORT = "onnxruntime"
 LLAMACPP = "llama.cpp"
 ORT_SEQ2SEQ = "onnxruntime-seq2seq"  # an encoder and a decoder graph (speech recognition)
+CT2 = "ctranslate2"  # a Whisper run by faster-whisper
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import logging
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import onnxruntime
 import torch
 
 from . import ORT_SEQ2SEQ
+from ._folder import FolderModel
 
 ID = ORT_SEQ2SEQ
 NAME = "ONNX Runtime"
@@ -47,33 +47,18 @@ def quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-class OnnxSpeechModel:
+class OnnxSpeechModel(FolderModel):
     """An ORTModelForSpeechSeq2Seq over a temporary folder of exported files that this object owns."""
 
-    def __init__(self, storage: tempfile.TemporaryDirectory, threads: int | None = None):
+    def open(self) -> None:
         from optimum.onnxruntime import ORTModelForSpeechSeq2Seq  # a slow import, which most pages never need
 
-        # Nothing writes to the folder once made, so copies share it; it is deleted with its last holder.
-        self.storage = storage
-        # ONNX Runtime ignores torch.set_num_threads; measure() sets the count through set_threads().
-        self.threads = threads or torch.get_num_threads()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         with quiet():
             self.ort = ORTModelForSpeechSeq2Seq.from_pretrained(self.folder, provider="CPUExecutionProvider",
                                                                 session_options=options)
-
-    @classmethod
-    def from_folder(cls, source: Path, threads: int | None = None) -> OnnxSpeechModel:
-        """A model over its own copy of the files in `source` (a bundle's folder may change or go)."""
-        storage = new_storage()
-        shutil.copytree(source, storage.name, dirs_exist_ok=True)
-        return cls(storage, threads)
-
-    @property
-    def folder(self) -> Path:
-        return Path(self.storage.name)
 
     def onnx_files(self) -> list[Path]:
         """The graphs and any external weight files: everything but the JSON configs."""
@@ -82,24 +67,6 @@ class OnnxSpeechModel:
     def generate(self, input_features: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """Token ids, as transformers' generate() gives them for the same kwargs."""
         return self.ort.generate(input_features, **kwargs)
-
-    def __deepcopy__(self, memo: dict) -> OnnxSpeechModel:
-        return OnnxSpeechModel(self.storage, self.threads)
-
-    def __getstate__(self) -> dict[str, Any]:
-        files = {path.name: path.read_bytes() for path in self.folder.iterdir()}  # a flat folder, as Optimum saves it
-        return {"files": files, "threads": self.threads}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        storage = new_storage()
-        for name, data in state["files"].items():
-            (Path(storage.name) / name).write_bytes(data)
-        self.__init__(storage, state.get("threads"))
-
-
-def new_storage() -> tempfile.TemporaryDirectory:
-    """An empty temporary folder for a model's files."""
-    return tempfile.TemporaryDirectory(prefix="microbudget-onnx-speech-")
 
 
 def run(model: OnnxSpeechModel, features: dict[str, torch.Tensor]) -> np.ndarray:
@@ -146,6 +113,4 @@ def digest(model: OnnxSpeechModel, skip: Any = None) -> str:
 
 
 def set_threads(model: OnnxSpeechModel, threads: int) -> None:
-    """New sessions when the count changes (a session's thread pool is fixed when it is made)."""
-    if model.threads != threads:
-        model.__init__(model.storage, threads)
+    model.set_threads(threads)
