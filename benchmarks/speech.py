@@ -2,7 +2,9 @@
 Runtime and PyTorch), a distilled student, its hard-label control and the student in int8, on the recorded clips;
 the student and its control again on held-out flite speech.
 
-    .venv/bin/python -m benchmarks.speech        # writes benchmarks/speech.md
+    .venv/bin/python -m benchmarks.speech          # writes benchmarks/speech.md
+    .venv/bin/python -m benchmarks.speech anchors  # writes benchmarks/speech-anchors.md: tiny.en's int8 rows beside
+                                                   # faster-whisper's, no training (a few minutes)
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ from pathlib import Path
 
 from benchmarks.run import report
 from microbudget_core.support.cpu import describe
-from microbudget_core.labs.speech import FULL_ROWS, ORIGINAL, SpeechRow, rows_of, run_speech
+from microbudget_core.labs.speech import FASTER_WHISPER, FULL_ROWS, ORIGINAL, SpeechRow, rows_of, run_speech
 
 MODEL = "whisper-tiny.en"
 # The recorded clips get every row of the page; held-out flite speech the rows its floors name.
 DATASETS = {"speech-clips": (FULL_ROWS, ""), "spoken:rotten-tomatoes": (("control (reference transcripts)",
                                                                             "distilled"), None)}
+# The anchors: ours against faster-whisper's on the same weights and clips, measured in one run.
+ANCHORS = {"speech-clips": (("int8 (ONNX Runtime)", "int8 (PyTorch)", *FASTER_WHISPER), None)}
 
 
-def comparison(dataset: str) -> tuple[list[str], dict[str, SpeechRow]]:
+def comparison(dataset: str, plan: dict = DATASETS) -> tuple[list[str], dict[str, SpeechRow]]:
     started = time.perf_counter()
-    rows, larger = DATASETS[dataset]
+    rows, larger = plan[dataset]
     sweep = run_speech(MODEL, dataset, rows, larger, full=True, progress=report(dataset))
     wall = time.perf_counter() - started
     rows = rows_of(sweep.runs)
@@ -75,6 +79,12 @@ def floors(clips: dict[str, SpeechRow], spoken: dict[str, SpeechRow]) -> list[st
 
 def main() -> None:
     lines = [f"Measured {date.today()} on {describe()}, 2 threads.", ""]
+    if sys.argv[1:] == ["anchors"]:
+        lines += comparison("speech-clips", ANCHORS)[0]
+        Path(__file__).with_name("speech-anchors.md").write_text("\n".join(lines) + "\n")
+        print(file=sys.stderr)
+        print("\n".join(lines))
+        return
     tables = {}
     for dataset in DATASETS:
         part, tables[dataset] = comparison(dataset)

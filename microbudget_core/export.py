@@ -1,4 +1,5 @@
-"""Take a run away: its saved model (ONNX file, or safetensors + config) and a model card, as a folder or a zip."""
+"""Take a run away: its saved model, the forms the ecosystem's loaders read (Optimum / transformers, faster-whisper,
+Ollama), and a model card that leads with them, as a folder or a zip."""
 
 from __future__ import annotations
 
@@ -9,24 +10,76 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from types import ModuleType
+
+import transformers
+
 from . import kinds, runtimes
-from .support.errors import MicrobudgetError
+from .models.bundle import ModelBundle
+from .models.pruned import PRUNED_SHAPES
 from .runs import Run, saved_artifact
+from .saved import load_saved
+from .support.errors import MicrobudgetError
 
 CARD_NAME = "README.md"  # the name the Hugging Face Hub shows as a model card
 
 
 def export_run(run: Run, folder: Path) -> Path:
-    """Copy the run's artifact into `folder` (new or empty) and write its model card beside it."""
+    """Copy the run's artifact into `folder` (new or empty), add the standard forms, and write its model card."""
     artifact = saved_artifact(run)
     if folder.exists() and any(folder.iterdir()):
         raise MicrobudgetError(f"'{folder}' is not empty.", "Export into a new or empty folder.")
     shutil.copytree(artifact, folder, dirs_exist_ok=True)
-    runtime = runtimes.of(json.loads((folder / "microbudget.json").read_text())["meta"])
-    # A runtime with its own way to run the file (llama.cpp: an Ollama Modelfile) writes it, and says how.
-    extra = runtime.take_away(folder, f"{run.model}-{run.label}") if hasattr(runtime, "take_away") else ""
-    (folder / CARD_NAME).write_text(model_card(run) + (f"\n{extra}" if extra else ""))
+    forms = standard_forms(load_saved(artifact), folder, f"{run.model}-{run.label}")
+    (folder / CARD_NAME).write_text(model_card(run, folder.name, forms))
     return folder
+
+
+def standard_forms(bundle: ModelBundle, folder: Path, name: str) -> str:
+    """Write what loaders other than microbudget's read into the exported `folder` (the saved `bundle`'s copy);
+    the card's sections on them (`name`: the model's, for Ollama).
+
+    A runtime with its own way to run its file (llama.cpp: an Ollama Modelfile) writes it; else the kind writes its
+    forms (an ONNX graph for Optimum, CTranslate2 folders for faster-whisper); a PyTorch model of a transformers
+    class also loads as it is. A form that cannot be made is said, not shipped.
+    """
+    if hasattr(bundle.runtime, "take_away"):
+        return bundle.runtime.take_away(folder, name)
+    kind = kinds.get(bundle.task)
+    try:
+        sections = [kind.take_away(bundle, folder)] if hasattr(kind, "take_away") else []
+    except MicrobudgetError as error:  # e.g. an architecture ONNX does not export: the card says so
+        sections = [f"## No ONNX form\n\n{error}\n"]
+    return "\n".join([*sections, _transformers_section(bundle, kind, folder.name)])
+
+
+def _transformers_section(bundle: ModelBundle, kind: ModuleType, name: str) -> str:
+    """How transformers loads the PyTorch weights as they are, or why it cannot."""
+    if bundle.runtime.ID != runtimes.PYTORCH:
+        return ""
+    why_not = standard_class_missing(bundle)
+    if why_not:
+        return (f"## The PyTorch weights\n\n`model.safetensors` loads only through microbudget (below): {why_not}. "
+                "The form above is the one to take elsewhere.\n")
+    return f"""## Load it with transformers
+
+```python
+from transformers import pipeline
+model = pipeline("{kind.PIPELINE}", model="{name}")
+```
+"""
+
+
+def standard_class_missing(bundle: ModelBundle) -> str:
+    """Why transformers' Auto classes cannot load the saved PyTorch weights as they are ('' when they can)."""
+    if bundle.meta.get("structure"):
+        return f"PyTorch's {', '.join(bundle.meta['structure'])} modules are not a transformers class"
+    if bundle.meta.get(PRUNED_SHAPES):
+        return "its layers were pruned to sizes a transformers config cannot state (heads or channels per layer)"
+    if not hasattr(transformers, type(bundle.model).__name__):
+        return (f"{type(bundle.model).__name__} is microbudget's own network or head (e.g. the mean of every layer's "
+                "tokens), which transformers does not ship")
+    return ""
 
 
 def export_zip(run: Run) -> bytes:
@@ -40,8 +93,9 @@ def export_zip(run: Run) -> bytes:
         return buffer.getvalue()
 
 
-def model_card(run: Run) -> str:
-    """What was done, on which data, what it measured, and how to load it."""
+def model_card(run: Run, name: str | None = None, loaders: str = "") -> str:
+    """What was done, on which data, what it measured and where, and how to load it: the standard loaders first."""
+    name = name or run.run_id
     steps = "\n".join(f"{n}. `{s['technique']}` with `{json.dumps(s['config'])}`" for n, s in enumerate(run.steps, 1))
     rows = [("accuracy", "accuracy", 1, ".3f"), ("balanced accuracy", "balanced_accuracy", 1, ".3f"),
             ("macro F1", "macro_f1", 1, ".3f"),
@@ -67,7 +121,7 @@ Run `{run.run_id}`, {run.created_at}.
 
 {steps or "Nothing: this is the original task model."}
 
-## Measured on the held-out eval split (2 CPU threads)
+## Measured on the held-out eval split ({run.result.measured_on}, {run.result.threads} threads)
 
 | | original | this model |
 |---|---|---|
@@ -76,12 +130,13 @@ Run `{run.run_id}`, {run.created_at}.
 Notes from the techniques:
 {notes}
 
-## Load it
+{loaders}
+## Load it with microbudget
 
 ```python
 from pathlib import Path
 from microbudget_core.saved import load_saved
-model = load_saved(Path("{run.run_id}"))  # this folder
+model = load_saved(Path("{name}"))  # this folder
 {kinds.get(run.task).card_usage}
 ```
 """

@@ -122,6 +122,9 @@ elif artifact == DAMAGED:
 st.download_button("Download the model and its card (zip)", functools.partial(export_zip, run),
                    file_name=f"microbudget-{run_id}.zip", mime="application/zip", disabled=artifact != SAVED)
 with st.expander("Model card"):
+    st.caption("The download also holds the forms other tools load without microbudget (an ONNX graph for Optimum "
+               "and transformers' pipeline, CTranslate2 folders for faster-whisper, a Modelfile for Ollama); its "
+               "card leads with how to load them.")
     st.markdown(model_card(run))
 with st.popover("Delete this run", disabled=bool(run.snapshot)):
     st.write(f"Delete **{run.label}** ({run_id}) and its saved model files? This cannot be undone.")

@@ -12,9 +12,10 @@ from microbudget_core.labs import speech as lab
 st.title("Speech recognition")
 st.markdown("Whisper transcribes speech; Distil-Whisper keeps its encoder and cuts its decoder, and the distilled "
             "variants are *\"50% smaller and up to 6 times faster with a very small quality loss\"* (quoted). Here "
-            "Whisper tiny.en, a larger Whisper (base), their int8 forms and a student distilled on this machine "
-            "transcribe the same clips, scored by word error rate (WER: words substituted, dropped or added, per "
-            "reference word, after Whisper's English normalizer) against the time each clip takes.")
+            "Whisper tiny.en, a larger Whisper (base), their int8 forms, faster-whisper (CTranslate2, how most "
+            "people run Whisper on CPUs: the anchor to beat) and a student distilled on this machine transcribe the "
+            "same clips, scored by word error rate (WER: words substituted, dropped or added, per reference word, "
+            "after Whisper's English normalizer) against the time each clip takes.")
 
 model, dataset = ui.pick_speech_model_and_clips("speech")
 full = ui.full_budget("speech_full", "one student, one epoch", "the control too, each for 3 epochs (the benchmark figures)")
@@ -23,7 +24,8 @@ rows = st.multiselect("Rows", list(lab.ROWS), default=list(lab.FULL_ROWS if full
                       help="distilled: the original's weights, its encoder reading only the clip (not a 30 s window) "
                            "and matched to the original's states, its decoder trained on the original's transcripts "
                            "of the training speech (minutes). control: the same student trained on the reference "
-                           "transcripts instead.")
+                           "transcripts instead. faster-whisper: the same weights converted by CTranslate2 (int8 or "
+                           "float32) and transcribed by faster-whisper as it runs by default, greedy.")
 larger = model in lab.LARGER and st.checkbox(f"Also the larger Whisper ({lab.LARGER[model]}), as it is",
                                             value=True, key="speech_larger")
 

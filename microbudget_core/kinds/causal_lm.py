@@ -30,6 +30,7 @@ QUALITY = "perplexity"
 HIGHER_IS_BETTER = False
 GPU_MEASURED = False  # measured on the CPU: its generation loop (models.llm.complete) feeds CPU tensors
 TIMED_COMPLETIONS = 4  # rounds at most (a completion each); a level's tokens/s is their median
+PIPELINE = "text-generation"  # transformers' pipeline for a PyTorch export
 # The model card's snippet: what to do with the model once loaded.
 card_usage = ('from microbudget_core.models.llm import complete\n'
               'print(complete(model, "The three best ways to make a model smaller are", 32).text)')

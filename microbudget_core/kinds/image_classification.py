@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import transformers
 
 from .. import data
-from ..models.bundle import IMAGE
+from ..models.bundle import IMAGE, ModelBundle
 from ..models.hf import HubImagePreprocessor, from_pretrained
+from ..models.vision import hf_config, is_project_network, preprocessor_of
 from ..training import TrainConfig
 # The classifiers' shared part of the kind's API.
 from ._classification import (GPU_MEASURED, HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Figures, Metrics,  # noqa: F401
-                              hf_loader, quality, quality_ratio, speed_fields, speed_work)
+                              StandardLoader, hf_loader, labelled, onnx_form, quality, quality_ratio, source_config,
+                              speed_fields, speed_work)
 
 ID = IMAGE
 DESCRIPTION = "image classifier"
 DOES = "classifies images"
 PICK = "an image model such as mobilenet-v2"
 WORD_EMBEDDINGS = False
+PIPELINE = "image-classification"  # transformers' pipeline for this kind
 OPTIMUM_CLASS = "ORTModelForImageClassification"  # optimum.onnxruntime's class that exports this kind
 INPUTS = data.IMAGE_INPUTS
 # The Architectures page trains each network's head only by default: the photo sets are small, and the networks'
@@ -55,3 +59,27 @@ def hf_model_class(config: Any, fresh_head: bool = False) -> Any:
 
 def hf_preprocessor(source: str) -> HubImagePreprocessor:
     return HubImagePreprocessor(from_pretrained(transformers.AutoImageProcessor, source))
+
+
+def standard_config(bundle: ModelBundle) -> transformers.PretrainedConfig:
+    """The config an exported ONNX graph is loaded with, naming the labels: for the project's own networks, that of
+    transformers' class of the same architecture."""
+    config = hf_config(bundle.meta) if is_project_network(bundle.meta) else source_config(bundle)
+    return labelled(config, bundle.labels)
+
+
+def standard_preprocessor(bundle: ModelBundle) -> Any:
+    """transformers' image processor doing what the app's preprocessing does."""
+    if is_project_network(bundle.meta):
+        return preprocessor_of(bundle.meta).hf_processor()
+    return bundle.preprocess.processor
+
+
+# How the ecosystem loads an export: Optimum's class, transformers' pipeline (kinds._classification.onnx_form)
+STANDARD = StandardLoader(OPTIMUM_CLASS, PIPELINE, "AutoImageProcessor", "image_processor", '"your-image.png"', standard_config,
+                          standard_preprocessor)
+
+
+def take_away(bundle: ModelBundle, folder: Path) -> str:
+    """The ONNX form Optimum and transformers' pipeline load, written into the exported `folder`."""
+    return onnx_form(bundle, folder, STANDARD)

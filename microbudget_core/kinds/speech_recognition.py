@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -16,11 +17,14 @@ from ..figures import Measured
 from ..data.audio import SAMPLE_RATE
 from ..measure import MeasureConfig
 from ..models.bundle import SPEECH, ModelBundle
+from ..models.ctranslate2_whisper import to_ctranslate2
 from ..models.onnx_model import refuse_changed
 from ..models.onnx_speech import export_speech_onnx, quantize_speech_int8
-from ..models.speech import SpeechPreprocessor, is_whisper, load_whisper, speech_preprocessor, transcribe
+from ..models.speech import (MAX_NEW_TOKENS, SpeechPreprocessor, is_whisper, load_whisper, speech_preprocessor,
+                             transcribe)
 from ..support.progress import Progress
-from ..runtimes import ORT_SEQ2SEQ
+from ..runtimes import CT2, ORT_SEQ2SEQ
+from ..runtimes.ct2 import SUBFOLDER as CT2_SUBFOLDER
 
 ID = SPEECH
 DESCRIPTION = "speech recognizer"
@@ -38,6 +42,8 @@ TIMED_CLIPS = 3  # clips timed a round: each is a whole transcript, 0.1-1 s on 2
 CLIP_SECONDS = 5  # multiply-adds are counted for a clip this long (the encoder still reads a 30 s window)
 card_usage = ('from microbudget_core.models.speech import transcribe\n'
               'print(transcribe(model, waveform_16khz_float32).text)')
+PIPELINE = "automatic-speech-recognition"  # transformers' pipeline for a PyTorch Whisper export
+TAKE_AWAY = ("int8", "float32")  # the CTranslate2 folders a float PyTorch Whisper's export carries
 
 
 @dataclass
@@ -163,3 +169,59 @@ def hf_model_class(config: Any, fresh_head: bool = False) -> Any:
 
 def hf_preprocessor(source: str) -> SpeechPreprocessor:
     return speech_preprocessor(source)
+
+
+def take_away(bundle: ModelBundle, folder: Path) -> str:
+    """The forms faster-whisper and Optimum load, written into the exported `folder`; the card's section on them."""
+    if bundle.runtime.ID == ORT_SEQ2SEQ:
+        return _optimum_section(folder.name)
+    if bundle.runtime.ID == CT2:
+        return _faster_whisper_section([f"{folder.name}/{CT2_SUBFOLDER}"], "")
+    if bundle.meta.get("structure"):
+        return (f"## No faster-whisper or ONNX form\n\nPyTorch's {', '.join(bundle.meta['structure'])} modules load "
+                "only through microbudget. For int8 that runs elsewhere, use `faster-whisper` or `onnx-int8-dynamic`.\n")
+    for quantization in TAKE_AWAY:
+        to_ctranslate2(bundle, folder / f"faster-whisper-{quantization}", quantization)
+    reads_clip = (" This model was trained to read the clip alone (`clip_frames.json`); faster-whisper and "
+                  "transformers pad every clip to 30 s." if bundle.preprocess.clip_frames else "")
+    return _faster_whisper_section([f"{folder.name}/faster-whisper-{q}" for q in TAKE_AWAY],
+                                   "CTranslate2's converter wrote these folders from this model's float weights "
+                                   f"({' and '.join(TAKE_AWAY)}: CTranslate2 quantizes int8 itself).{reads_clip}")
+
+
+def _faster_whisper_section(folders: list[str], note: str) -> str:
+    loads = "\n".join(f'{"# or: " if n else ""}model = WhisperModel("{path}", device="cpu", compute_type="default")'
+                      for n, path in enumerate(folders))
+    return textwrap.dedent(f"""\
+        ## Run it with faster-whisper
+
+        {note}
+
+        ```python
+        from faster_whisper import WhisperModel
+        {{loads}}
+        segments, _ = model.transcribe("your-clip.wav", language="en", beam_size=1, without_timestamps=True)
+        print(" ".join(segment.text.strip() for segment in segments))
+        ```
+        """).replace("{loads}", loads)
+
+
+def _optimum_section(name: str) -> str:
+    return textwrap.dedent(f"""\
+        ## Load it with Optimum (ONNX Runtime)
+
+        `onnx/` holds the encoder and the merged decoder graphs; the processor files are beside them, in this folder.
+
+        ```python
+        import soundfile
+        from optimum.onnxruntime import ORTModelForSpeechSeq2Seq
+        from transformers import AutoProcessor
+        processor = AutoProcessor.from_pretrained("{name}")
+        model = ORTModelForSpeechSeq2Seq.from_pretrained("{name}/onnx")
+        audio, rate = soundfile.read("your-clip.wav", dtype="float32")  # 16 kHz mono
+        features = processor(audio, sampling_rate=rate, return_tensors="pt").input_features
+        ids = model.generate(features, max_new_tokens={MAX_NEW_TOKENS})  # greedy, as the app transcribes
+        print(processor.batch_decode(ids, skip_special_tokens=True)[0])
+        ```
+        ```
+        """)

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
 import transformers
 
 from .. import data
-from ..models.bundle import TEXT
+from ..models.bundle import TEXT, ModelBundle
 from ..models.hf import TextPreprocessor, from_pretrained
 from ..models.pooling import uses_layer_mean
 from ..training import TrainConfig
 # The classifiers' shared part of the kind's API.
 from ._classification import (GPU_MEASURED, HIGHER_IS_BETTER, PROMPTED_FOR, QUALITY, Figures, Metrics,  # noqa: F401
-                              hf_loader, quality, quality_ratio, speed_fields, speed_work)
+                              StandardLoader, hf_loader, labelled, onnx_form, quality, quality_ratio, source_config,
+                              speed_fields, speed_work)
 
 ID = TEXT
 DESCRIPTION = "text classifier"
 DOES = "classifies text"
 PICK = "a text model such as minilm-l6"
 WORD_EMBEDDINGS = True  # its inputs are tokens looked up in a word table (frozen, trimmed by some techniques)
+PIPELINE = "text-classification"  # transformers' pipeline for this kind
 OPTIMUM_CLASS = "ORTModelForSequenceClassification"  # optimum.onnxruntime's class that exports this kind
 INPUTS = data.TEXT_INPUTS
 # The baseline recipe (a pretrained model's first fine-tune; the rate techniques take when given 0): every weight
@@ -60,5 +64,27 @@ def hf_model_class(config: Any, fresh_head: bool = False) -> Any:
     return transformers.AutoModelForSequenceClassification
 
 
+def standard_config(bundle: ModelBundle) -> transformers.PretrainedConfig:
+    """The config an exported ONNX graph is loaded with: the model's (or its source's), naming the labels."""
+    return labelled(source_config(bundle), bundle.labels)
+
+
+def standard_preprocessor(bundle: ModelBundle) -> Any:
+    """The tokenizer, cutting texts where the app does (a pipeline truncates at model_max_length)."""
+    tokenizer = copy.deepcopy(bundle.preprocess.tokenizer)
+    tokenizer.model_max_length = bundle.preprocess.max_length
+    return tokenizer
+
+
 def hf_preprocessor(source: str) -> TextPreprocessor:
     return TextPreprocessor(from_pretrained(transformers.AutoTokenizer, source))
+
+
+# How the ecosystem loads an export: Optimum's class, transformers' pipeline (kinds._classification.onnx_form)
+STANDARD = StandardLoader(OPTIMUM_CLASS, PIPELINE, "AutoTokenizer", "tokenizer", '["your text here"], truncation=True',
+                          standard_config, standard_preprocessor)
+
+
+def take_away(bundle: ModelBundle, folder: Path) -> str:
+    """The ONNX form Optimum and transformers' pipeline load, written into the exported `folder`."""
+    return onnx_form(bundle, folder, STANDARD)

@@ -39,11 +39,15 @@ ROWS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "control (reference transcripts)": [("distill", {"layers": 4, "alpha": 0})],  # the same student, no teacher
     "distilled": [STUDENT],
     "distilled + int8": [STUDENT, INT8],
+    # faster-whisper (CTranslate2) as people run it on CPUs: the anchor users compare against
+    "faster-whisper int8": [("faster-whisper", {"quantization": "int8"})],
+    "faster-whisper float32": [("faster-whisper", {"quantization": "float32"})],
 }
 # The quick budget (the page's default; docs/first-visit.md) trains one student for one epoch; the full
 # budget (benchmarks/speech.md's figures) trains the control too, each for the technique's epochs.
-DEFAULT_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", "distilled", "distilled + int8")
-FULL_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", "control (reference transcripts)", "distilled",
+FASTER_WHISPER = ("faster-whisper int8", "faster-whisper float32")
+DEFAULT_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", *FASTER_WHISPER, "distilled", "distilled + int8")
+FULL_ROWS = ("int8 (ONNX Runtime)", "int8 (PyTorch)", *FASTER_WHISPER, "control (reference transcripts)", "distilled",
              "distilled + int8")
 QUICK_TRAINING = {"epochs": 1}
 ORIGINAL = "original"

@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+import transformers
 from PIL import Image
 from safetensors.torch import load_model
 from torch import nn
@@ -113,6 +114,13 @@ class ImagePreprocessor:
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return {"pixel_values": ((pixels - mean) / std).contiguous()}
 
+    def hf_processor(self) -> transformers.MobileNetV2ImageProcessor:
+        """The same transform as transformers' image processor (shorter side, centre crop, scale, normalise), for
+        an exported model that loads without microbudget."""
+        return transformers.MobileNetV2ImageProcessor(
+            size={"shortest_edge": self.resize}, resample=Image.Resampling.BILINEAR,
+            crop_size={"height": self.size, "width": self.size}, image_mean=list(self.mean), image_std=list(self.std))
+
     def _crop(self, image: Image.Image) -> np.ndarray:
         width, height = image.size
         # Same arithmetic as torchvision's Resize(int), which truncates the long side.
@@ -158,6 +166,7 @@ class VisionFamily:
     std: tuple[float, float, float] = IMAGENET_STD
     crop_padding: int | None = None  # resize to size + crop_padding before the centre crop (TensorFlow's eval);
     # None keeps torchvision's 256/224 ratio at every size
+    hf_model_type: str = "efficientnet"  # transformers' config type for the same architecture (an export's config.json)
 
     @property
     def description(self) -> str:
@@ -175,7 +184,8 @@ LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
 
 FAMILIES = {f.id: f for f in [
     VisionFamily("mobilenet-v2", "MobileNetV2", 3.5, MOBILENET_V2,
-                 lambda meta: MobileNetV2(meta["num_classes"], meta.get("width_mult", 1.0)), 224),  # narrow() sets it
+                 lambda meta: MobileNetV2(meta["num_classes"], meta.get("width_mult", 1.0)), 224,  # narrow() sets it
+                 hf_model_type="mobilenet_v2"),
     *(VisionFamily(f"efficientnet-lite{n}", f"EfficientNet-Lite{n}", params, weights,
                    lambda meta: EfficientNetLite(meta["family"], meta["num_classes"], meta["image_size"]),
                    SCALINGS[f"efficientnet-lite{n}"].image_size, LITE_MEAN, LITE_STD, crop_padding=32)
@@ -217,6 +227,12 @@ def load_pretrained(family_id: str, labels: list[str] | None = None, image_size:
 def is_project_network(meta: dict[str, Any]) -> bool:
     """Whether a bundle's model is one of the project's own vision networks (not a transformers model)."""
     return meta.get("family") in FAMILIES
+
+
+def hf_config(meta: dict[str, Any]) -> transformers.PretrainedConfig:
+    """transformers' config of the same architecture (its labels set by the caller): what an exported ONNX graph's
+    config.json names, so Optimum and pipelines load it."""
+    return transformers.AutoConfig.for_model(FAMILIES[meta["family"]].hf_model_type, image_size=meta["image_size"])
 
 
 def preprocessor_of(meta: dict[str, Any]) -> ImagePreprocessor:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data import Dataset
 from ..models import ModelBundle
 from ..models.bundle import SPEECH
+from ..models.ctranslate2_whisper import QUANTIZATIONS, to_ctranslate2
 from ..runtimes import CT2, PYTORCH
 from ..runtimes._folder import new_storage
 from ..runtimes.ct2 import FasterWhisperModel
@@ -19,13 +19,11 @@ from . import applies_to
 ID = "faster-whisper"
 DESCRIPTION = "CTranslate2 conversion run by faster-whisper (int8 or float weights; its own features and 30 s windows)"
 RESULT_RUNTIME = CT2
-# Copied beside model.bin: faster-whisper reads its tokenizer and its feature settings from them.
-FILES = ("tokenizer.json", "preprocessor_config.json")
 
 
 @dataclass(frozen=True)
 class Config:
-    quantization: str = field(default="int8", metadata={"choices": ("int8", "float32", "float16")})
+    quantization: str = field(default="int8", metadata={"choices": QUANTIZATIONS})
 
 
 @applies_to(ID, (SPEECH,), (PYTORCH,), instead="Convert the float model: put faster-whisper first.")
@@ -35,15 +33,9 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
     if changed:  # int8 or half modules: CTranslate2 converts a float transformers Whisper
         raise MicrobudgetError(f"A model already changed in PyTorch ({', '.join(changed)}) cannot be converted for "
                                "faster-whisper.", "Put faster-whisper first: CTranslate2 quantizes the float weights.")
-    from ctranslate2.converters import TransformersConverter  # a slow import, which most pages never need
-
     progress(0.0, f"Converting to CTranslate2 ({config.quantization})")
     storage = new_storage()
-    with tempfile.TemporaryDirectory() as scratch:
-        source = bundle.save(Path(scratch))
-        copied = [name for name in FILES if (source / name).exists()]
-        TransformersConverter(str(source), copy_files=copied).convert(storage.name, quantization=config.quantization,
-                                                                      force=True)
+    to_ctranslate2(bundle, Path(storage.name), config.quantization)
     note = (f"CTranslate2 {config.quantization} weights, run by faster-whisper (greedy, 30 s windows, its own "
             "log-mel features)." + (" This model was trained to read the clip alone; faster-whisper pads it to 30 s."
                                     if bundle.preprocess.clip_frames else ""))
