@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 from datetime import date
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from benchmarks.run import report
 from microbudget_core.data import DatasetSpec, load_dataset
 from microbudget_core.export import export_run
 from microbudget_core.kinds.speech_recognition import error_rate
+from microbudget_core.measure import MeasureConfig
 from microbudget_core.pipeline import Request, run_pipeline
 from microbudget_core.saved import load_saved
 from microbudget_core.support.cpu import describe
 
+BATCH = MeasureConfig.batch_size  # the app scores classifiers in batches of this many; the pipelines do the same
 # Any import of microbudget_core fails in the loaders' process, as on a machine without it.
 BLOCK = """import sys, json
 class NoMicrobudget:
@@ -46,7 +49,7 @@ IMAGE = """from optimum.onnxruntime import ORTModelForImageClassification
 from transformers import AutoImageProcessor, pipeline
 model = ORTModelForImageClassification.from_pretrained("{where}")
 classify = pipeline("image-classification", model=model, image_processor=AutoImageProcessor.from_pretrained("{where}"))
-print(json.dumps([answer[0]["label"] for answer in classify(json.load(open("inputs.json")), top_k=1)]))
+print(json.dumps([answer[0]["label"] for answer in classify(json.load(open("inputs.json")), top_k=1, batch_size=32)]))
 """
 OPTIMUM_SPEECH = """import numpy
 from optimum.onnxruntime import ORTModelForSpeechSeq2Seq
@@ -112,12 +115,14 @@ def write_inputs(dataset: str, eval_limit: int | None, folder: Path) -> tuple[li
     return inputs, labels
 
 
-def without_microbudget(code: str, cwd: Path) -> list:
+def without_microbudget(code: str, cwd: Path) -> Any:
+    """Run `code` in a fresh Python where importing microbudget_core fails (and it is not on the path); the JSON it
+    printed last."""
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "MICROBUDGET_HOME")}
     done = subprocess.run([sys.executable, "-c", BLOCK + code], cwd=cwd, capture_output=True, text=True,
-                          env={**env, "HF_HUB_OFFLINE": "1"}, check=False)
+                          env={**env, "HF_HUB_OFFLINE": "1"}, timeout=1800)
     if done.returncode:
-        raise RuntimeError(done.stderr[-3000:])
+        raise RuntimeError(f"The loader's process failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -136,7 +141,8 @@ def score(case: Case) -> str:
         else:
             names = [run.labels[label] for label in labels]
             app, theirs = run.result.accuracy, float(np.mean([a == b for a, b in zip(found, names)]))
-            predicted = [run.labels[i] for i in load_saved(Path(run.artifact_path)).predict(inputs)]
+            app_model = load_saved(Path(run.artifact_path))  # in the app's batches: int8 activations scale per batch
+            predicted = [run.labels[i] for n in range(0, len(inputs), BATCH) for i in app_model.predict(inputs[n:n + BATCH])]
             same = np.mean([a == b for a, b in zip(found, predicted)])
             figures = (f"accuracy {app:.3f} | accuracy {theirs:.3f} | {abs(theirs - app) * 100:.1f} pt | "
                        f"{same:.1%} of predictions")

@@ -8,6 +8,7 @@ from pathlib import Path
 import gguf
 import pytest
 
+from benchmarks.takeaway import without_microbudget
 from microbudget_core import kinds
 from microbudget_core import export, pipeline
 from microbudget_core.support.errors import MicrobudgetError
@@ -68,6 +69,16 @@ def test_each_level_is_what_its_file_holds_and_f32_matches_pytorch(tiny_gguf_lla
     assert 'PARAMETER stop "<|im_end|>"' in modelfile
     card = (folder / export.CARD_NAME).read_text()
     assert "ollama create" in card and "ollama run" in card and (folder / llamacpp.FILE).exists()
+    # llama.cpp (the engine Ollama runs) opens the exported file without microbudget: the same greedy tokens.
+    prompt = [1, 504, 1296]
+    found = without_microbudget(f"""
+from llama_cpp import Llama
+model = Llama(model_path="export/{llamacpp.FILE}", n_ctx=64, n_threads=2, verbose=False)
+tokens = model.generate({prompt}, top_k=1, temp=0.0)
+print(json.dumps([next(tokens) for _ in range(6)]))
+""", tmp_path)
+    app = llamacpp.greedy(llamacpp.load(Path(q4.artifact_path)), prompt)
+    assert found == [next(app) for _ in range(6)]
 
 
 def test_the_cli_contract(tiny_gguf_llama, texts_id):
