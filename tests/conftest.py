@@ -188,4 +188,3 @@ def spoken_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        timeout=HANG_GUARD_S)
     (folder / "transcripts.csv").write_text("file,text\n" + "".join(f"clip{n}.wav,{t}\n" for n, t in enumerate(SPOKEN)))
     return folder
-
