@@ -142,7 +142,8 @@ def score(case: Case) -> str:
             names = [run.labels[label] for label in labels]
             app, theirs = run.result.accuracy, float(np.mean([a == b for a, b in zip(found, names)]))
             app_model = load_saved(Path(run.artifact_path))  # in the app's batches: int8 activations scale per batch
-            predicted = [run.labels[i] for n in range(0, len(inputs), BATCH) for i in app_model.predict(inputs[n:n + BATCH])]
+            predicted = [run.labels[i] for n in range(0, len(inputs), BATCH)
+                         for i in app_model.predict(inputs[n:n + BATCH])]
             same = np.mean([a == b for a, b in zip(found, predicted)])
             figures = (f"accuracy {app:.3f} | accuracy {theirs:.3f} | {abs(theirs - app) * 100:.1f} pt | "
                        f"{same:.1%} of predictions")

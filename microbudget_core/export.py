@@ -9,7 +9,6 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-
 from types import ModuleType
 
 import transformers
@@ -65,7 +64,7 @@ def _transformers_section(bundle: ModelBundle, kind: ModuleType, name: str) -> s
 
 ```python
 from transformers import pipeline
-model = pipeline("{kind.PIPELINE}", model="{name}")
+pipe = pipeline("{kind.PIPELINE}", model="{name}")
 ```
 """
 

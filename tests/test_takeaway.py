@@ -137,7 +137,8 @@ def optimum_text(clip):
     features = processor(clip, sampling_rate=16000, return_tensors="pt").input_features
     return processor.batch_decode(model.generate(features, max_new_tokens=128), skip_special_tokens=True)[0].strip()
 optimum = [optimum_text(clip) for clip in clips]
-print(json.dumps({{"ct2": faster_whisper("ct2/ctranslate2"), "converted": faster_whisper("original/faster-whisper-int8"),
+print(json.dumps({{"ct2": faster_whisper("ct2/ctranslate2"),
+                  "converted": faster_whisper("original/faster-whisper-int8"),
                   "optimum": optimum}}))
 """, tmp_path)
     assert heard["ct2"] == [transcribe(ct2, clip).text for clip in clips]

@@ -17,6 +17,8 @@ comparing task strings. Adding a kind is adding a module here that holds:
 - `example_inputs()` and `dynamic_axes(names)` for ONNX export, `counting_input()` for multiply-adds,
   `card_usage` (the model card's snippet), `OPTIMUM_CLASS` (Optimum's exporter for it); a kind whose ONNX form
   is not one graph has its own `to_onnx(bundle)` and `to_onnx_int8(bundle, preset, per_channel)` (speech);
+- taking a run away: `PIPELINE` (transformers' pipeline task for it) and, where it has forms other tools load,
+  `take_away(bundle, folder) -> str`, which writes them into an export and returns the model card's section on them;
 - Hugging Face models of the kind: `recognises(config)` (the `FALLBACK` kind is asked last),
   `hf_loader(source, task, labels)`, `hf_model_class(config, fresh_head)`, `hf_preprocessor(source)`,
   and `PROMPTED_FOR`, the other tasks it answers from a prompt (a causal LM answers text classification).

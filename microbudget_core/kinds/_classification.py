@@ -3,8 +3,8 @@ calls and batches of the eval inputs to time."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,7 +83,6 @@ def hf_loader(source: str, task: str, labels: list[str] | None) -> Callable[[], 
 def quality_ratio(baseline: Figures, result: Figures) -> dict[str, float]:
     """Accuracy kept, as a share of the original's."""
     return {"accuracy_retained": result.accuracy / baseline.accuracy if baseline.accuracy else 0.0}
-
 
 
 def labelled(config: Any, labels: list[str]) -> Any:

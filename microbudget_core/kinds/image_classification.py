@@ -76,8 +76,8 @@ def standard_preprocessor(bundle: ModelBundle) -> Any:
 
 
 # How the ecosystem loads an export: Optimum's class, transformers' pipeline (kinds._classification.onnx_form)
-STANDARD = StandardLoader(OPTIMUM_CLASS, PIPELINE, "AutoImageProcessor", "image_processor", '"your-image.png"', standard_config,
-                          standard_preprocessor)
+STANDARD = StandardLoader(OPTIMUM_CLASS, PIPELINE, "AutoImageProcessor", "image_processor", '"your-image.png"',
+                          standard_config, standard_preprocessor)
 
 
 def take_away(bundle: ModelBundle, folder: Path) -> str:

@@ -179,7 +179,8 @@ def take_away(bundle: ModelBundle, folder: Path) -> str:
         return _faster_whisper_section([f"{folder.name}/{CT2_SUBFOLDER}"], "")
     if bundle.meta.get("structure"):
         return (f"## No faster-whisper or ONNX form\n\nPyTorch's {', '.join(bundle.meta['structure'])} modules load "
-                "only through microbudget. For int8 that runs elsewhere, use `faster-whisper` or `onnx-int8-dynamic`.\n")
+                "only through microbudget. For int8 that runs elsewhere, use `faster-whisper` or "
+                "`onnx-int8-dynamic`.\n")
     for quantization in TAKE_AWAY:
         to_ctranslate2(bundle, folder / f"faster-whisper-{quantization}", quantization)
     reads_clip = (" This model was trained to read the clip alone (`clip_frames.json`); faster-whisper and "
