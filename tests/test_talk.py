@@ -58,7 +58,8 @@ def warmed(tmp_path_factory, tiny_text_model, tiny_gguf_llama, sentiment_csv, ti
     """One warm of a tiny plan, unplugged, in a data folder of its own: (folder, plan, what warm reported, the
     seconds it took)."""
     plan = talk.Plan(model=str(tiny_text_model), dataset=f"csv:{sentiment_csv}", llm=str(tiny_gguf_llama),
-                     eval_limit=40, llm_texts=16, live_examples_per_class=16, architectures=(str(tiny_text_model),),
+                     eval_limit=40, llm_texts=16, llm_levels=("GGUF Q4_K_M",), live_examples_per_class=16,
+                     architectures=(str(tiny_text_model),),
                      speech_model=str(tiny_whisper), speech_dataset=f"audio:{spoken_folder}",
                      speech_rows=("int8 (PyTorch)",), vision_model="", teacher="")
     home = tmp_path_factory.mktemp("warmed-home")

@@ -34,6 +34,7 @@ class Plan:
     llm: str = "smollm2-135m"
     eval_limit: int = 500  # one size for every classification row, so the Compare page shows them together
     llm_texts: int = 100  # texts for the LLM levels' perplexity
+    llm_levels: tuple[str, ...] = ()  # none: the LLM quantization page's default levels (the talk's GGUF levels)
     live_examples_per_class: int = 128  # the labelled budget of a live re-run: a minute or two, not ten
     architectures: tuple[str, ...] = ()  # built-in architecture ids, hub ids or folders; none: the page's defaults
     speech_model: str = "whisper-tiny.en"  # the Speech page's: Whisper beside a larger and a distilled Whisper
@@ -60,7 +61,7 @@ def last_plan(with_snapshot: bool = True) -> Plan:
     kept = labs.recall(labs.TALK, [], with_snapshot)
     if not kept:
         return Plan()
-    tuples = {name: tuple(kept[name]) for name in ("architectures", "speech_rows") if name in kept}
+    tuples = {name: tuple(kept[name]) for name in ("architectures", "speech_rows", "llm_levels") if name in kept}
     return Plan(**{**kept, **tuples})
 
 
@@ -298,7 +299,8 @@ def _quantization_slide(plan: Plan) -> Shown:
 
 def _llm_levels(plan: Plan, progress: Progress) -> None:
     """The LLM at the page's default levels: the talk's GGUF Q8_0 / Q4_K_M / Q2_K (and F16) on llama.cpp."""
-    llm_quantization.run_levels(plan.llm, plan.dataset, texts=plan.llm_texts, progress=progress)
+    llm_quantization.run_levels(plan.llm, plan.dataset, plan.llm_levels or None, texts=plan.llm_texts,
+                                progress=progress)
 
 
 def _llm_slide(plan: Plan) -> Shown:
