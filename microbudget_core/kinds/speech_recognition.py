@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -181,48 +180,42 @@ def take_away(bundle: ModelBundle, folder: Path) -> str:
         return (f"## No faster-whisper or ONNX form\n\nPyTorch's {', '.join(bundle.meta['structure'])} modules load "
                 "only through microbudget. For int8 that runs elsewhere, use `faster-whisper` or "
                 "`onnx-int8-dynamic`.\n")
-    for quantization in TAKE_AWAY:
-        to_ctranslate2(bundle, folder / f"faster-whisper-{quantization}", quantization)
+    to_ctranslate2(bundle, {quantization: folder / f"faster-whisper-{quantization}" for quantization in TAKE_AWAY})
     reads_clip = (" This model was trained to read the clip alone (`clip_frames.json`); faster-whisper and "
                   "transformers pad every clip to 30 s." if bundle.preprocess.clip_frames else "")
     return _faster_whisper_section([f"{folder.name}/faster-whisper-{q}" for q in TAKE_AWAY],
                                    "CTranslate2's converter wrote these folders from this model's float weights "
-                                   f"({' and '.join(TAKE_AWAY)}: CTranslate2 quantizes int8 itself).{reads_clip}")
+                                   f"({' and '.join(TAKE_AWAY)}: CTranslate2 quantizes int8 itself).{reads_clip}\n\n")
 
 
 def _faster_whisper_section(folders: list[str], note: str) -> str:
     loads = "\n".join(f'{"# or: " if n else ""}model = WhisperModel("{path}", device="cpu", compute_type="default")'
                       for n, path in enumerate(folders))
-    return textwrap.dedent(f"""\
-        ## Run it with faster-whisper
+    return f"""## Run it with faster-whisper
 
-        {note}
-
-        ```python
-        from faster_whisper import WhisperModel
-        {{loads}}
-        segments, _ = model.transcribe("your-clip.wav", language="en", beam_size=1, without_timestamps=True)
-        print(" ".join(segment.text.strip() for segment in segments))
-        ```
-        """).replace("{loads}", loads)
+{note}```python
+from faster_whisper import WhisperModel
+{loads}
+segments, _ = model.transcribe("your-clip.wav", language="en", beam_size=1, without_timestamps=True)
+print(" ".join(segment.text.strip() for segment in segments))
+```
+"""
 
 
 def _optimum_section(name: str) -> str:
-    return textwrap.dedent(f"""\
-        ## Load it with Optimum (ONNX Runtime)
+    return f"""## Load it with Optimum (ONNX Runtime)
 
-        `onnx/` holds the encoder and the merged decoder graphs; the processor files are beside them, in this folder.
+`onnx/` holds the encoder and the merged decoder graphs; the processor files are beside them, in this folder.
 
-        ```python
-        import soundfile
-        from optimum.onnxruntime import ORTModelForSpeechSeq2Seq
-        from transformers import AutoProcessor
-        processor = AutoProcessor.from_pretrained("{name}")
-        model = ORTModelForSpeechSeq2Seq.from_pretrained("{name}/onnx")
-        audio, rate = soundfile.read("your-clip.wav", dtype="float32")  # 16 kHz mono
-        features = processor(audio, sampling_rate=rate, return_tensors="pt").input_features
-        ids = model.generate(features, max_new_tokens={MAX_NEW_TOKENS})  # greedy, as the app transcribes
-        print(processor.batch_decode(ids, skip_special_tokens=True)[0])
-        ```
-        ```
-        """)
+```python
+import soundfile
+from optimum.onnxruntime import ORTModelForSpeechSeq2Seq
+from transformers import AutoProcessor
+processor = AutoProcessor.from_pretrained("{name}")
+model = ORTModelForSpeechSeq2Seq.from_pretrained("{name}/onnx")
+audio, rate = soundfile.read("your-clip.wav", dtype="float32")  # 16 kHz mono
+features = processor(audio, sampling_rate=rate, return_tensors="pt").input_features
+ids = model.generate(features, max_new_tokens={MAX_NEW_TOKENS})  # greedy, as the app transcribes
+print(processor.batch_decode(ids, skip_special_tokens=True)[0])
+```
+"""

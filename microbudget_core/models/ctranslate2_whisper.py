@@ -12,13 +12,13 @@ FILES = ("tokenizer.json", "preprocessor_config.json")
 QUANTIZATIONS = ("int8", "float32", "float16")
 
 
-def to_ctranslate2(bundle: ModelBundle, target: Path, quantization: str) -> Path:
-    """Write the bundle's float Whisper into `target` as CTranslate2 weights in `quantization`."""
+def to_ctranslate2(bundle: ModelBundle, targets: dict[str, Path]) -> None:
+    """Write the bundle's float Whisper as CTranslate2 weights, once per quantization -> target folder (the bundle is
+    saved once for all of them)."""
     from ctranslate2.converters import TransformersConverter  # a slow import, which most pages never need
 
     with tempfile.TemporaryDirectory() as scratch:
         source = bundle.save(Path(scratch))
-        copied = [name for name in FILES if (source / name).exists()]
-        TransformersConverter(str(source), copy_files=copied).convert(str(target), quantization=quantization,
-                                                                      force=True)
-    return target
+        converter = TransformersConverter(str(source), copy_files=[name for name in FILES if (source / name).exists()])
+        for quantization, target in targets.items():
+            converter.convert(str(target), quantization=quantization, force=True)

@@ -35,7 +35,7 @@ def apply(bundle: ModelBundle, config: Config, dataset: Dataset | None = None,
                                "faster-whisper.", "Put faster-whisper first: CTranslate2 quantizes the float weights.")
     progress(0.0, f"Converting to CTranslate2 ({config.quantization})")
     storage = new_storage()
-    to_ctranslate2(bundle, Path(storage.name), config.quantization)
+    to_ctranslate2(bundle, {config.quantization: Path(storage.name)})
     note = (f"CTranslate2 {config.quantization} weights, run by faster-whisper (greedy, 30 s windows, its own "
             "log-mel features)." + (" This model was trained to read the clip alone; faster-whisper pads it to 30 s."
                                     if bundle.preprocess.clip_frames else ""))
